@@ -74,13 +74,28 @@ endif
 
 # Multi-connection tests against a real server with the installed extension.
 itest: install
-	$(CARGO) test --locked -p month-lock-tests
+	$(CARGO) test --locked -p month-lock-tests -p month-lock-client
 
 test: pgtest itest
 
 ## --- demo -----------------------------------------------------------------------------------
 demo: install
 	$(CARGO) run --locked --release -q -p month-lock-tests --bin month-lock-demo
+
+## --- benchmarks -----------------------------------------------------------------------------
+# A few minutes on a throwaway cluster; writes bench/results.md, bench/results.json and
+# bench/handoff_latency.png (the chart's text needs a TrueType font: DejaVu Sans).
+BENCH_APT_PACKAGES := fonts-dejavu-core
+
+bench: install
+	@if dpkg -s $(BENCH_APT_PACKAGES) >/dev/null 2>&1; then \
+	  echo "bench apt packages present"; \
+	else \
+	  echo "installing apt packages: $(BENCH_APT_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(BENCH_APT_PACKAGES) </dev/null; \
+	fi
+	$(CARGO) run --locked --release -q -p month-lock-bench
 
 clean:
 	$(CARGO) clean

@@ -19,8 +19,8 @@ SELECT (l.objid::bigint / 100)::integer                                   AS yea
  WHERE l.locktype = 'advisory'
    AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
                       WHERE d.datname = pg_catalog.current_database())
-   AND l.classid = month_lock_key_classid()
-   AND l.objsubid = month_lock_key_objsubid()
+   AND l.classid::bigint = month_lock_key_classid()
+   AND l.objsubid::integer = month_lock_key_objsubid()
    AND l.mode IN ('ExclusiveLock', 'ShareLock')
    AND l.objid::bigint % 100 BETWEEN 1 AND 12
    AND l.objid::bigint / 100 BETWEEN 1 AND 9999

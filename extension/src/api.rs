@@ -134,12 +134,13 @@ fn month_lock_held(year: Option<i32>, month: Option<i32>) -> bool {
 
 /// `pg_locks.classid` of month locks under the current settings (used by the view).
 #[pg_extern(volatile, parallel_unsafe)]
-fn month_lock_key_classid() -> pg_sys::Oid {
-    pg_sys::Oid::from(crate::keys::month_tag(2000, 1).classid)
+fn month_lock_key_classid() -> i64 {
+    // bigint, not oid: pgrx maps oid 0 (legacy keys) to NULL.
+    i64::from(crate::keys::month_tag(2000, 1).classid)
 }
 
 /// `pg_locks.objsubid` of month locks under the current settings (used by the view).
 #[pg_extern(volatile, parallel_unsafe)]
-fn month_lock_key_objsubid() -> i16 {
-    crate::keys::month_tag(2000, 1).objsubid as i16
+fn month_lock_key_objsubid() -> i32 {
+    i32::from(crate::keys::month_tag(2000, 1).objsubid)
 }

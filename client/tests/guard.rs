@@ -1,0 +1,341 @@
+//! The library against a real PostgreSQL with month_lock installed (see month_lock_tests).
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use month_lock_client::{
+    Error, Heartbeat, LockMode, LostReason, MonthLockExt, MonthLockGuard, Pooled, YearMonth,
+};
+use month_lock_tests::{backend_pid, server, wait_until_waiting};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+fn ym(s: &str) -> YearMonth {
+    s.parse().unwrap()
+}
+
+async fn is_locked_elsewhere(observer: &Client, m: YearMonth) -> bool {
+    observer.is_locked(m).await.unwrap()
+}
+
+/// Polls until `m` is free as `observer` sees it; returns how long that took (panics after 5 s).
+async fn wait_until_free(observer: &Client, m: YearMonth) -> Duration {
+    let start = Instant::now();
+    while is_locked_elsewhere(observer, m).await {
+        assert!(start.elapsed() < Duration::from_secs(5), "{m} still locked after 5 s");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn exclusive_and_shared_modes_exclude_each_other() {
+    let db = server().await.fresh_db("modes").await;
+    let (a, b, c) = (db.connect().await, db.connect().await, db.connect().await);
+    let m = ym("2024-03");
+
+    let ga = a.try_lock(m, Duration::ZERO).await.unwrap().expect("free month");
+    assert_eq!(ga.mode(), LockMode::Exclusive);
+    assert_eq!(ga.year_month(), m);
+    assert!(b.try_lock(m, Duration::ZERO).await.unwrap().is_none());
+    assert!(b.try_lock_shared(m, Duration::ZERO).await.unwrap().is_none());
+    assert!(b.try_lock(ym("2024-04"), Duration::ZERO).await.unwrap().is_some(), "other months are independent");
+    ga.release().await.unwrap();
+
+    let sb = b.try_lock_shared(m, Duration::ZERO).await.unwrap().expect("shared");
+    let sc = c.lock_shared(m).await.unwrap();
+    assert_eq!(sc.mode(), LockMode::Shared);
+    assert!(a.try_lock(m, Duration::ZERO).await.unwrap().is_none(), "shared holders exclude exclusive");
+    sb.release().await.unwrap();
+    sc.release().await.unwrap();
+    assert!(a.try_lock(m, Duration::ZERO).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn timeout_waits_then_gives_none_and_a_waiter_gets_the_month_on_release() {
+    let db = server().await.fresh_db("timeout_wait").await;
+    let (a, b, observer) = (db.connect().await, Arc::new(db.connect().await), db.connect().await);
+    let m = ym("2024-05");
+    let ga = a.lock(m).await.unwrap();
+
+    let start = Instant::now();
+    assert!(b.try_lock(m, Duration::from_millis(300)).await.unwrap().is_none());
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(290), "gave up early: {waited:?}");
+    assert!(!b.held(m).await.unwrap());
+
+    let b_pid = backend_pid(&b).await;
+    let waiter = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            let g = MonthLockGuard::lock(b.clone(), m).await.unwrap();
+            let held = b.held(m).await.unwrap();
+            g.release().await.unwrap();
+            held
+        })
+    };
+    wait_until_waiting(&observer, b_pid).await;
+    let rows = observer.locks().await.unwrap();
+    let waiting = rows.iter().find(|r| r.pid == Some(b_pid)).expect("waiter row");
+    assert!(!waiting.granted);
+    assert!(waiting.waiting_since.is_some());
+    ga.release().await.unwrap();
+    assert!(waiter.await.unwrap(), "the waiter holds the month after the release");
+}
+
+#[tokio::test]
+async fn dropped_guard_releases_promptly() {
+    let db = server().await.fresh_db("drop_prompt").await;
+    let (a, observer) = (db.connect().await, db.connect().await);
+    let m = ym("2024-06");
+    let mut latencies = Vec::new();
+    for _ in 0..20 {
+        let g = a.lock(m).await.unwrap();
+        assert!(is_locked_elsewhere(&observer, m).await);
+        drop(g);
+        latencies.push(wait_until_free(&observer, m).await);
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    let max = *latencies.last().unwrap();
+    println!("dropped-guard release seen by another session: median {median:?}, max {max:?} (20 drops)");
+    assert!(max < Duration::from_secs(1), "slow release after drop: {max:?}");
+}
+
+/// A one-connection "pool": the guard owns the pooled handle; when the handle is dropped the
+/// connection goes back and the next borrower's first statement must find the month free.
+#[tokio::test]
+async fn dropped_guard_releases_before_next_use_of_the_connection() {
+    let db = server().await.fresh_db("drop_order").await;
+    let conn = Arc::new(db.connect().await);
+    let m = ym("2024-07");
+    for _ in 0..50 {
+        // Owned Arc<Client>.
+        let g = MonthLockGuard::lock(conn.clone(), m).await.unwrap();
+        drop(g);
+        assert!(!conn.held(m).await.unwrap(), "the queued release ran before the next statement");
+        // Borrowed &Client.
+        let g = conn.lock(m).await.unwrap();
+        drop(g);
+        assert!(!conn.held(m).await.unwrap());
+    }
+
+    // A pool object that reaches the Client through two derefs, like deadpool_postgres::Object.
+    struct Wrapper(Arc<Client>);
+    impl Deref for Wrapper {
+        type Target = Client;
+        fn deref(&self) -> &Client {
+            &self.0
+        }
+    }
+    let object = Box::new(Wrapper(conn.clone()));
+    let g = MonthLockGuard::try_lock_shared(Pooled(object), m, Duration::ZERO).await.unwrap().unwrap();
+    assert!(conn.held(m).await.unwrap());
+    drop(g);
+    assert!(!conn.held(m).await.unwrap());
+}
+
+#[tokio::test]
+async fn guard_dropped_by_a_cancelled_task_releases() {
+    let db = server().await.fresh_db("drop_cancel").await;
+    let (conn, observer) = (Arc::new(db.connect().await), db.connect().await);
+    let m = ym("2024-08");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            let _g = conn.lock(m).await.unwrap();
+            tx.send(()).unwrap();
+            std::future::pending::<()>().await;
+        })
+    };
+    rx.await.unwrap();
+    assert!(is_locked_elsewhere(&observer, m).await);
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert!(!conn.held(m).await.unwrap());
+    wait_until_free(&observer, m).await;
+}
+
+#[tokio::test]
+async fn taking_a_month_this_session_holds_is_refused() {
+    let db = server().await.fresh_db("already").await;
+    let a = db.connect().await;
+    let m = ym("2024-09");
+    let g = a.lock(m).await.unwrap();
+    for attempt in [a.try_lock(m, Duration::ZERO).await.map(|_| ()), a.lock_shared(m).await.map(|_| ())] {
+        match attempt {
+            Err(Error::AlreadyHeld { ym }) => assert_eq!(ym, m),
+            other => panic!("expected AlreadyHeld, got {other:?}"),
+        }
+    }
+    assert!(a.held(m).await.unwrap(), "the refused attempt did not release the first guard's lock");
+    g.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancelled_unbounded_wait_leaves_nothing_held_and_frees_the_connection() {
+    let db = server().await.fresh_db("cancel_wait").await;
+    let (a, b, observer) = (db.connect().await, db.connect().await, db.connect().await);
+    let m = ym("2024-10");
+    let ga = a.lock(m).await.unwrap();
+    let b_pid = backend_pid(&b).await;
+
+    let attempt = tokio::time::timeout(Duration::from_millis(300), b.lock(m)).await;
+    assert!(attempt.is_err(), "still waiting when cancelled");
+    // The cancel request ends the server-side wait: b answers again quickly.
+    let start = Instant::now();
+    assert!(!b.held(m).await.unwrap());
+    assert!(start.elapsed() < Duration::from_secs(3), "connection stayed blocked {:?}", start.elapsed());
+    assert!(!observer.locks().await.unwrap().iter().any(|r| r.pid == Some(b_pid)), "no waiter left behind");
+
+    ga.release().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!is_locked_elsewhere(&observer, m).await, "the cancelled waiter did not take the month");
+
+    // A bounded wait dropped mid-way: the queued releases run after it ends either way.
+    let ga = a.lock(m).await.unwrap();
+    let attempt = tokio::time::timeout(Duration::from_millis(100), b.try_lock(m, Duration::from_millis(700))).await;
+    assert!(attempt.is_err());
+    ga.release().await.unwrap(); // b's wait now succeeds server-side, then its queued release runs
+    assert!(!b.held(m).await.unwrap());
+    wait_until_free(&observer, m).await;
+}
+
+#[tokio::test]
+async fn lost_fires_when_the_backend_is_terminated() {
+    let db = server().await.fresh_db("lost_term").await;
+    let observer = db.connect().await;
+    let mut times = Vec::new();
+    for i in 1..=5u32 {
+        let holder = Arc::new(db.connect().await);
+        let m = YearMonth::new(2024, i).unwrap();
+        let g = MonthLockGuard::lock(holder.clone(), m)
+            .await
+            .unwrap()
+            .with_heartbeat(Heartbeat { interval: Duration::from_millis(100), timeout: Some(Duration::from_secs(5)) });
+        let pid = backend_pid(&holder).await;
+        let lost = tokio::spawn(async move {
+            let reason = g.lost().await;
+            (reason, Instant::now())
+        });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!lost.is_finished(), "lost() resolved while the lock was held");
+        let terminated = Instant::now();
+        let ok: bool =
+            observer.query_one("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap().get(0);
+        assert!(ok);
+        let (reason, at) = tokio::time::timeout(Duration::from_secs(5), lost).await.expect("lost() fired").unwrap();
+        assert_eq!(reason, LostReason::ConnectionClosed);
+        times.push(at - terminated);
+    }
+    times.sort();
+    println!("lost() after pg_terminate_backend (heartbeat interval 100 ms): {times:?}");
+    assert!(times.iter().all(|t| *t < Duration::from_secs(2)));
+}
+
+#[tokio::test]
+async fn lost_fires_when_the_session_no_longer_holds_the_month() {
+    let db = server().await.fresh_db("lost_notheld").await;
+    let a = db.connect().await;
+    let m = ym("2025-01");
+    let g = a
+        .lock(m)
+        .await
+        .unwrap()
+        .with_heartbeat(Heartbeat { interval: Duration::from_millis(50), timeout: None });
+    assert!(tokio::time::timeout(Duration::from_millis(200), g.lost()).await.is_err(), "held: no loss");
+    assert_eq!(a.release_all().await.unwrap(), 1);
+    let reason = tokio::time::timeout(Duration::from_secs(2), g.lost()).await.expect("lost fired");
+    assert_eq!(reason, LostReason::NotHeld);
+    assert_eq!(g.lost().await, LostReason::NotHeld, "remembered");
+    match g.release().await {
+        Err(Error::LockLost { ym, reason: LostReason::NotHeld }) => assert_eq!(ym, m),
+        other => panic!("expected LockLost, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn transaction_scoped_locks_last_until_commit() {
+    let db = server().await.fresh_db("xact").await;
+    let (mut a, observer) = (db.connect().await, db.connect().await);
+    let m = ym("2025-02");
+    let tx = a.transaction().await.unwrap();
+    assert!(tx.client().try_lock_xact(m, Duration::ZERO).await.unwrap());
+    assert!(tx.client().held(m).await.unwrap());
+    assert!(is_locked_elsewhere(&observer, m).await);
+    assert!(!observer.try_lock_xact_shared(m, Duration::from_millis(50)).await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(!is_locked_elsewhere(&observer, m).await);
+
+    let tx = a.transaction().await.unwrap();
+    assert!(tx.client().try_lock_xact_shared(m, Duration::ZERO).await.unwrap());
+    assert!(observer.try_lock_xact_shared(m, Duration::ZERO).await.unwrap(), "shared with shared");
+    tx.rollback().await.unwrap();
+    assert!(!is_locked_elsewhere(&observer, m).await);
+}
+
+#[tokio::test]
+async fn locks_view_shows_holders_with_all_columns() {
+    let db = server().await.fresh_db("view").await;
+    let (a, observer) = (db.connect_as("view-test-holder").await, db.connect().await);
+    let m = ym("2025-03");
+    assert!(observer.locks().await.unwrap().is_empty());
+    let g = a.lock_shared(m).await.unwrap();
+    let pid = backend_pid(&a).await;
+    let rows = observer.locks().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r.year_month(), Some(m));
+    assert_eq!((r.year, r.month), (2025, 3));
+    assert_eq!(r.month_start, m.first_day());
+    assert_eq!(r.mode, LockMode::Shared);
+    assert!(r.granted);
+    assert_eq!(r.pid, Some(pid));
+    assert_eq!(r.waiting_since, None);
+    assert_eq!(r.application_name.as_deref(), Some("view-test-holder"));
+    assert_eq!(r.usename.as_deref(), Some("postgres"));
+    assert_eq!(r.client_addr, Some("127.0.0.1".parse().unwrap()));
+    assert!(r.backend_start.is_some());
+    let json = serde_json::to_value(r).unwrap();
+    for column in ["year", "month", "month_start", "mode", "granted", "pid", "waiting_since", "application_name", "usename", "client_addr", "backend_start"] {
+        assert!(json.get(column).is_some(), "{column} missing from {json}");
+    }
+    assert_eq!(json["mode"], "shared");
+    assert!(a.held(m).await.unwrap());
+    assert!(!observer.held(m).await.unwrap());
+    drop(g);
+}
+
+#[tokio::test]
+async fn missing_extension_is_a_distinct_error_naming_create_extension() {
+    let db = server().await.bare_db("noext").await;
+    let a = db.connect().await;
+    let m = ym("2024-03");
+    let errors = vec![
+        a.try_lock(m, Duration::ZERO).await.map(|_| ()).unwrap_err(),
+        a.lock(m).await.map(|_| ()).unwrap_err(),
+        a.is_locked(m).await.map(|_| ()).unwrap_err(),
+        a.locks().await.map(|_| ()).unwrap_err(),
+        a.try_lock_xact(m, Duration::ZERO).await.map(|_| ()).unwrap_err(),
+    ];
+    for e in errors {
+        assert!(matches!(e, Error::ExtensionMissing { .. }), "{e:?}");
+        assert!(e.to_string().contains("CREATE EXTENSION month_lock"), "{e}");
+        assert!(e.sqlstate() == Some(&SqlState::UNDEFINED_FUNCTION) || e.sqlstate() == Some(&SqlState::UNDEFINED_TABLE));
+    }
+}
+
+#[tokio::test]
+async fn database_errors_carry_their_sqlstate() {
+    let db = server().await.fresh_db("sqlstate").await;
+    let (a, b) = (db.connect().await, db.connect().await);
+    let m = ym("2024-03");
+    let _g = a.lock(m).await.unwrap();
+    b.batch_execute("SET statement_timeout = 100").await.unwrap();
+    let e = b.lock(m).await.unwrap_err();
+    assert!(matches!(e, Error::Database(_)), "{e:?}");
+    assert_eq!(e.sqlstate(), Some(&SqlState::QUERY_CANCELED));
+    assert!(e.to_string().contains("57014"), "{e}");
+}

@@ -1,0 +1,409 @@
+//! The five measurements. Each opens its own connections to the benchmark database and uses
+//! its own months, and leaves no lock behind.
+
+use crate::methods::{acquire, key, lock_now, release, Method, Rng, NS};
+use month_lock_tests::{backend_pid, TestDb};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// Waits long enough that no waiter of the handoff and throughput runs ever times out.
+const LONG_WAIT_MS: u32 = 60_000;
+
+/// A connection whose backend has already run the method's calls once (uncontended, on a
+/// month no experiment uses), so that no figure includes a new backend's first-call costs
+/// (loading the extension's library, catalog cache misses).
+async fn connect_warm(db: &TestDb, method: Method, app: &str) -> Client {
+    let client = db.connect_as(app).await;
+    let queries = AtomicU64::new(0);
+    assert!(acquire(&client, method, 1999, 1, 1000, &queries, None).await, "warm-up lock");
+    assert!(release(&client, method, 1999, 1).await, "warm-up release");
+    assert!(lock_now(&client, method, 1999, 1).await, "warm-up lock");
+    assert!(release(&client, method, 1999, 1).await, "warm-up release");
+    client
+}
+
+async fn connect_many(db: &TestDb, method: Method, n: usize, app: &str) -> Vec<Arc<Client>> {
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(Arc::new(connect_warm(db, method, app).await));
+    }
+    clients
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Number of backends queued (not granted) on the month's advisory lock in this database.
+async fn queued_on(observer: &Client, year: i32, month: i32) -> usize {
+    let sql = format!(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND classid = {NS} AND objid = {} AND objsubid = 2",
+        key(year, month)
+    );
+    let row = observer.query_one(sql.as_str(), &[]).await.expect("count waiters in pg_locks");
+    row.get::<_, i64>(0) as usize
+}
+
+/// 1. Handoff latency. Each round: a holder takes the month, `waiters` connections start
+/// waiting for it (for polling with a random phase within the 100 ms interval), and once all
+/// are queued (seen in pg_locks; for polling: refused once) the holder records the instant and
+/// sends its release. Whoever gets the month records the instant its call returned; the
+/// difference is one sample. It then records the instant and releases at once, handing the
+/// month to the next waiter, so a round is a chain of `waiters` handoffs while the queue drains
+/// from `waiters` to 1. Returns the samples in ms.
+pub async fn handoff(db: &TestDb, method: Method, waiters: usize, rounds: usize, seed: u64) -> Vec<f64> {
+    let (year, month) = (2024, 3);
+    let holder = connect_warm(db, method, "bench holder").await;
+    let observer = db.connect_as("bench observer").await;
+    let clients = connect_many(db, method, waiters, "bench waiter").await;
+    let queries = Arc::new(AtomicU64::new(0));
+    let last_release = Arc::new(Mutex::new(Instant::now()));
+    let mut rng = Rng::new(seed);
+    let mut samples = Vec::with_capacity(waiters * rounds);
+
+    for _ in 0..rounds {
+        assert!(lock_now(&holder, method, year, month).await, "holder could not take the month");
+        let refused = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::with_capacity(waiters);
+        for client in &clients {
+            let (client, refused, queries, last_release) =
+                (client.clone(), refused.clone(), queries.clone(), last_release.clone());
+            let phase = match method {
+                Method::Polling => Duration::from_micros(rng.below(100_000)),
+                _ => Duration::ZERO,
+            };
+            tasks.push(tokio::spawn(async move {
+                if !phase.is_zero() {
+                    tokio::time::sleep(phase).await;
+                }
+                let got =
+                    acquire(&client, method, year, month, LONG_WAIT_MS, &queries, Some(&refused)).await;
+                let returned = Instant::now();
+                assert!(got, "a handoff waiter timed out");
+                let sent = *last_release.lock().unwrap();
+                *last_release.lock().unwrap() = Instant::now();
+                assert!(release(&client, method, year, month).await, "waiter release failed");
+                returned - sent
+            }));
+        }
+        match method {
+            Method::Polling => {
+                while refused.load(Ordering::SeqCst) < waiters {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                // Release at a random point of the pollers' 100 ms cycle.
+                tokio::time::sleep(Duration::from_micros(rng.below(100_000))).await;
+            }
+            Method::MonthLock | Method::Queued => {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while queued_on(&observer, year, month).await < waiters {
+                    if Instant::now() >= deadline {
+                        let rows = observer.simple_query("SELECT locktype, database, classid, objid, objsubid, granted, pid FROM pg_locks WHERE locktype = 'advisory'").await.unwrap();
+                        for r in rows { if let SimpleQueryMessage::Row(r) = r { eprintln!("{:?}", (0..7).map(|i| r.get(i).map(str::to_string)).collect::<Vec<_>>()); } }
+                        panic!("waiters never queued");
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                // Let the last one settle into its sleep.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        *last_release.lock().unwrap() = Instant::now();
+        assert!(release(&holder, method, year, month).await, "holder release failed");
+        for task in tasks {
+            samples.push(ms(task.await.expect("waiter task")));
+        }
+    }
+    samples
+}
+
+/// 2. Timeout precision: one connection asks for a month that another holds, with the given
+/// timeout, `reps` times in a row. Returns the overshoots (elapsed − timeout) in ms.
+pub async fn timeout_overshoot(db: &TestDb, method: Method, timeout_ms: u32, reps: usize) -> Vec<f64> {
+    let (year, month) = (2024, 5);
+    let holder = connect_warm(db, method, "bench holder").await;
+    let waiter = connect_warm(db, method, "bench waiter").await;
+    let queries = AtomicU64::new(0);
+    assert!(lock_now(&holder, method, year, month).await);
+    let mut overshoots = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let start = Instant::now();
+        let got = acquire(&waiter, method, year, month, timeout_ms, &queries, None).await;
+        let elapsed = start.elapsed();
+        assert!(!got, "got a month that is held");
+        overshoots.push(ms(elapsed) - f64::from(timeout_ms));
+    }
+    assert!(release(&holder, method, year, month).await);
+    overshoots
+}
+
+/// 3a. In-server cost: `n` try+release pairs inside one statement, over the 12 months of 2024
+/// in turn, timed client-side (one round trip per `n` pairs). Returns ns per pair, the fastest
+/// of `reps` interleaved repetitions (the run least disturbed by anything else on the
+/// machine), for each method and for the bare loop (`None`).
+pub async fn in_server(db: &TestDb, n: u64, reps: usize) -> Vec<(Option<Method>, f64)> {
+    let client = db.connect_as("bench in-server").await;
+    let k = format!("{NS}, 202400 + 1 + g % 12");
+    let statement = |pair: &str| {
+        format!("SELECT sum(CASE WHEN {pair} ELSE 0 END) FROM generate_series(1, {n}) g")
+    };
+    let cases: Vec<(Option<Method>, String)> = vec![
+        (None, statement("1 + g % 12 > 0 THEN (1 + g % 12 > 0)::int")),
+        (
+            Some(Method::MonthLock),
+            statement("month_lock_try(2024, 1 + g % 12) THEN month_lock_release(2024, 1 + g % 12)::int"),
+        ),
+        (
+            Some(Method::Queued),
+            statement(&format!("pg_advisory_lock({k}) IS NOT NULL THEN pg_advisory_unlock({k})::int")),
+        ),
+        (
+            Some(Method::Polling),
+            statement(&format!("pg_try_advisory_lock({k}) THEN pg_advisory_unlock({k})::int")),
+        ),
+    ];
+    let run = |sql: String| {
+        let client = &client;
+        async move {
+            let start = Instant::now();
+            let messages = client.simple_query(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let elapsed = start.elapsed();
+            let sum: u64 = messages
+                .iter()
+                .find_map(|m| match m {
+                    SimpleQueryMessage::Row(row) => row.get(0).map(|v| v.parse().expect("sum")),
+                    _ => None,
+                })
+                .expect("a row");
+            assert_eq!(sum, n, "not every pair succeeded: {sql}");
+            elapsed.as_secs_f64() * 1e9 / n as f64
+        }
+    };
+    // Warm up caches and the plan path once.
+    for (_, sql) in &cases {
+        run(sql.clone()).await;
+    }
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    for _ in 0..reps {
+        for (i, (_, sql)) in cases.iter().enumerate() {
+            times[i].push(run(sql.clone()).await);
+        }
+    }
+    cases
+        .iter()
+        .zip(times)
+        .map(|((method, _), t)| (*method, t.into_iter().fold(f64::MAX, f64::min)))
+        .collect()
+}
+
+/// pgbench location: `PG_CONFIG --bindir` (default `pg_config` on PATH).
+fn pgbench_path() -> PathBuf {
+    let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| "pg_config".into());
+    let out = Command::new(&pg_config)
+        .arg("--bindir")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {pg_config}: {e}"));
+    assert!(out.status.success(), "{pg_config} --bindir failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("pgbench")
+}
+
+/// Key of the extra pgbench variant: month_lock_try with timeout_ms written out (0).
+pub const EXPLICIT_TIMEOUT: &str = "month_lock_explicit_timeout";
+
+/// The pgbench transactions: per method, take a month of the client's own year (so the pair
+/// is uncontended even with 16 clients), release it; two round trips per transaction. Plus
+/// month_lock_try with its timeout_ms argument written out: with the simple protocol every
+/// statement is planned anew, and filling in a default argument is part of that.
+pub fn pgbench_scripts() -> Vec<(&'static str, String)> {
+    let k = "\\set k (2000 + :client_id) * 100 + random(1, 12)\n";
+    let month_lock = |try_args: &str| {
+        format!(
+            "\\set m random(1, 12)\n\
+             SELECT month_lock_try(2000 + :client_id, :m{try_args});\n\
+             SELECT month_lock_release(2000 + :client_id, :m);\n"
+        )
+    };
+    vec![
+        (Method::MonthLock.key(), month_lock("")),
+        (
+            Method::Queued.key(),
+            format!(
+                "{k}SET LOCAL lock_timeout = 1000 \\; SELECT pg_advisory_lock({NS}, :k);\n\
+                 SELECT pg_advisory_unlock({NS}, :k);\n"
+            ),
+        ),
+        (
+            Method::Polling.key(),
+            format!(
+                "{k}SELECT pg_try_advisory_lock({NS}, :k);\n\
+                 SELECT pg_advisory_unlock({NS}, :k);\n"
+            ),
+        ),
+        (EXPLICIT_TIMEOUT, month_lock(", 0")),
+    ]
+}
+
+/// 3b. pgbench TPS of each script with `clients` clients, `reps` interleaved runs of `secs`
+/// seconds each; returns (script key, mean TPS, every run's TPS).
+pub fn pgbench(
+    db: &TestDb,
+    clients: u32,
+    secs: u32,
+    reps: usize,
+    dir: &Path,
+) -> Vec<(&'static str, f64, Vec<f64>)> {
+    let pgbench = pgbench_path();
+    let scripts = pgbench_scripts();
+    let host = match &db.config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    let port = db.config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let user = db.config.get_user().unwrap_or("postgres").to_string();
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); scripts.len()];
+    for _ in 0..reps {
+        for (i, (name, text)) in scripts.iter().enumerate() {
+            let script = dir.join(format!("pgbench_{name}.sql"));
+            std::fs::write(&script, text).expect("write pgbench script");
+            let out = Command::new(&pgbench)
+                .args(["-n", "-h", &host, "-p", &port, "-U", &user])
+                .args(["-c", &clients.to_string(), "-j", &clients.min(2).to_string()])
+                .args(["-T", &secs.to_string(), "-f"])
+                .arg(&script)
+                .arg(&db.name)
+                .env("PGAPPNAME", "bench pgbench")
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", pgbench.display()));
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "pgbench failed for {name}:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let tps = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("tps = "))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no tps in pgbench output:\n{stdout}"));
+            runs[i].push(tps);
+        }
+    }
+    scripts
+        .iter()
+        .zip(runs)
+        .map(|((name, _), r)| (*name, r.iter().sum::<f64>() / r.len() as f64, r))
+        .collect()
+}
+
+/// CPU time of a process so far: (utime+stime in ms from /proc/<pid>/stat,
+/// on-CPU ns from /proc/<pid>/schedstat when the kernel keeps it).
+fn cpu_of(pid: i32) -> (f64, Option<u64>) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/stat: {e} (the server must run on this machine)"));
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        v if v > 0 => v,
+        _ => 100,
+    };
+    let sched = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok());
+    (ticks as f64 * 1000.0 / hz as f64, sched)
+}
+
+pub struct WaitingCost {
+    pub queries: u64,
+    /// Sum over the waiters' backends of utime+stime, ms.
+    pub cpu_ms_stat: f64,
+    /// Sum over the waiters' backends of on-CPU time from schedstat, ms (finer grained).
+    pub cpu_ms_sched: Option<f64>,
+    pub wall_s: f64,
+}
+
+/// 4. Cost of waiting: `waiters` connections wait `secs` seconds for a month that stays held
+/// (the wait ends by each method's own timeout). Counts the queries they send and the CPU time
+/// of their backends over that time.
+pub async fn waiting_cost(db: &TestDb, method: Method, waiters: usize, secs: u32) -> WaitingCost {
+    let (year, month) = (2024, 7);
+    let holder = connect_warm(db, method, "bench holder").await;
+    let clients = connect_many(db, method, waiters, "bench waiter").await;
+    let mut pids = Vec::with_capacity(waiters);
+    for client in &clients {
+        pids.push(backend_pid(client).await);
+    }
+    assert!(lock_now(&holder, method, year, month).await);
+    let before: Vec<_> = pids.iter().map(|&p| cpu_of(p)).collect();
+    let queries = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(waiters);
+    for client in &clients {
+        let (client, queries) = (client.clone(), queries.clone());
+        tasks.push(tokio::spawn(async move {
+            acquire(&client, method, year, month, secs * 1000, &queries, None).await
+        }));
+    }
+    for task in tasks {
+        assert!(!task.await.expect("waiter task"), "a waiter got a held month");
+    }
+    let wall_s = start.elapsed().as_secs_f64();
+    let after: Vec<_> = pids.iter().map(|&p| cpu_of(p)).collect();
+    assert!(release(&holder, method, year, month).await);
+    let cpu_ms_stat = before.iter().zip(&after).map(|(b, a)| a.0 - b.0).sum();
+    let cpu_ms_sched = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| Some(a.1?.saturating_sub(b.1?) as f64 / 1e6))
+        .sum::<Option<f64>>();
+    WaitingCost { queries: queries.load(Ordering::SeqCst), cpu_ms_stat, cpu_ms_sched, wall_s }
+}
+
+pub struct Throughput {
+    pub per_worker: Vec<u64>,
+    pub secs: f64,
+}
+
+/// 5. Throughput under contention: `workers` connections loop for `secs` seconds over the 12
+/// months of 2025: pick a month at random, take it (waiting as long as needed), hold it for
+/// 1 ms of client-side work, release. Counts the cycles completed within the window.
+pub async fn throughput(db: &TestDb, method: Method, workers: usize, secs: u32, seed: u64) -> Throughput {
+    let year = 2025;
+    let clients = connect_many(db, method, workers, "bench worker").await;
+    let queries = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs.into());
+    let mut tasks = Vec::with_capacity(workers);
+    for (i, client) in clients.iter().enumerate() {
+        let (client, queries) = (client.clone(), queries.clone());
+        let mut rng = Rng::new(seed + i as u64);
+        tasks.push(tokio::spawn(async move {
+            let mut cycles = 0u64;
+            while Instant::now() < end {
+                let month = 1 + rng.below(12) as i32;
+                assert!(acquire(&client, method, year, month, LONG_WAIT_MS, &queries, None).await);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                assert!(release(&client, method, year, month).await, "release failed");
+                if Instant::now() <= end {
+                    cycles += 1;
+                }
+            }
+            cycles
+        }));
+    }
+    let mut per_worker = Vec::with_capacity(workers);
+    for task in tasks {
+        per_worker.push(task.await.expect("worker task"));
+    }
+    Throughput { per_worker, secs: f64::from(secs) }
+}

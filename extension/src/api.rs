@@ -39,6 +39,18 @@ fn acquire(tag: MonthTag, mode: Mode, scope: Scope, wait: Wait) -> bool {
     }
 }
 
+/// The waiting forms without a limit return only once the month is held (or raise).
+fn wait_forever(tag: MonthTag, mode: Mode) {
+    if !acquire(tag, mode, Scope::Session, Wait::Forever) {
+        // Unreachable: the wait runs with lock_timeout = 0. Never return as if the month were held.
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            "month_lock: the wait ended without the month"
+        );
+    }
+}
+
 fn release(tag: MonthTag, mode: Mode) -> bool {
     let refs = lockmgr::session_refs(tag, mode);
     for _ in 0..refs {
@@ -55,8 +67,7 @@ fn month_lock_try(year: Option<i32>, month: Option<i32>, timeout_ms: default!(Op
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock(year: Option<i32>, month: Option<i32>) {
-    let tag = checked_month(year, month);
-    acquire(tag, Mode::Exclusive, Scope::Session, Wait::Forever);
+    wait_forever(checked_month(year, month), Mode::Exclusive);
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -71,8 +82,7 @@ fn month_lock_try_shared(
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_shared(year: Option<i32>, month: Option<i32>) {
-    let tag = checked_month(year, month);
-    acquire(tag, Mode::Shared, Scope::Session, Wait::Forever);
+    wait_forever(checked_month(year, month), Mode::Shared);
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

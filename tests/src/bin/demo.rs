@@ -117,6 +117,7 @@ async fn main() {
         .batch_execute("CREATE TABLE done (month int PRIMARY KEY, worker text, at timestamptz DEFAULT clock_timestamp())")
         .await
         .unwrap();
+    let t5 = Instant::now();
     let mut jobs = Vec::new();
     for (i, order) in [[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1], [3, 1, 5, 2, 6, 4]].into_iter().enumerate() {
         let w = workers[i].clone();
@@ -125,12 +126,12 @@ async fn main() {
             for m in order {
                 let got = one_bool(&w, &format!("SELECT month_lock_try(2024, {m}, 1000)")).await;
                 if !got {
-                    println!("   {:>6.0} ms  {name}: 2024-{m:02} busy for 1 s, moving on", t_ms(t0));
+                    println!("   {:>6.0} ms  {name}: 2024-{m:02} busy for 1 s, moving on", t_ms(t5));
                     continue;
                 }
                 let done = one_bool(&w, &format!("SELECT EXISTS (SELECT 1 FROM done WHERE month = {m})")).await;
                 if !done {
-                    println!("   {:>6.0} ms  {name}: processing 2024-{m:02}", t_ms(t0));
+                    println!("   {:>6.0} ms  {name}: processing 2024-{m:02}", t_ms(t5));
                     tokio::time::sleep(Duration::from_millis(150)).await;
                     w.execute("INSERT INTO done (month, worker) VALUES ($1, $2)", &[&m, &name]).await.unwrap();
                 }
@@ -149,8 +150,8 @@ async fn main() {
     println!("\n== done in {:.1} s; the throwaway server stops as this program exits", t0.elapsed().as_secs_f64());
 }
 
-fn t_ms(t0: Instant) -> f64 {
-    t0.elapsed().as_secs_f64() * 1e3
+fn t_ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
 }
 
 fn server_desc(server: &month_lock_tests::Server) -> String {

@@ -74,7 +74,7 @@ endif
 
 # Multi-connection tests against a real server with the installed extension.
 itest: install
-	$(CARGO) test --locked -p month-lock-tests -p month-lock-client
+	$(CARGO) test --locked -p month-lock-tests -p month-lock-client -- --show-output
 
 test: pgtest itest
 

@@ -466,6 +466,23 @@ async fn shared_and_exclusive_exclude_each_other() {
     assert!(q_bool(&a, "SELECT month_lock_held(2022, 1)").await);
 }
 
+#[tokio::test]
+async fn a_new_attempt_does_not_jump_the_queue() {
+    let db = db("no_jump").await;
+    let (reader, writer, late_reader, observer) =
+        (db.connect().await, db.connect().await, db.connect().await, db.connect().await);
+    let writer_pid = backend_pid(&writer).await;
+    assert!(q_bool(&reader, "SELECT month_lock_try_shared(2022, 9)").await);
+    let w = tokio::spawn(async move { (q_bool(&writer, "SELECT month_lock_try(2022, 9, 10000)").await, writer) });
+    wait_until_waiting(&observer, writer_pid).await;
+    // Shared is compatible with the shared holder, but an exclusive waiter is queued first.
+    assert!(!q_bool(&late_reader, "SELECT month_lock_try_shared(2022, 9)").await);
+    assert!(!q_bool(&late_reader, "SELECT month_lock_try_shared(2022, 9, 100)").await);
+    assert!(q_bool(&reader, "SELECT month_lock_release_shared(2022, 9)").await);
+    let (got, _writer) = w.await.unwrap();
+    assert!(got, "the queued writer is served first");
+}
+
 // ---- keys ------------------------------------------------------------------------------------
 
 #[tokio::test]

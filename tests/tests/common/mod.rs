@@ -5,28 +5,25 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-pub async fn q_bool(client: &Client, sql: &str) -> bool {
+/// The single value of a one-row, one-column query.
+pub async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(client: &Client, sql: &str) -> T {
     client
         .query_one(sql, &[])
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .get(0)
+}
+
+pub async fn q_bool(client: &Client, sql: &str) -> bool {
+    one(client, sql).await
 }
 
 pub async fn q_i64(client: &Client, sql: &str) -> i64 {
-    client
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
+    one(client, sql).await
 }
 
 pub async fn q_text(client: &Client, sql: &str) -> String {
-    client
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
+    one(client, sql).await
 }
 
 pub async fn exec(client: &Client, sql: &str) {

@@ -37,7 +37,7 @@ apt-deps:
 	else \
 	  echo "installing apt packages: $(APT_PACKAGES)"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) </dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES) </dev/null; \
 	fi
 	@test -x "$(PG_CONFIG)" || command -v "$(PG_CONFIG)" >/dev/null || { echo "PG_CONFIG=$(PG_CONFIG) not found"; exit 1; }
 
@@ -93,7 +93,7 @@ bench: install
 	else \
 	  echo "installing apt packages: $(BENCH_APT_PACKAGES)"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(BENCH_APT_PACKAGES) </dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BENCH_APT_PACKAGES) </dev/null; \
 	fi
 	$(CARGO) run --locked --release -q -p month-lock-bench
 

@@ -26,9 +26,7 @@ impl Wait {
 }
 
 fn acquire(tag: MonthTag, mode: Mode, scope: Scope, wait: Wait) -> bool {
-    if scope == Scope::Session && lockmgr::session_refs(tag, mode) > 0 {
-        return true; // already ours: no second reference
-    }
+    // Already ours (any scope): true at once, without a second session reference.
     if lockmgr::try_now(tag, mode, scope) {
         return true;
     }
@@ -49,14 +47,6 @@ fn wait_forever(tag: MonthTag, mode: Mode) {
             "month_lock: the wait ended without the month"
         );
     }
-}
-
-fn release(tag: MonthTag, mode: Mode) -> bool {
-    let refs = lockmgr::session_refs(tag, mode);
-    for _ in 0..refs {
-        lockmgr::release_session(tag, mode);
-    }
-    refs > 0
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -107,12 +97,12 @@ fn month_lock_try_xact_shared(
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_release(year: Option<i32>, month: Option<i32>) -> bool {
-    release(checked_month(year, month), Mode::Exclusive)
+    lockmgr::release_session(checked_month(year, month), Mode::Exclusive)
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_release_shared(year: Option<i32>, month: Option<i32>) -> bool {
-    release(checked_month(year, month), Mode::Shared)
+    lockmgr::release_session(checked_month(year, month), Mode::Shared)
 }
 
 /// Releases every session-scope month lock (both modes) of this session in the current key
@@ -127,7 +117,7 @@ fn month_lock_release_all() -> i32 {
         .collect();
     mine.sort_by_key(|(tag, mode)| (*tag, *mode as u8));
     mine.dedup();
-    mine.into_iter().filter(|(tag, mode)| release(*tag, *mode)).count() as i32
+    mine.into_iter().filter(|(tag, mode)| lockmgr::release_session(*tag, *mode)).count() as i32
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

@@ -1,7 +1,7 @@
 //! The only module that talks to PostgreSQL's lock manager, subtransactions and GUC nesting
 //! directly. Everything unsafe in the extension lives here; each `unsafe` block states the
 //! invariant it relies on. The rest of the crate sees a small safe surface:
-//! [`try_now`], [`wait`], [`session_refs`], [`release_session`], [`held_by_me`] and
+//! [`try_now`], [`wait`], [`release_session`], [`held_by_me`] and
 //! [`granted_in_database`].
 //!
 //! All functions must be called from a backend inside a transaction (any SQL-callable function
@@ -80,15 +80,64 @@ impl MonthTag {
 /// One attempt without waiting. Respects the queue: PostgreSQL refuses a new request that
 /// conflicts with an already queued waiter, so this never jumps ahead of one.
 /// If this backend already holds the lock in any scope, the grant is local and immediate.
+///
+/// Re-entry does not stack: a session lock this backend already holds in session scope keeps a
+/// single session reference (the extra one this call took is given back at once), so one
+/// release always frees it. Transaction-scope references are left to stack: they all end
+/// together with the transaction.
 pub fn try_now(tag: MonthTag, mode: Mode, scope: Scope) -> bool {
     let locktag = tag.locktag();
-    // SAFETY: `locktag` is a fully initialised advisory tag on our stack; LockAcquire copies it.
-    // With dontWait it never sleeps; an ERROR (out of shared memory) propagates as a panic that
-    // pgrx turns back into the same ERROR, and the transaction abort cleans up as for any lock.
-    let result = unsafe {
-        pg_sys::LockAcquire(&locktag, mode.lockmode(), scope == Scope::Session, true)
-    };
-    result != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+    let lockmode = mode.lockmode();
+    let session = scope == Scope::Session;
+    let mut locallock: *mut pg_sys::LOCALLOCK = std::ptr::null_mut();
+    // SAFETY: `locktag` is a fully initialised advisory tag on our stack; LockAcquireExtended
+    // copies it. With dontWait it never sleeps; an ERROR (out of shared memory) propagates as a
+    // panic that pgrx turns back into the same ERROR, and the transaction abort cleans up as
+    // for any lock. On success `locallock` points at the backend's LOCALLOCK entry, which stays
+    // valid while the lock is held (we hold it).
+    unsafe {
+        let result = acquire_extended(&locktag, lockmode, session, true, &mut locallock);
+        match result {
+            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => false,
+            pg_sys::LockAcquireResult::LOCKACQUIRE_OK => true,
+            _ => {
+                // Already held, in some scope: only a second *session* reference is undone.
+                if session && session_count(locallock) > 1 {
+                    pg_sys::LockRelease(&locktag, lockmode, true);
+                }
+                true
+            }
+        }
+    }
+}
+
+/// `LockAcquireExtended`, whose signature grew a parameter in PostgreSQL 18.
+///
+/// # Safety
+/// `locktag` must be a valid tag; `locallock` a writable pointer slot. See `LockAcquireExtended`.
+unsafe fn acquire_extended(
+    locktag: &pg_sys::LOCKTAG,
+    lockmode: pg_sys::LOCKMODE,
+    session: bool,
+    dont_wait: bool,
+    locallock: &mut *mut pg_sys::LOCALLOCK,
+) -> pg_sys::LockAcquireResult::Type {
+    #[cfg(not(feature = "pg18"))]
+    return pg_sys::LockAcquireExtended(locktag, lockmode, session, dont_wait, true, locallock);
+    #[cfg(feature = "pg18")]
+    return pg_sys::LockAcquireExtended(locktag, lockmode, session, dont_wait, true, locallock, false);
+}
+
+/// Session-scope references recorded in a LOCALLOCK: PostgreSQL counts references per owner,
+/// and session references have no resource owner.
+///
+/// # Safety
+/// `locallock` must point at a live LOCALLOCK entry (one whose lock this backend holds).
+unsafe fn session_count(locallock: *const pg_sys::LOCALLOCK) -> i64 {
+    assert!(!locallock.is_null(), "LockAcquireExtended returned no local lock entry");
+    let entry = &*locallock;
+    let owners = std::slice::from_raw_parts(entry.lockOwners, entry.numLockOwners as usize);
+    owners.iter().filter(|o| o.owner.is_null()).map(|o| o.nLocks).sum()
 }
 
 /// Queue for the lock in PostgreSQL's own lock manager, like any lock wait, for up to `timeout`
@@ -104,8 +153,8 @@ pub fn try_now(tag: MonthTag, mode: Mode, scope: Scope) -> bool {
 /// grant. For a session lock it survives the rollback, so it is kept when the error was our
 /// own timeout (the lock *was* granted: return `true`) and released before re-raising any
 /// other error. Callers guarantee this backend held no reference to (tag, mode) on entry
-/// (otherwise [`try_now`] would have succeeded), so "held after the rollback" means "granted
-/// during this wait".
+/// (they call [`try_now`] first, which succeeds for any held lock), so "held after the
+/// rollback" means "granted during this wait".
 pub fn wait(tag: MonthTag, mode: Mode, scope: Scope, timeout: Option<NonZeroU32>) -> bool {
     let locktag = tag.locktag();
     let lockmode = mode.lockmode();
@@ -205,48 +254,59 @@ pub fn held_by_me(tag: MonthTag, mode: Mode) -> bool {
     held_by_me_locktag(&tag.locktag(), mode.lockmode())
 }
 
-/// How many session-scope references this backend holds on (tag, mode). PostgreSQL counts
-/// references per owner; session references have no resource owner.
+/// Drops every session-scope reference this backend holds on (tag, mode) and tells whether
+/// there was one. Transaction-scope references stay.
 ///
-/// There is no public read-only accessor for the local lock table, so this takes one more
-/// session reference with `LockAcquireExtended` (which hands back the LOCALLOCK entry), reads
-/// the per-owner counts and gives the probe back. It does so only when the lock is already
-/// held, which makes both steps purely local: no shared memory is touched and no one waits.
-pub fn session_refs(tag: MonthTag, mode: Mode) -> i64 {
+/// `LockRelease` is the only way to drop a session reference, and it returns false with a
+/// WARNING ("you don't own a lock of type ...") when there is none, e.g. when the month is not
+/// held or held only by the transaction. month_lock's release is documented to be quiet, and
+/// there is no public read-only way to ask the local lock table for the session count first
+/// (a probe costs two more lookups on the hot path), so that one expected WARNING is silenced
+/// while LockRelease runs: see [`WarningsSilenced`]. The loop drops references until none is
+/// left; month_lock itself never stacks them, so it normally runs once and ends with one quiet
+/// `false` (a second raw `pg_advisory_lock` on the same key is the only way to stack).
+pub fn release_session(tag: MonthTag, mode: Mode) -> bool {
     let locktag = tag.locktag();
     let lockmode = mode.lockmode();
-    if !held_by_me_locktag(&locktag, lockmode) {
-        return 0;
+    let _quiet = WarningsSilenced::new();
+    let mut released = false;
+    // SAFETY: LockRelease with a valid tag either drops one session reference (waking the next
+    // waiter when it was the last) or finds none and returns false without changing anything.
+    while unsafe { pg_sys::LockRelease(&locktag, lockmode, true) } {
+        released = true;
     }
-    // SAFETY: the lock is held (nLocks > 0), so LockAcquireExtended takes its
-    // "already held" branch: it stores the entry in `locallock`, adds one session reference
-    // and returns without sleeping. The LOCALLOCK lives in TopMemoryContext and stays valid
-    // until the last reference is released, which cannot happen before our LockRelease below
-    // (that one drops only the probe reference: the count stays >= 1).
-    unsafe {
-        let mut locallock: *mut pg_sys::LOCALLOCK = std::ptr::null_mut();
-        #[cfg(not(feature = "pg18"))]
-        pg_sys::LockAcquireExtended(&locktag, lockmode, true, true, true, &mut locallock);
-        #[cfg(feature = "pg18")]
-        pg_sys::LockAcquireExtended(&locktag, lockmode, true, true, true, &mut locallock, false);
-        assert!(!locallock.is_null(), "LockAcquireExtended returned no local lock entry");
-        let entry = &*locallock;
-        let owners = std::slice::from_raw_parts(entry.lockOwners, entry.numLockOwners as usize);
-        let with_probe: i64 = owners.iter().filter(|o| o.owner.is_null()).map(|o| o.nLocks).sum();
-        pg_sys::LockRelease(&locktag, lockmode, true);
-        with_probe - 1
+    released
+}
+
+/// While alive, messages below ERROR are neither sent to the client nor logged. Used around
+/// `LockRelease` only, whose sole message below ERROR is the "you don't own a lock" WARNING.
+/// The previous levels come back in `drop`, which also runs when an ERROR unwinds through it.
+struct WarningsSilenced {
+    client: i32,
+    log: i32,
+}
+
+impl WarningsSilenced {
+    fn new() -> Self {
+        // SAFETY: plain int globals behind the client_min_messages / log_min_messages settings,
+        // read and written on the backend's only thread; no GUC machinery runs while they are
+        // changed (LockRelease reads no settings), and `drop` restores the exact values.
+        unsafe {
+            let saved = WarningsSilenced { client: pg_sys::client_min_messages, log: pg_sys::log_min_messages };
+            pg_sys::client_min_messages = pgrx::PgLogLevel::ERROR as i32;
+            pg_sys::log_min_messages = pgrx::PgLogLevel::ERROR as i32;
+            saved
+        }
     }
 }
 
-/// Drops one session reference. Callers check [`session_refs`] first: LockRelease warns
-/// ("you don't own a lock of type ...") when there is no session reference, and month_lock's
-/// release functions are documented to be quiet.
-pub fn release_session(tag: MonthTag, mode: Mode) {
-    let locktag = tag.locktag();
-    // SAFETY: the caller has verified that a session reference exists, so this only
-    // decrements counts (and, for the last reference, wakes the next waiter).
-    unsafe {
-        pg_sys::LockRelease(&locktag, mode.lockmode(), true);
+impl Drop for WarningsSilenced {
+    fn drop(&mut self) {
+        // SAFETY: as in `new`.
+        unsafe {
+            pg_sys::client_min_messages = self.client;
+            pg_sys::log_min_messages = self.log;
+        }
     }
 }
 

@@ -52,6 +52,27 @@ mod tests {
     }
 
     #[pg_test]
+    fn release_leaves_message_levels_as_they_were() {
+        Spi::run("SET LOCAL client_min_messages = debug1").unwrap();
+        Spi::run("SET LOCAL log_min_messages = info").unwrap();
+        assert!(!bool_of("SELECT month_lock_release(2001, 2)"));
+        assert!(bool_of("SELECT month_lock_try(2001, 2)"));
+        assert!(bool_of("SELECT month_lock_release(2001, 2)"));
+        assert_eq!(text_of("SHOW client_min_messages"), "debug1");
+        assert_eq!(text_of("SHOW log_min_messages"), "info");
+    }
+
+    #[pg_test]
+    fn release_drops_references_stacked_by_raw_calls() {
+        Spi::run("SELECT pg_advisory_lock(1835821824, 200102)").unwrap();
+        Spi::run("SELECT pg_advisory_lock(1835821824, 200102)").unwrap();
+        assert!(bool_of("SELECT month_lock_try(2001, 2)"), "held already: true, no third reference");
+        assert!(bool_of("SELECT month_lock_release(2001, 2)"));
+        assert!(!bool_of("SELECT month_lock_held(2001, 2)"));
+        assert_eq!(my_advisory_locks(), "");
+    }
+
+    #[pg_test]
     fn release_all_spares_other_advisory_locks() {
         Spi::run("SELECT pg_advisory_lock(1)").unwrap();
         Spi::run("SELECT pg_advisory_lock(1835821824, 5)").unwrap(); // our namespace, not a month

@@ -16,7 +16,9 @@ const FONT: &str = "sans-serif";
 pub fn load_font() -> Result<(), String> {
     let path = std::env::var("MONTH_LOCK_BENCH_FONT").unwrap_or_else(|_| DEFAULT_FONT.into());
     let bytes = std::fs::read(&path).map_err(|e| {
-        format!("cannot read the chart font {path}: {e} (install fonts-dejavu-core: `make bench` does)")
+        format!(
+            "cannot read the chart font {path}: {e} (install fonts-dejavu-core: `make bench` does)"
+        )
     })?;
     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
     plotters::style::register_font(FONT, FontStyle::Normal, bytes)
@@ -38,7 +40,9 @@ pub fn handoff_chart(
 ) -> Result<(), Box<dyn Error>> {
     let (w, h) = (1800u32, 620u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
-    let all = cases.iter().flat_map(|(_, s)| s.iter().flat_map(|(_, v)| v.iter().copied()));
+    let all = cases
+        .iter()
+        .flat_map(|(_, s)| s.iter().flat_map(|(_, v)| v.iter().copied()));
     let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
     // Whole decades around the data.
     let x_lo = 10f64.powf(lo.max(1e-3).log10().floor());
@@ -54,7 +58,10 @@ pub fn handoff_chart(
         for (panel, (waiters, series)) in panels.iter().zip(cases) {
             let mut chart = ChartBuilder::on(panel)
                 .caption(
-                    format!("{waiters} queued waiter{}", if *waiters == 1 { "" } else { "s" }),
+                    format!(
+                        "{waiters} queued waiter{}",
+                        if *waiters == 1 { "" } else { "s" }
+                    ),
                     (FONT, 22),
                 )
                 .margin(14)
@@ -90,7 +97,9 @@ pub fn handoff_chart(
                 chart
                     .draw_series(LineSeries::new(points, c.stroke_width(3)))?
                     .label(method.label())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3))
+                    });
             }
             chart
                 .configure_series_labels()

@@ -19,7 +19,10 @@ const LONG_WAIT_MS: u32 = 60_000;
 async fn connect_warm(db: &TestDb, method: Method, app: &str) -> Client {
     let client = db.connect_as(app).await;
     let queries = AtomicU64::new(0);
-    assert!(acquire(&client, method, 1999, 1, 1000, &queries, None).await, "warm-up lock");
+    assert!(
+        acquire(&client, method, 1999, 1, 1000, &queries, None).await,
+        "warm-up lock"
+    );
     assert!(release(&client, method, 1999, 1).await, "warm-up release");
     assert!(lock_now(&client, method, 1999, 1).await, "warm-up lock");
     assert!(release(&client, method, 1999, 1).await, "warm-up release");
@@ -46,49 +49,97 @@ async fn queued_on(observer: &Client, year: i32, month: i32) -> usize {
          AND classid = {NS} AND objid = {} AND objsubid = 2",
         key(year, month)
     );
-    let row = observer.query_one(sql.as_str(), &[]).await.expect("count waiters in pg_locks");
+    let row = observer
+        .query_one(sql.as_str(), &[])
+        .await
+        .expect("count waiters in pg_locks");
     row.get::<_, i64>(0) as usize
 }
 
-/// 1. Handoff latency. Each round: a holder takes the month, `waiters` connections start
-/// waiting for it (for polling with a random phase within the 100 ms interval), and once all
-/// are queued (seen in pg_locks; for polling: refused once) the holder records the instant and
-/// sends its release. Whoever gets the month records the instant its call returned; the
-/// difference is one sample. It then records the instant and releases at once, handing the
-/// month to the next waiter, so a round is a chain of `waiters` handoffs while the queue drains
-/// from `waiters` to 1. Returns the samples in ms.
-pub async fn handoff(db: &TestDb, method: Method, waiters: usize, rounds: usize, seed: u64) -> Vec<f64> {
-    let (year, month) = (2024, 3);
-    let holder = connect_warm(db, method, "bench holder").await;
-    let observer = db.connect_as("bench observer").await;
-    let clients = connect_many(db, method, waiters, "bench waiter").await;
-    let queries = Arc::new(AtomicU64::new(0));
-    let last_release = Arc::new(Mutex::new(Instant::now()));
-    let mut rng = Rng::new(seed);
-    let mut samples = Vec::with_capacity(waiters * rounds);
+/// Figure 1: Handoff latency, for one method. Each round: a holder takes the month, `waiters`
+/// connections start waiting for it (polling ones at a random phase of their 100 ms cycle),
+/// and once all are queued (seen in pg_locks; for polling: refused once, then a further random
+/// 0-100 ms) the holder records the instant and sends its release. Whoever gets the month
+/// records the instant its call returned; the difference is one sample. It then records the
+/// instant and releases at once, handing the month to the next waiter, so a round is a chain
+/// of `waiters` handoffs while the queue drains from `waiters` to 1. The caller interleaves
+/// the methods' rounds, so that a disturbance of the machine hits all methods alike.
+pub struct HandoffRig {
+    method: Method,
+    year: i32,
+    month: i32,
+    holder: Client,
+    observer: Client,
+    clients: Vec<Arc<Client>>,
+    queries: Arc<AtomicU64>,
+    last_release: Arc<Mutex<Instant>>,
+    rng: Rng,
+}
 
-    for _ in 0..rounds {
-        assert!(lock_now(&holder, method, year, month).await, "holder could not take the month");
+impl HandoffRig {
+    pub async fn new(
+        db: &TestDb,
+        method: Method,
+        month: i32,
+        waiters: usize,
+        seed: u64,
+    ) -> HandoffRig {
+        HandoffRig {
+            method,
+            year: 2024,
+            month,
+            holder: connect_warm(db, method, "bench holder").await,
+            observer: db.connect_as("bench observer").await,
+            clients: connect_many(db, method, waiters, "bench waiter").await,
+            queries: Arc::new(AtomicU64::new(0)),
+            last_release: Arc::new(Mutex::new(Instant::now())),
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// One round; returns its `waiters` samples in ms.
+    pub async fn round(&mut self) -> Vec<f64> {
+        let (method, year, month, waiters) =
+            (self.method, self.year, self.month, self.clients.len());
+        assert!(
+            lock_now(&self.holder, method, year, month).await,
+            "holder could not take the month"
+        );
         let refused = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::with_capacity(waiters);
-        for client in &clients {
-            let (client, refused, queries, last_release) =
-                (client.clone(), refused.clone(), queries.clone(), last_release.clone());
+        for client in &self.clients {
+            let (client, refused, queries, last_release) = (
+                client.clone(),
+                refused.clone(),
+                self.queries.clone(),
+                self.last_release.clone(),
+            );
             let phase = match method {
-                Method::Polling => Duration::from_micros(rng.below(100_000)),
+                Method::Polling => Duration::from_micros(self.rng.below(100_000)),
                 _ => Duration::ZERO,
             };
             tasks.push(tokio::spawn(async move {
                 if !phase.is_zero() {
                     tokio::time::sleep(phase).await;
                 }
-                let got =
-                    acquire(&client, method, year, month, LONG_WAIT_MS, &queries, Some(&refused)).await;
+                let got = acquire(
+                    &client,
+                    method,
+                    year,
+                    month,
+                    LONG_WAIT_MS,
+                    &queries,
+                    Some(&refused),
+                )
+                .await;
                 let returned = Instant::now();
                 assert!(got, "a handoff waiter timed out");
                 let sent = *last_release.lock().unwrap();
                 *last_release.lock().unwrap() = Instant::now();
-                assert!(release(&client, method, year, month).await, "waiter release failed");
+                assert!(
+                    release(&client, method, year, month).await,
+                    "waiter release failed"
+                );
                 returned - sent
             }));
         }
@@ -98,52 +149,78 @@ pub async fn handoff(db: &TestDb, method: Method, waiters: usize, rounds: usize,
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 // Release at a random point of the pollers' 100 ms cycle.
-                tokio::time::sleep(Duration::from_micros(rng.below(100_000))).await;
+                tokio::time::sleep(Duration::from_micros(self.rng.below(100_000))).await;
             }
             Method::MonthLock | Method::Queued => {
                 let deadline = Instant::now() + Duration::from_secs(30);
-                while queued_on(&observer, year, month).await < waiters {
-                    if Instant::now() >= deadline {
-                        let rows = observer.simple_query("SELECT locktype, database, classid, objid, objsubid, granted, pid FROM pg_locks WHERE locktype = 'advisory'").await.unwrap();
-                        for r in rows { if let SimpleQueryMessage::Row(r) = r { eprintln!("{:?}", (0..7).map(|i| r.get(i).map(str::to_string)).collect::<Vec<_>>()); } }
-                        panic!("waiters never queued");
-                    }
+                while queued_on(&self.observer, year, month).await < waiters {
+                    assert!(Instant::now() < deadline, "waiters never queued");
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
                 // Let the last one settle into its sleep.
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
-        *last_release.lock().unwrap() = Instant::now();
-        assert!(release(&holder, method, year, month).await, "holder release failed");
+        *self.last_release.lock().unwrap() = Instant::now();
+        assert!(
+            release(&self.holder, method, year, month).await,
+            "holder release failed"
+        );
+        let mut samples = Vec::with_capacity(waiters);
         for task in tasks {
             samples.push(ms(task.await.expect("waiter task")));
         }
+        samples
     }
-    samples
 }
 
-/// 2. Timeout precision: one connection asks for a month that another holds, with the given
-/// timeout, `reps` times in a row. Returns the overshoots (elapsed − timeout) in ms.
-pub async fn timeout_overshoot(db: &TestDb, method: Method, timeout_ms: u32, reps: usize) -> Vec<f64> {
-    let (year, month) = (2024, 5);
-    let holder = connect_warm(db, method, "bench holder").await;
-    let waiter = connect_warm(db, method, "bench waiter").await;
-    let queries = AtomicU64::new(0);
-    assert!(lock_now(&holder, method, year, month).await);
-    let mut overshoots = Vec::with_capacity(reps);
-    for _ in 0..reps {
+/// Figure 2: Timeout precision, for one method: one connection asks for a month that another holds.
+/// The caller interleaves the methods' attempts.
+pub struct TimeoutRig {
+    method: Method,
+    month: i32,
+    holder: Client,
+    waiter: Client,
+    queries: AtomicU64,
+}
+
+impl TimeoutRig {
+    pub async fn new(db: &TestDb, method: Method, month: i32) -> TimeoutRig {
+        let holder = connect_warm(db, method, "bench holder").await;
+        assert!(lock_now(&holder, method, 2023, month).await);
+        TimeoutRig {
+            method,
+            month,
+            holder,
+            waiter: connect_warm(db, method, "bench waiter").await,
+            queries: AtomicU64::new(0),
+        }
+    }
+
+    /// One attempt; returns the overshoot (elapsed - timeout) in ms.
+    pub async fn attempt(&self, timeout_ms: u32) -> f64 {
         let start = Instant::now();
-        let got = acquire(&waiter, method, year, month, timeout_ms, &queries, None).await;
+        let got = acquire(
+            &self.waiter,
+            self.method,
+            2023,
+            self.month,
+            timeout_ms,
+            &self.queries,
+            None,
+        )
+        .await;
         let elapsed = start.elapsed();
         assert!(!got, "got a month that is held");
-        overshoots.push(ms(elapsed) - f64::from(timeout_ms));
+        ms(elapsed) - f64::from(timeout_ms)
     }
-    assert!(release(&holder, method, year, month).await);
-    overshoots
+
+    pub async fn finish(self) {
+        assert!(release(&self.holder, self.method, 2023, self.month).await);
+    }
 }
 
-/// 3a. In-server cost: `n` try+release pairs inside one statement, over the 12 months of 2024
+/// Figure 3a: In-server cost: `n` try+release pairs inside one statement, over the 12 months of 2024
 /// in turn, timed client-side (one round trip per `n` pairs). Returns ns per pair, the fastest
 /// of `reps` interleaved repetitions (the run least disturbed by anything else on the
 /// machine), for each method and for the bare loop (`None`).
@@ -157,22 +234,31 @@ pub async fn in_server(db: &TestDb, n: u64, reps: usize) -> Vec<(Option<Method>,
         (None, statement("1 + g % 12 > 0 THEN (1 + g % 12 > 0)::int")),
         (
             Some(Method::MonthLock),
-            statement("month_lock_try(2024, 1 + g % 12) THEN month_lock_release(2024, 1 + g % 12)::int"),
+            statement(
+                "month_lock_try(2024, 1 + g % 12) THEN month_lock_release(2024, 1 + g % 12)::int",
+            ),
         ),
         (
             Some(Method::Queued),
-            statement(&format!("pg_advisory_lock({k}) IS NOT NULL THEN pg_advisory_unlock({k})::int")),
+            statement(&format!(
+                "pg_advisory_lock({k}) IS NOT NULL THEN pg_advisory_unlock({k})::int"
+            )),
         ),
         (
             Some(Method::Polling),
-            statement(&format!("pg_try_advisory_lock({k}) THEN pg_advisory_unlock({k})::int")),
+            statement(&format!(
+                "pg_try_advisory_lock({k}) THEN pg_advisory_unlock({k})::int"
+            )),
         ),
     ];
     let run = |sql: String| {
         let client = &client;
         async move {
             let start = Instant::now();
-            let messages = client.simple_query(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let messages = client
+                .simple_query(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
             let elapsed = start.elapsed();
             let sum: u64 = messages
                 .iter()
@@ -213,24 +299,18 @@ fn pgbench_path() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("pgbench")
 }
 
-/// Key of the extra pgbench variant: month_lock_try with timeout_ms written out (0).
-pub const EXPLICIT_TIMEOUT: &str = "month_lock_explicit_timeout";
-
 /// The pgbench transactions: per method, take a month of the client's own year (so the pair
-/// is uncontended even with 16 clients), release it; two round trips per transaction. Plus
-/// month_lock_try with its timeout_ms argument written out: with the simple protocol every
-/// statement is planned anew, and filling in a default argument is part of that.
+/// is uncontended even with 16 clients), release it; two round trips per transaction.
 pub fn pgbench_scripts() -> Vec<(&'static str, String)> {
     let k = "\\set k (2000 + :client_id) * 100 + random(1, 12)\n";
-    let month_lock = |try_args: &str| {
-        format!(
-            "\\set m random(1, 12)\n\
-             SELECT month_lock_try(2000 + :client_id, :m{try_args});\n\
-             SELECT month_lock_release(2000 + :client_id, :m);\n"
-        )
-    };
     vec![
-        (Method::MonthLock.key(), month_lock("")),
+        (
+            Method::MonthLock.key(),
+            "\\set m random(1, 12)\n\
+             SELECT month_lock_try(2000 + :client_id, :m);\n\
+             SELECT month_lock_release(2000 + :client_id, :m);\n"
+                .to_string(),
+        ),
         (
             Method::Queued.key(),
             format!(
@@ -245,11 +325,10 @@ pub fn pgbench_scripts() -> Vec<(&'static str, String)> {
                  SELECT pg_advisory_unlock({NS}, :k);\n"
             ),
         ),
-        (EXPLICIT_TIMEOUT, month_lock(", 0")),
     ]
 }
 
-/// 3b. pgbench TPS of each script with `clients` clients, `reps` interleaved runs of `secs`
+/// Figure 3b: pgbench TPS of each script with `clients` clients, `reps` interleaved runs of `secs`
 /// seconds each; returns (script key, mean TPS, every run's TPS).
 pub fn pgbench(
     db: &TestDb,
@@ -264,7 +343,13 @@ pub fn pgbench(
         tokio_postgres::config::Host::Tcp(h) => h.clone(),
         tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
     };
-    let port = db.config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let port = db
+        .config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
     let user = db.config.get_user().unwrap_or("postgres").to_string();
     let mut runs: Vec<Vec<f64>> = vec![Vec::new(); scripts.len()];
     for _ in 0..reps {
@@ -273,7 +358,12 @@ pub fn pgbench(
             std::fs::write(&script, text).expect("write pgbench script");
             let out = Command::new(&pgbench)
                 .args(["-n", "-h", &host, "-p", &port, "-U", &user])
-                .args(["-c", &clients.to_string(), "-j", &clients.min(2).to_string()])
+                .args([
+                    "-c",
+                    &clients.to_string(),
+                    "-j",
+                    &clients.min(2).to_string(),
+                ])
                 .args(["-T", &secs.to_string(), "-f"])
                 .arg(&script)
                 .arg(&db.name)
@@ -305,8 +395,9 @@ pub fn pgbench(
 /// CPU time of a process so far: (utime+stime in ms from /proc/<pid>/stat,
 /// on-CPU ns from /proc/<pid>/schedstat when the kernel keeps it).
 fn cpu_of(pid: i32) -> (f64, Option<u64>) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/stat: {e} (the server must run on this machine)"));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_else(|e| {
+        panic!("read /proc/{pid}/stat: {e} (the server must run on this machine)")
+    });
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -332,7 +423,7 @@ pub struct WaitingCost {
     pub wall_s: f64,
 }
 
-/// 4. Cost of waiting: `waiters` connections wait `secs` seconds for a month that stays held
+/// Figure 4: Cost of waiting: `waiters` connections wait `secs` seconds for a month that stays held
 /// (the wait ends by each method's own timeout). Counts the queries they send and the CPU time
 /// of their backends over that time.
 pub async fn waiting_cost(db: &TestDb, method: Method, waiters: usize, secs: u32) -> WaitingCost {
@@ -355,7 +446,10 @@ pub async fn waiting_cost(db: &TestDb, method: Method, waiters: usize, secs: u32
         }));
     }
     for task in tasks {
-        assert!(!task.await.expect("waiter task"), "a waiter got a held month");
+        assert!(
+            !task.await.expect("waiter task"),
+            "a waiter got a held month"
+        );
     }
     let wall_s = start.elapsed().as_secs_f64();
     let after: Vec<_> = pids.iter().map(|&p| cpu_of(p)).collect();
@@ -366,7 +460,12 @@ pub async fn waiting_cost(db: &TestDb, method: Method, waiters: usize, secs: u32
         .zip(&after)
         .map(|(b, a)| Some(a.1?.saturating_sub(b.1?) as f64 / 1e6))
         .sum::<Option<f64>>();
-    WaitingCost { queries: queries.load(Ordering::SeqCst), cpu_ms_stat, cpu_ms_sched, wall_s }
+    WaitingCost {
+        queries: queries.load(Ordering::SeqCst),
+        cpu_ms_stat,
+        cpu_ms_sched,
+        wall_s,
+    }
 }
 
 pub struct Throughput {
@@ -374,10 +473,16 @@ pub struct Throughput {
     pub secs: f64,
 }
 
-/// 5. Throughput under contention: `workers` connections loop for `secs` seconds over the 12
+/// Figure 5: Throughput under contention: `workers` connections loop for `secs` seconds over the 12
 /// months of 2025: pick a month at random, take it (waiting as long as needed), hold it for
 /// 1 ms of client-side work, release. Counts the cycles completed within the window.
-pub async fn throughput(db: &TestDb, method: Method, workers: usize, secs: u32, seed: u64) -> Throughput {
+pub async fn throughput(
+    db: &TestDb,
+    method: Method,
+    workers: usize,
+    secs: u32,
+    seed: u64,
+) -> Throughput {
     let year = 2025;
     let clients = connect_many(db, method, workers, "bench worker").await;
     let queries = Arc::new(AtomicU64::new(0));
@@ -393,7 +498,10 @@ pub async fn throughput(db: &TestDb, method: Method, workers: usize, secs: u32, 
                 let month = 1 + rng.below(12) as i32;
                 assert!(acquire(&client, method, year, month, LONG_WAIT_MS, &queries, None).await);
                 tokio::time::sleep(Duration::from_millis(1)).await;
-                assert!(release(&client, method, year, month).await, "release failed");
+                assert!(
+                    release(&client, method, year, month).await,
+                    "release failed"
+                );
                 if Instant::now() <= end {
                     cycles += 1;
                 }
@@ -405,5 +513,8 @@ pub async fn throughput(db: &TestDb, method: Method, workers: usize, secs: u32, 
     for task in tasks {
         per_worker.push(task.await.expect("worker task"));
     }
-    Throughput { per_worker, secs: f64::from(secs) }
+    Throughput {
+        per_worker,
+        secs: f64::from(secs),
+    }
 }

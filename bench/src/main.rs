@@ -5,6 +5,8 @@
 //! `MONTH_LOCK_BENCH_QUICK=1` shortens every run (a smoke test of the benchmark itself; its
 //! figures mean little). `MONTH_LOCK_BENCH_OUT=dir` writes the outputs elsewhere.
 
+#![allow(clippy::type_complexity)]
+
 mod chart;
 mod experiments;
 mod methods;
@@ -20,8 +22,10 @@ use std::time::Instant;
 
 /// How much of everything to do.
 struct Plan {
-    /// (queued waiters, rounds); each round is `waiters` handoffs.
-    handoff: Vec<(usize, usize)>,
+    /// (queued waiters, rounds of month_lock and built-in, rounds of polling); each round is
+    /// `waiters` handoffs. Polling needs fewer: only its median enters a target, and its rounds
+    /// take 100 times longer.
+    handoff: Vec<(usize, usize, usize)>,
     /// (timeout ms, repetitions).
     timeouts: Vec<(u32, usize)>,
     in_server_pairs: u64,
@@ -38,13 +42,13 @@ struct Plan {
 impl Plan {
     fn full() -> Plan {
         Plan {
-            handoff: vec![(1, 100), (8, 12), (64, 3)],
+            handoff: vec![(1, 300, 100), (8, 40, 12), (64, 6, 3)],
             timeouts: vec![(50, 20), (200, 10), (1000, 5)],
             in_server_pairs: 200_000,
             in_server_reps: 7,
             pgbench_clients: vec![1, 16],
             pgbench_secs: 2,
-            pgbench_reps: 4,
+            pgbench_reps: 5,
             waiters: 64,
             wait_secs: 10,
             workers: 64,
@@ -54,7 +58,7 @@ impl Plan {
 
     fn quick() -> Plan {
         Plan {
-            handoff: vec![(1, 15), (8, 2), (64, 1)],
+            handoff: vec![(1, 15, 10), (8, 2, 2), (64, 1, 1)],
             timeouts: vec![(50, 3), (200, 2), (1000, 1)],
             in_server_pairs: 50_000,
             in_server_reps: 3,
@@ -146,13 +150,23 @@ async fn main() {
     // Load the font first: a missing font should fail in the first second, not after minutes.
     chart::load_font().unwrap_or_else(|e| panic!("{e}"));
 
-    eprintln!("month_lock bench: starting a throwaway cluster{}", if quick { " (quick mode)" } else { "" });
+    eprintln!(
+        "month_lock bench: starting a throwaway cluster{}",
+        if quick { " (quick mode)" } else { "" }
+    );
     let server = month_lock_tests::start_cluster(&[("max_connections", "300")]).await;
     let db = server.fresh_db("bench").await;
     let admin = db.connect().await;
-    let pg_version: String = admin.query_one("SELECT version()", &[]).await.unwrap().get(0);
+    let pg_version: String = admin
+        .query_one("SELECT version()", &[])
+        .await
+        .unwrap()
+        .get(0);
     let ext_version: String = admin
-        .query_one("SELECT extversion FROM pg_extension WHERE extname = 'month_lock'", &[])
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'month_lock'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -161,48 +175,86 @@ async fn main() {
         .await
         .expect("month_lock_key_classid()")
         .get(0);
-    assert_eq!(classid, methods::NS, "the benchmark expects the default month_lock.namespace");
+    assert_eq!(
+        classid,
+        methods::NS,
+        "the benchmark expects the default month_lock.namespace"
+    );
     let work_dir = std::env::temp_dir().join(format!("month_lock_bench.{}", std::process::id()));
     std::fs::create_dir_all(&work_dir).expect("create work dir");
 
-    // 1. Handoff latency.
-    let mut handoff: Vec<(usize, usize, Vec<(Method, Vec<f64>)>)> = Vec::new();
-    for (i, &(waiters, rounds)) in plan.handoff.iter().enumerate() {
-        let mut per_method = Vec::new();
-        for method in Method::ALL {
-            let t = Instant::now();
-            let samples = experiments::handoff(&db, method, waiters, rounds, 1000 + i as u64).await;
-            let d = dist(&samples);
+    // 1. Handoff latency: the methods' rounds interleaved.
+    let mut handoff: Vec<(usize, BTreeMap<Method, usize>, Vec<(Method, Vec<f64>)>)> = Vec::new();
+    for (i, &(waiters, queued_rounds, polling_rounds)) in plan.handoff.iter().enumerate() {
+        let rounds_of = |m: Method| {
+            if m == Method::Polling {
+                polling_rounds
+            } else {
+                queued_rounds
+            }
+        };
+        let rounds: BTreeMap<Method, usize> =
+            Method::ALL.iter().map(|m| (*m, rounds_of(*m))).collect();
+        let t = Instant::now();
+        let mut rigs = Vec::new();
+        for (j, method) in Method::ALL.into_iter().enumerate() {
+            let seed = 1000 + 10 * i as u64 + j as u64;
+            rigs.push(experiments::HandoffRig::new(&db, method, 3 + j as i32, waiters, seed).await);
+        }
+        let mut per_method: Vec<(Method, Vec<f64>)> =
+            Method::ALL.iter().map(|m| (*m, Vec::new())).collect();
+        for r in 0..queued_rounds.max(polling_rounds) {
+            for (rig, (method, samples)) in rigs.iter_mut().zip(per_method.iter_mut()) {
+                if r < rounds_of(*method) {
+                    samples.extend(rig.round().await);
+                }
+            }
+        }
+        drop(rigs);
+        for (method, samples) in &per_method {
+            let d = dist(samples);
             eprintln!(
-                "handoff {waiters:>2} waiters  {:<22} p50 {} p99 {} max {} ms  ({} handoffs, {:.1} s)",
+                "handoff {waiters:>2} waiters  {:<22} p50 {} p99 {} max {} ms  ({} handoffs)",
                 method.label(),
                 fms(d.p50),
                 fms(d.p99),
                 fms(d.max),
-                d.n,
-                t.elapsed().as_secs_f64()
+                d.n
             );
-            per_method.push((method, samples));
         }
+        eprintln!("  ({:.1} s)", t.elapsed().as_secs_f64());
         handoff.push((waiters, rounds, per_method));
     }
 
-    // 2. Timeout precision.
+    // 2. Timeout precision: the methods' attempts interleaved.
     let mut timeouts: Vec<(u32, usize, Vec<(Method, Vec<f64>)>)> = Vec::new();
-    for &(timeout_ms, reps) in &plan.timeouts {
-        let mut per_method = Vec::new();
-        for method in Method::ALL {
-            let samples = experiments::timeout_overshoot(&db, method, timeout_ms, reps).await;
-            let d = dist(&samples);
-            eprintln!(
-                "timeout {timeout_ms:>4} ms  {:<22} overshoot p50 {} max {} ms",
-                method.label(),
-                fms(d.p50),
-                fms(d.max)
-            );
-            per_method.push((method, samples));
+    {
+        let mut rigs = Vec::new();
+        for (j, method) in Method::ALL.into_iter().enumerate() {
+            rigs.push(experiments::TimeoutRig::new(&db, method, 1 + j as i32).await);
         }
-        timeouts.push((timeout_ms, reps, per_method));
+        for &(timeout_ms, reps) in &plan.timeouts {
+            let mut per_method: Vec<(Method, Vec<f64>)> =
+                Method::ALL.iter().map(|m| (*m, Vec::new())).collect();
+            for _ in 0..reps {
+                for (rig, (_, samples)) in rigs.iter().zip(per_method.iter_mut()) {
+                    samples.push(rig.attempt(timeout_ms).await);
+                }
+            }
+            for (method, samples) in &per_method {
+                let d = dist(samples);
+                eprintln!(
+                    "timeout {timeout_ms:>4} ms  {:<22} overshoot p50 {} max {} ms",
+                    method.label(),
+                    fms(d.p50),
+                    fms(d.max)
+                );
+            }
+            timeouts.push((timeout_ms, reps, per_method));
+        }
+        for rig in rigs {
+            rig.finish().await;
+        }
     }
 
     // 3a. In-server cost.
@@ -226,9 +278,11 @@ async fn main() {
         let db = db.clone();
         let dir = work_dir.clone();
         let (secs, reps) = (plan.pgbench_secs, plan.pgbench_reps);
-        let r = tokio::task::spawn_blocking(move || experiments::pgbench(&db, clients, secs, reps, &dir))
-            .await
-            .expect("pgbench task");
+        let r = tokio::task::spawn_blocking(move || {
+            experiments::pgbench(&db, clients, secs, reps, &dir)
+        })
+        .await
+        .expect("pgbench task");
         for (name, tps, _) in &r {
             eprintln!("pgbench {clients:>2} clients  {name:<27} {tps:.0} TPS");
         }
@@ -246,7 +300,8 @@ async fn main() {
             method.label(),
             c.queries,
             c.cpu_ms_stat,
-            c.cpu_ms_sched.map_or("n/a".into(), |v| format!("{v:.1} ms"))
+            c.cpu_ms_sched
+                .map_or("n/a".into(), |v| format!("{v:.1} ms"))
         );
         waiting.push((method, c));
     }
@@ -284,7 +339,15 @@ async fn main() {
                 "1. Handoff, {waiters} queued waiter{}: p50 / p99 / max (ms)",
                 if *waiters == 1 { "" } else { "s" }
             ),
-            cells: d.iter().map(|(m, d)| (*m, format!("{} / {} / {}", fms(d.p50), fms(d.p99), fms(d.max)))).collect(),
+            cells: d
+                .iter()
+                .map(|(m, d)| {
+                    (
+                        *m,
+                        format!("{} / {} / {}", fms(d.p50), fms(d.p99), fms(d.max)),
+                    )
+                })
+                .collect(),
             target: "p99 ≤ 1.1× built-in; p50 ≥ 50× faster than polling".into(),
             met: format!(
                 "{}: p99 {} built-in ({}), p50 {} faster than polling ({})",
@@ -297,7 +360,7 @@ async fn main() {
         });
         json_handoff.push(json!({
             "queued_waiters": waiters,
-            "rounds": rounds,
+            "rounds": rounds.iter().map(|(m, r)| (m.key(), *r)).collect::<BTreeMap<_, _>>(),
             "ms": d.iter().map(|(m, d)| (m.key(), d.clone())).collect::<BTreeMap<_, _>>(),
             "samples_ms": per_method.iter().map(|(m, s)| (m.key(), s.iter().map(|v| round3(*v)).collect::<Vec<_>>())).collect::<BTreeMap<_, _>>(),
             "month_lock_p99_over_builtin_p99": p99_ratio,
@@ -313,9 +376,17 @@ async fn main() {
         all_met &= ok;
         rows.push(Row {
             figure: format!("2. Timeout {timeout_ms} ms on a held month: overshoot p50 / max (ms)"),
-            cells: d.iter().map(|(m, d)| (*m, format!("{} / {}", fms(d.p50), fms(d.max)))).collect(),
+            cells: d
+                .iter()
+                .map(|(m, d)| (*m, format!("{} / {}", fms(d.p50), fms(d.max))))
+                .collect(),
             target: "overshoot max ≤ 5 ms".into(),
-            met: format!("{}: max {} ms ({} of the limit)", verdict(ok), fms(max), ratio(max / 5.0)),
+            met: format!(
+                "{}: max {} ms ({} of the limit)",
+                verdict(ok),
+                fms(max),
+                ratio(max / 5.0)
+            ),
         });
         json_timeouts.push(json!({
             "timeout_ms": timeout_ms,
@@ -355,18 +426,10 @@ async fn main() {
         };
         let try_pair = get(Method::Polling.key()).1;
         let rt = get(Method::MonthLock.key()).1 / try_pair;
-        let rt_explicit = get(experiments::EXPLICIT_TIMEOUT).1 / try_pair;
         let ok = rt >= 0.95;
         all_met &= ok;
-        let mut cells: BTreeMap<Method, String> = Method::ALL.iter().map(|m| (*m, cell(m.key()))).collect();
-        cells.insert(
-            Method::MonthLock,
-            format!(
-                "{}; with timeout_ms written out: {}",
-                cell(Method::MonthLock.key()),
-                cell(experiments::EXPLICIT_TIMEOUT)
-            ),
-        );
+        let cells: BTreeMap<Method, String> =
+            Method::ALL.iter().map(|m| (*m, cell(m.key()))).collect();
         rows.push(Row {
             figure: format!(
                 "3. pgbench TPS of the pair, {clients} client{}: mean of {} interleaved {} s runs (min–max)",
@@ -376,12 +439,7 @@ async fn main() {
             ),
             cells,
             target: "≥ 0.95× the pg_try_advisory_lock pair (polling column)".into(),
-            met: format!(
-                "{}: {} ({} with timeout_ms written out)",
-                verdict(ok),
-                ratio(rt),
-                ratio(rt_explicit)
-            ),
+            met: format!("{}: {}", verdict(ok), ratio(rt)),
         });
         json_pgbench.push(json!({
             "clients": clients,
@@ -391,7 +449,6 @@ async fn main() {
             "tps_mean": r.iter().map(|(n, t, _)| (*n, *t)).collect::<BTreeMap<_, _>>(),
             "tps_runs": r.iter().map(|(n, _, runs)| (*n, runs.clone())).collect::<BTreeMap<_, _>>(),
             "month_lock_over_try_pair": rt,
-            "month_lock_explicit_timeout_over_try_pair": rt_explicit,
             "target_met": ok,
         }));
     }
@@ -521,13 +578,21 @@ async fn main() {
          throwaway cluster on 127.0.0.1 (fsync=off), client on the same machine. \
          Whole run {elapsed:.0} s. How each figure is measured: bench/README.md. \
          Chart: handoff_latency.png.\n",
-        if quick { " (QUICK MODE: shortened runs, figures not meaningful)" } else { "" }
+        if quick {
+            " (QUICK MODE: shortened runs, figures not meaningful)"
+        } else {
+            ""
+        }
     );
     md.push_str(&table);
     let _ = writeln!(
         md,
         "\nAll targets met: {}.",
-        if all_met { "yes" } else { "no (see the rows marked NO)" }
+        if all_met {
+            "yes"
+        } else {
+            "no (see the rows marked NO)"
+        }
     );
 
     let json = json!({

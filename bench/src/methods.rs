@@ -58,7 +58,10 @@ pub fn key(year: i32, month: i32) -> i64 {
 
 /// Runs a one-row, one-column boolean query.
 pub async fn query_bool(client: &Client, sql: &str) -> bool {
-    let messages = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     for message in messages {
         if let SimpleQueryMessage::Row(row) = message {
             return match row.get(0) {
@@ -74,9 +77,15 @@ pub async fn query_bool(client: &Client, sql: &str) -> bool {
 /// One attempt without waiting (the holder's way in), with the method's own function.
 pub async fn lock_now(client: &Client, method: Method, year: i32, month: i32) -> bool {
     match method {
-        Method::MonthLock => query_bool(client, &format!("SELECT month_lock_try({year}, {month})")).await,
+        Method::MonthLock => {
+            query_bool(client, &format!("SELECT month_lock_try({year}, {month})")).await
+        }
         Method::Queued | Method::Polling => {
-            query_bool(client, &format!("SELECT pg_try_advisory_lock({NS}, {})", key(year, month))).await
+            query_bool(
+                client,
+                &format!("SELECT pg_try_advisory_lock({NS}, {})", key(year, month)),
+            )
+            .await
         }
     }
 }
@@ -93,11 +102,18 @@ pub async fn acquire(
     queries: &AtomicU64,
     first_refusal: Option<&AtomicUsize>,
 ) -> bool {
-    assert!(timeout_ms > 0, "timeout 0 means something different for each method");
+    assert!(
+        timeout_ms > 0,
+        "timeout 0 means something different for each method"
+    );
     match method {
         Method::MonthLock => {
             queries.fetch_add(1, Ordering::Relaxed);
-            query_bool(client, &format!("SELECT month_lock_try({year}, {month}, {timeout_ms})")).await
+            query_bool(
+                client,
+                &format!("SELECT month_lock_try({year}, {month}, {timeout_ms})"),
+            )
+            .await
         }
         Method::Queued => {
             queries.fetch_add(1, Ordering::Relaxed);
@@ -138,9 +154,19 @@ pub async fn acquire(
 /// Releases the month with the method's own function; returns what the server said.
 pub async fn release(client: &Client, method: Method, year: i32, month: i32) -> bool {
     match method {
-        Method::MonthLock => query_bool(client, &format!("SELECT month_lock_release({year}, {month})")).await,
+        Method::MonthLock => {
+            query_bool(
+                client,
+                &format!("SELECT month_lock_release({year}, {month})"),
+            )
+            .await
+        }
         Method::Queued | Method::Polling => {
-            query_bool(client, &format!("SELECT pg_advisory_unlock({NS}, {})", key(year, month))).await
+            query_bool(
+                client,
+                &format!("SELECT pg_advisory_unlock({NS}, {})", key(year, month)),
+            )
+            .await
         }
     }
 }

@@ -31,14 +31,19 @@ all: install
 ## --- set-up ---------------------------------------------------------------------------------
 deps: apt-deps cargo-pgrx pgrx-init
 
-apt-deps:
-	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
-	  echo "apt packages present"; \
+# $(call apt_ensure,packages): install the Debian packages that are missing, non-interactively.
+define apt_ensure
+	@if dpkg -s $(1) >/dev/null 2>&1; then \
+	  echo "apt packages present: $(1)"; \
 	else \
-	  echo "installing apt packages: $(APT_PACKAGES)"; \
+	  echo "installing apt packages: $(1)"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES) </dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(1) </dev/null; \
 	fi
+endef
+
+apt-deps:
+	$(call apt_ensure,$(APT_PACKAGES))
 	@test -x "$(PG_CONFIG)" || command -v "$(PG_CONFIG)" >/dev/null || { echo "PG_CONFIG=$(PG_CONFIG) not found"; exit 1; }
 
 cargo-pgrx:
@@ -88,13 +93,7 @@ demo: install
 BENCH_APT_PACKAGES := fonts-dejavu-core
 
 bench: install
-	@if dpkg -s $(BENCH_APT_PACKAGES) >/dev/null 2>&1; then \
-	  echo "bench apt packages present"; \
-	else \
-	  echo "installing apt packages: $(BENCH_APT_PACKAGES)"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BENCH_APT_PACKAGES) </dev/null; \
-	fi
+	$(call apt_ensure,$(BENCH_APT_PACKAGES))
 	$(CARGO) run --locked --release -q -p month-lock-bench
 
 clean:

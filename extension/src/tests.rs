@@ -1,7 +1,8 @@
 //! Single-session semantics, run inside one backend by `cargo pgrx test` (each test in a
 //! transaction that is rolled back). Contention needs several connections: see `tests/`.
 //! Session locks outlive the rolled-back transaction, so every test that takes one ends with
-//! `month_lock_release_all()` and uses months of its own.
+//! `month_lock_release_all()`. Tests run in parallel backends of one database: each test uses
+//! months no other test uses.
 
 #[pgrx::pg_schema]
 mod tests {
@@ -55,20 +56,20 @@ mod tests {
     fn release_leaves_message_levels_as_they_were() {
         Spi::run("SET LOCAL client_min_messages = debug1").unwrap();
         Spi::run("SET LOCAL log_min_messages = info").unwrap();
-        assert!(!bool_of("SELECT month_lock_release(2001, 2)"));
-        assert!(bool_of("SELECT month_lock_try(2001, 2)"));
-        assert!(bool_of("SELECT month_lock_release(2001, 2)"));
+        assert!(!bool_of("SELECT month_lock_release(2003, 1)"));
+        assert!(bool_of("SELECT month_lock_try(2003, 1)"));
+        assert!(bool_of("SELECT month_lock_release(2003, 1)"));
         assert_eq!(text_of("SHOW client_min_messages"), "debug1");
         assert_eq!(text_of("SHOW log_min_messages"), "info");
     }
 
     #[pg_test]
     fn release_drops_references_stacked_by_raw_calls() {
-        Spi::run("SELECT pg_advisory_lock(1835821824, 200102)").unwrap();
-        Spi::run("SELECT pg_advisory_lock(1835821824, 200102)").unwrap();
-        assert!(bool_of("SELECT month_lock_try(2001, 2)"), "held already: true, no third reference");
-        assert!(bool_of("SELECT month_lock_release(2001, 2)"));
-        assert!(!bool_of("SELECT month_lock_held(2001, 2)"));
+        Spi::run("SELECT pg_advisory_lock(1835821824, 200302)").unwrap();
+        Spi::run("SELECT pg_advisory_lock(1835821824, 200302)").unwrap();
+        assert!(bool_of("SELECT month_lock_try(2003, 2)"), "held already: true, no third reference");
+        assert!(bool_of("SELECT month_lock_release(2003, 2)"));
+        assert!(!bool_of("SELECT month_lock_held(2003, 2)"));
         assert_eq!(my_advisory_locks(), "");
     }
 
@@ -121,7 +122,7 @@ mod tests {
         );
         assert_eq!(i64_of("SELECT count(*) FROM month_locks WHERE pid = pg_backend_pid()"), 2);
         assert_eq!(
-            text_of("SELECT string_agg(month_start::text, ',' ORDER BY year) FROM month_locks"),
+            text_of("SELECT string_agg(month_start::text, ',' ORDER BY year) FROM month_locks WHERE pid = pg_backend_pid()"),
             "0001-01-01,9999-12-01"
         );
         Spi::run("SELECT month_lock_release_all()").unwrap();
@@ -175,12 +176,12 @@ mod tests {
             "2001-11 2001-11-01 exclusive t t,2001-12 2001-12-01 shared t t"
         );
         assert!(bool_of(
-            "SELECT bool_and(usename = current_user AND backend_start IS NOT NULL) FROM month_locks"
+            "SELECT bool_and(usename = current_user AND backend_start IS NOT NULL) FROM month_locks WHERE pid = pg_backend_pid()"
         ));
         Spi::run("SELECT pg_advisory_lock(200111)").unwrap(); // bigint form: not a month lock here
-        assert_eq!(i64_of("SELECT count(*) FROM month_locks"), 2);
+        assert_eq!(i64_of("SELECT count(*) FROM month_locks WHERE pid = pg_backend_pid()"), 2);
         Spi::run("SELECT pg_advisory_unlock_all()").unwrap();
-        assert_eq!(i64_of("SELECT count(*) FROM month_locks"), 0);
+        assert_eq!(i64_of("SELECT count(*) FROM month_locks WHERE pid = pg_backend_pid()"), 0);
     }
 
     #[pg_test]

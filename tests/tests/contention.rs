@@ -224,7 +224,11 @@ async fn a_queued_waiter_gets_a_released_month_at_once() {
         assert!(q_bool(&holder, "SELECT month_lock_try(2021, 1)").await);
         let w = tokio::spawn(async move {
             let got = q_bool(&waiter, "SELECT month_lock_try(2021, 1, 10000)").await;
-            (got, Instant::now())
+            let returned_at = Instant::now();
+            // Release explicitly: a dropped connection frees the month only once its backend
+            // has exited, which may be after the next round starts.
+            assert!(q_bool(&waiter, "SELECT month_lock_release(2021, 1)").await);
+            (got, returned_at)
         });
         wait_until_waiting(&observer, pid).await;
         let released_at = Instant::now();

@@ -110,13 +110,12 @@ fn month_lock_release_shared(year: Option<i32>, month: Option<i32>) -> bool {
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_release_all() -> i32 {
     let me = lockmgr::my_pid();
-    let mut mine: Vec<(MonthTag, Mode)> = lockmgr::granted_in_database()
+    // One lock-table entry per (backend, lock), each mode a bit in it: the pairs are distinct.
+    let mine: Vec<(MonthTag, Mode)> = lockmgr::granted_in_database()
         .into_iter()
         .filter(|inst| inst.pid == me && month_of(inst.tag).is_some())
         .flat_map(|inst| Mode::ALL.into_iter().filter(move |m| inst.holds(*m)).map(move |m| (inst.tag, m)))
         .collect();
-    mine.sort_by_key(|(tag, mode)| (*tag, *mode as u8));
-    mine.dedup();
     mine.into_iter().filter(|(tag, mode)| lockmgr::release_session(*tag, *mode)).count() as i32
 }
 
@@ -136,11 +135,11 @@ fn month_lock_held(year: Option<i32>, month: Option<i32>) -> bool {
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_key_classid() -> i64 {
     // bigint, not oid: pgrx maps oid 0 (legacy keys) to NULL.
-    i64::from(crate::keys::month_tag(2000, 1).classid)
+    i64::from(crate::keys::key_space().0)
 }
 
 /// `pg_locks.objsubid` of month locks under the current settings (used by the view).
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_key_objsubid() -> i32 {
-    i32::from(crate::keys::month_tag(2000, 1).objsubid)
+    i32::from(crate::keys::key_space().1)
 }

@@ -40,22 +40,26 @@ pub fn register_settings() {
     );
 }
 
-/// The advisory tag of a validated month under the current settings.
-pub fn month_tag(year: i32, month: i32) -> MonthTag {
-    let key = (year * 100 + month) as u32;
+/// `(classid, objsubid)` of month locks under the current settings: fields 2 and 4 of the tag.
+pub fn key_space() -> (u32, u16) {
     if LEGACY_KEYS.get() {
         // SET_LOCKTAG_INT64: high half, low half, 1. Keys are below 2^32, so the high half is 0.
-        MonthTag { classid: 0, objid: key, objsubid: 1 }
+        (0, 1)
     } else {
         // SET_LOCKTAG_INT32: first key, second key, 2. The namespace is stored as its bit pattern.
-        MonthTag { classid: NAMESPACE.get() as u32, objid: key, objsubid: 2 }
+        (NAMESPACE.get() as u32, 2)
     }
+}
+
+/// The advisory tag of a validated month under the current settings.
+pub fn month_tag(year: i32, month: i32) -> MonthTag {
+    let (classid, objsubid) = key_space();
+    MonthTag { classid, objid: (year * 100 + month) as u32, objsubid }
 }
 
 /// The inverse of [`month_tag`] for tags of the current key space, `None` for any other tag.
 pub fn month_of(tag: MonthTag) -> Option<(i32, i32)> {
-    let space = month_tag(2000, 1);
-    if tag.classid != space.classid || tag.objsubid != space.objsubid {
+    if (tag.classid, tag.objsubid) != key_space() {
         return None;
     }
     let (year, month) = ((tag.objid / 100) as i32, (tag.objid % 100) as i32);

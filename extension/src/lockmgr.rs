@@ -188,11 +188,11 @@ pub fn wait(tag: MonthTag, mode: Mode, scope: Scope, timeout: Option<NonZeroU32>
         );
 
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        let outcome: Result<(), CaughtError> = PgTryBuilder::new(|| {
+        let outcome: Result<(), Box<CaughtError>> = PgTryBuilder::new(|| {
             pg_sys::LockAcquire(&locktag, lockmode, session, false);
             Ok(())
         })
-        .catch_others(Err)
+        .catch_others(|error| Err(Box::new(error)))
         .execute();
 
         match outcome {
@@ -220,7 +220,7 @@ pub fn wait(tag: MonthTag, mode: Mode, scope: Scope, timeout: Option<NonZeroU32>
                 if granted_anyway {
                     pg_sys::LockRelease(&locktag, lockmode, true);
                 }
-                error.rethrow()
+                (*error).rethrow()
             }
         }
     }

@@ -144,10 +144,7 @@ pub async fn start_cluster(settings: &[(&str, &str)]) -> Server {
     loop {
         match server.admin.connect(NoTls).await {
             Ok(_) => break,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
             Err(e) => panic!("server did not accept connections: {e}\n{}", server.log_tail()),
         }
     }
@@ -170,20 +167,7 @@ impl Server {
 
     /// A new, empty database with the extension created in it.
     pub async fn fresh_db(&self, hint: &str) -> TestDb {
-        let name = format!(
-            "mlt_{}_{}_{}",
-            sanitize(hint),
-            std::process::id(),
-            DB_COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        let admin = connect_config(&self.admin).await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-        let mut config = self.admin.clone();
-        config.dbname(&name);
-        let db = TestDb { name, config };
+        let db = self.bare_db(hint).await;
         let client = db.connect().await;
         client.batch_execute("CREATE EXTENSION month_lock").await.unwrap_or_else(|e| {
             panic!(
@@ -196,9 +180,17 @@ impl Server {
 
     /// A new, empty database without the extension.
     pub async fn bare_db(&self, hint: &str) -> TestDb {
-        let name = format!("mlt_{}_{}_{}", sanitize(hint), std::process::id(), DB_COUNTER.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "mlt_{}_{}_{}",
+            sanitize(hint),
+            std::process::id(),
+            DB_COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
         let admin = connect_config(&self.admin).await;
-        admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("CREATE DATABASE");
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
         let mut config = self.admin.clone();
         config.dbname(&name);
         TestDb { name, config }

@@ -20,7 +20,7 @@ async fn print_view(c: &Client) {
         )
         .await
         .expect("month_locks");
-    println!("    {:<8} {:<9} {:<7} {:>7}  {:<12} {}", "month", "mode", "granted", "pid", "application", "waiting_since");
+    println!("    {:<8} {:<9} {:<7} {:>7}  {:<12} waiting_since", "month", "mode", "granted", "pid", "application");
     for r in rows {
         println!(
             "    {:<8} {:<9} {:<7} {:>7}  {:<12} {}",

@@ -21,7 +21,8 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 use tokio_postgres::{Client, Config, NoTls};
@@ -38,6 +39,14 @@ pub struct Server {
 }
 
 static SERVER: OnceCell<Server> = OnceCell::const_new();
+
+/// Settings of the per-process cluster [`server`] starts: prepared transactions for the
+/// PREPARE TRANSACTION tests, and a shared lock table large enough for tests that hold tens
+/// of thousands of advisory locks at once (512 * (200 + 10) slots).
+pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
+    ("max_prepared_transactions", "10"),
+    ("max_locks_per_transaction", "512"),
+];
 static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The server for this process, started on first use.
@@ -51,7 +60,7 @@ pub async fn server() -> &'static Server {
                     });
                     Server { admin, dir: None }
                 }
-                _ => start_cluster(&[]).await,
+                _ => start_cluster(DEFAULT_SETTINGS).await,
             }
         })
         .await
@@ -76,7 +85,17 @@ pub async fn start_cluster(settings: &[(&str, &str)]) -> Server {
     let data = dir.join("data");
     let mut initdb = Command::new(bindir.join("initdb"));
     initdb
-        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync", "-D"])
+        .args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "-D",
+        ])
         .arg(&data)
         .current_dir(&dir)
         .stdout(Stdio::null())
@@ -85,21 +104,60 @@ pub async fn start_cluster(settings: &[(&str, &str)]) -> Server {
     let out = initdb
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", bindir.join("initdb").display()));
-    assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let port = free_port();
-    let log = fs::File::create(dir.join("server.log")).expect("create server log");
+    // The port is free when chosen but may be taken by someone else before postgres binds it:
+    // then postgres exits ("could not bind ... Address already in use") and we retry with
+    // another port. A server that answers on the port but is not ours (its data_directory
+    // differs) counts as the same failure.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = free_port();
+        match spawn_postgres(&bindir, &dir, &data, port, settings, os_user).await {
+            Ok(server) => return server,
+            Err(reason) if attempt < 8 => {
+                eprintln!("month_lock test cluster: port {port} unusable ({reason}), retrying");
+            }
+            Err(reason) => panic!("server did not start after {attempt} attempts: {reason}"),
+        }
+    }
+}
+
+/// Starts postgres on `port` and waits until it accepts connections. `Err` when the port
+/// could not be bound (the caller retries with another one); panics on any other failure.
+async fn spawn_postgres(
+    bindir: &Path,
+    dir: &Path,
+    data: &Path,
+    port: u16,
+    settings: &[(&str, &str)],
+    os_user: Option<(u32, u32)>,
+) -> Result<Server, String> {
+    let log_path = dir.join("server.log");
+    let log = fs::File::create(&log_path).expect("create server log");
     if let Some((uid, gid)) = os_user {
-        chown(&dir.join("server.log"), uid, gid);
+        chown(&log_path, uid, gid);
     }
     let mut postgres = Command::new(bindir.join("postgres"));
     postgres
         .arg("-D")
-        .arg(&data)
+        .arg(data)
         .args(["-p", &port.to_string(), "-k"])
-        .arg(&dir)
-        .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"])
-        .current_dir(&dir)
+        .arg(dir)
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=200",
+        ])
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("dup log"))
         .stderr(log);
@@ -111,6 +169,8 @@ pub async fn start_cluster(settings: &[(&str, &str)]) -> Server {
 
     // The child is spawned from a thread that lives as long as the process: the kernel's
     // parent-death signal fires when the *thread* that forked the child exits.
+    let exited = Arc::new(AtomicBool::new(false));
+    let exited_flag = exited.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("postgres-keeper".into())
@@ -127,6 +187,7 @@ pub async fn start_cluster(settings: &[(&str, &str)]) -> Server {
                 }
             };
             let _ = child.wait();
+            exited_flag.store(true, Ordering::SeqCst);
             // The server is gone; keep the thread (and so the parent-death link) anyway.
             loop {
                 std::thread::park();
@@ -138,17 +199,69 @@ pub async fn start_cluster(settings: &[(&str, &str)]) -> Server {
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", bindir.join("postgres").display()));
 
     let mut admin = Config::new();
-    admin.host("127.0.0.1").port(port).user("postgres").dbname("postgres");
-    let server = Server { admin, dir: Some(dir) };
+    admin
+        .host("127.0.0.1")
+        .port(port)
+        .user("postgres")
+        .dbname("postgres");
+    let server = Server {
+        admin,
+        dir: Some(dir.to_path_buf()),
+    };
+    let want_data = fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
+    let bind_failure = |log: &str| {
+        log.contains("could not bind")
+            || log.contains("Address already in use")
+            || log.contains("could not create any TCP/IP sockets")
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        if exited.load(Ordering::SeqCst) {
+            let log = fs::read_to_string(&log_path).unwrap_or_default();
+            if bind_failure(&log) {
+                return Err(format!(
+                    "postgres exited: {}",
+                    log.lines().last().unwrap_or("")
+                ));
+            }
+            panic!("postgres exited at start:\n{}", server.log_tail());
+        }
         match server.admin.connect(NoTls).await {
-            Ok(_) => break,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => panic!("server did not accept connections: {e}\n{}", server.log_tail()),
+            Ok((client, connection)) => {
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                let theirs: String = client
+                    .query_one("SELECT current_setting('data_directory')", &[])
+                    .await
+                    .map(|r| r.get(0))
+                    .unwrap_or_default();
+                let theirs = fs::canonicalize(&theirs).unwrap_or_else(|_| PathBuf::from(&theirs));
+                if theirs == want_data {
+                    return Ok(server);
+                }
+                // Another server holds the port; ours fails to bind and exits.
+                while !exited.load(Ordering::SeqCst) {
+                    assert!(
+                        Instant::now() < deadline,
+                        "postgres neither bound {port} nor exited"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                return Err(format!(
+                    "port {port} belongs to the server of {}",
+                    theirs.display()
+                ));
+            }
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!(
+                "server did not accept connections: {e}\n{}",
+                server.log_tail()
+            ),
         }
     }
-    server
 }
 
 impl Server {
@@ -159,7 +272,9 @@ impl Server {
 
     /// The last lines of the server log (for failure messages).
     pub fn log_tail(&self) -> String {
-        let Some(dir) = &self.dir else { return String::new() };
+        let Some(dir) = &self.dir else {
+            return String::new();
+        };
         let text = fs::read_to_string(dir.join("server.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
@@ -169,12 +284,15 @@ impl Server {
     pub async fn fresh_db(&self, hint: &str) -> TestDb {
         let db = self.bare_db(hint).await;
         let client = db.connect().await;
-        client.batch_execute("CREATE EXTENSION month_lock").await.unwrap_or_else(|e| {
-            panic!(
-                "CREATE EXTENSION month_lock failed ({e}); run `make install` first\n{}",
-                self.log_tail()
-            )
-        });
+        client
+            .batch_execute("CREATE EXTENSION month_lock")
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "CREATE EXTENSION month_lock failed ({e}); run `make install` first\n{}",
+                    self.log_tail()
+                )
+            });
         db
     }
 
@@ -217,12 +335,37 @@ impl TestDb {
         connect_config(&config).await
     }
 
+    /// Creates a new LOGIN role (ordinary: no superuser, no CREATEDB, no CREATEROLE) named
+    /// `<prefix>_<pid>_<n>` (roles are cluster-wide and tests run in parallel) and returns this
+    /// database with that role as the connecting user. Trust authentication: no password.
+    pub async fn with_new_role(&self, prefix: &str) -> TestDb {
+        let role = format!(
+            "{}_{}_{}",
+            sanitize(prefix),
+            std::process::id(),
+            DB_COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let admin = self.connect().await;
+        admin
+            .batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN"))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE ROLE {role}: {}", sql::describe(&e)));
+        let mut config = self.config.clone();
+        config.user(&role);
+        TestDb {
+            name: self.name.clone(),
+            config,
+        }
+    }
+
+    /// The user this database's connections log in as.
+    pub fn user(&self) -> String {
+        self.config.get_user().unwrap_or("postgres").to_string()
+    }
+
     /// A libpq-style URL of this database (for the CLI and other programs).
     pub fn url(&self) -> String {
-        let host = match &self.config.get_hosts()[0] {
-            tokio_postgres::config::Host::Tcp(h) => h.clone(),
-            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-        };
+        let host = sql::host_of(&self.config);
         let port = self.config.get_ports().first().copied().unwrap_or(5432);
         let user = self.config.get_user().unwrap_or("postgres");
         match self.config.get_password() {
@@ -250,23 +393,122 @@ pub async fn connect_config(config: &Config) -> Client {
 
 /// The backend pid of a connection.
 pub async fn backend_pid(client: &Client) -> i32 {
-    client.query_one("SELECT pg_backend_pid()", &[]).await.expect("pg_backend_pid").get(0)
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pg_backend_pid")
+        .get(0)
 }
 
-/// Waits until `pid` is waiting on a month lock (as the view shows it), up to 10 s.
+/// Waits until `pid` is queued for a lock (a row of `pg_locks` with `granted = false`: the
+/// backend sleeps in PostgreSQL's lock queue), up to 10 s. Reads `pg_locks` directly, so it
+/// works for any key space (legacy keys, raw advisory locks) and for any role.
 pub async fn wait_until_waiting(observer: &Client, pid: i32) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let waiting: bool = observer
-            .query_one("SELECT EXISTS (SELECT 1 FROM month_locks WHERE pid = $1 AND NOT granted)", &[&pid])
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE pid = $1 AND NOT granted)",
+                &[&pid],
+            )
             .await
-            .expect("query month_locks")
+            .expect("query pg_locks")
             .get(0);
         if waiting {
             return;
         }
-        assert!(Instant::now() < deadline, "backend {pid} never started waiting");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(
+            Instant::now() < deadline,
+            "backend {pid} never started waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Helpers shared by the test files, the client's tests and the benchmarks: one-value queries,
+/// errors as (SQLSTATE, message), month keys and connection details.
+pub mod sql {
+    use std::path::PathBuf;
+    use std::time::Duration;
+    use tokio_postgres::error::SqlState;
+    use tokio_postgres::{Client, Config};
+
+    /// The default `month_lock.namespace` (0x6D6C6B00, "mlk"): `pg_locks.classid` of month locks.
+    pub const DEFAULT_NAMESPACE: i32 = 1835821824;
+
+    /// Generous upper bound for things that should take milliseconds (a loaded 2-core CI box).
+    pub const SLOW: Duration = Duration::from_secs(5);
+
+    /// The key number of a month, `year*100 + month` (`pg_locks.objid`), e.g. 202403.
+    pub fn ym(year: i32, month: i32) -> i64 {
+        i64::from(year) * 100 + i64::from(month)
+    }
+
+    /// The host of a connection config: a TCP host name or a Unix socket directory.
+    pub fn host_of(config: &Config) -> String {
+        match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        }
+    }
+
+    /// `PG_CONFIG --bindir` (default: `pg_config` on PATH).
+    pub fn pg_bindir() -> PathBuf {
+        super::pg_bindir()
+    }
+
+    /// The single value of a one-row, one-column query (panics with the SQL on error).
+    pub async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+        client: &Client,
+        sql: &str,
+    ) -> T {
+        client
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)))
+            .get(0)
+    }
+
+    pub async fn q_bool(client: &Client, sql: &str) -> bool {
+        one(client, sql).await
+    }
+
+    pub async fn q_i64(client: &Client, sql: &str) -> i64 {
+        one(client, sql).await
+    }
+
+    pub async fn q_text(client: &Client, sql: &str) -> String {
+        one(client, sql).await
+    }
+
+    /// Runs one or more statements (simple protocol); panics with the SQL on error.
+    pub async fn exec(client: &Client, sql: &str) {
+        client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)));
+    }
+
+    /// Runs `sql`, expects a server error, returns its SQLSTATE and message.
+    pub async fn error_of(client: &Client, sql: &str) -> (SqlState, String) {
+        match client.batch_execute(sql).await {
+            Ok(()) => panic!("{sql}: expected an error, got success"),
+            Err(e) => {
+                let db = e
+                    .as_db_error()
+                    .unwrap_or_else(|| panic!("{sql}: not a server error: {e}"));
+                (db.code().clone(), db.message().to_string())
+            }
+        }
+    }
+
+    /// An error with its SQLSTATE and server message (tokio-postgres prints "db error").
+    pub fn describe(e: &tokio_postgres::Error) -> String {
+        match e.as_db_error() {
+            Some(db) => format!("{} {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        }
     }
 }
 
@@ -278,7 +520,7 @@ fn sanitize(hint: &str) -> String {
         .to_lowercase()
 }
 
-fn pg_bindir() -> PathBuf {
+pub(crate) fn pg_bindir() -> PathBuf {
     let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| "pg_config".into());
     let out = Command::new(&pg_config).arg("--bindir").output().unwrap_or_else(|e| {
         panic!("cannot run {pg_config} ({e}): install PostgreSQL or set PG_CONFIG or MONTH_LOCK_TEST_URL")
@@ -295,19 +537,28 @@ fn server_os_user() -> Option<(u32, u32)> {
     }
     let name = std::env::var("MONTH_LOCK_TEST_OS_USER").unwrap_or_else(|_| "postgres".into());
     let id = |flag: &str| -> u32 {
-        let out = Command::new("id").args([flag, &name]).output().expect("run id");
+        let out = Command::new("id")
+            .args([flag, &name])
+            .output()
+            .expect("run id");
         assert!(
             out.status.success(),
             "running as root, but OS user {name:?} does not exist (PostgreSQL refuses to run as root)"
         );
-        String::from_utf8_lossy(&out.stdout).trim().parse().expect("numeric id")
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("numeric id")
     };
     Some((id("-u"), id("-g")))
 }
 
 fn as_user(cmd: &mut Command, os_user: Option<(u32, u32)>) {
     if let Some((uid, gid)) = os_user {
-        cmd.uid(uid).gid(gid).env("HOME", "/tmp").env("USER", "postgres");
+        cmd.uid(uid)
+            .gid(gid)
+            .env("HOME", "/tmp")
+            .env("USER", "postgres");
     }
 }
 
@@ -332,12 +583,18 @@ fn chown(path: &Path, uid: u32, gid: u32) {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind a loopback port").local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind a loopback port")
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Removes cluster directories left by earlier processes whose postmaster is gone.
 fn remove_stale_clusters() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !name.starts_with(DIR_PREFIX) {
@@ -350,7 +607,10 @@ fn remove_stale_clusters() {
             .and_then(|line| line.trim().parse::<i32>().ok())
             // SAFETY: kill with signal 0 only checks for existence.
             .is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
-        let owner_pid: Option<i32> = name[DIR_PREFIX.len()..].split('.').next().and_then(|p| p.parse().ok());
+        let owner_pid: Option<i32> = name[DIR_PREFIX.len()..]
+            .split('.')
+            .next()
+            .and_then(|p| p.parse().ok());
         // SAFETY: as above.
         let owner_alive = owner_pid.is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
         if !alive && !owner_alive {

@@ -17,198 +17,46 @@ async fn db(hint: &str) -> TestDb {
 
 // ---- the original application's eight cases ------------------------------------------------
 
+// (bodies in common/cases.rs, shared with roles.rs)
+
 #[tokio::test]
 async fn three_workers_on_one_month_exactly_one_wins() {
-    let db = db("three_workers").await;
-    let mut tasks = Vec::new();
-    for _ in 0..3 {
-        let worker = db.connect().await;
-        tasks.push(tokio::spawn(async move {
-            let won = q_bool(&worker, "SELECT month_lock_try(2020, 1, 300)").await;
-            (won, worker) // keep the connection (and its lock) open until all are done
-        }));
-    }
-    let mut results = Vec::new();
-    for t in tasks {
-        results.push(t.await.unwrap());
-    }
-    assert_eq!(results.iter().filter(|(won, _)| *won).count(), 1, "exactly one winner");
+    cases::three_workers_on_one_month_exactly_one_wins(&db("three_workers").await).await;
 }
 
 #[tokio::test]
 async fn a_release_lets_the_next_worker_in() {
-    let db = db("release_next").await;
-    let (a, b) = (db.connect().await, db.connect().await);
-    assert!(q_bool(&a, "SELECT month_lock_try(2020, 2)").await);
-    assert!(!q_bool(&b, "SELECT month_lock_try(2020, 2)").await);
-    assert!(q_bool(&a, "SELECT month_lock_release(2020, 2)").await);
-    assert!(q_bool(&b, "SELECT month_lock_try(2020, 2)").await);
-    assert!(!q_bool(&a, "SELECT month_lock_try(2020, 2)").await);
+    cases::a_release_lets_the_next_worker_in(&db("release_next").await).await;
 }
 
 #[tokio::test]
 async fn closing_a_connection_releases() {
-    let db = db("close_releases").await;
-    let (a, b) = (db.connect().await, db.connect().await);
-    assert!(q_bool(&a, "SELECT month_lock_try(2020, 3)").await);
-    assert!(!q_bool(&b, "SELECT month_lock_try(2020, 3)").await);
-    drop(a);
-    let start = Instant::now();
-    assert!(q_bool(&b, "SELECT month_lock_try(2020, 3, 5000)").await);
-    assert!(start.elapsed() < SLOW);
+    cases::closing_a_connection_releases(&db("close_releases").await).await;
 }
 
 #[tokio::test]
 async fn a_failed_transaction_cleans_up_as_documented() {
-    let db = db("failed_xact").await;
-    let (a, b) = (db.connect().await, db.connect().await);
-
-    // Transaction scope: the failed transaction's rollback releases the month.
-    exec(&a, "BEGIN").await;
-    assert!(q_bool(&a, "SELECT month_lock_try_xact(2020, 4)").await);
-    assert!(!q_bool(&b, "SELECT month_lock_try(2020, 4)").await);
-    let (code, _) = error_of(&a, "SELECT 1 / 0").await;
-    assert_eq!(code, SqlState::DIVISION_BY_ZERO);
-    exec(&a, "ROLLBACK").await;
-    assert!(!q_bool(&a, "SELECT month_lock_held(2020, 4)").await);
-    assert!(q_bool(&b, "SELECT month_lock_try(2020, 4)").await);
-    assert!(q_bool(&b, "SELECT month_lock_release(2020, 4)").await);
-
-    // Session scope: like every session-level advisory lock it survives the rollback, and the
-    // wrapper's release (in its error path) frees it.
-    exec(&a, "BEGIN").await;
-    assert!(q_bool(&a, "SELECT month_lock_try(2020, 5)").await);
-    let _ = error_of(&a, "SELECT 1 / 0").await;
-    exec(&a, "ROLLBACK").await;
-    assert!(q_bool(&a, "SELECT month_lock_held(2020, 5)").await);
-    assert!(!q_bool(&b, "SELECT month_lock_try(2020, 5)").await);
-    assert!(q_bool(&a, "SELECT month_lock_release(2020, 5)").await);
-    assert!(q_bool(&b, "SELECT month_lock_try(2020, 5)").await);
+    cases::a_failed_transaction_cleans_up_as_documented(&db("failed_xact").await).await;
 }
 
 #[tokio::test]
 async fn different_months_run_in_parallel() {
-    let db = db("parallel_months").await;
-    let (a, b, c) = (db.connect().await, db.connect().await, db.connect().await);
-    assert!(q_bool(&a, "SELECT month_lock_try(2020, 6)").await);
-    assert!(q_bool(&b, "SELECT month_lock_try(2020, 7)").await);
-    // While `a` queues for b's month, another month is still free at once.
-    let waiter = tokio::spawn(async move {
-        let got = q_bool(&a, "SELECT month_lock_try(2020, 7, 3000)").await;
-        (got, a)
-    });
-    let start = Instant::now();
-    assert!(q_bool(&c, "SELECT month_lock_try(2020, 8, 3000)").await);
-    assert!(start.elapsed() < Duration::from_millis(1500), "an unrelated month did not wait");
-    assert!(q_bool(&b, "SELECT month_lock_release(2020, 7)").await);
-    let (got, a) = waiter.await.unwrap();
-    assert!(got);
-    assert!(q_bool(&a, "SELECT month_lock_held(2020, 6) AND month_lock_held(2020, 7)").await);
+    cases::different_months_run_in_parallel(&db("parallel_months").await).await;
 }
 
 #[tokio::test]
 async fn a_200ms_timeout_returns_false_without_raising_not_sooner() {
-    let db = db("timeout_200").await;
-    let (a, b) = (db.connect().await, db.connect().await);
-    assert!(q_bool(&a, "SELECT month_lock_try(2020, 9)").await);
-    // The caller's own lock_timeout is neither used (50 ms would cut the wait short and raise)
-    // nor changed.
-    exec(&b, "SET lock_timeout = '50ms'").await;
-    let start = Instant::now();
-    let got = q_bool(&b, "SELECT month_lock_try(2020, 9, 200)").await;
-    let elapsed = start.elapsed();
-    assert!(!got);
-    assert!(elapsed >= Duration::from_millis(200), "returned after {elapsed:?}");
-    assert!(elapsed < SLOW, "returned after {elapsed:?}");
-    println!("200 ms timeout returned false after {elapsed:?}");
-    assert_eq!(q_text(&b, "SHOW lock_timeout").await, "50ms");
-    assert!(!q_bool(&b, "SELECT month_lock_held(2020, 9)").await);
-    // The session is fine afterwards, and inside a transaction too.
-    exec(&b, "BEGIN").await;
-    assert!(!q_bool(&b, "SELECT month_lock_try_xact(2020, 9, 100)").await);
-    assert_eq!(q_i64(&b, "SELECT 41::bigint + 1").await, 42);
-    exec(&b, "COMMIT").await;
+    cases::a_200ms_timeout_returns_false_without_raising_not_sooner(&db("timeout_200").await).await;
 }
 
 #[tokio::test]
 async fn is_locked_before_during_and_after() {
-    let db = db("is_locked").await;
-    let (a, observer) = (db.connect().await, db.connect().await);
-    let q = "SELECT month_is_locked(2020, 10)";
-    assert!(!q_bool(&observer, q).await, "before");
-    assert!(!q_bool(&a, q).await, "before, holder's view");
-    assert!(q_bool(&a, "SELECT month_lock_try(2020, 10)").await);
-    assert!(q_bool(&observer, q).await, "during");
-    assert!(q_bool(&a, q).await, "during, holder's view");
-    assert!(!q_bool(&observer, "SELECT month_lock_held(2020, 10)").await);
-    assert!(q_bool(&a, "SELECT month_lock_held(2020, 10)").await);
-    assert!(!q_bool(&observer, "SELECT month_is_locked(2020, 11)").await, "another month");
-    assert!(q_bool(&a, "SELECT month_lock_release(2020, 10)").await);
-    assert!(!q_bool(&observer, q).await, "after");
+    cases::is_locked_before_during_and_after(&db("is_locked").await).await;
 }
 
 #[tokio::test]
 async fn the_view_shows_holder_and_waiter() {
-    let db = db("view").await;
-    let (a, b, observer) =
-        (db.connect_as("worker-a").await, db.connect_as("worker-b").await, db.connect().await);
-    let (pid_a, pid_b) = (backend_pid(&a).await, backend_pid(&b).await);
-    assert!(q_bool(&a, "SELECT month_lock_try(2020, 12)").await);
-    assert_eq!(view_rows(&observer).await, vec![format!("2020-12 exclusive granted {pid_a}")]);
-
-    let waiter = tokio::spawn(async move { (q_bool(&b, "SELECT month_lock_try(2020, 12, 10000)").await, b) });
-    wait_until_waiting(&observer, pid_b).await;
-    assert_eq!(
-        view_rows(&observer).await,
-        vec![format!("2020-12 exclusive granted {pid_a}"), format!("2020-12 exclusive waiting {pid_b}")]
-    );
-    let row = observer
-        .query_one(
-            "SELECT month_start::text, application_name, usename::text, waiting_since IS NULL, \
-                    client_addr IS NOT NULL, backend_start IS NOT NULL \
-               FROM month_locks WHERE pid = $1",
-            &[&pid_a],
-        )
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "2020-12-01");
-    assert_eq!(row.get::<_, String>(1), "worker-a");
-    assert_eq!(row.get::<_, String>(2), "postgres");
-    assert!(row.get::<_, bool>(3), "a holder has no waiting_since");
-    assert!(row.get::<_, bool>(4) && row.get::<_, bool>(5));
-    let waiting: (Option<String>, bool) = {
-        let r = observer
-            .query_one(
-                "SELECT application_name, waiting_since <= now() FROM month_locks WHERE pid = $1",
-                &[&pid_b],
-            )
-            .await
-            .unwrap();
-        (r.get(0), r.get(1))
-    };
-    assert_eq!(waiting, (Some("worker-b".into()), true));
-    // No query text is exposed.
-    let columns: Vec<String> = observer
-        .query(
-            "SELECT attname::text FROM pg_attribute WHERE attrelid = 'month_locks'::regclass AND attnum > 0 ORDER BY attnum",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(
-        columns,
-        [
-            "year", "month", "month_start", "mode", "granted", "pid", "waiting_since",
-            "application_name", "usename", "client_addr", "backend_start"
-        ]
-    );
-    assert!(q_bool(&a, "SELECT month_lock_release(2020, 12)").await);
-    let (got, _b) = waiter.await.unwrap();
-    assert!(got);
-    assert_eq!(view_rows(&observer).await, vec![format!("2020-12 exclusive granted {pid_b}")]);
+    cases::the_view_shows_holder_and_waiter(&db("view").await).await;
 }
 
 // ---- queueing --------------------------------------------------------------------------------
@@ -275,7 +123,11 @@ async fn three_queued_waiters_are_served_first_come_first_served() {
         wait_until_waiting(&observer, pid).await;
     }
     let waiting = view_rows(&observer).await;
-    assert_eq!(waiting.iter().filter(|r| r.contains("waiting")).count(), 3, "{waiting:?}");
+    assert_eq!(
+        waiting.iter().filter(|r| r.contains("waiting")).count(),
+        3,
+        "{waiting:?}"
+    );
     assert!(q_bool(&holder, "SELECT month_lock_release(2021, 2)").await);
     for t in tasks {
         t.await.unwrap();
@@ -294,16 +146,27 @@ async fn a_deadlock_raises_40p01_in_one_session_and_the_other_gets_its_month() {
     // One waits with a timeout, the other without: both forms must surface the deadlock.
     let ta = {
         let a = a.clone();
-        tokio::spawn(async move { a.query_one("SELECT month_lock_try(2021, 4, 20000)", &[]).await.map(|r| r.get::<_, bool>(0)) })
+        tokio::spawn(async move {
+            a.query_one("SELECT month_lock_try(2021, 4, 20000)", &[])
+                .await
+                .map(|r| r.get::<_, bool>(0))
+        })
     };
     wait_until_waiting(&observer, pid_a).await;
     let tb = {
         let b = b.clone();
-        tokio::spawn(async move { b.batch_execute("SELECT month_lock(2021, 3)").await.map(|_| true) })
+        tokio::spawn(async move {
+            b.batch_execute("SELECT month_lock(2021, 3)")
+                .await
+                .map(|_| true)
+        })
     };
     let start = Instant::now();
     while !ta.is_finished() && !tb.is_finished() {
-        assert!(start.elapsed() < Duration::from_secs(15), "no deadlock error after 15 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no deadlock error after 15 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     println!("deadlock detected after {:?}", start.elapsed());
@@ -313,19 +176,56 @@ async fn a_deadlock_raises_40p01_in_one_session_and_the_other_gets_its_month() {
     } else {
         (&b, &a, pid_b, "2021, 4", "2021, 3", tb, ta)
     };
-    let err = loser_task.await.unwrap().expect_err("the first to finish has the deadlock error");
+    let err = loser_task
+        .await
+        .unwrap()
+        .expect_err("the first to finish has the deadlock error");
     assert_eq!(err.code(), Some(&SqlState::T_R_DEADLOCK_DETECTED), "{err}");
-    assert!(!winner_task.is_finished(), "the other still waits for the loser's month");
+    // The other keeps waiting (in the lock queue, not returned) until the loser releases the
+    // month it holds: the loser's session lock from an earlier, completed statement survives
+    // its error. Checked again after more than a deadlock_timeout.
+    let winner_pid = if a_lost { pid_b } else { pid_a };
+    for round in 0..2 {
+        if round > 0 {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+        assert!(
+            !winner_task.is_finished(),
+            "the other still waits for the loser's month"
+        );
+        assert!(
+            q_bool(&observer, &format!("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = {winner_pid} AND NOT granted)")).await,
+            "the other is still queued"
+        );
+    }
     // The loser is usable, still holds its own month (a session lock outlives the error) and
     // nothing of the one it waited for.
     assert!(q_bool(loser, &format!("SELECT month_lock_held({loser_own})")).await);
     assert!(!q_bool(loser, &format!("SELECT month_lock_held({loser_wanted})")).await);
     let rows = view_rows(&observer).await;
-    assert_eq!(rows.iter().filter(|r| r.ends_with(&format!(" {loser_pid}"))).count(), 1, "{rows:?}");
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.ends_with(&format!(" {loser_pid}")))
+            .count(),
+        1,
+        "{rows:?}"
+    );
     // Its error path releases, and the other session gets its month.
-    assert_eq!(q_i64(loser, "SELECT month_lock_release_all()::bigint").await, 1);
-    assert!(winner_task.await.unwrap().expect("the other session gets its month"));
-    assert!(q_bool(winner, "SELECT month_lock_held(2021, 3) AND month_lock_held(2021, 4)").await);
+    assert_eq!(
+        q_i64(loser, "SELECT month_lock_release_all()::bigint").await,
+        1
+    );
+    assert!(winner_task
+        .await
+        .unwrap()
+        .expect("the other session gets its month"));
+    assert!(
+        q_bool(
+            winner,
+            "SELECT month_lock_held(2021, 3) AND month_lock_held(2021, 4)"
+        )
+        .await
+    );
 }
 
 #[tokio::test]
@@ -333,7 +233,10 @@ async fn a_cancelled_or_timed_out_waiter_is_usable_and_holds_nothing() {
     let db = db("cancel2").await;
     let (holder, admin) = (db.connect().await, db.connect().await);
     assert!(q_bool(&holder, "SELECT month_lock_try(2021, 6)").await);
-    for sql in ["SELECT month_lock_try(2021, 6, 30000)", "SELECT month_lock(2021, 6)"] {
+    for sql in [
+        "SELECT month_lock_try(2021, 6, 30000)",
+        "SELECT month_lock(2021, 6)",
+    ] {
         let waiter = db.connect().await;
         let pid = backend_pid(&waiter).await;
         exec(&waiter, "SET lock_timeout = '3s'").await;
@@ -343,9 +246,16 @@ async fn a_cancelled_or_timed_out_waiter_is_usable_and_holds_nothing() {
         let (r, waiter) = w.await.unwrap();
         let err = r.expect_err("cancelled");
         assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{sql}: {err}");
-        assert!(!q_bool(&waiter, "SELECT month_lock_held(2021, 6)").await, "{sql}");
+        assert!(
+            !q_bool(&waiter, "SELECT month_lock_held(2021, 6)").await,
+            "{sql}"
+        );
         assert_eq!(q_text(&waiter, "SHOW lock_timeout").await, "3s");
-        assert_eq!(view_rows(&admin).await.len(), 1, "only the holder is listed after: {sql}");
+        assert_eq!(
+            view_rows(&admin).await.len(),
+            1,
+            "only the holder is listed after: {sql}"
+        );
 
         // statement_timeout acts as on any lock wait.
         exec(&waiter, "SET statement_timeout = 300").await;
@@ -371,12 +281,24 @@ async fn terminating_the_holder_hands_the_month_on() {
     });
     wait_until_waiting(&admin, waiter_pid).await;
     let start = Instant::now();
-    assert!(q_bool(&admin, &format!("SELECT pg_terminate_backend({holder_pid})")).await);
+    assert!(
+        q_bool(
+            &admin,
+            &format!("SELECT pg_terminate_backend({holder_pid})")
+        )
+        .await
+    );
     let (got, _waiter) = w.await.unwrap();
     assert!(got);
     assert!(start.elapsed() < SLOW);
-    assert!(holder.batch_execute("SELECT 1").await.is_err(), "the holder's session is gone");
-    assert_eq!(view_rows(&admin).await, vec![format!("2021-07 exclusive granted {waiter_pid}")]);
+    assert!(
+        holder.batch_execute("SELECT 1").await.is_err(),
+        "the holder's session is gone"
+    );
+    assert_eq!(
+        view_rows(&admin).await,
+        vec![format!("2021-07 exclusive granted {waiter_pid}")]
+    );
 }
 
 #[tokio::test]
@@ -386,10 +308,18 @@ async fn the_callers_lock_timeout_does_not_limit_month_lock() {
     let pid = backend_pid(&waiter).await;
     assert!(q_bool(&holder, "SELECT month_lock_try(2021, 8)").await);
     exec(&waiter, "SET lock_timeout = '50ms'").await;
-    let w = tokio::spawn(async move { (waiter.batch_execute("SELECT month_lock(2021, 8)").await, waiter) });
+    let w = tokio::spawn(async move {
+        (
+            waiter.batch_execute("SELECT month_lock(2021, 8)").await,
+            waiter,
+        )
+    });
     wait_until_waiting(&observer, pid).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!w.is_finished(), "still waiting after 300 ms despite lock_timeout = 50ms");
+    assert!(
+        !w.is_finished(),
+        "still waiting after 300 ms despite lock_timeout = 50ms"
+    );
     assert!(q_bool(&holder, "SELECT month_lock_release(2021, 8)").await);
     let (r, waiter) = w.await.unwrap();
     r.expect("month_lock returns once granted");
@@ -406,22 +336,32 @@ async fn transaction_locks_end_at_commit_and_at_rollback() {
     for end in ["COMMIT", "ROLLBACK"] {
         exec(&a, "BEGIN").await;
         assert!(q_bool(&a, "SELECT month_lock_try_xact(2021, 9)").await);
-        assert!(q_bool(&a, "SELECT month_lock_try_xact(2021, 9, 100)").await, "re-entry");
+        assert!(
+            q_bool(&a, "SELECT month_lock_try_xact(2021, 9, 100)").await,
+            "re-entry"
+        );
         assert!(!q_bool(&b, "SELECT month_lock_try(2021, 9)").await, "{end}");
-        assert!(!q_bool(&a, "SELECT month_lock_release(2021, 9)").await, "not a session lock");
+        assert!(
+            !q_bool(&a, "SELECT month_lock_release(2021, 9)").await,
+            "not a session lock"
+        );
         exec(&a, end).await;
-        assert!(!q_bool(&a, "SELECT month_lock_held(2021, 9)").await, "{end}");
+        assert!(
+            !q_bool(&a, "SELECT month_lock_held(2021, 9)").await,
+            "{end}"
+        );
         assert!(q_bool(&b, "SELECT month_lock_try(2021, 9)").await, "{end}");
         assert!(q_bool(&b, "SELECT month_lock_release(2021, 9)").await);
     }
     // A queued transaction-scope waiter gets the month and keeps it to its commit.
     assert!(q_bool(&b, "SELECT month_lock_try(2021, 10)").await);
+    let pid_a = backend_pid(&a).await;
     exec(&a, "BEGIN").await;
     let w = tokio::spawn(async move {
         let got = q_bool(&a, "SELECT month_lock_try_xact(2021, 10, 10000)").await;
         (got, a)
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until_waiting(&b, pid_a).await;
     assert!(q_bool(&b, "SELECT month_lock_release(2021, 10)").await);
     let (got, a) = w.await.unwrap();
     assert!(got);
@@ -439,7 +379,13 @@ async fn a_timed_out_transaction_wait_holds_nothing() {
     assert!(q_bool(&a, "SELECT month_lock_try_xact(2021, 12)").await);
     assert!(!q_bool(&a, "SELECT month_lock_try_xact(2021, 11, 150)").await);
     // The transaction is intact and keeps what it had.
-    assert!(q_bool(&a, "SELECT month_lock_held(2021, 12) AND NOT month_lock_held(2021, 11)").await);
+    assert!(
+        q_bool(
+            &a,
+            "SELECT month_lock_held(2021, 12) AND NOT month_lock_held(2021, 11)"
+        )
+        .await
+    );
     exec(&a, "COMMIT").await;
     assert!(!q_bool(&a, "SELECT month_lock_held(2021, 12)").await);
 }
@@ -453,7 +399,10 @@ async fn shared_and_exclusive_exclude_each_other() {
     assert!(!q_bool(&c, "SELECT month_lock_try(2022, 1)").await);
     assert!(!q_bool(&c, "SELECT month_lock_try(2022, 1, 100)").await);
     assert!(q_bool(&a, "SELECT month_lock_release_shared(2022, 1)").await);
-    assert!(!q_bool(&c, "SELECT month_lock_try(2022, 1)").await, "one shared holder left");
+    assert!(
+        !q_bool(&c, "SELECT month_lock_try(2022, 1)").await,
+        "one shared holder left"
+    );
     assert!(q_bool(&b, "SELECT month_lock_release_shared(2022, 1)").await);
     assert!(q_bool(&c, "SELECT month_lock_try(2022, 1)").await);
     assert!(!q_bool(&a, "SELECT month_lock_try_shared(2022, 1)").await);
@@ -461,8 +410,14 @@ async fn shared_and_exclusive_exclude_each_other() {
     assert!(!q_bool(&a, "SELECT month_lock_try_xact_shared(2022, 1, 50)").await);
     exec(&a, "COMMIT").await;
     // A shared waiter is handed the month when the exclusive holder leaves.
-    let w = tokio::spawn(async move { (q_bool(&a, "SELECT month_lock_shared(2022, 1)::text = ''").await, a) });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pid_a = backend_pid(&a).await;
+    let w = tokio::spawn(async move {
+        (
+            q_bool(&a, "SELECT month_lock_shared(2022, 1)::text = ''").await,
+            a,
+        )
+    });
+    wait_until_waiting(&c, pid_a).await;
     assert!(q_bool(&c, "SELECT month_lock_release(2022, 1)").await);
     let (got, a) = w.await.unwrap();
     assert!(got);
@@ -473,11 +428,20 @@ async fn shared_and_exclusive_exclude_each_other() {
 #[tokio::test]
 async fn a_new_attempt_does_not_jump_the_queue() {
     let db = db("no_jump").await;
-    let (reader, writer, late_reader, observer) =
-        (db.connect().await, db.connect().await, db.connect().await, db.connect().await);
+    let (reader, writer, late_reader, observer) = (
+        db.connect().await,
+        db.connect().await,
+        db.connect().await,
+        db.connect().await,
+    );
     let writer_pid = backend_pid(&writer).await;
     assert!(q_bool(&reader, "SELECT month_lock_try_shared(2022, 9)").await);
-    let w = tokio::spawn(async move { (q_bool(&writer, "SELECT month_lock_try(2022, 9, 10000)").await, writer) });
+    let w = tokio::spawn(async move {
+        (
+            q_bool(&writer, "SELECT month_lock_try(2022, 9, 10000)").await,
+            writer,
+        )
+    });
     wait_until_waiting(&observer, writer_pid).await;
     // Shared is compatible with the shared holder, but an exclusive waiter is queued first.
     assert!(!q_bool(&late_reader, "SELECT month_lock_try_shared(2022, 9)").await);
@@ -500,10 +464,20 @@ async fn legacy_keys_conflict_with_the_raw_yyyymm_lock() {
     assert!(q_bool(&raw, "SELECT pg_try_advisory_lock(202202)").await);
     assert!(!q_bool(&ml, "SELECT month_lock_try(2022, 2)").await);
     assert!(q_bool(&ml, "SELECT month_is_locked(2022, 2)").await);
-    assert_eq!(view_rows(&ml).await.len(), 1, "the raw worker is listed as a month holder");
+    assert_eq!(
+        view_rows(&ml).await.len(),
+        1,
+        "the raw worker is listed as a month holder"
+    );
     // A queued month_lock waiter is handed the month by the raw worker's unlock.
-    let w = tokio::spawn(async move { (q_bool(&ml, "SELECT month_lock_try(2022, 2, 10000)").await, ml) });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ml_pid = backend_pid(&ml).await;
+    let w = tokio::spawn(async move {
+        (
+            q_bool(&ml, "SELECT month_lock_try(2022, 2, 10000)").await,
+            ml,
+        )
+    });
+    wait_until_waiting(&raw, ml_pid).await;
     assert!(q_bool(&raw, "SELECT pg_advisory_unlock(202202)").await);
     let (got, ml) = w.await.unwrap();
     assert!(got);
@@ -523,18 +497,36 @@ async fn another_applications_advisory_locks_neither_conflict_nor_show() {
     assert!(!q_bool(&ml, "SELECT month_is_locked(2022, 4)").await);
     assert!(q_bool(&ml, "SELECT month_lock_try(2022, 4)").await);
     let pid = backend_pid(&ml).await;
-    assert_eq!(view_rows(&other).await, vec![format!("2022-04 exclusive granted {pid}")]);
+    assert_eq!(
+        view_rows(&other).await,
+        vec![format!("2022-04 exclusive granted {pid}")]
+    );
     // Two applications with their own namespaces keep separate month locks: namespace 42 is the
     // other application's raw (42, 202204) lock.
     exec(&ml, "SET month_lock.namespace = 42").await;
-    assert!(!q_bool(&ml, "SELECT month_lock_try(2022, 4)").await, "42/202204 is held by `other`");
+    assert!(
+        !q_bool(&ml, "SELECT month_lock_try(2022, 4)").await,
+        "42/202204 is held by `other`"
+    );
     assert!(q_bool(&ml, "SELECT month_is_locked(2022, 4)").await);
-    assert_eq!(view_rows(&ml).await, vec![format!("2022-04 exclusive granted {}", backend_pid(&other).await)]);
+    assert_eq!(
+        view_rows(&ml).await,
+        vec![format!(
+            "2022-04 exclusive granted {}",
+            backend_pid(&other).await
+        )]
+    );
     exec(&ml, "SET month_lock.namespace = 43").await;
     assert!(q_bool(&ml, "SELECT month_lock_try(2022, 4)").await);
-    assert_eq!(view_rows(&ml).await, vec![format!("2022-04 exclusive granted {pid}")]);
+    assert_eq!(
+        view_rows(&ml).await,
+        vec![format!("2022-04 exclusive granted {pid}")]
+    );
     exec(&ml, "RESET month_lock.namespace").await;
-    assert!(q_bool(&ml, "SELECT month_lock_held(2022, 4)").await, "the default-namespace lock is still held");
+    assert!(
+        q_bool(&ml, "SELECT month_lock_held(2022, 4)").await,
+        "the default-namespace lock is still held"
+    );
 }
 
 // ---- errors and edges ----------------------------------------------------------------------
@@ -544,23 +536,63 @@ async fn bad_input_is_a_clear_error_and_takes_nothing() {
     let db = db("bad_input").await;
     let c = db.connect().await;
     let cases: [(&str, SqlState, &str); 8] = [
-        ("SELECT month_lock_try(0, 1)", SqlState::INVALID_PARAMETER_VALUE, "\"year\" must be between 1 and 9999, got 0"),
-        ("SELECT month_lock(10000, 1)", SqlState::INVALID_PARAMETER_VALUE, "\"year\" must be between 1 and 9999, got 10000"),
-        ("SELECT month_lock_try_shared(2024, 13)", SqlState::INVALID_PARAMETER_VALUE, "\"month\" must be between 1 and 12, got 13"),
-        ("SELECT month_lock_release(2024, -1)", SqlState::INVALID_PARAMETER_VALUE, "\"month\" must be between 1 and 12, got -1"),
-        ("SELECT month_lock_try(2024, 1, -5)", SqlState::INVALID_PARAMETER_VALUE, "\"timeout_ms\" must be at least 0, got -5"),
-        ("SELECT month_lock_try(NULL, 1)", SqlState::NULL_VALUE_NOT_ALLOWED, "\"year\" must not be NULL"),
-        ("SELECT month_is_locked(2024, NULL)", SqlState::NULL_VALUE_NOT_ALLOWED, "\"month\" must not be NULL"),
-        ("SELECT month_lock_try_xact(2024, 1, NULL)", SqlState::NULL_VALUE_NOT_ALLOWED, "\"timeout_ms\" must not be NULL"),
+        (
+            "SELECT month_lock_try(0, 1)",
+            SqlState::INVALID_PARAMETER_VALUE,
+            "\"year\" must be between 1 and 9999, got 0",
+        ),
+        (
+            "SELECT month_lock(10000, 1)",
+            SqlState::INVALID_PARAMETER_VALUE,
+            "\"year\" must be between 1 and 9999, got 10000",
+        ),
+        (
+            "SELECT month_lock_try_shared(2024, 13)",
+            SqlState::INVALID_PARAMETER_VALUE,
+            "\"month\" must be between 1 and 12, got 13",
+        ),
+        (
+            "SELECT month_lock_release(2024, -1)",
+            SqlState::INVALID_PARAMETER_VALUE,
+            "\"month\" must be between 1 and 12, got -1",
+        ),
+        (
+            "SELECT month_lock_try(2024, 1, -5)",
+            SqlState::INVALID_PARAMETER_VALUE,
+            "\"timeout_ms\" must be at least 0, got -5",
+        ),
+        (
+            "SELECT month_lock_try(NULL, 1)",
+            SqlState::NULL_VALUE_NOT_ALLOWED,
+            "\"year\" must not be NULL",
+        ),
+        (
+            "SELECT month_is_locked(2024, NULL)",
+            SqlState::NULL_VALUE_NOT_ALLOWED,
+            "\"month\" must not be NULL",
+        ),
+        (
+            "SELECT month_lock_try_xact(2024, 1, NULL)",
+            SqlState::NULL_VALUE_NOT_ALLOWED,
+            "\"timeout_ms\" must not be NULL",
+        ),
     ];
     for (sql, want_code, want_text) in cases {
         let (code, message) = error_of(&c, sql).await;
         assert_eq!(code, want_code, "{sql}: {message}");
         assert!(message.contains(want_text), "{sql}: {message}");
-        assert_eq!(q_i64(&c, "SELECT 1::bigint").await, 1, "session usable after {sql}");
+        assert_eq!(
+            q_i64(&c, "SELECT 1::bigint").await,
+            1,
+            "session usable after {sql}"
+        );
     }
     assert_eq!(
-        q_i64(&c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()").await,
+        q_i64(
+            &c,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        )
+        .await,
         0,
         "no lock taken"
     );
@@ -576,7 +608,9 @@ async fn releasing_an_unheld_month_is_quiet() {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                 Some(Ok(AsyncMessage::Notice(n))) => {
-                    sink.lock().unwrap().push(format!("{}: {}", n.severity(), n.message()))
+                    sink.lock()
+                        .unwrap()
+                        .push(format!("{}: {}", n.severity(), n.message()))
                 }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => break,
@@ -585,11 +619,20 @@ async fn releasing_an_unheld_month_is_quiet() {
     });
     let other = db.connect().await;
     assert!(q_bool(&other, "SELECT month_lock_try(2022, 5)").await);
-    assert!(!q_bool(&client, "SELECT month_lock_release(2022, 5)").await, "held by another session");
-    assert!(!q_bool(&client, "SELECT month_lock_release_shared(2022, 6)").await, "never taken");
+    assert!(
+        !q_bool(&client, "SELECT month_lock_release(2022, 5)").await,
+        "held by another session"
+    );
+    assert!(
+        !q_bool(&client, "SELECT month_lock_release_shared(2022, 6)").await,
+        "never taken"
+    );
     exec(&client, "BEGIN").await;
     assert!(q_bool(&client, "SELECT month_lock_try_xact(2022, 7)").await);
-    assert!(!q_bool(&client, "SELECT month_lock_release(2022, 7)").await, "transaction scope");
+    assert!(
+        !q_bool(&client, "SELECT month_lock_release(2022, 7)").await,
+        "transaction scope"
+    );
     exec(&client, "COMMIT").await;
     // The built-in warns in the same situation: prove notices do reach us.
     assert!(!q_bool(&client, "SELECT pg_advisory_unlock(1)").await);
@@ -608,23 +651,40 @@ async fn timeouts_raced_against_releases_never_leave_a_lock_behind() {
     for i in 0..300u64 {
         assert!(q_bool(&holder, "SELECT month_lock_try(2022, 8)").await);
         let w = waiter.clone();
-        let attempt = tokio::spawn(async move { q_bool(&w, "SELECT month_lock_try(2022, 8, 10)").await });
+        let attempt =
+            tokio::spawn(async move { q_bool(&w, "SELECT month_lock_try(2022, 8, 10)").await });
         // Release around the moment the 10 ms timeout fires: 6..14 ms after the call was sent.
         tokio::time::sleep(Duration::from_micros(6000 + (i * 2654435761) % 8000)).await;
         assert!(q_bool(&holder, "SELECT month_lock_release(2022, 8)").await);
         if attempt.await.unwrap() {
             granted += 1;
-            assert!(q_bool(&waiter, "SELECT month_lock_release(2022, 8)").await, "iteration {i}");
+            assert!(
+                q_bool(&waiter, "SELECT month_lock_release(2022, 8)").await,
+                "iteration {i}"
+            );
         } else {
             timed_out += 1;
-            assert!(!q_bool(&waiter, "SELECT month_lock_held(2022, 8)").await, "iteration {i}");
+            assert!(
+                !q_bool(&waiter, "SELECT month_lock_held(2022, 8)").await,
+                "iteration {i}"
+            );
             let rows = view_rows(&observer).await;
-            assert!(!rows.iter().any(|r| r.ends_with(&format!(" {waiter_pid}"))), "iteration {i}: {rows:?}");
+            assert!(
+                !rows.iter().any(|r| r.ends_with(&format!(" {waiter_pid}"))),
+                "iteration {i}: {rows:?}"
+            );
         }
     }
     println!("race loop: {granted} granted, {timed_out} timed out, none left behind");
     assert_eq!(granted + timed_out, 300);
-    assert_eq!(q_i64(&observer, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").await, 0);
+    assert_eq!(
+        q_i64(
+            &observer,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -634,4 +694,3 @@ async fn a_client_without_the_extension_gets_undefined_function() {
     let (code, message) = error_of(&c, "SELECT month_lock_try(2024, 1)").await;
     assert_eq!(code, SqlState::UNDEFINED_FUNCTION, "{message}");
 }
-

@@ -70,22 +70,57 @@ pub enum Error {
     /// The `month_lock` extension is not installed in the connected database.
     #[error("the month_lock extension is not installed in this database; run CREATE EXTENSION month_lock (as a user allowed to), then retry")]
     ExtensionMissing {
-        /// The server's error (SQLSTATE 42883 or 42P01).
+        /// The server's error (SQLSTATE 42883 or 42P01 naming one of this crate's functions or
+        /// the `month_locks` view).
         #[source]
         source: tokio_postgres::Error,
     },
 
     /// Any other error from the server or the connection; [`Error::sqlstate`] tells which.
+    /// The message carries the server's (or the connection's) own words.
     #[error("{}", describe_db(.0))]
     Database(#[source] tokio_postgres::Error),
+
+    /// The server answered something this crate cannot read (e.g. a lock mode other than
+    /// `exclusive`/`shared` in `month_locks`, or a negative count): a version mismatch.
+    #[error("unexpected answer from the server: {0}")]
+    UnexpectedAnswer(String),
 }
 
 fn describe_db(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
-        Some(db) => format!("database error {} (SQLSTATE {}): {}", db.severity(), db.code().code(), db.message()),
+        Some(db) => format!(
+            "database error {} (SQLSTATE {}): {}",
+            db.severity(),
+            db.code().code(),
+            db.message()
+        ),
         None if e.is_closed() => "the database connection is closed".to_string(),
-        None => format!("database connection error: {e}"),
+        None => format!("database connection error: {}", error_chain(e)),
     }
+}
+
+/// `e` and its sources, joined by ": ", skipping a source whose text the previous one already
+/// shows (tokio-postgres prints only "error connecting to server", the cause holds the rest).
+///
+/// ```
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+/// let e = month_lock_client::Error::UnexpectedAnswer("x".into());
+/// assert_eq!(month_lock_client::error_chain(&e), "unexpected answer from the server: x");
+/// assert_eq!(month_lock_client::error_chain(&io), "Connection refused");
+/// ```
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }
 
 impl Error {
@@ -93,11 +128,11 @@ impl Error {
     ///
     /// ```no_run
     /// # async fn demo(client: &tokio_postgres::Client) {
-    /// use month_lock_client::{MonthLockExt, YearMonth};
+    /// use month_lock_client::{MonthLock, YearMonth};
     /// use tokio_postgres::error::SqlState;
     ///
     /// let ym: YearMonth = "2024-03".parse().unwrap();
-    /// if let Err(e) = client.lock(ym).await {
+    /// if let Err(e) = MonthLock::new(ym).acquire(client).await {
     ///     if e.sqlstate() == Some(&SqlState::T_R_DEADLOCK_DETECTED) {
     ///         eprintln!("deadlock; retrying later");
     ///     }
@@ -126,15 +161,10 @@ impl Error {
 }
 
 impl From<tokio_postgres::Error> for Error {
-    /// Maps "function/relation month_lock… does not exist" to [`Error::ExtensionMissing`] and
-    /// everything else to [`Error::Database`].
+    /// Always [`Error::Database`], so that `?` works on the driver's own calls. Whether the
+    /// extension is missing is decided only where this crate runs its own statements, by the
+    /// exact name of the function or view the server reports missing.
     fn from(e: tokio_postgres::Error) -> Self {
-        if let Some(db) = e.as_db_error() {
-            let missing = *db.code() == SqlState::UNDEFINED_FUNCTION || *db.code() == SqlState::UNDEFINED_TABLE;
-            if missing && db.message().contains("month_") {
-                return Error::ExtensionMissing { source: e };
-            }
-        }
         Error::Database(e)
     }
 }
@@ -169,7 +199,11 @@ impl fmt::Display for LostReason {
             LostReason::ConnectionClosed => f.write_str("the database connection is closed"),
             LostReason::NotHeld => f.write_str("the session no longer holds it"),
             LostReason::Unresponsive { after } => {
-                write!(f, "the server did not answer a heartbeat within {}", humantime::format_duration(*after))
+                write!(
+                    f,
+                    "the server did not answer a heartbeat within {}",
+                    humantime::format_duration(*after)
+                )
             }
         }
     }

@@ -1,108 +1,37 @@
 //! [`MonthLockGuard`]: a session-level month lock held by a connection, released on drop.
 
-use std::future::Future;
 use std::ops::Deref;
-use std::pin::pin;
 use std::sync::OnceLock;
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 use crate::error::{Error, LostReason, Result};
-use crate::YearMonth;
-
-/// Waits longer than this get a cancel request when their future is dropped (see the module
-/// docs of [`MonthLockGuard`]).
-const CANCEL_WAITS_LONGER_THAN: Duration = Duration::from_secs(1);
-
-/// Exclusive or shared.
-///
-/// Any number of sessions may hold a month in shared mode at once; an exclusive holder excludes
-/// all others. Serialized as `"exclusive"` / `"shared"`, as in the `month_locks` view.
-///
-/// ```
-/// use month_lock_client::LockMode;
-/// assert_eq!(LockMode::Shared.to_string(), "shared");
-/// assert_eq!(serde_json::to_string(&LockMode::Exclusive).unwrap(), "\"exclusive\"");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LockMode {
-    /// One holder at a time.
-    Exclusive,
-    /// Many shared holders at a time, no exclusive holder meanwhile.
-    Shared,
-}
-
-impl std::fmt::Display for LockMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LockMode::Exclusive => "exclusive",
-            LockMode::Shared => "shared",
-        })
-    }
-}
-
-/// How [`MonthLockGuard::lost`] watches the lock.
-///
-/// Every `interval` it checks, without a round trip, whether the driver has seen the connection
-/// close (so a terminated backend or a restarted server is noticed within about `interval`,
-/// at most 100 ms), and sends a heartbeat `SELECT month_lock_held(y, m)` on the guard's
-/// connection. A heartbeat that answers `false` means the lock is gone
-/// ([`LostReason::NotHeld`]); one that gets no answer within `timeout` means the server or the
-/// network is unresponsive ([`LostReason::Unresponsive`]). `timeout: None` never gives up on a
-/// heartbeat (use it when you run long statements on the guard's own connection: a heartbeat
-/// queues behind them). A silently dead network is otherwise only noticed by TCP keepalives.
-///
-/// ```
-/// use month_lock_client::Heartbeat;
-/// use std::time::Duration;
-///
-/// let hb = Heartbeat { interval: Duration::from_millis(250), ..Heartbeat::default() };
-/// assert_eq!(hb.timeout, Some(Duration::from_secs(10)));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Heartbeat {
-    /// Time between checks. Default: 1 s.
-    pub interval: Duration,
-    /// Longest wait for a heartbeat's answer. Default: 10 s.
-    pub timeout: Option<Duration>,
-}
-
-impl Default for Heartbeat {
-    fn default() -> Self {
-        Heartbeat { interval: Duration::from_secs(1), timeout: Some(Duration::from_secs(10)) }
-    }
-}
+use crate::heartbeat::{self, Heartbeat};
+use crate::{sql, LockMode, YearMonth};
 
 /// A session-level month lock, held by the connection `C` derefs to, until the guard is
-/// released or dropped.
+/// released, dropped or leaked. Get one from [`MonthLock::acquire`](crate::MonthLock::acquire).
 ///
-/// Get one from [`MonthLockExt`](crate::MonthLockExt) methods (borrowing a `Client`) or from
-/// the associated functions here (any `C: Deref<Target = Client>`, e.g. an `Arc<Client>` or a
-/// [`Pooled`] connection that the guard then owns).
+/// `C` is anything that derefs to a [`Client`]: `&Client` (the guard borrows the connection),
+/// `Arc<Client>`, or a pooled connection wrapped in [`Pooled`] (the guard owns it).
 ///
 /// ```no_run
-/// use month_lock_client::{MonthLockGuard, YearMonth};
+/// use month_lock_client::{MonthLock, YearMonth};
 /// use std::{sync::Arc, time::Duration};
 ///
 /// # async fn demo(client: Arc<tokio_postgres::Client>) -> month_lock_client::Result<()> {
 /// let ym: YearMonth = "2024-03".parse()?;
-/// if let Some(guard) = MonthLockGuard::try_lock(client.clone(), ym, Duration::from_secs(5)).await? {
-///     // ... work on 2024-03 ...
-///     guard.release().await?;
-/// }
+/// let guard = MonthLock::new(ym).timeout(Duration::from_secs(5)).acquire(client.clone()).await?;
+/// // ... work on 2024-03, on guard.client() or any other connection ...
+/// guard.release().await?;
 /// # Ok(()) }
 /// ```
 ///
 /// # Dropping: how a guard releases, what it costs, why it cannot leak into a pool
 ///
-/// A guard *owns* (or borrows) the thing that gives access to the connection holding the lock:
-/// any `C: Deref<Target = tokio_postgres::Client>`, e.g. `&Client`, `Arc<Client>`, or a pooled
-/// connection wrapped in [`Pooled`]. The release therefore always goes out on the very
-/// connection that holds the lock, and never after that connection has been handed on:
+/// The guard holds the thing that gives access to the connection holding the lock, so the
+/// release always goes out on the very connection that holds the lock, and never after that
+/// connection has been handed on:
 ///
 /// * [`MonthLockGuard::release`] sends `month_lock_release(y, m)` and awaits the answer.
 /// * Dropping the guard (also when the future that held it is cancelled, or while a panic
@@ -116,19 +45,23 @@ impl Default for Heartbeat {
 ///   then drops the connection object (returning it to the pool): the next borrower's first
 ///   statement runs after the release. When the guard borrows the connection, the borrow
 ///   checker guarantees the guard is dropped before the connection can be returned.
+/// * [`MonthLockGuard::leak`] gives the connection handle back and releases nothing: the
+///   session keeps the month until you release it (`month_lock_release`, or
+///   `month_lock_release_all()`) or the session ends.
 ///
 /// The cost of a drop is the encoding of one short query into the driver's buffer and one
-/// channel send: no round trip, no task, no allocation beyond the query text, no runtime
-/// needed. The lock is released about one network round trip later (measured on loopback by
-/// the test `dropped_guard_releases_promptly`: well under 10 ms), and *before* anything else
-/// that later runs on the connection. If the connection is already closed the send fails
-/// quietly, and the server has released the lock anyway.
+/// channel send: no round trip, no task, no runtime needed. The lock is released about one
+/// network round trip later (measured on loopback by the test `dropped_guard_releases_promptly`:
+/// well under 10 ms), and *before* anything else that later runs on the connection. If the
+/// connection is already closed the send fails quietly, and the server has released the lock
+/// anyway.
 ///
 /// Limits: `std::mem::forget` on a guard leaks the lock until the session ends (leaking is safe
-/// Rust). A release queued while the connection sits in a *failed* transaction block (after an
-/// error between `BEGIN` and `ROLLBACK`) is refused by the server (SQLSTATE 25P02) and the lock
-/// stays with the session; end transactions before dropping guards on the same connection, or
-/// hold locks on a connection of their own.
+/// Rust; prefer [`leak`](Self::leak), which says so). A release queued while the connection
+/// sits in a *failed* transaction block (after an error between `BEGIN` and `ROLLBACK`) is
+/// refused by the server (SQLSTATE 25P02) and the lock stays with the session; end
+/// transactions before dropping guards on the same connection, or hold locks on a connection of
+/// their own.
 ///
 /// # Cancelling an acquisition
 ///
@@ -136,21 +69,28 @@ impl Default for Heartbeat {
 /// acquisition then queues `month_lock_release` twice behind the wait (so whatever the wait's
 /// outcome, the session ends up not holding the month) and, when the wait could last longer
 /// than a second (no timeout, or a longer one), also sends a cancel request on a side
-/// connection (spawned on the current tokio runtime, if there is one) so that the connection
-/// does not stay blocked. A cancel request hits whatever the connection runs when it arrives:
-/// in the unlucky case that the month was granted during those few milliseconds, it may cancel
-/// the first queued release (the second one then releases), or, rarely, the first statement the
-/// next user of the connection sends, which then fails with SQLSTATE 57014 and can be retried.
-/// It never leaves the month held.
+/// connection (spawned on the current tokio runtime, if there is one; sent without TLS) so that
+/// the connection does not stay blocked. A cancel request hits whatever the connection runs
+/// when it arrives: in the unlucky case that the month was granted during those few
+/// milliseconds, it may cancel the first queued release (the second one then releases), or,
+/// rarely, the first statement the next user of the connection sends, which then fails with
+/// SQLSTATE 57014 and can be retried. It never leaves the month held.
+///
+/// # An acquisition that fails
+///
+/// When the acquiring statement itself fails on a live connection (cancel or
+/// `statement_timeout` 57014, deadlock 40P01, any other server error), the acquisition queues
+/// `month_lock_release` on that connection before it returns the error, so a grant that raced
+/// with the error is never kept. (Not after connection-level errors: the session is gone.)
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct MonthLockGuard<C: Deref<Target = Client>> {
-    client: C,
+    /// `None` once [`release`](Self::release) or [`leak`](Self::leak) took it: `Drop` then
+    /// sends nothing.
+    client: Option<C>,
     ym: YearMonth,
     mode: LockMode,
     heartbeat: Heartbeat,
     lost: OnceLock<LostReason>,
-    /// The release has been sent (by `release`); `Drop` must not send another.
-    released: bool,
 }
 
 impl<C: Deref<Target = Client>> std::fmt::Debug for MonthLockGuard<C> {
@@ -164,70 +104,23 @@ impl<C: Deref<Target = Client>> std::fmt::Debug for MonthLockGuard<C> {
 }
 
 impl<C: Deref<Target = Client>> MonthLockGuard<C> {
-    /// Take `ym` exclusively, waiting in PostgreSQL's lock queue up to `timeout`
-    /// (`Duration::ZERO`: a single attempt). `Ok(None)` if another session kept it that long.
-    ///
-    /// Timeouts are rounded up to whole milliseconds and capped at `i32::MAX` ms (24.8 days).
-    /// Errors: [`Error::AlreadyHeld`] if this session holds the month already (in any mode),
-    /// [`Error::ExtensionMissing`], [`Error::Database`].
-    ///
-    /// ```no_run
-    /// # use month_lock_client::{MonthLockGuard, YearMonth};
-    /// # use std::time::Duration;
-    /// # async fn demo(client: std::sync::Arc<tokio_postgres::Client>) -> month_lock_client::Result<()> {
-    /// let guard = MonthLockGuard::try_lock(client, "2024-03".parse()?, Duration::ZERO).await?;
-    /// println!("got it: {}", guard.is_some());
-    /// # Ok(()) }
-    /// ```
-    pub async fn try_lock(client: C, ym: YearMonth, timeout: Duration) -> Result<Option<Self>> {
-        acquire(client, ym, LockMode::Exclusive, Some(timeout)).await
-    }
-
-    /// Take `ym` exclusively, waiting without limit (the wait can be cancelled by dropping the
-    /// future; a deadlock gives [`Error::Database`] with SQLSTATE 40P01).
-    ///
-    /// ```no_run
-    /// # use month_lock_client::{MonthLockGuard, YearMonth};
-    /// # async fn demo(client: std::sync::Arc<tokio_postgres::Client>) -> month_lock_client::Result<()> {
-    /// let guard = MonthLockGuard::lock(client, "2024-03".parse()?).await?;
-    /// guard.release().await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn lock(client: C, ym: YearMonth) -> Result<Self> {
-        Ok(acquire(client, ym, LockMode::Exclusive, None).await?.expect("an unbounded wait ends holding the lock"))
-    }
-
-    /// Like [`try_lock`](Self::try_lock), in shared mode.
-    ///
-    /// ```no_run
-    /// # use month_lock_client::{MonthLockGuard, YearMonth};
-    /// # use std::time::Duration;
-    /// # async fn demo(client: std::sync::Arc<tokio_postgres::Client>) -> month_lock_client::Result<()> {
-    /// let reader = MonthLockGuard::try_lock_shared(client, "2024-03".parse()?, Duration::from_secs(1)).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn try_lock_shared(client: C, ym: YearMonth, timeout: Duration) -> Result<Option<Self>> {
-        acquire(client, ym, LockMode::Shared, Some(timeout)).await
-    }
-
-    /// Like [`lock`](Self::lock), in shared mode.
-    ///
-    /// ```no_run
-    /// # use month_lock_client::{MonthLockGuard, YearMonth};
-    /// # async fn demo(client: std::sync::Arc<tokio_postgres::Client>) -> month_lock_client::Result<()> {
-    /// let reader = MonthLockGuard::lock_shared(client, "2024-03".parse()?).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn lock_shared(client: C, ym: YearMonth) -> Result<Self> {
-        Ok(acquire(client, ym, LockMode::Shared, None).await?.expect("an unbounded wait ends holding the lock"))
+    /// A guard for a lock the session of `client` was just granted.
+    pub(crate) fn held(client: C, ym: YearMonth, mode: LockMode) -> Self {
+        MonthLockGuard {
+            client: Some(client),
+            ym,
+            mode,
+            heartbeat: Heartbeat::default(),
+            lost: OnceLock::new(),
+        }
     }
 
     /// The month held.
     ///
     /// ```no_run
-    /// # use month_lock_client::{MonthLockExt, YearMonth};
+    /// # use month_lock_client::MonthLock;
     /// # async fn demo(client: &tokio_postgres::Client) -> month_lock_client::Result<()> {
-    /// let guard = client.lock("2024-03".parse()?).await?;
+    /// let guard = MonthLock::new("2024-03".parse()?).acquire(client).await?;
     /// assert_eq!(guard.year_month().to_string(), "2024-03");
     /// # Ok(()) }
     /// ```
@@ -238,9 +131,9 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// The mode held.
     ///
     /// ```no_run
-    /// # use month_lock_client::{LockMode, MonthLockExt};
+    /// # use month_lock_client::{LockMode, MonthLock};
     /// # async fn demo(client: &tokio_postgres::Client) -> month_lock_client::Result<()> {
-    /// let guard = client.lock_shared("2024-03".parse()?).await?;
+    /// let guard = MonthLock::new("2024-03".parse()?).shared().acquire(client).await?;
     /// assert_eq!(guard.mode(), LockMode::Shared);
     /// # Ok(()) }
     /// ```
@@ -251,24 +144,26 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// The connection holding the lock. Statements sent on it run in the locked session.
     ///
     /// ```no_run
-    /// # use month_lock_client::MonthLockExt;
+    /// # use month_lock_client::MonthLock;
     /// # async fn demo(client: &tokio_postgres::Client) -> month_lock_client::Result<()> {
-    /// let guard = client.lock("2024-03".parse()?).await?;
+    /// let guard = MonthLock::new("2024-03".parse()?).acquire(client).await?;
     /// guard.client().batch_execute("DELETE FROM staging WHERE month = '2024-03-01'").await?;
     /// # Ok(()) }
     /// ```
     pub fn client(&self) -> &Client {
-        &self.client
+        self.client
+            .as_deref()
+            .expect("a guard keeps its connection until release or leak consume it")
     }
 
     /// Replace the [`Heartbeat`] settings used by [`lost`](Self::lost).
     ///
     /// ```no_run
-    /// # use month_lock_client::{Heartbeat, MonthLockExt};
+    /// # use month_lock_client::{Heartbeat, MonthLock};
     /// # use std::time::Duration;
     /// # async fn demo(client: &tokio_postgres::Client) -> month_lock_client::Result<()> {
-    /// let guard = client
-    ///     .lock("2024-03".parse()?)
+    /// let guard = MonthLock::new("2024-03".parse()?)
+    ///     .acquire(client)
     ///     .await?
     ///     .with_heartbeat(Heartbeat { interval: Duration::from_millis(200), timeout: None });
     /// # Ok(()) }
@@ -285,10 +180,10 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// Cancel-safe. Typical use: `tokio::select!` it against the work.
     ///
     /// ```no_run
-    /// # use month_lock_client::MonthLockExt;
+    /// # use month_lock_client::MonthLock;
     /// # async fn work() {}
     /// # async fn demo(client: &tokio_postgres::Client) -> month_lock_client::Result<()> {
-    /// let guard = client.lock("2024-03".parse()?).await?;
+    /// let guard = MonthLock::new("2024-03".parse()?).acquire(client).await?;
     /// tokio::select! {
     ///     _ = work() => guard.release().await?,
     ///     reason = guard.lost() => eprintln!("stopped: lost the lock ({reason})"),
@@ -296,45 +191,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// # Ok(()) }
     /// ```
     pub async fn lost(&self) -> LostReason {
-        if let Some(reason) = self.lost.get() {
-            return *reason;
-        }
-        let check = format!("SELECT month_lock_held({}, {})", self.ym.year(), self.ym.month());
-        let step = self.heartbeat.interval.clamp(Duration::from_millis(1), Duration::from_millis(100));
-        let mut next_beat = Instant::now();
-        loop {
-            if self.client.is_closed() {
-                return self.mark_lost(LostReason::ConnectionClosed);
-            }
-            if Instant::now() >= next_beat {
-                let beat = self.client.simple_query(&check);
-                let answer = match self.heartbeat.timeout {
-                    Some(t) => match tokio::time::timeout(t, beat).await {
-                        Ok(answer) => answer,
-                        Err(_) => return self.mark_lost(LostReason::Unresponsive { after: t }),
-                    },
-                    None => beat.await,
-                };
-                match answer {
-                    Ok(messages) => {
-                        if first_value(&messages) == Some(Some("f")) {
-                            return self.mark_lost(LostReason::NotHeld);
-                        }
-                    }
-                    Err(e) if connection_gone(&e) || self.client.is_closed() => {
-                        return self.mark_lost(LostReason::ConnectionClosed);
-                    }
-                    // E.g. 25P02 in a failed transaction block on the same connection: no verdict.
-                    Err(_) => {}
-                }
-                next_beat = Instant::now() + self.heartbeat.interval;
-            }
-            tokio::time::sleep(step).await;
-        }
-    }
-
-    fn mark_lost(&self, reason: LostReason) -> LostReason {
-        *self.lost.get_or_init(|| reason)
+        heartbeat::watch(self.client(), self.ym, self.heartbeat, &self.lost).await
     }
 
     /// Release the lock now and wait for the server's answer.
@@ -346,96 +203,57 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// first poll; if it was never polled, the guard's `Drop` sends it).
     ///
     /// ```no_run
-    /// # use month_lock_client::MonthLockExt;
+    /// # use month_lock_client::{MonthLock, MonthLockExt};
     /// # async fn demo(client: &tokio_postgres::Client) -> month_lock_client::Result<()> {
-    /// let guard = client.lock("2024-03".parse()?).await?;
+    /// let guard = MonthLock::new("2024-03".parse()?).acquire(client).await?;
     /// guard.release().await?;
     /// assert!(!client.held("2024-03".parse()?).await?);
     /// # Ok(()) }
     /// ```
     pub async fn release(mut self) -> Result<()> {
-        let sql = self.release_sql();
-        // Flag and send happen in the same poll (no await in between): the request is queued
-        // on the connection when `simple_query` is first polled.
-        self.released = true;
-        let answer = self.client.simple_query(&sql).await;
         let ym = self.ym;
-        match answer {
-            Ok(messages) => match first_value(&messages) {
-                Some(Some("t")) => Ok(()),
-                _ => Err(Error::LockLost { ym, reason: LostReason::NotHeld }),
-            },
-            Err(e) if connection_gone(&e) || self.client.is_closed() => {
-                Err(Error::LockLost { ym, reason: LostReason::ConnectionClosed })
+        // Taking the client and sending happen in the same poll (no await in between): the
+        // request is queued on the connection when the query future is first polled.
+        let client = self.client.take().expect("present until consumed");
+        let (y, m) = sql::month_args(ym);
+        match sql::value::<_, bool>(&*client, sql::release(self.mode), &[y, m]).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::LockLost {
+                ym,
+                reason: LostReason::NotHeld,
+            }),
+            Err(Error::Database(e)) if sql::connection_gone(&e) || client.is_closed() => {
+                Err(Error::LockLost {
+                    ym,
+                    reason: LostReason::ConnectionClosed,
+                })
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
-    /// Run `f` while holding this lock: stop it (drop its future) if the lock is lost, release
-    /// the lock when it ends. What [`with_month_lock`](crate::with_month_lock) does after
-    /// acquiring; use it directly for shared mode or custom [`Heartbeat`] settings.
-    ///
-    /// * `f` returns `Ok(v)`: the lock is released and awaited; `Ok(v)` if the session still
-    ///   held it, else [`Error::LockLost`] (exclusivity cannot be vouched for).
-    /// * `f` returns `Err(e)`: the lock is released, `Err(e)` is returned.
-    /// * `f` panics, or this future is dropped: the guard's `Drop` queues the release; the panic
-    ///   continues.
-    /// * the lock is lost while `f` runs: `f` is dropped, [`Error::LockLost`] is returned.
+    /// Give the connection handle back *without* releasing: the session keeps the month until
+    /// you release it yourself (`SELECT month_lock_release(y, m)`, or `_shared`) or the session
+    /// ends. For callers who manage the release themselves.
     ///
     /// ```no_run
-    /// # use month_lock_client::{Heartbeat, MonthLockExt};
-    /// # use std::time::Duration;
-    /// # async fn demo(client: &tokio_postgres::Client) -> month_lock_client::Result<()> {
-    /// let rows = client
-    ///     .lock_shared("2024-03".parse()?)
-    ///     .await?
-    ///     .with_heartbeat(Heartbeat { interval: Duration::from_millis(500), ..Default::default() })
-    ///     .run(|ym| async move { Ok::<_, month_lock_client::Error>(ym.month() * 10) })
-    ///     .await?;
+    /// # use month_lock_client::{MonthLock, MonthLockExt};
+    /// # async fn demo(client: std::sync::Arc<tokio_postgres::Client>) -> month_lock_client::Result<()> {
+    /// let client = MonthLock::new("2024-03".parse()?).acquire(client).await?.leak();
+    /// assert!(client.held("2024-03".parse()?).await?);
+    /// client.execute("SELECT month_lock_release(2024, 3)", &[]).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn run<F, Fut, T, E>(self, f: F) -> Result<T, E>
-    where
-        F: FnOnce(YearMonth) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        E: From<Error>,
-    {
-        let ym = self.ym;
-        let outcome = {
-            let work = pin!(f(ym));
-            tokio::select! {
-                biased;
-                result = work => Ok(result),
-                reason = self.lost() => Err(reason),
-            }
-        };
-        match outcome {
-            Ok(Ok(value)) => {
-                self.release().await?;
-                Ok(value)
-            }
-            Ok(Err(e)) => {
-                let _ = self.release().await;
-                Err(e)
-            }
-            Err(reason) => {
-                drop(self); // queues a release in case the session is alive (NotHeld, Unresponsive)
-                Err(Error::LockLost { ym, reason }.into())
-            }
-        }
-    }
-
-    fn release_sql(&self) -> String {
-        release_sql(self.ym, self.mode)
+    pub fn leak(mut self) -> C {
+        self.client.take().expect("present until consumed")
     }
 }
 
 impl<C: Deref<Target = Client>> Drop for MonthLockGuard<C> {
     /// Queues the release on the guard's connection without waiting; see "Dropping" in the type's docs.
     fn drop(&mut self) {
-        if !self.released {
-            send_without_waiting(&self.client, &self.release_sql());
+        if let Some(client) = self.client.take() {
+            sql::send_without_waiting(&client, &sql::release_text(self.ym, self.mode));
         }
     }
 }
@@ -446,7 +264,7 @@ impl<C: Deref<Target = Client>> Drop for MonthLockGuard<C> {
 /// and releases the lock before the object goes back to the pool.
 ///
 /// ```no_run
-/// use month_lock_client::{MonthLockGuard, Pooled};
+/// use month_lock_client::{MonthLock, Pooled};
 /// use std::ops::Deref;
 ///
 /// // Stands in for a pool's object type: Object -> Wrapper -> Client.
@@ -457,7 +275,7 @@ impl<C: Deref<Target = Client>> Drop for MonthLockGuard<C> {
 /// }
 ///
 /// # async fn demo(object: Box<Wrapper>) -> month_lock_client::Result<()> {
-/// let guard = MonthLockGuard::lock(Pooled(object), "2024-03".parse()?).await?;
+/// let guard = MonthLock::new("2024-03".parse()?).acquire(Pooled(object)).await?;
 /// drop(guard); // queues the release, then drops the object
 /// # Ok(()) }
 /// ```
@@ -473,179 +291,5 @@ where
 
     fn deref(&self) -> &Client {
         &self.0
-    }
-}
-
-fn release_sql(ym: YearMonth, mode: LockMode) -> String {
-    let f = match mode {
-        LockMode::Exclusive => "month_lock_release",
-        LockMode::Shared => "month_lock_release_shared",
-    };
-    format!("SELECT {f}({}, {})", ym.year(), ym.month())
-}
-
-/// Timeout in whole milliseconds for the SQL functions: rounded up, capped at `i32::MAX`.
-pub(crate) fn timeout_ms(t: Duration) -> i32 {
-    let ms = t.as_nanos().div_ceil(1_000_000);
-    i32::try_from(ms).unwrap_or(i32::MAX)
-}
-
-/// The first column of the first row of a simple-query answer (`Some(None)` for SQL NULL).
-pub(crate) fn first_value(messages: &[SimpleQueryMessage]) -> Option<Option<&str>> {
-    messages.iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(row) => Some(row.get(0)),
-        _ => None,
-    })
-}
-
-/// The driver error means the connection is gone (closed, I/O failure, or the server ended
-/// the session: SQLSTATE class 57P, e.g. 57P01 after `pg_terminate_backend`).
-fn connection_gone(e: &tokio_postgres::Error) -> bool {
-    e.is_closed() || e.as_db_error().is_none_or(|db| db.code().code().starts_with("57P"))
-}
-
-/// Queue `sql` on the connection without waiting for (or even reading) its answer.
-///
-/// Relies on tokio-postgres 0.7 handing a simple-query request to the connection task when its
-/// future is first polled, and on the connection task executing requests in order and sending
-/// them even when their response receiver is gone (tested by `dropped_guard_releases_*`).
-fn send_without_waiting(client: &Client, sql: &str) {
-    let request = pin!(client.batch_execute(sql));
-    let mut cx = Context::from_waker(Waker::noop());
-    // Ready(Err) only if the connection is closed already, in which case nothing is held.
-    let _: Poll<_> = request.poll(&mut cx);
-}
-
-/// Undoes an acquisition whose future was dropped while the server was still deciding.
-struct PendingAcquire<'a> {
-    client: &'a Client,
-    ym: YearMonth,
-    mode: LockMode,
-    cancel: bool,
-    armed: bool,
-}
-
-impl Drop for PendingAcquire<'_> {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if self.cancel {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let token = self.client.cancel_token();
-                runtime.spawn(async move {
-                    let _ = token.cancel_query(tokio_postgres::NoTls).await;
-                });
-            }
-        }
-        // Twice: a late cancel request can hit at most one of them.
-        let sql = release_sql(self.ym, self.mode);
-        send_without_waiting(self.client, &sql);
-        send_without_waiting(self.client, &sql);
-    }
-}
-
-async fn acquire<C: Deref<Target = Client>>(
-    client: C,
-    ym: YearMonth,
-    mode: LockMode,
-    wait: Option<Duration>,
-) -> Result<Option<MonthLockGuard<C>>> {
-    let (y, m) = (ym.year(), ym.month());
-    let take = match (mode, wait) {
-        (LockMode::Exclusive, Some(t)) => format!("month_lock_try({y}, {m}, {})", timeout_ms(t)),
-        (LockMode::Shared, Some(t)) => format!("month_lock_try_shared({y}, {m}, {})", timeout_ms(t)),
-        (LockMode::Exclusive, None) => format!("(SELECT true FROM month_lock({y}, {m}))"),
-        (LockMode::Shared, None) => format!("(SELECT true FROM month_lock_shared({y}, {m}))"),
-    };
-    // One round trip; NULL when this session holds the month already (locks do not stack, so
-    // a second guard would free the first one's lock).
-    let sql = format!("SELECT CASE WHEN month_lock_held({y}, {m}) THEN NULL ELSE {take} END");
-    let answer = {
-        let mut pending = PendingAcquire {
-            client: &client,
-            ym,
-            mode,
-            cancel: wait.is_none_or(|t| t > CANCEL_WAITS_LONGER_THAN),
-            armed: true,
-        };
-        let answer = client.simple_query(&sql).await;
-        pending.armed = false;
-        answer?
-    };
-    match first_value(&answer) {
-        Some(Some("t")) => Ok(Some(MonthLockGuard {
-            client,
-            ym,
-            mode,
-            heartbeat: Heartbeat::default(),
-            lost: OnceLock::new(),
-            released: false,
-        })),
-        Some(None) => Err(Error::AlreadyHeld { ym }),
-        // "f": not had within the timeout. (No row cannot happen for a one-row SELECT.)
-        _ => Ok(None),
-    }
-}
-
-/// Run `f` with `ym` held exclusively by the session of `client`, then release it.
-///
-/// `timeout`: `None` waits without limit, `Some(d)` waits up to `d` (`Duration::ZERO`: one
-/// attempt) and returns [`Error::Timeout`] if the month could not be had. `f` runs only with
-/// the month held. The lock is released when `f` returns `Ok` or `Err`, when it panics (the
-/// panic continues afterwards) and when the returned future is dropped. If the lock is lost
-/// while `f` runs (connection closed, backend terminated, server restarted), `f` is stopped
-/// (its future dropped) within the [`Heartbeat`] interval (default 1 s) and
-/// [`Error::LockLost`] is returned. See [`MonthLockGuard::run`] for the details.
-///
-/// `f` receives the month. Its error type `E` must be constructible from [`Error`]: use
-/// `month_lock_client::Error` itself, or `anyhow::Error`, or your own error type.
-///
-/// ```no_run
-/// use month_lock_client::{with_month_lock, Error, YearMonth};
-/// use std::time::Duration;
-///
-/// # async fn backfill(ym: YearMonth) -> Result<u64, Error> { Ok(0) }
-/// # async fn demo(client: &tokio_postgres::Client) -> Result<(), Error> {
-/// let ym: YearMonth = "2024-03".parse()?;
-/// match with_month_lock(client, ym, Some(Duration::from_secs(10)), |ym| backfill(ym)).await {
-///     Ok(rows) => println!("{ym}: {rows} rows"),
-///     Err(Error::Timeout { .. }) => println!("{ym} is busy, skipping"),
-///     Err(e) => return Err(e),
-/// }
-/// # Ok(()) }
-/// ```
-pub async fn with_month_lock<C, F, Fut, T, E>(client: C, ym: YearMonth, timeout: Option<Duration>, f: F) -> Result<T, E>
-where
-    C: Deref<Target = Client>,
-    F: FnOnce(YearMonth) -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    E: From<Error>,
-{
-    let guard = match timeout {
-        Some(t) => MonthLockGuard::try_lock(client, ym, t).await?.ok_or(Error::Timeout { ym, timeout: t })?,
-        None => MonthLockGuard::lock(client, ym).await?,
-    };
-    guard.run(f).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timeouts_round_up_to_milliseconds_and_cap() {
-        assert_eq!(timeout_ms(Duration::ZERO), 0);
-        assert_eq!(timeout_ms(Duration::from_nanos(1)), 1);
-        assert_eq!(timeout_ms(Duration::from_micros(1500)), 2);
-        assert_eq!(timeout_ms(Duration::from_secs(5)), 5000);
-        assert_eq!(timeout_ms(Duration::from_secs(100 * 86_400)), i32::MAX);
-    }
-
-    #[test]
-    fn release_statements() {
-        let ym = YearMonth::new(2024, 3).unwrap();
-        assert_eq!(release_sql(ym, LockMode::Exclusive), "SELECT month_lock_release(2024, 3)");
-        assert_eq!(release_sql(ym, LockMode::Shared), "SELECT month_lock_release_shared(2024, 3)");
     }
 }

@@ -78,7 +78,10 @@ pub struct InvalidYearMonth {
 
 impl InvalidYearMonth {
     fn new(value: impl Into<String>, reason: InvalidReason) -> Self {
-        InvalidYearMonth { value: value.into(), reason }
+        InvalidYearMonth {
+            value: value.into(),
+            reason,
+        }
     }
 
     /// The rejected value, as given (numbers are shown as `year-month`).
@@ -119,7 +122,10 @@ impl YearMonth {
     /// assert_eq!(YearMonth::MAX.to_string(), "9999-12");
     /// assert_eq!(YearMonth::MAX.succ(), None);
     /// ```
-    pub const MAX: YearMonth = YearMonth { year: 9999, month: 12 };
+    pub const MAX: YearMonth = YearMonth {
+        year: 9999,
+        month: 12,
+    };
 
     /// A month, if `year` is in `1..=9999` and `month` in `1..=12`.
     ///
@@ -131,12 +137,21 @@ impl YearMonth {
     /// ```
     pub fn new(year: i32, month: u32) -> Result<Self, InvalidYearMonth> {
         if !(1..=9999).contains(&year) {
-            return Err(InvalidYearMonth::new(format!("{year}-{month:02}"), InvalidReason::YearOutOfRange));
+            return Err(InvalidYearMonth::new(
+                format!("{year}-{month:02}"),
+                InvalidReason::YearOutOfRange,
+            ));
         }
         if !(1..=12).contains(&month) {
-            return Err(InvalidYearMonth::new(format!("{year:04}-{month:02}"), InvalidReason::MonthOutOfRange));
+            return Err(InvalidYearMonth::new(
+                format!("{year:04}-{month:02}"),
+                InvalidReason::MonthOutOfRange,
+            ));
         }
-        Ok(YearMonth { year: year as u16, month: month as u8 })
+        Ok(YearMonth {
+            year: year as u16,
+            month: month as u8,
+        })
     }
 
     /// The year, `1..=9999`.
@@ -230,7 +245,10 @@ impl YearMonth {
     }
 
     fn from_index(i: u32) -> Self {
-        YearMonth { year: (i / 12) as u16, month: (i % 12 + 1) as u8 }
+        YearMonth {
+            year: (i / 12) as u16,
+            month: (i % 12 + 1) as u8,
+        }
     }
 }
 
@@ -253,11 +271,14 @@ impl FromStr for YearMonth {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || InvalidYearMonth::new(s, InvalidReason::Format);
         let (y, m) = s.split_once('-').ok_or_else(bad)?;
-        let digits = |t: &str, max: usize| !t.is_empty() && t.len() <= max && t.bytes().all(|b| b.is_ascii_digit());
+        let digits = |t: &str, max: usize| {
+            !t.is_empty() && t.len() <= max && t.bytes().all(|b| b.is_ascii_digit())
+        };
         if !digits(y, 4) || !digits(m, 2) {
             return Err(bad());
         }
-        let (year, month): (i32, u32) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        let (year, month): (i32, u32) =
+            (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
         YearMonth::new(year, month).map_err(|e| InvalidYearMonth::new(s, e.reason))
     }
 }
@@ -400,14 +421,20 @@ mod tests {
         let err = YearMonth::new(-5, 3).unwrap_err();
         assert_eq!(err.reason(), InvalidReason::YearOutOfRange);
         assert_eq!(err.value(), "-5-03");
-        assert_eq!(YearMonth::try_from((2024, 13)).unwrap_err().value(), "2024-13");
+        assert_eq!(
+            YearMonth::try_from((2024, 13)).unwrap_err().value(),
+            "2024-13"
+        );
     }
 
     #[test]
     fn orders_chronologically() {
         let mut v = vec![ym("2024-01"), ym("2023-12"), ym("2024-10"), ym("0999-02")];
         v.sort();
-        assert_eq!(v, [ym("0999-02"), ym("2023-12"), ym("2024-01"), ym("2024-10")]);
+        assert_eq!(
+            v,
+            [ym("0999-02"), ym("2023-12"), ym("2024-01"), ym("2024-10")]
+        );
     }
 
     #[test]
@@ -421,12 +448,21 @@ mod tests {
 
     #[test]
     fn inclusive_ranges() {
-        let r: Vec<_> = ym("2023-11").through(ym("2024-02")).map(|m| m.to_string()).collect();
+        let r: Vec<_> = ym("2023-11")
+            .through(ym("2024-02"))
+            .map(|m| m.to_string())
+            .collect();
         assert_eq!(r, ["2023-11", "2023-12", "2024-01", "2024-02"]);
-        assert_eq!(ym("2024-02").through(ym("2024-02")).collect::<Vec<_>>(), [ym("2024-02")]);
+        assert_eq!(
+            ym("2024-02").through(ym("2024-02")).collect::<Vec<_>>(),
+            [ym("2024-02")]
+        );
         assert_eq!(ym("2024-02").through(ym("2024-01")).count(), 0);
         assert_eq!(YearMonth::MIN.through(YearMonth::MAX).len(), 9999 * 12);
-        assert_eq!(YearMonth::MIN.through(YearMonth::MAX).next_back(), Some(YearMonth::MAX));
+        assert_eq!(
+            YearMonth::MIN.through(YearMonth::MAX).next_back(),
+            Some(YearMonth::MAX)
+        );
         let back: Vec<_> = ym("2024-01").through(ym("2024-03")).rev().collect();
         assert_eq!(back, [ym("2024-03"), ym("2024-02"), ym("2024-01")]);
         let mut mixed = ym("2024-01").through(ym("2024-04"));
@@ -453,6 +489,9 @@ mod tests {
     fn dates() {
         let d = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
         assert_eq!(YearMonth::containing(d), ym("2024-02"));
-        assert_eq!(ym("2024-02").first_day(), chrono::NaiveDate::from_ymd_opt(2024, 2, 1).unwrap());
+        assert_eq!(
+            ym("2024-02").first_day(),
+            chrono::NaiveDate::from_ymd_opt(2024, 2, 1).unwrap()
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use month_lock_client::{MonthLockExt, YearMonth};
+use month_lock_client::{MonthLock, MonthLockExt, YearMonth};
 use month_lock_tests::{server, TestDb};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -19,7 +19,14 @@ fn ym(s: &str) -> YearMonth {
 /// `month-lock ARGS` against `db`, with a clean environment for the connection settings.
 fn cli(db: &TestDb) -> Command {
     let mut cmd = Command::new(BIN);
-    for var in ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"] {
+    for var in [
+        "DATABASE_URL",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+    ] {
         cmd.env_remove(var);
     }
     cmd.arg("--database-url").arg(db.url()).kill_on_drop(true);
@@ -27,7 +34,10 @@ fn cli(db: &TestDb) -> Command {
 }
 
 async fn output(cmd: &mut Command) -> Output {
-    tokio::time::timeout(Duration::from_secs(60), cmd.output()).await.expect("month-lock finished").unwrap()
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("month-lock finished")
+        .unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -49,7 +59,11 @@ async fn wait_for_file(path: &Path) -> String {
                 return s;
             }
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "{} never appeared", path.display());
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} never appeared",
+            path.display()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -63,7 +77,10 @@ async fn cli_holder_pid(observer: &Client, m: YearMonth) -> i32 {
             assert_eq!(r.application_name.as_deref(), Some("month-lock"));
             return r.pid.unwrap();
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "month-lock never held {m}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "month-lock never held {m}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -78,12 +95,27 @@ async fn run_forwards_the_exit_code_and_releases() {
     let db = server().await.fresh_db("cli_exit").await;
     let observer = db.connect().await;
     for code in [0, 3, 42] {
-        let out = output(cli(&db).args(["run", "2024-03", "--", "sh", "-c", &format!("exit {code}")])).await;
-        assert_eq!(out.status.code(), Some(code), "stderr: {}", text(&out.stderr));
-        assert!(out.stderr.is_empty(), "quiet on success: {}", text(&out.stderr));
+        let out =
+            output(cli(&db).args(["run", "2024-03", "--", "sh", "-c", &format!("exit {code}")]))
+                .await;
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "stderr: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "quiet on success: {}",
+            text(&out.stderr)
+        );
     }
     let out = output(cli(&db).args(["run", "2024-03", "--", "sh", "-c", "kill -KILL $$"])).await;
-    assert_eq!(out.status.code(), Some(128 + 9), "killed by a signal: 128+N");
+    assert_eq!(
+        out.status.code(),
+        Some(128 + 9),
+        "killed by a signal: 128+N"
+    );
     let out = output(cli(&db).args(["run", "2024-03", "--", "/nonexistent/command"])).await;
     assert_eq!(out.status.code(), Some(127));
     assert!(text(&out.stderr).contains("/nonexistent/command"));
@@ -106,7 +138,10 @@ async fn run_holds_the_month_and_passes_stdio_through() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"line one\nline two\n").await.unwrap();
     drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), "line one\nline two\n");
     assert_eq!(text(&out.stderr), "to-stderr\n");
@@ -125,27 +160,51 @@ async fn concurrent_runs_on_one_month_never_overlap() {
         marker = dir.join("marker").display()
     );
     let runs: Vec<_> = (0..3)
-        .map(|_| cli(&db).args(["run", "2024-05", "--", "sh", "-c", &script]).stderr(Stdio::piped()).spawn().unwrap())
+        .map(|_| {
+            cli(&db)
+                .args(["run", "2024-05", "--", "sh", "-c", &script])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     for run in runs {
-        let out = tokio::time::timeout(Duration::from_secs(30), run.wait_with_output()).await.unwrap().unwrap();
+        let out = tokio::time::timeout(Duration::from_secs(30), run.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     }
     let log = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(log, "start\nend\n".repeat(3), "runs overlapped or did not all run: {log:?}");
+    assert_eq!(
+        log,
+        "start\nend\n".repeat(3),
+        "runs overlapped or did not all run: {log:?}"
+    );
 
     // With a short --timeout the second run gives up with 75 and one line on stderr.
     let observer = db.connect().await;
-    let first = cli(&db).args(["run", "2024-05", "--", "sleep", "3"]).spawn().unwrap();
+    let first = cli(&db)
+        .args(["run", "2024-05", "--", "sleep", "3"])
+        .spawn()
+        .unwrap();
     let holder = cli_holder_pid(&observer, ym("2024-05")).await;
     let start = Instant::now();
-    let out = output(cli(&db).args(["run", "2024-05", "--timeout", "300ms", "--", "touch"]).arg(dir.join("ran"))).await;
+    let out = output(
+        cli(&db)
+            .args(["run", "2024-05", "--timeout", "300ms", "--", "touch"])
+            .arg(dir.join("ran")),
+    )
+    .await;
     assert_eq!(out.status.code(), Some(75));
     assert!(start.elapsed() >= Duration::from_millis(290));
     assert!(!dir.join("ran").exists(), "CMD did not run");
     let err = text(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err:?}");
-    assert!(err.contains("2024-05") && err.contains("300ms") && err.contains(&format!("pid {holder}")), "{err}");
+    assert!(
+        err.contains("2024-05") && err.contains("300ms") && err.contains(&format!("pid {holder}")),
+        "{err}"
+    );
     drop(first); // kill_on_drop
 }
 
@@ -154,13 +213,22 @@ async fn status_shows_a_held_month_as_json_lines_and_as_a_table() {
     let db = server().await.fresh_db("cli_status").await;
     let holder = db.connect_as("status-holder").await;
     let pid = month_lock_tests::backend_pid(&holder).await;
-    let _g = holder.lock(ym("2024-06")).await.unwrap();
-    let _s = holder.lock_shared(ym("2024-07")).await.unwrap();
+    let _g = MonthLock::new(ym("2024-06"))
+        .acquire(&holder)
+        .await
+        .unwrap();
+    let _s = MonthLock::new(ym("2024-07"))
+        .shared()
+        .acquire(&holder)
+        .await
+        .unwrap();
 
     let out = output(cli(&db).args(["status", "--json"])).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let rows: Vec<serde_json::Value> =
-        text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let rows: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["year"], 2024);
     assert_eq!(rows[0]["month"], 6);
@@ -180,7 +248,11 @@ async fn status_shows_a_held_month_as_json_lines_and_as_a_table() {
     assert!(lines[1].starts_with("2024-06  exclusive  held"), "{table}");
     assert!(lines[1].contains(&pid.to_string()) && lines[1].contains("status-holder"));
     let col = lines[0].find("PID").unwrap();
-    assert_eq!(lines[1].find(&pid.to_string()), Some(col), "aligned columns:\n{table}");
+    assert_eq!(
+        lines[1].find(&pid.to_string()),
+        Some(col),
+        "aligned columns:\n{table}"
+    );
 }
 
 #[tokio::test]
@@ -192,18 +264,29 @@ async fn check_exit_codes() {
 
     let holder = db.connect_as("nightly-backfill").await;
     let pid = month_lock_tests::backend_pid(&holder).await;
-    let _g = holder.lock(ym("2024-08")).await.unwrap();
+    let _g = MonthLock::new(ym("2024-08"))
+        .acquire(&holder)
+        .await
+        .unwrap();
     let out = output(cli(&db).args(["check", "2024-08"])).await;
     assert_eq!(out.status.code(), Some(1));
     let said = text(&out.stdout);
-    assert!(said.contains(&format!("pid {pid}")) && said.contains("nightly-backfill"), "{said}");
+    assert!(
+        said.contains(&format!("pid {pid}")) && said.contains("nightly-backfill"),
+        "{said}"
+    );
 
     let out = output(cli(&db).args(["check", "2024-13"])).await;
     assert_eq!(out.status.code(), Some(2), "usage error");
     assert!(text(&out.stderr).contains("2024-13"));
 
     let mut bad = Command::new(BIN);
-    bad.args(["--database-url", "postgres://postgres@127.0.0.1:1/nowhere", "check", "2024-08"]);
+    bad.args([
+        "--database-url",
+        "postgres://postgres@127.0.0.1:1/nowhere",
+        "check",
+        "2024-08",
+    ]);
     let out = output(&mut bad).await;
     assert_eq!(out.status.code(), Some(2), "connection error");
     assert!(text(&out.stderr).contains("cannot connect"));
@@ -220,7 +303,10 @@ async fn missing_extension_gives_the_documented_message() {
         let out = output(cli(&db).args(&args)).await;
         assert_eq!(out.status.code(), Some(code), "{args:?}");
         let err = text(&out.stderr);
-        assert!(err.contains("CREATE EXTENSION month_lock"), "{args:?}: {err}");
+        assert!(
+            err.contains("CREATE EXTENSION month_lock"),
+            "{args:?}: {err}"
+        );
     }
 }
 
@@ -238,22 +324,42 @@ async fn a_lost_lock_terminates_the_child_and_exits_70() {
         p = pidfile.display()
     );
     let run = cli(&db)
-        .args(["run", "2024-09", "--heartbeat", "200ms", "--", "sh", "-c", &script])
+        .args([
+            "run",
+            "2024-09",
+            "--heartbeat",
+            "200ms",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let child_pid: i32 = wait_for_file(&pidfile).await.trim().parse().unwrap();
     let backend = cli_holder_pid(&observer, ym("2024-09")).await;
     let killed_at = Instant::now();
-    let ok: bool = observer.query_one("SELECT pg_terminate_backend($1)", &[&backend]).await.unwrap().get(0);
+    let ok: bool = observer
+        .query_one("SELECT pg_terminate_backend($1)", &[&backend])
+        .await
+        .unwrap()
+        .get(0);
     assert!(ok);
-    let out = tokio::time::timeout(Duration::from_secs(30), run.wait_with_output()).await.unwrap().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), run.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     let took = killed_at.elapsed();
     println!("month-lock run exited {took:?} after pg_terminate_backend of its session");
     assert_eq!(out.status.code(), Some(70));
     let err = text(&out.stderr);
     assert!(err.contains("lost the lock on 2024-09"), "{err}");
-    assert_eq!(std::fs::read_to_string(&termfile).unwrap(), "term\n", "CMD got SIGTERM");
+    assert_eq!(
+        std::fs::read_to_string(&termfile).unwrap(),
+        "term\n",
+        "CMD got SIGTERM"
+    );
     assert!(!alive(child_pid));
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
@@ -265,19 +371,34 @@ async fn a_child_ignoring_sigterm_is_killed_after_the_grace_period() {
     let dir = scratch_dir("grace");
     let pidfile = dir.join("pid");
     // SIG_IGN survives exec: sleep ignores SIGTERM.
-    let script = format!("trap '' TERM; echo $$ > {}; exec sleep 60", pidfile.display());
+    let script = format!(
+        "trap '' TERM; echo $$ > {}; exec sleep 60",
+        pidfile.display()
+    );
     let run = cli(&db)
-        .args(["run", "2024-10", "--grace", "500ms", "--", "sh", "-c", &script])
+        .args([
+            "run", "2024-10", "--grace", "500ms", "--", "sh", "-c", &script,
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let child_pid: i32 = wait_for_file(&pidfile).await.trim().parse().unwrap();
     let backend = cli_holder_pid(&observer, ym("2024-10")).await;
     let start = Instant::now();
-    let _: bool = observer.query_one("SELECT pg_terminate_backend($1)", &[&backend]).await.unwrap().get(0);
-    let out = tokio::time::timeout(Duration::from_secs(30), run.wait_with_output()).await.unwrap().unwrap();
+    let _: bool = observer
+        .query_one("SELECT pg_terminate_backend($1)", &[&backend])
+        .await
+        .unwrap()
+        .get(0);
+    let out = tokio::time::timeout(Duration::from_secs(30), run.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(out.status.code(), Some(70), "{}", text(&out.stderr));
-    assert!(start.elapsed() >= Duration::from_millis(500), "waited the grace period");
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "waited the grace period"
+    );
     assert!(!alive(child_pid), "SIGKILLed");
 }
 
@@ -285,7 +406,10 @@ async fn a_child_ignoring_sigterm_is_killed_after_the_grace_period() {
 async fn sigterm_and_sigint_to_month_lock_are_forwarded_to_the_child() {
     let db = server().await.fresh_db("cli_signals").await;
     let observer = db.connect().await;
-    for (sig, name, month) in [(libc::SIGTERM, "TERM", "2024-11"), (libc::SIGINT, "INT", "2024-12")] {
+    for (sig, name, month) in [
+        (libc::SIGTERM, "TERM", "2024-11"),
+        (libc::SIGINT, "INT", "2024-12"),
+    ] {
         let dir = scratch_dir(&format!("sig{name}"));
         let ready = dir.join("ready");
         let script = format!(
@@ -301,7 +425,10 @@ async fn sigterm_and_sigint_to_month_lock_are_forwarded_to_the_child() {
         cli_holder_pid(&observer, ym(month)).await;
         // SAFETY: plain kill(2) on our child.
         unsafe { libc::kill(run.id().unwrap() as i32, sig) };
-        let out = tokio::time::timeout(Duration::from_secs(30), run.wait_with_output()).await.unwrap().unwrap();
+        let out = tokio::time::timeout(Duration::from_secs(30), run.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(out.status.code(), Some(42), "{name}");
         assert_eq!(text(&out.stdout), format!("got {name}\n"));
         assert!(!observer.is_locked(ym(month)).await.unwrap());
@@ -334,12 +461,25 @@ async fn connection_from_pg_environment_variables() {
 
 #[tokio::test]
 async fn help_documents_exit_codes() {
-    let out = std::process::Command::new(BIN).arg("--help").output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = text(&out.stdout);
-    for needle in ["75", "70", "EX_TEMPFAIL", "DATABASE_URL", "PGHOST", "check   0 the month is free, 1 it is locked"] {
+    for needle in [
+        "75",
+        "70",
+        "EX_TEMPFAIL",
+        "DATABASE_URL",
+        "PGHOST",
+        "check   0 the month is free, 1 it is locked",
+    ] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
-    let out = std::process::Command::new(BIN).args(["run", "--help"]).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
     assert!(text(&out.stdout).contains("--timeout <DURATION>"));
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use month_lock_client::{
-    Error, Heartbeat, LockMode, LostReason, MonthLockExt, MonthLockGuard, Pooled, YearMonth,
+    Error, Heartbeat, LockMode, LostReason, MonthLock, MonthLockExt, Pooled, YearMonth,
 };
 use month_lock_tests::{backend_pid, server, wait_until_waiting};
 use tokio_postgres::error::SqlState;
@@ -23,7 +23,10 @@ async fn is_locked_elsewhere(observer: &Client, m: YearMonth) -> bool {
 async fn wait_until_free(observer: &Client, m: YearMonth) -> Duration {
     let start = Instant::now();
     while is_locked_elsewhere(observer, m).await {
-        assert!(start.elapsed() < Duration::from_secs(5), "{m} still locked after 5 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{m} still locked after 5 s"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     start.elapsed()
@@ -35,41 +38,92 @@ async fn exclusive_and_shared_modes_exclude_each_other() {
     let (a, b, c) = (db.connect().await, db.connect().await, db.connect().await);
     let m = ym("2024-03");
 
-    let ga = a.try_lock(m, Duration::ZERO).await.unwrap().expect("free month");
+    let ga = MonthLock::new(m)
+        .timeout(Duration::ZERO)
+        .acquire(&a)
+        .await
+        .expect("free month");
     assert_eq!(ga.mode(), LockMode::Exclusive);
     assert_eq!(ga.year_month(), m);
-    assert!(b.try_lock(m, Duration::ZERO).await.unwrap().is_none());
-    assert!(b.try_lock_shared(m, Duration::ZERO).await.unwrap().is_none());
-    assert!(b.try_lock(ym("2024-04"), Duration::ZERO).await.unwrap().is_some(), "other months are independent");
+    assert!(MonthLock::new(m)
+        .timeout(Duration::ZERO)
+        .acquire(&b)
+        .await
+        .unwrap_err()
+        .is_timeout());
+    assert!(MonthLock::new(m)
+        .shared()
+        .timeout(Duration::ZERO)
+        .acquire(&b)
+        .await
+        .unwrap_err()
+        .is_timeout());
+    assert!(
+        MonthLock::new(ym("2024-04"))
+            .timeout(Duration::ZERO)
+            .acquire(&b)
+            .await
+            .is_ok(),
+        "other months are independent"
+    );
     ga.release().await.unwrap();
 
-    let sb = b.try_lock_shared(m, Duration::ZERO).await.unwrap().expect("shared");
-    let sc = c.lock_shared(m).await.unwrap();
+    let sb = MonthLock::new(m)
+        .shared()
+        .timeout(Duration::ZERO)
+        .acquire(&b)
+        .await
+        .expect("shared");
+    let sc = MonthLock::new(m).shared().acquire(&c).await.unwrap();
     assert_eq!(sc.mode(), LockMode::Shared);
-    assert!(a.try_lock(m, Duration::ZERO).await.unwrap().is_none(), "shared holders exclude exclusive");
+    assert!(
+        MonthLock::new(m)
+            .timeout(Duration::ZERO)
+            .acquire(&a)
+            .await
+            .unwrap_err()
+            .is_timeout(),
+        "shared holders exclude exclusive"
+    );
     sb.release().await.unwrap();
     sc.release().await.unwrap();
-    assert!(a.try_lock(m, Duration::ZERO).await.unwrap().is_some());
+    assert!(MonthLock::new(m)
+        .timeout(Duration::ZERO)
+        .acquire(&a)
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
 async fn timeout_waits_then_gives_none_and_a_waiter_gets_the_month_on_release() {
     let db = server().await.fresh_db("timeout_wait").await;
-    let (a, b, observer) = (db.connect().await, Arc::new(db.connect().await), db.connect().await);
+    let (a, b, observer) = (
+        db.connect().await,
+        Arc::new(db.connect().await),
+        db.connect().await,
+    );
     let m = ym("2024-05");
-    let ga = a.lock(m).await.unwrap();
+    let ga = MonthLock::new(m).acquire(&a).await.unwrap();
 
     let start = Instant::now();
-    assert!(b.try_lock(m, Duration::from_millis(300)).await.unwrap().is_none());
+    assert!(MonthLock::new(m)
+        .timeout(Duration::from_millis(300))
+        .acquire(&*b)
+        .await
+        .unwrap_err()
+        .is_timeout());
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(290), "gave up early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(290),
+        "gave up early: {waited:?}"
+    );
     assert!(!b.held(m).await.unwrap());
 
     let b_pid = backend_pid(&b).await;
     let waiter = {
         let b = b.clone();
         tokio::spawn(async move {
-            let g = MonthLockGuard::lock(b.clone(), m).await.unwrap();
+            let g = MonthLock::new(m).acquire(b.clone()).await.unwrap();
             let held = b.held(m).await.unwrap();
             g.release().await.unwrap();
             held
@@ -77,11 +131,17 @@ async fn timeout_waits_then_gives_none_and_a_waiter_gets_the_month_on_release() 
     };
     wait_until_waiting(&observer, b_pid).await;
     let rows = observer.locks().await.unwrap();
-    let waiting = rows.iter().find(|r| r.pid == Some(b_pid)).expect("waiter row");
+    let waiting = rows
+        .iter()
+        .find(|r| r.pid == Some(b_pid))
+        .expect("waiter row");
     assert!(!waiting.granted);
     assert!(waiting.waiting_since.is_some());
     ga.release().await.unwrap();
-    assert!(waiter.await.unwrap(), "the waiter holds the month after the release");
+    assert!(
+        waiter.await.unwrap(),
+        "the waiter holds the month after the release"
+    );
 }
 
 #[tokio::test]
@@ -91,7 +151,7 @@ async fn dropped_guard_releases_promptly() {
     let m = ym("2024-06");
     let mut latencies = Vec::new();
     for _ in 0..20 {
-        let g = a.lock(m).await.unwrap();
+        let g = MonthLock::new(m).acquire(&a).await.unwrap();
         assert!(is_locked_elsewhere(&observer, m).await);
         drop(g);
         latencies.push(wait_until_free(&observer, m).await);
@@ -99,8 +159,13 @@ async fn dropped_guard_releases_promptly() {
     latencies.sort();
     let median = latencies[latencies.len() / 2];
     let max = *latencies.last().unwrap();
-    println!("dropped-guard release seen by another session: median {median:?}, max {max:?} (20 drops)");
-    assert!(max < Duration::from_secs(1), "slow release after drop: {max:?}");
+    println!(
+        "dropped-guard release seen by another session: median {median:?}, max {max:?} (20 drops)"
+    );
+    assert!(
+        max < Duration::from_secs(1),
+        "slow release after drop: {max:?}"
+    );
 }
 
 /// A one-connection "pool": the guard owns the pooled handle; when the handle is dropped the
@@ -112,11 +177,14 @@ async fn dropped_guard_releases_before_next_use_of_the_connection() {
     let m = ym("2024-07");
     for _ in 0..50 {
         // Owned Arc<Client>.
-        let g = MonthLockGuard::lock(conn.clone(), m).await.unwrap();
+        let g = MonthLock::new(m).acquire(conn.clone()).await.unwrap();
         drop(g);
-        assert!(!conn.held(m).await.unwrap(), "the queued release ran before the next statement");
+        assert!(
+            !conn.held(m).await.unwrap(),
+            "the queued release ran before the next statement"
+        );
         // Borrowed &Client.
-        let g = conn.lock(m).await.unwrap();
+        let g = MonthLock::new(m).acquire(&*conn).await.unwrap();
         drop(g);
         assert!(!conn.held(m).await.unwrap());
     }
@@ -130,7 +198,12 @@ async fn dropped_guard_releases_before_next_use_of_the_connection() {
         }
     }
     let object = Box::new(Wrapper(conn.clone()));
-    let g = MonthLockGuard::try_lock_shared(Pooled(object), m, Duration::ZERO).await.unwrap().unwrap();
+    let g = MonthLock::new(m)
+        .shared()
+        .timeout(Duration::ZERO)
+        .acquire(Pooled(object))
+        .await
+        .unwrap();
     assert!(conn.held(m).await.unwrap());
     drop(g);
     assert!(!conn.held(m).await.unwrap());
@@ -145,7 +218,7 @@ async fn guard_dropped_by_a_cancelled_task_releases() {
     let task = {
         let conn = conn.clone();
         tokio::spawn(async move {
-            let _g = conn.lock(m).await.unwrap();
+            let _g = MonthLock::new(m).acquire(&*conn).await.unwrap();
             tx.send(()).unwrap();
             std::future::pending::<()>().await;
         })
@@ -163,14 +236,30 @@ async fn taking_a_month_this_session_holds_is_refused() {
     let db = server().await.fresh_db("already").await;
     let a = db.connect().await;
     let m = ym("2024-09");
-    let g = a.lock(m).await.unwrap();
-    for attempt in [a.try_lock(m, Duration::ZERO).await.map(|_| ()), a.lock_shared(m).await.map(|_| ())] {
+    let g = MonthLock::new(m).acquire(&a).await.unwrap();
+    for attempt in [
+        MonthLock::new(m)
+            .timeout(Duration::ZERO)
+            .acquire(&a)
+            .await
+            .map(|_| ())
+            .map_err(Error::from),
+        MonthLock::new(m)
+            .shared()
+            .acquire(&a)
+            .await
+            .map(|_| ())
+            .map_err(Error::from),
+    ] {
         match attempt {
             Err(Error::AlreadyHeld { ym }) => assert_eq!(ym, m),
             other => panic!("expected AlreadyHeld, got {other:?}"),
         }
     }
-    assert!(a.held(m).await.unwrap(), "the refused attempt did not release the first guard's lock");
+    assert!(
+        a.held(m).await.unwrap(),
+        "the refused attempt did not release the first guard's lock"
+    );
     g.release().await.unwrap();
 }
 
@@ -179,24 +268,46 @@ async fn cancelled_unbounded_wait_leaves_nothing_held_and_frees_the_connection()
     let db = server().await.fresh_db("cancel_wait").await;
     let (a, b, observer) = (db.connect().await, db.connect().await, db.connect().await);
     let m = ym("2024-10");
-    let ga = a.lock(m).await.unwrap();
+    let ga = MonthLock::new(m).acquire(&a).await.unwrap();
     let b_pid = backend_pid(&b).await;
 
-    let attempt = tokio::time::timeout(Duration::from_millis(300), b.lock(m)).await;
+    let attempt =
+        tokio::time::timeout(Duration::from_millis(300), MonthLock::new(m).acquire(&b)).await;
     assert!(attempt.is_err(), "still waiting when cancelled");
     // The cancel request ends the server-side wait: b answers again quickly.
     let start = Instant::now();
     assert!(!b.held(m).await.unwrap());
-    assert!(start.elapsed() < Duration::from_secs(3), "connection stayed blocked {:?}", start.elapsed());
-    assert!(!observer.locks().await.unwrap().iter().any(|r| r.pid == Some(b_pid)), "no waiter left behind");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "connection stayed blocked {:?}",
+        start.elapsed()
+    );
+    assert!(
+        !observer
+            .locks()
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.pid == Some(b_pid)),
+        "no waiter left behind"
+    );
 
     ga.release().await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!is_locked_elsewhere(&observer, m).await, "the cancelled waiter did not take the month");
+    assert!(
+        !is_locked_elsewhere(&observer, m).await,
+        "the cancelled waiter did not take the month"
+    );
 
     // A bounded wait dropped mid-way: the queued releases run after it ends either way.
-    let ga = a.lock(m).await.unwrap();
-    let attempt = tokio::time::timeout(Duration::from_millis(100), b.try_lock(m, Duration::from_millis(700))).await;
+    let ga = MonthLock::new(m).acquire(&a).await.unwrap();
+    let attempt = tokio::time::timeout(
+        Duration::from_millis(100),
+        MonthLock::new(m)
+            .timeout(Duration::from_millis(700))
+            .acquire(&b),
+    )
+    .await;
     assert!(attempt.is_err());
     ga.release().await.unwrap(); // b's wait now succeeds server-side, then its queued release runs
     assert!(!b.held(m).await.unwrap());
@@ -211,22 +322,35 @@ async fn lost_fires_when_the_backend_is_terminated() {
     for i in 1..=5u32 {
         let holder = Arc::new(db.connect().await);
         let m = YearMonth::new(2024, i).unwrap();
-        let g = MonthLockGuard::lock(holder.clone(), m)
+        let g = MonthLock::new(m)
+            .acquire(holder.clone())
             .await
             .unwrap()
-            .with_heartbeat(Heartbeat { interval: Duration::from_millis(100), timeout: Some(Duration::from_secs(5)) });
+            .with_heartbeat(Heartbeat {
+                interval: Duration::from_millis(100),
+                timeout: Some(Duration::from_secs(5)),
+            });
         let pid = backend_pid(&holder).await;
         let lost = tokio::spawn(async move {
             let reason = g.lost().await;
             (reason, Instant::now())
         });
         tokio::time::sleep(Duration::from_millis(150)).await;
-        assert!(!lost.is_finished(), "lost() resolved while the lock was held");
+        assert!(
+            !lost.is_finished(),
+            "lost() resolved while the lock was held"
+        );
         let terminated = Instant::now();
-        let ok: bool =
-            observer.query_one("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap().get(0);
+        let ok: bool = observer
+            .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap()
+            .get(0);
         assert!(ok);
-        let (reason, at) = tokio::time::timeout(Duration::from_secs(5), lost).await.expect("lost() fired").unwrap();
+        let (reason, at) = tokio::time::timeout(Duration::from_secs(5), lost)
+            .await
+            .expect("lost() fired")
+            .unwrap();
         assert_eq!(reason, LostReason::ConnectionClosed);
         times.push(at - terminated);
     }
@@ -240,18 +364,31 @@ async fn lost_fires_when_the_session_no_longer_holds_the_month() {
     let db = server().await.fresh_db("lost_notheld").await;
     let a = db.connect().await;
     let m = ym("2025-01");
-    let g = a
-        .lock(m)
+    let g = MonthLock::new(m)
+        .acquire(&a)
         .await
         .unwrap()
-        .with_heartbeat(Heartbeat { interval: Duration::from_millis(50), timeout: None });
-    assert!(tokio::time::timeout(Duration::from_millis(200), g.lost()).await.is_err(), "held: no loss");
+        .with_heartbeat(Heartbeat {
+            interval: Duration::from_millis(50),
+            timeout: None,
+        });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), g.lost())
+            .await
+            .is_err(),
+        "held: no loss"
+    );
     assert_eq!(a.release_all().await.unwrap(), 1);
-    let reason = tokio::time::timeout(Duration::from_secs(2), g.lost()).await.expect("lost fired");
+    let reason = tokio::time::timeout(Duration::from_secs(2), g.lost())
+        .await
+        .expect("lost fired");
     assert_eq!(reason, LostReason::NotHeld);
     assert_eq!(g.lost().await, LostReason::NotHeld, "remembered");
     match g.release().await {
-        Err(Error::LockLost { ym, reason: LostReason::NotHeld }) => assert_eq!(ym, m),
+        Err(Error::LockLost {
+            ym,
+            reason: LostReason::NotHeld,
+        }) => assert_eq!(ym, m),
         other => panic!("expected LockLost, got {other:?}"),
     }
 }
@@ -262,16 +399,37 @@ async fn transaction_scoped_locks_last_until_commit() {
     let (mut a, observer) = (db.connect().await, db.connect().await);
     let m = ym("2025-02");
     let tx = a.transaction().await.unwrap();
-    assert!(tx.client().try_lock_xact(m, Duration::ZERO).await.unwrap());
+    MonthLock::new(m)
+        .timeout(Duration::ZERO)
+        .acquire_xact(&tx)
+        .await
+        .unwrap();
     assert!(tx.client().held(m).await.unwrap());
     assert!(is_locked_elsewhere(&observer, m).await);
-    assert!(!observer.try_lock_xact_shared(m, Duration::from_millis(50)).await.unwrap());
+    assert!(matches!(
+        MonthLock::new(m)
+            .shared()
+            .timeout(Duration::from_millis(50))
+            .acquire_xact(&observer)
+            .await,
+        Err(Error::Timeout { .. })
+    ));
     tx.commit().await.unwrap();
     assert!(!is_locked_elsewhere(&observer, m).await);
 
     let tx = a.transaction().await.unwrap();
-    assert!(tx.client().try_lock_xact_shared(m, Duration::ZERO).await.unwrap());
-    assert!(observer.try_lock_xact_shared(m, Duration::ZERO).await.unwrap(), "shared with shared");
+    MonthLock::new(m)
+        .shared()
+        .timeout(Duration::ZERO)
+        .acquire_xact(&tx)
+        .await
+        .unwrap();
+    MonthLock::new(m)
+        .shared()
+        .timeout(Duration::ZERO)
+        .acquire_xact(&observer)
+        .await
+        .expect("shared with shared");
     tx.rollback().await.unwrap();
     assert!(!is_locked_elsewhere(&observer, m).await);
 }
@@ -282,7 +440,7 @@ async fn locks_view_shows_holders_with_all_columns() {
     let (a, observer) = (db.connect_as("view-test-holder").await, db.connect().await);
     let m = ym("2025-03");
     assert!(observer.locks().await.unwrap().is_empty());
-    let g = a.lock_shared(m).await.unwrap();
+    let g = MonthLock::new(m).shared().acquire(&a).await.unwrap();
     let pid = backend_pid(&a).await;
     let rows = observer.locks().await.unwrap();
     assert_eq!(rows.len(), 1);
@@ -299,7 +457,19 @@ async fn locks_view_shows_holders_with_all_columns() {
     assert_eq!(r.client_addr, Some("127.0.0.1".parse().unwrap()));
     assert!(r.backend_start.is_some());
     let json = serde_json::to_value(r).unwrap();
-    for column in ["year", "month", "month_start", "mode", "granted", "pid", "waiting_since", "application_name", "usename", "client_addr", "backend_start"] {
+    for column in [
+        "year",
+        "month",
+        "month_start",
+        "mode",
+        "granted",
+        "pid",
+        "waiting_since",
+        "application_name",
+        "usename",
+        "client_addr",
+        "backend_start",
+    ] {
         assert!(json.get(column).is_some(), "{column} missing from {json}");
     }
     assert_eq!(json["mode"], "shared");
@@ -314,16 +484,34 @@ async fn missing_extension_is_a_distinct_error_naming_create_extension() {
     let a = db.connect().await;
     let m = ym("2024-03");
     let errors = vec![
-        a.try_lock(m, Duration::ZERO).await.map(|_| ()).unwrap_err(),
-        a.lock(m).await.map(|_| ()).unwrap_err(),
+        MonthLock::new(m)
+            .timeout(Duration::ZERO)
+            .acquire(&a)
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .into_error(),
+        MonthLock::new(m)
+            .acquire(&a)
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .into_error(),
         a.is_locked(m).await.map(|_| ()).unwrap_err(),
         a.locks().await.map(|_| ()).unwrap_err(),
-        a.try_lock_xact(m, Duration::ZERO).await.map(|_| ()).unwrap_err(),
+        MonthLock::new(m)
+            .timeout(Duration::ZERO)
+            .acquire_xact(&a)
+            .await
+            .unwrap_err(),
     ];
     for e in errors {
         assert!(matches!(e, Error::ExtensionMissing { .. }), "{e:?}");
         assert!(e.to_string().contains("CREATE EXTENSION month_lock"), "{e}");
-        assert!(e.sqlstate() == Some(&SqlState::UNDEFINED_FUNCTION) || e.sqlstate() == Some(&SqlState::UNDEFINED_TABLE));
+        assert!(
+            e.sqlstate() == Some(&SqlState::UNDEFINED_FUNCTION)
+                || e.sqlstate() == Some(&SqlState::UNDEFINED_TABLE)
+        );
     }
 }
 
@@ -332,10 +520,137 @@ async fn database_errors_carry_their_sqlstate() {
     let db = server().await.fresh_db("sqlstate").await;
     let (a, b) = (db.connect().await, db.connect().await);
     let m = ym("2024-03");
-    let _g = a.lock(m).await.unwrap();
-    b.batch_execute("SET statement_timeout = 100").await.unwrap();
-    let e = b.lock(m).await.unwrap_err();
+    let _g = MonthLock::new(m).acquire(&a).await.unwrap();
+    b.batch_execute("SET statement_timeout = 100")
+        .await
+        .unwrap();
+    let e = MonthLock::new(m)
+        .acquire(&b)
+        .await
+        .unwrap_err()
+        .into_error();
     assert!(matches!(e, Error::Database(_)), "{e:?}");
     assert_eq!(e.sqlstate(), Some(&SqlState::QUERY_CANCELED));
     assert!(e.to_string().contains("57014"), "{e}");
+}
+
+#[tokio::test]
+async fn a_failed_acquire_hands_an_owned_connection_back() {
+    let db = server().await.fresh_db("hand_back").await;
+    let (a, b) = (db.connect().await, Arc::new(db.connect().await));
+    let m = ym("2025-04");
+    let _held = MonthLock::new(m).acquire(&a).await.unwrap();
+    let err = MonthLock::new(m)
+        .timeout(Duration::from_millis(20))
+        .acquire(b.clone())
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "month 2025-04 is held by another session; not acquired within 20ms"
+    );
+    let (error, back) = err.into_parts();
+    assert!(matches!(error, Error::Timeout { ym, .. } if ym == m));
+    assert!(Arc::ptr_eq(&back, &b), "the same handle comes back");
+    assert!(!back.held(m).await.unwrap());
+}
+
+#[tokio::test]
+async fn leak_keeps_the_month_and_gives_the_connection_back() {
+    let db = server().await.fresh_db("leak").await;
+    let (a, observer) = (Arc::new(db.connect().await), db.connect().await);
+    let m = ym("2025-05");
+    let guard = MonthLock::new(m).shared().acquire(a.clone()).await.unwrap();
+    let back = guard.leak();
+    assert!(Arc::ptr_eq(&back, &a));
+    assert!(back.held(m).await.unwrap(), "leaking released nothing");
+    assert!(is_locked_elsewhere(&observer, m).await);
+    assert_eq!(back.release_all().await.unwrap(), 1);
+    assert!(!is_locked_elsewhere(&observer, m).await);
+}
+
+/// #7's second line of defence: the server grants the month and the statement then fails (a
+/// stand-in `month_lock_try` / `month_lock` earlier on the search_path takes the month's raw
+/// advisory key and raises). The client queues a release before returning the error.
+#[tokio::test]
+async fn an_acquire_that_fails_after_a_grant_leaves_nothing_held() {
+    let db = server().await.fresh_db("fail_after_grant").await;
+    let (a, observer) = (db.connect().await, db.connect().await);
+    a.batch_execute(
+        "CREATE SCHEMA shim;
+         CREATE FUNCTION shim.take_then_fail(y int, m int) RETURNS boolean LANGUAGE plpgsql AS $$
+         BEGIN
+             PERFORM pg_advisory_lock(coalesce(current_setting('month_lock.namespace', true), '1835821824')::int, y * 100 + m);
+             RAISE EXCEPTION 'granted, then failed' USING ERRCODE = '40P01';
+         END $$;
+         CREATE FUNCTION shim.month_lock_try(y int, m int, t int) RETURNS boolean LANGUAGE sql
+             AS 'SELECT shim.take_then_fail(y, m)';
+         CREATE FUNCTION shim.month_lock(y int, m int) RETURNS void LANGUAGE sql
+             AS 'SELECT shim.take_then_fail(y, m)';",
+    )
+    .await
+    .unwrap();
+    // Without the client: the server keeps what the failed statement took (a session lock).
+    let m = ym("2025-06");
+    a.batch_execute("SELECT month_lock_held(2025, 6)")
+        .await
+        .unwrap(); // loads the extension
+    assert!(a
+        .batch_execute("SELECT shim.take_then_fail(2025, 6)")
+        .await
+        .is_err());
+    println!(
+        "a failed statement's grant kept by the server itself: {}",
+        a.held(m).await.unwrap()
+    );
+    a.release_all().await.unwrap();
+
+    a.batch_execute("SET search_path = shim, public")
+        .await
+        .unwrap();
+    for (i, request) in [
+        MonthLock::new(m).timeout(Duration::from_secs(1)),
+        MonthLock::new(m),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let e = request.acquire(&a).await.unwrap_err().into_error();
+        assert_eq!(
+            e.sqlstate(),
+            Some(&SqlState::T_R_DEADLOCK_DETECTED),
+            "{i}: {e}"
+        );
+        assert!(e.to_string().contains("granted, then failed"), "{e}");
+        assert!(
+            !a.held(m).await.unwrap(),
+            "{i}: the raced grant was released"
+        );
+        assert!(!is_locked_elsewhere(&observer, m).await);
+    }
+}
+
+#[tokio::test]
+async fn only_this_crates_own_objects_mean_the_extension_is_missing() {
+    let db = server().await.fresh_db("exact_name").await;
+    let a = db.connect().await;
+    for sql in ["SELECT * FROM month_totals", "SELECT month_lock_totals(1)"] {
+        let e: Error = a.query(sql, &[]).await.unwrap_err().into();
+        assert!(matches!(e, Error::Database(_)), "{sql}: {e:?}");
+        assert!(
+            e.to_string().contains("does not exist"),
+            "the server's message: {e}"
+        );
+    }
+    // A missing object of the user's, inside a lock: still a database error.
+    let g = MonthLock::new(ym("2025-07")).acquire(&a).await.unwrap();
+    let e: Error = g
+        .client()
+        .query("SELECT * FROM month_totals", &[])
+        .await
+        .unwrap_err()
+        .into();
+    assert!(matches!(e, Error::Database(_)), "{e:?}");
+    g.release().await.unwrap();
 }

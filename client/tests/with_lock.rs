@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use month_lock_client::{with_month_lock, Error, LostReason, MonthLockExt, YearMonth};
+use month_lock_client::{with_month_lock, Error, LostReason, MonthLock, MonthLockExt, YearMonth};
 use month_lock_tests::{backend_pid, server};
 use tokio_postgres::Client;
 
@@ -30,9 +30,17 @@ async fn runs_only_with_the_month_held_and_releases_after_success() {
     let a_ref = &a;
     let value = with_month_lock(&a, m, None, |got| async move {
         assert_eq!(got, m);
-        assert!(a_ref.held(m).await?, "the closure's session holds the month");
+        assert!(
+            a_ref.held(m).await?,
+            "the closure's session holds the month"
+        );
         assert!(observer.is_locked(m).await?);
-        assert!(observer.try_lock(m, Duration::ZERO).await?.is_none());
+        assert!(MonthLock::new(m)
+            .timeout(Duration::ZERO)
+            .acquire(observer)
+            .await
+            .unwrap_err()
+            .is_timeout());
         Ok::<_, Error>(42)
     })
     .await
@@ -48,8 +56,14 @@ async fn releases_after_the_closure_fails() {
     let (a, observer) = (db.connect().await, db.connect().await);
     let m = ym("2024-04");
     let result: Result<(), JobError> =
-        with_month_lock(&a, m, Some(Duration::from_secs(1)), |_| async { Err(JobError::Failed("boom")) }).await;
-    assert!(matches!(result, Err(JobError::Failed("boom"))), "{result:?}");
+        with_month_lock(&a, m, Some(Duration::from_secs(1)), |_| async {
+            Err(JobError::Failed("boom"))
+        })
+        .await;
+    assert!(
+        matches!(result, Err(JobError::Failed("boom"))),
+        "{result:?}"
+    );
     assert!(!a.held(m).await.unwrap());
     assert!(!observer.is_locked(m).await.unwrap());
 }
@@ -74,9 +88,16 @@ async fn releases_after_the_closure_panics_and_the_panic_continues() {
     };
     let err = task.await.unwrap_err();
     assert!(err.is_panic());
-    let message = err.into_panic().downcast::<&str>().map(|s| s.to_string()).unwrap_or_default();
+    let message = err
+        .into_panic()
+        .downcast::<&str>()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
     assert_eq!(message, "closure panicked on purpose");
-    assert!(!a.held(m).await.unwrap(), "released before the connection's next statement");
+    assert!(
+        !a.held(m).await.unwrap(),
+        "released before the connection's next statement"
+    );
     assert!(!observer.is_locked(m).await.unwrap());
 }
 
@@ -122,7 +143,7 @@ async fn a_busy_month_gives_a_distinct_timeout_error_without_running_the_closure
     let db = server().await.fresh_db("wl_timeout").await;
     let (a, b) = (db.connect().await, db.connect().await);
     let m = ym("2024-07");
-    let _held = a.lock(m).await.unwrap();
+    let _held = MonthLock::new(m).acquire(&a).await.unwrap();
     let ran = AtomicBool::new(false);
     let start = Instant::now();
     let result = with_month_lock(&b, m, Some(Duration::from_millis(200)), |_| async {
@@ -139,8 +160,14 @@ async fn a_busy_month_gives_a_distinct_timeout_error_without_running_the_closure
     }
     assert!(start.elapsed() >= Duration::from_millis(190));
     assert!(!ran.load(Ordering::SeqCst));
-    let e = Error::Timeout { ym: m, timeout: Duration::from_millis(200) };
-    assert_eq!(e.to_string(), "month 2024-07 is held by another session; not acquired within 200ms");
+    let e = Error::Timeout {
+        ym: m,
+        timeout: Duration::from_millis(200),
+    };
+    assert_eq!(
+        e.to_string(),
+        "month 2024-07 is held by another session; not acquired within 200ms"
+    );
 }
 
 #[tokio::test]
@@ -153,7 +180,11 @@ async fn a_lost_lock_stops_the_closure_with_lock_lost() {
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
     let killer = async {
         started_rx.await.unwrap();
-        let ok: bool = observer.query_one("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap().get(0);
+        let ok: bool = observer
+            .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap()
+            .get(0);
         assert!(ok);
         Instant::now()
     };
@@ -183,7 +214,10 @@ async fn a_lost_lock_stops_the_closure_with_lock_lost() {
     // (that happens in its exit path): the month comes free shortly after, not necessarily yet.
     let deadline = Instant::now() + Duration::from_secs(5);
     while observer.is_locked(m).await.unwrap() {
-        assert!(Instant::now() < deadline, "the terminated session's lock was never released");
+        assert!(
+            Instant::now() < deadline,
+            "the terminated session's lock was never released"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -192,7 +226,10 @@ async fn a_lost_lock_stops_the_closure_with_lock_lost() {
 async fn invalid_months_are_rejected_before_any_query() {
     let e: Error = "2024-13".parse::<YearMonth>().unwrap_err().into();
     assert!(matches!(e, Error::InvalidMonth(_)));
-    assert_eq!(e.to_string(), "invalid month \"2024-13\": month must be between 1 and 12");
+    assert_eq!(
+        e.to_string(),
+        "invalid month \"2024-13\": month must be between 1 and 12"
+    );
     // And the client still works with valid ones.
     let db = server().await.fresh_db("wl_invalid").await;
     let a: Client = db.connect().await;

@@ -1,0 +1,257 @@
+//! The statements this crate sends, how it sends them, and how it reads their errors.
+//!
+//! Every statement goes out as a typed statement (`query_typed`: one round trip, parameters
+//! declared `INT4`, answers read as typed columns), except the releases queued without waiting
+//! from `Drop` (see [`send_without_waiting`]).
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{GenericClient, Row};
+
+use crate::error::{Error, Result};
+use crate::{LockMode, YearMonth};
+
+/// One statement: its text and the SQL objects it names, so that a "does not exist" error
+/// can be told apart from a user's missing object ([`Error::ExtensionMissing`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Statement {
+    pub sql: &'static str,
+    pub objects: &'static [&'static str],
+}
+
+macro_rules! statement {
+    ($name:ident, $sql:literal, [$($object:literal),+]) => {
+        pub(crate) const $name: Statement = Statement { sql: $sql, objects: &[$($object),+] };
+    };
+}
+
+// Session-scope acquisition: one round trip; NULL when this session holds the month already
+// (locks do not stack, so a second guard would free the first one's lock).
+statement!(
+    TRY,
+    "SELECT CASE WHEN month_lock_held($1, $2) THEN NULL ELSE month_lock_try($1, $2, $3) END",
+    ["month_lock_held", "month_lock_try"]
+);
+statement!(
+    TRY_SHARED,
+    "SELECT CASE WHEN month_lock_held($1, $2) THEN NULL ELSE month_lock_try_shared($1, $2, $3) END",
+    ["month_lock_held", "month_lock_try_shared"]
+);
+statement!(WAIT, "SELECT CASE WHEN month_lock_held($1, $2) THEN NULL ELSE (SELECT true FROM month_lock($1, $2)) END",
+    ["month_lock_held", "month_lock"]);
+statement!(WAIT_SHARED, "SELECT CASE WHEN month_lock_held($1, $2) THEN NULL ELSE (SELECT true FROM month_lock_shared($1, $2)) END",
+    ["month_lock_held", "month_lock_shared"]);
+statement!(
+    TRY_XACT,
+    "SELECT month_lock_try_xact($1, $2, $3)",
+    ["month_lock_try_xact"]
+);
+statement!(
+    TRY_XACT_SHARED,
+    "SELECT month_lock_try_xact_shared($1, $2, $3)",
+    ["month_lock_try_xact_shared"]
+);
+statement!(
+    RELEASE,
+    "SELECT month_lock_release($1, $2)",
+    ["month_lock_release"]
+);
+statement!(
+    RELEASE_SHARED,
+    "SELECT month_lock_release_shared($1, $2)",
+    ["month_lock_release_shared"]
+);
+statement!(
+    RELEASE_ALL,
+    "SELECT month_lock_release_all()",
+    ["month_lock_release_all"]
+);
+statement!(HELD, "SELECT month_lock_held($1, $2)", ["month_lock_held"]);
+statement!(
+    IS_LOCKED,
+    "SELECT month_is_locked($1, $2)",
+    ["month_is_locked"]
+);
+statement!(
+    LOCKS,
+    "SELECT year, month, month_start, mode, granted, pid, waiting_since, application_name, \
+                          usename::text, client_addr, backend_start FROM month_locks",
+    ["month_locks"]
+);
+
+/// The release statement for a mode.
+pub(crate) fn release(mode: LockMode) -> Statement {
+    match mode {
+        LockMode::Exclusive => RELEASE,
+        LockMode::Shared => RELEASE_SHARED,
+    }
+}
+
+/// The release as plain text, for [`send_without_waiting`] (the one place that cannot use a
+/// typed statement, see there).
+pub(crate) fn release_text(ym: YearMonth, mode: LockMode) -> String {
+    let f = match mode {
+        LockMode::Exclusive => "month_lock_release",
+        LockMode::Shared => "month_lock_release_shared",
+    };
+    format!("SELECT {f}({}, {})", ym.year(), ym.month())
+}
+
+/// Timeout in whole milliseconds for the SQL functions: rounded up, capped at `i32::MAX`.
+pub(crate) fn timeout_ms(t: Duration) -> i32 {
+    let ms = t.as_nanos().div_ceil(1_000_000);
+    i32::try_from(ms).unwrap_or(i32::MAX)
+}
+
+/// The month as the two `INT4` arguments every function takes.
+pub(crate) fn month_args(ym: YearMonth) -> (i32, i32) {
+    (ym.year(), ym.month() as i32)
+}
+
+/// Run `stmt` with `INT4` parameters and return its rows; errors are classified by
+/// [`classify`].
+pub(crate) async fn query<G: GenericClient + ?Sized>(
+    client: &G,
+    stmt: Statement,
+    args: &[i32],
+) -> Result<Vec<Row>> {
+    let params: Vec<(&(dyn ToSql + Sync), Type)> = args
+        .iter()
+        .map(|a| (a as &(dyn ToSql + Sync), Type::INT4))
+        .collect();
+    client
+        .query_typed(stmt.sql, &params)
+        .await
+        .map_err(|e| classify(e, stmt))
+}
+
+/// Run `stmt` and read the first column of its one row.
+pub(crate) async fn value<G, T>(client: &G, stmt: Statement, args: &[i32]) -> Result<T>
+where
+    G: GenericClient + ?Sized,
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    let rows = query(client, stmt, args).await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| Error::UnexpectedAnswer(format!("no row from `{}`", stmt.sql)))?;
+    Ok(row.try_get(0)?)
+}
+
+/// [`Error::ExtensionMissing`] if the server says one of the objects *this statement* names
+/// does not exist (SQLSTATE 42883 `function NAME(...) does not exist` or 42P01
+/// `relation "NAME" does not exist`), else [`Error::Database`]. Only this crate's own
+/// statements are classified so; a user's missing `month_totals` stays a database error.
+pub(crate) fn classify(e: tokio_postgres::Error, stmt: Statement) -> Error {
+    if missing_object(&e, stmt.objects) {
+        Error::ExtensionMissing { source: e }
+    } else {
+        Error::Database(e)
+    }
+}
+
+fn missing_object(e: &tokio_postgres::Error, objects: &[&str]) -> bool {
+    let Some(db) = e.as_db_error() else {
+        return false;
+    };
+    let message = db.message();
+    if *db.code() == SqlState::UNDEFINED_FUNCTION {
+        let Some(rest) = message.strip_prefix("function ") else {
+            return false;
+        };
+        objects.iter().any(|name| {
+            rest.strip_prefix(name)
+                .is_some_and(|args| args.starts_with('(') && args.ends_with(") does not exist"))
+        })
+    } else if *db.code() == SqlState::UNDEFINED_TABLE {
+        objects
+            .iter()
+            .any(|name| message == format!("relation \"{name}\" does not exist"))
+    } else {
+        false
+    }
+}
+
+/// The driver error means the connection is gone (closed, I/O failure, or the server ended
+/// the session: SQLSTATE class 57P, e.g. 57P01 after `pg_terminate_backend`).
+pub(crate) fn connection_gone(e: &tokio_postgres::Error) -> bool {
+    e.is_closed()
+        || e.as_db_error()
+            .is_none_or(|db| db.code().code().starts_with("57P"))
+}
+
+/// Queue `sql` on the connection without waiting for (or even reading) its answer.
+///
+/// Relies on tokio-postgres 0.7 handing a simple-query request to the connection task when its
+/// future is first polled, and on the connection task executing requests in order and sending
+/// them even when their response receiver is gone (tested by `dropped_guard_releases_*`).
+/// A plain-text simple query, because it is built and sent inside `Drop`, where nothing can
+/// be awaited.
+pub(crate) fn send_without_waiting(client: &tokio_postgres::Client, sql: &str) {
+    let request = pin!(client.batch_execute(sql));
+    let mut cx = Context::from_waker(Waker::noop());
+    // Ready(Err) only if the connection is closed already, in which case nothing is held.
+    let _: Poll<_> = request.poll(&mut cx);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_round_up_to_milliseconds_and_cap() {
+        assert_eq!(timeout_ms(Duration::ZERO), 0);
+        assert_eq!(timeout_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(timeout_ms(Duration::from_micros(1500)), 2);
+        assert_eq!(timeout_ms(Duration::from_secs(5)), 5000);
+        assert_eq!(timeout_ms(Duration::from_secs(100 * 86_400)), i32::MAX);
+    }
+
+    #[test]
+    fn release_statements() {
+        let ym = YearMonth::new(2024, 3).unwrap();
+        assert_eq!(
+            release_text(ym, LockMode::Exclusive),
+            "SELECT month_lock_release(2024, 3)"
+        );
+        assert_eq!(
+            release_text(ym, LockMode::Shared),
+            "SELECT month_lock_release_shared(2024, 3)"
+        );
+        assert_eq!(
+            release(LockMode::Exclusive).sql,
+            "SELECT month_lock_release($1, $2)"
+        );
+        assert_eq!(
+            release(LockMode::Shared).sql,
+            "SELECT month_lock_release_shared($1, $2)"
+        );
+    }
+
+    #[test]
+    fn every_statement_names_the_objects_it_uses() {
+        for stmt in [
+            TRY,
+            TRY_SHARED,
+            WAIT,
+            WAIT_SHARED,
+            TRY_XACT,
+            TRY_XACT_SHARED,
+            RELEASE,
+            RELEASE_SHARED,
+            RELEASE_ALL,
+            HELD,
+            IS_LOCKED,
+            LOCKS,
+        ] {
+            for object in stmt.objects {
+                assert!(stmt.sql.contains(object), "{} lacks {object}", stmt.sql);
+            }
+        }
+    }
+}

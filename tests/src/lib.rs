@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 use tokio_postgres::{Client, Config, NoTls};
 
+pub mod faults;
+pub mod pgbouncer;
+
 /// Name prefix of the cluster directories this harness creates under the temp dir.
 const DIR_PREFIX: &str = "month_lock_cluster.";
 

@@ -506,6 +506,26 @@ pub mod sql {
         }
     }
 
+    /// Like [`error_of`], with DETAIL and HINT appended to the message ("msg DETAIL: d HINT: h").
+    pub async fn error_full(client: &Client, sql: &str) -> (SqlState, String) {
+        match client.batch_execute(sql).await {
+            Ok(()) => panic!("{sql}: expected an error, got success"),
+            Err(e) => {
+                let db = e
+                    .as_db_error()
+                    .unwrap_or_else(|| panic!("{sql}: not a server error: {e}"));
+                let mut text = db.message().to_string();
+                if let Some(d) = db.detail() {
+                    text.push_str(&format!(" DETAIL: {d}"));
+                }
+                if let Some(h) = db.hint() {
+                    text.push_str(&format!(" HINT: {h}"));
+                }
+                (db.code().clone(), text)
+            }
+        }
+    }
+
     /// An error with its SQLSTATE and server message (tokio-postgres prints "db error").
     pub fn describe(e: &tokio_postgres::Error) -> String {
         match e.as_db_error() {

@@ -1,12 +1,17 @@
--- Hand-written part of the month_lock install script: the month_locks view and a comment on
--- every object. pgrx appends it after the generated CREATE FUNCTION statements.
+-- Hand-written part of the month_lock install script: the month_locks view, its grant and a
+-- comment on every object. pgrx appends it after the generated CREATE FUNCTION statements.
+-- Install scripts run as superuser with the target schema first in search_path: every operator,
+-- function and type below is schema-qualified, so nothing another role planted there is bound.
 
-CREATE VIEW month_locks AS
-SELECT (l.objid::bigint / 100)::integer                                   AS year,
-       (l.objid::bigint % 100)::integer                                   AS month,
-       make_date((l.objid::bigint / 100)::integer, (l.objid::bigint % 100)::integer, 1)
-                                                                          AS month_start,
-       CASE l.mode WHEN 'ExclusiveLock' THEN 'exclusive' ELSE 'shared' END AS mode,
+CREATE VIEW @extschema@.month_locks AS
+SELECT (l.objid::pg_catalog.int8 OPERATOR(pg_catalog./) 100::pg_catalog.int8)::pg_catalog.int4 AS year,
+       (l.objid::pg_catalog.int8 OPERATOR(pg_catalog.%) 100::pg_catalog.int8)::pg_catalog.int4 AS month,
+       pg_catalog.make_date((l.objid::pg_catalog.int8 OPERATOR(pg_catalog./) 100::pg_catalog.int8)::pg_catalog.int4,
+                            (l.objid::pg_catalog.int8 OPERATOR(pg_catalog.%) 100::pg_catalog.int8)::pg_catalog.int4,
+                            1)                                             AS month_start,
+       CASE WHEN l.mode OPERATOR(pg_catalog.=) 'ExclusiveLock'::pg_catalog.text
+            THEN 'exclusive'::pg_catalog.text
+            ELSE 'shared'::pg_catalog.text END                            AS mode,
        l.granted                                                          AS granted,
        l.pid                                                              AS pid,
        CASE WHEN l.granted THEN NULL ELSE l.waitstart END                 AS waiting_since,
@@ -15,43 +20,63 @@ SELECT (l.objid::bigint / 100)::integer                                   AS yea
        a.client_addr                                                      AS client_addr,
        a.backend_start                                                    AS backend_start
   FROM pg_catalog.pg_locks l
-  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
- WHERE l.locktype = 'advisory'
-   AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
-                      WHERE d.datname = pg_catalog.current_database())
-   AND l.classid::bigint = month_lock_key_classid()
-   AND l.objsubid::integer = month_lock_key_objsubid()
-   AND l.mode IN ('ExclusiveLock', 'ShareLock')
-   AND l.objid::bigint % 100 BETWEEN 1 AND 12
-   AND l.objid::bigint / 100 BETWEEN 1 AND 9999
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid
+ WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'::pg_catalog.text
+   AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                            WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+   AND l.classid::pg_catalog.int8 OPERATOR(pg_catalog.=) @extschema@.month_lock_key_classid()
+   AND l.objsubid::pg_catalog.int4 OPERATOR(pg_catalog.=) @extschema@.month_lock_key_objsubid()
+   AND (l.mode OPERATOR(pg_catalog.=) 'ExclusiveLock'::pg_catalog.text
+        OR l.mode OPERATOR(pg_catalog.=) 'ShareLock'::pg_catalog.text)
+   -- a month: the last two digits 01..12; years 1..9999, or 1000..9999 (six digits) with legacy keys
+   AND (l.objid::pg_catalog.int8 OPERATOR(pg_catalog.%) 100::pg_catalog.int8) OPERATOR(pg_catalog.>=) 1::pg_catalog.int8
+   AND (l.objid::pg_catalog.int8 OPERATOR(pg_catalog.%) 100::pg_catalog.int8) OPERATOR(pg_catalog.<=) 12::pg_catalog.int8
+   AND l.objid::pg_catalog.int8 OPERATOR(pg_catalog.>=)
+       CASE WHEN @extschema@.month_lock_key_objsubid() OPERATOR(pg_catalog.=) 1 THEN 100001::pg_catalog.int8
+            ELSE 101::pg_catalog.int8 END
+   AND l.objid::pg_catalog.int8 OPERATOR(pg_catalog.<=) 999912::pg_catalog.int8
  ORDER BY 1, 2, l.granted DESC, l.waitstart NULLS FIRST, l.pid;
 
-COMMENT ON VIEW month_locks IS
-'One row per holder or waiter of a month lock in the current database, under the current month_lock.namespace / month_lock.legacy_keys settings. waiting_since is NULL for holders. No query text is exposed; application_name, usename, client_addr and backend_start of other roles'' sessions are NULL unless the viewer may see them in pg_stat_activity.';
+GRANT SELECT ON @extschema@.month_locks TO PUBLIC;
 
-COMMENT ON FUNCTION month_lock_try(integer, integer, integer) IS
-'Take the month exclusively for this session. timeout_ms = 0: one attempt; > 0: wait in PostgreSQL''s lock queue up to that many ms, then return false (no error). Already held by this session: true, not stacked. Errors: 22004 on NULL, 22023 on year outside 1..9999, month outside 1..12, negative timeout_ms; 40P01 on deadlock; 57014 on cancel or statement_timeout.';
-COMMENT ON FUNCTION month_lock(integer, integer) IS
+COMMENT ON VIEW @extschema@.month_locks IS
+'One row per holder or waiter of a month lock in the current database, under the current month_lock.namespace / month_lock.legacy_keys settings; readable by every role. waiting_since is NULL for holders. No query text is exposed. application_name and usename are shown for every session (as in pg_stat_activity); client_addr and backend_start of another role''s session are NULL unless the viewer is a member of that role or of pg_read_all_stats.';
+
+COMMENT ON FUNCTION @extschema@.month_lock_try(integer, integer, integer) IS
+'Take the month exclusively for this session. timeout_ms = 0: one attempt; > 0: wait in PostgreSQL''s lock queue up to that many ms, then return false (no error). Already held by this session: true, not stacked. Released by month_lock_release or the end of the session; also undone if the request that took it ends in an error. Errors: 22004 on NULL, 22023 on year outside 1..9999 (1000..9999 with legacy keys), month outside 1..12, negative timeout_ms or an unusable month_lock setting; 55000 when month_lock.session_locks is off; 40P01 on deadlock; 57014 on cancel or statement_timeout.';
+COMMENT ON FUNCTION @extschema@.month_lock(integer, integer) IS
 'Take the month exclusively for this session, waiting without limit in PostgreSQL''s lock queue (cancel, statement_timeout and the deadlock detector apply; lock_timeout does not). Already held: returns at once, not stacked.';
-COMMENT ON FUNCTION month_lock_try_shared(integer, integer, integer) IS
+COMMENT ON FUNCTION @extschema@.month_lock(integer, integer, integer) IS
+'Like month_lock_try, but raises 55P03 (lock_not_available) instead of returning false when the month was not had within timeout_ms (0: one attempt). Returns only with the month held.';
+COMMENT ON FUNCTION @extschema@.month_lock_try_shared(integer, integer, integer) IS
 'Like month_lock_try, in shared mode: any number of shared holders; excluded by an exclusive holder and vice versa.';
-COMMENT ON FUNCTION month_lock_shared(integer, integer) IS
+COMMENT ON FUNCTION @extschema@.month_lock_shared(integer, integer) IS
 'Like month_lock, in shared mode.';
-COMMENT ON FUNCTION month_lock_try_xact(integer, integer, integer) IS
+COMMENT ON FUNCTION @extschema@.month_lock_shared(integer, integer, integer) IS
+'Like month_lock(year, month, timeout_ms), in shared mode.';
+COMMENT ON FUNCTION @extschema@.month_lock_try_xact(integer, integer, integer) IS
 'Like month_lock_try, but held until the current transaction ends (commit or rollback); cannot be released earlier. The form that stays correct behind transaction-pooling proxies. Outside BEGIN ... COMMIT the transaction is the statement itself.';
-COMMENT ON FUNCTION month_lock_try_xact_shared(integer, integer, integer) IS
+COMMENT ON FUNCTION @extschema@.month_lock_try_xact_shared(integer, integer, integer) IS
 'Like month_lock_try_xact, in shared mode.';
-COMMENT ON FUNCTION month_lock_release(integer, integer) IS
-'Release this session''s exclusive lock on the month. True if it was held and now is not; false otherwise, quietly (no WARNING). Transaction-scope locks are not released.';
-COMMENT ON FUNCTION month_lock_release_shared(integer, integer) IS
-'Release this session''s shared lock on the month. True if it was held and now is not; false otherwise, quietly.';
-COMMENT ON FUNCTION month_lock_release_all() IS
-'Release every session-scope month lock of this session (both modes, current key space) and return how many (month, mode) pairs were released. Other advisory locks and transaction-scope locks stay held.';
-COMMENT ON FUNCTION month_is_locked(integer, integer) IS
+COMMENT ON FUNCTION @extschema@.month_lock_xact(integer, integer) IS
+'Take the month exclusively until the current transaction ends, waiting without limit. For one-round-trip scripts behind transaction poolers: BEGIN; SELECT month_lock_xact(2024, 3, 5000); <work>; COMMIT;';
+COMMENT ON FUNCTION @extschema@.month_lock_xact(integer, integer, integer) IS
+'Like month_lock_try_xact, but raises 55P03 (lock_not_available) instead of returning false when the month was not had within timeout_ms (0: one attempt).';
+COMMENT ON FUNCTION @extschema@.month_lock_xact_shared(integer, integer) IS
+'Like month_lock_xact, in shared mode.';
+COMMENT ON FUNCTION @extschema@.month_lock_xact_shared(integer, integer, integer) IS
+'Like month_lock_xact(year, month, timeout_ms), in shared mode.';
+COMMENT ON FUNCTION @extschema@.month_lock_release(integer, integer) IS
+'Release this session''s session-scope exclusive lock on the month. True if there was one and it is released; false otherwise, quietly (no WARNING). A transaction-scope hold of the same month is not released (month_lock_held stays true until the transaction ends).';
+COMMENT ON FUNCTION @extschema@.month_lock_release_shared(integer, integer) IS
+'Release this session''s session-scope shared lock on the month. True if there was one and it is released; false otherwise, quietly.';
+COMMENT ON FUNCTION @extschema@.month_lock_release_all() IS
+'Release every session-scope month lock this session took through month_lock (both modes, current key space) and return how many (month, mode) pairs were released. Costs O(months held). Other advisory locks (also raw pg_advisory_lock calls on month keys) and transaction-scope locks stay held.';
+COMMENT ON FUNCTION @extschema@.month_is_locked(integer, integer) IS
 'True if any session in this database holds the month (exclusive or shared, session or transaction scope). A snapshot: it may change right after.';
-COMMENT ON FUNCTION month_lock_held(integer, integer) IS
+COMMENT ON FUNCTION @extschema@.month_lock_held(integer, integer) IS
 'True if this session holds the month in any mode and scope.';
-COMMENT ON FUNCTION month_lock_key_classid() IS
+COMMENT ON FUNCTION @extschema@.month_lock_key_classid() IS
 'Internal: pg_locks.classid of month locks under the current settings (the namespace, or 0 with legacy keys).';
-COMMENT ON FUNCTION month_lock_key_objsubid() IS
+COMMENT ON FUNCTION @extschema@.month_lock_key_objsubid() IS
 'Internal: pg_locks.objsubid of month locks under the current settings (2, or 1 with legacy keys).';

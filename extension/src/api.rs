@@ -6,12 +6,13 @@
 //! `pg_advisory_lock`, which counts). Transaction-scope locks are never released early, so for
 //! them re-entry is simply true.
 
-use crate::keys::{checked_month, checked_timeout, month_of};
-use crate::lockmgr::{self, Mode, MonthTag, Scope};
+use crate::keys::{checked_month, checked_timeout, month_of, month_text, raise, require_session_locks};
+use crate::lockmgr::{self, Mode, Scope};
 use pgrx::prelude::*;
 use std::num::NonZeroU32;
 
 /// How long an acquisition may wait in the lock queue.
+#[derive(Clone, Copy)]
 enum Wait {
     /// One attempt, no queueing.
     No,
@@ -25,7 +26,12 @@ impl Wait {
     }
 }
 
-fn acquire(tag: MonthTag, mode: Mode, scope: Scope, wait: Wait) -> bool {
+/// Validates the arguments and the scope's preconditions, then acquires.
+fn acquire(year: Option<i32>, month: Option<i32>, mode: Mode, scope: Scope, wait: Wait) -> bool {
+    let tag = checked_month(year, month);
+    if scope == Scope::Session {
+        require_session_locks();
+    }
     // Already ours (any scope): true at once, without a second session reference.
     if lockmgr::try_now(tag, mode, scope) {
         return true;
@@ -37,27 +43,37 @@ fn acquire(tag: MonthTag, mode: Mode, scope: Scope, wait: Wait) -> bool {
     }
 }
 
-/// The waiting forms without a limit return only once the month is held (or raise).
-fn wait_forever(tag: MonthTag, mode: Mode) {
-    if !acquire(tag, mode, Scope::Session, Wait::Forever) {
-        // Unreachable: the wait runs with lock_timeout = 0. Never return as if the month were held.
-        ereport!(
-            ERROR,
+/// The raising forms: return only with the month held; 55P03 when it was not had in time.
+fn acquire_or_raise(year: Option<i32>, month: Option<i32>, mode: Mode, scope: Scope, wait: Wait) {
+    if !acquire(year, month, mode, scope, wait) {
+        let tag = checked_month(year, month);
+        let how = match wait {
+            Wait::No => "at once (timeout_ms = 0)".to_string(),
+            Wait::UpTo(ms) => format!("within {ms} ms"),
+            Wait::Forever => "(the wait ended without it)".to_string(),
+        };
+        raise(
             PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
-            "month_lock: the wait ended without the month"
+            format!("month_lock: month {} not available {how}", month_text(tag)),
+            "Another session holds the month or waits for it ahead of this one: see the month_locks view."
+                .into(),
         );
     }
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_try(year: Option<i32>, month: Option<i32>, timeout_ms: default!(Option<i32>, 0)) -> bool {
-    let tag = checked_month(year, month);
-    acquire(tag, Mode::Exclusive, Scope::Session, Wait::from_ms(timeout_ms))
+    acquire(year, month, Mode::Exclusive, Scope::Session, Wait::from_ms(timeout_ms))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock(year: Option<i32>, month: Option<i32>) {
-    wait_forever(checked_month(year, month), Mode::Exclusive);
+    acquire_or_raise(year, month, Mode::Exclusive, Scope::Session, Wait::Forever);
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "month_lock")]
+fn month_lock_within(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) {
+    acquire_or_raise(year, month, Mode::Exclusive, Scope::Session, Wait::from_ms(timeout_ms));
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -66,13 +82,17 @@ fn month_lock_try_shared(
     month: Option<i32>,
     timeout_ms: default!(Option<i32>, 0),
 ) -> bool {
-    let tag = checked_month(year, month);
-    acquire(tag, Mode::Shared, Scope::Session, Wait::from_ms(timeout_ms))
+    acquire(year, month, Mode::Shared, Scope::Session, Wait::from_ms(timeout_ms))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_shared(year: Option<i32>, month: Option<i32>) {
-    wait_forever(checked_month(year, month), Mode::Shared);
+    acquire_or_raise(year, month, Mode::Shared, Scope::Session, Wait::Forever);
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "month_lock_shared")]
+fn month_lock_shared_within(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) {
+    acquire_or_raise(year, month, Mode::Shared, Scope::Session, Wait::from_ms(timeout_ms));
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -81,8 +101,7 @@ fn month_lock_try_xact(
     month: Option<i32>,
     timeout_ms: default!(Option<i32>, 0),
 ) -> bool {
-    let tag = checked_month(year, month);
-    acquire(tag, Mode::Exclusive, Scope::Transaction, Wait::from_ms(timeout_ms))
+    acquire(year, month, Mode::Exclusive, Scope::Transaction, Wait::from_ms(timeout_ms))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -91,38 +110,50 @@ fn month_lock_try_xact_shared(
     month: Option<i32>,
     timeout_ms: default!(Option<i32>, 0),
 ) -> bool {
-    let tag = checked_month(year, month);
-    acquire(tag, Mode::Shared, Scope::Transaction, Wait::from_ms(timeout_ms))
+    acquire(year, month, Mode::Shared, Scope::Transaction, Wait::from_ms(timeout_ms))
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn month_lock_xact(year: Option<i32>, month: Option<i32>) {
+    acquire_or_raise(year, month, Mode::Exclusive, Scope::Transaction, Wait::Forever);
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "month_lock_xact")]
+fn month_lock_xact_within(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) {
+    acquire_or_raise(year, month, Mode::Exclusive, Scope::Transaction, Wait::from_ms(timeout_ms));
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn month_lock_xact_shared(year: Option<i32>, month: Option<i32>) {
+    acquire_or_raise(year, month, Mode::Shared, Scope::Transaction, Wait::Forever);
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "month_lock_xact_shared")]
+fn month_lock_xact_shared_within(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) {
+    acquire_or_raise(year, month, Mode::Shared, Scope::Transaction, Wait::from_ms(timeout_ms));
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_release(year: Option<i32>, month: Option<i32>) -> bool {
-    lockmgr::release_session(checked_month(year, month), Mode::Exclusive)
+    crate::held::release(checked_month(year, month), Mode::Exclusive)
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_release_shared(year: Option<i32>, month: Option<i32>) -> bool {
-    lockmgr::release_session(checked_month(year, month), Mode::Shared)
+    crate::held::release(checked_month(year, month), Mode::Shared)
 }
 
-/// Releases every session-scope month lock (both modes) of this session in the current key
-/// space, whichever way it was taken; counts (month, mode) pairs released.
+/// Releases every session-scope month lock (both modes) that this session took through
+/// month_lock in the current key space; counts (month, mode) pairs released. O(months held).
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_release_all() -> i32 {
-    let me = lockmgr::my_pid();
-    // One lock-table entry per (backend, lock), each mode a bit in it: the pairs are distinct.
-    let mine: Vec<(MonthTag, Mode)> = lockmgr::granted_in_database()
-        .into_iter()
-        .filter(|inst| inst.pid == me && month_of(inst.tag).is_some())
-        .flat_map(|inst| Mode::ALL.into_iter().filter(move |m| inst.holds(*m)).map(move |m| (inst.tag, m)))
-        .collect();
-    mine.into_iter().filter(|(tag, mode)| lockmgr::release_session(*tag, *mode)).count() as i32
+    crate::held::release_all(|tag| month_of(tag).is_some()) as i32
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_is_locked(year: Option<i32>, month: Option<i32>) -> bool {
     let tag = checked_month(year, month);
-    lockmgr::granted_in_database().iter().any(|inst| inst.tag == tag)
+    lockmgr::granted_in_database(tag)
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

@@ -1,13 +1,17 @@
 //! month_lock: calendar-month locks that wait inside PostgreSQL's own lock manager.
 //!
 //! - `keys`: argument checks, key layout and settings (safe).
-//! - `lockmgr`: the one unsafe module (lock tags, the timed wait's subtransaction, GUC nesting).
+//! - `held`: the session locks month_lock took, and those of the running request (safe).
+//! - `lockmgr`: the one unsafe module (lock tags, the timed wait's subtransaction, transaction
+//!   callbacks, setting hooks).
 //! - `api`: the SQL functions (safe).
-//! - SQL that is easier written by hand (the view, comments) lives in `sql/month_lock.sql`.
+//! - SQL that is easier written by hand (the view, grants, comments) lives in
+//!   `sql/month_lock.sql`; upgrade scripts `sql/month_lock--OLD--NEW.sql` beside it.
 
 use pgrx::prelude::*;
 
 mod api;
+mod held;
 mod keys;
 mod lockmgr;
 #[cfg(any(test, feature = "pg_test"))]
@@ -15,11 +19,17 @@ mod tests;
 
 pgrx::pg_module_magic!(name, version);
 
+extension_sql!(
+    "\\echo Use \"CREATE EXTENSION month_lock\" to load this file. \\quit\n",
+    name = "psql_guard",
+    bootstrap
+);
 extension_sql_file!("../../sql/month_lock.sql", name = "month_lock_sql", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     keys::register_settings();
+    lockmgr::on_failed_request(held::undo_failed_request);
 }
 
 /// Required by `cargo pgrx test`.

@@ -1,8 +1,8 @@
-//! The only module that talks to PostgreSQL's lock manager, subtransactions and GUC nesting
-//! directly. Everything unsafe in the extension lives here; each `unsafe` block states the
-//! invariant it relies on. The rest of the crate sees a small safe surface:
-//! [`try_now`], [`wait`], [`release_session`], [`held_by_me`] and
-//! [`granted_in_database`].
+//! The only module that calls PostgreSQL's C API directly: the lock manager, subtransactions,
+//! transaction callbacks and setting hooks. Everything unsafe in the extension lives here; each
+//! `unsafe` block states the invariant it relies on. The rest of the crate sees a small safe
+//! surface: [`try_now`], [`wait`], [`release_session`], [`held_by_me`],
+//! [`granted_in_database`], [`on_failed_request`] and [`define_settings`].
 //!
 //! All functions must be called from a backend inside a transaction (any SQL-callable function
 //! is), on the backend's main thread (pgrx enforces that).
@@ -11,8 +11,10 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::pg_sys::PgTryBuilder;
 use pgrx::PgSqlErrorCode;
-use std::ffi::CString;
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
 
 /// Lock strength: the same modes `pg_advisory_lock` (exclusive) and `pg_advisory_lock_shared`
 /// (shared) use, so a month lock and a raw advisory lock on the same key conflict as expected.
@@ -84,7 +86,8 @@ impl MonthTag {
 /// Re-entry does not stack: a session lock this backend already holds in session scope keeps a
 /// single session reference (the extra one this call took is given back at once), so one
 /// release always frees it. Transaction-scope references are left to stack: they all end
-/// together with the transaction.
+/// together with the transaction. Session-scope grants are recorded in [`crate::held`] at
+/// once, before anything that could raise.
 pub fn try_now(tag: MonthTag, mode: Mode, scope: Scope) -> bool {
     let locktag = tag.locktag();
     let lockmode = mode.lockmode();
@@ -98,17 +101,22 @@ pub fn try_now(tag: MonthTag, mode: Mode, scope: Scope) -> bool {
     unsafe {
         let result = acquire_extended(&locktag, lockmode, session, true, &mut locallock);
         match result {
-            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => false,
-            pg_sys::LockAcquireResult::LOCKACQUIRE_OK => true,
-            _ => {
-                // Already held, in some scope: only a second *session* reference is undone.
-                if session && session_count(locallock) > 1 {
-                    pg_sys::LockRelease(&locktag, lockmode, true);
-                }
-                true
+            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => return false,
+            pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {}
+            // Already held, in some scope: only a second *session* reference is undone.
+            _ if session && session_count(locallock) > 1 => {
+                pg_sys::LockRelease(&locktag, lockmode, true);
+                crate::held::granted(tag, mode, false);
+                return true;
             }
+            // Held by the transaction only: this call added the first session reference.
+            _ => {}
         }
     }
+    if session {
+        crate::held::granted(tag, mode, true);
+    }
+    true
 }
 
 /// `LockAcquireExtended`, whose signature grew a parameter in PostgreSQL 18.
@@ -143,53 +151,53 @@ unsafe fn session_count(locallock: *const pg_sys::LOCALLOCK) -> i64 {
 /// Queue for the lock in PostgreSQL's own lock manager, like any lock wait, for up to `timeout`
 /// milliseconds (`None`: without limit). Returns `true` once granted, `false` at the timeout.
 ///
-/// The wait runs inside an internal subtransaction with `lock_timeout` set at a private GUC
-/// nest level, so the caller's `lock_timeout` is neither used nor changed. Any other ERROR
-/// raised while waiting (cancel, `statement_timeout`, deadlock 40P01) is re-raised unchanged
-/// after the cleanup below; `pg_terminate_backend` ends the process (FATAL) as usual.
+/// The wait runs inside an internal subtransaction, so that a lock timeout can be caught and
+/// turned into `false`, with the lock-timeout variable set for the wait alone (see
+/// [`LockTimeoutFor`]): the caller's `lock_timeout` is neither used nor changed. Any other
+/// ERROR raised while waiting (cancel, `statement_timeout`, deadlock 40P01) is re-raised
+/// unchanged after the cleanup below; `pg_terminate_backend` ends the process (FATAL) as usual.
+///
+/// Inside the subtransaction the lock is requested in the caller's memory context and under
+/// the caller's resource owner. The memory context: nothing is left in the subtransaction's
+/// own context, so committing it frees it (otherwise every waited grant would keep 8 kB until
+/// the transaction ends). The resource owner: a transaction-scope lock then belongs exactly
+/// where a lock taken without waiting would (e.g. a cursor's portal), so it has the built-in
+/// lock's lifetime under savepoints instead of the internal subtransaction's parent's.
 ///
 /// Never a lock left behind: PostgreSQL can report a timeout or a cancel in the same instant
-/// the lock is granted. For a transaction lock the subtransaction rollback releases such a
-/// grant. For a session lock it survives the rollback, so it is kept when the error was our
-/// own timeout (the lock *was* granted: return `true`) and released before re-raising any
-/// other error. Callers guarantee this backend held no reference to (tag, mode) on entry
-/// (they call [`try_now`] first, which succeeds for any held lock), so "held after the
-/// rollback" means "granted during this wait".
+/// the lock is granted (`LockErrorCleanup` then records the grant). Such a grant survives the
+/// subtransaction rollback (a session lock has no owner; a transaction lock belongs to the
+/// caller's owner), so it is kept when the error was our own timeout (the lock *was* granted:
+/// return `true`) and released before re-raising any other error. Callers guarantee this
+/// backend held no reference to (tag, mode) on entry (they call [`try_now`] first, which
+/// succeeds for any held lock), so "held after the rollback" means "granted during this wait".
 pub fn wait(tag: MonthTag, mode: Mode, scope: Scope, timeout: Option<NonZeroU32>) -> bool {
     let locktag = tag.locktag();
     let lockmode = mode.lockmode();
     let session = scope == Scope::Session;
-    let timeout_text = CString::new(timeout.map_or(0, NonZeroU32::get).to_string())
-        .expect("digits contain no NUL");
+    let _timeout = LockTimeoutFor::new(timeout);
 
     // SAFETY (whole block): the sequence below is the one PL/pgSQL uses for an EXCEPTION block
     // (pl_exec.c): remember the caller's memory context and resource owner, start an internal
-    // subtransaction, run the guarded statement, then either release (commit) or roll back the
-    // subtransaction and restore context and owner. pgrx has already copied and flushed the
-    // error state when it hands us a CaughtError, exactly as PG_CATCH + FlushErrorState would.
-    // The GUC nest level is opened before and closed after the subtransaction, so the
-    // subtransaction's own GUC level is always nested inside ours.
+    // subtransaction, switch back to the caller's context, run the guarded call, then either
+    // release (commit) or roll back the subtransaction and restore context and owner. Running
+    // LockAcquire under the caller's resource owner is what PortalRun does for a portal's
+    // owner; the subtransaction's own owner then simply has nothing to release. pgrx has
+    // already copied and flushed the error state when it hands us a CaughtError, exactly as
+    // PG_CATCH + FlushErrorState would.
     unsafe {
         let caller_context = pg_sys::CurrentMemoryContext;
         let caller_owner = pg_sys::CurrentResourceOwner;
 
-        // A private GUC level: AtEOXact_GUC(.., level) puts lock_timeout back to the caller's
-        // value (GUC_ACTION_SAVE entries are restored on commit and abort alike).
-        let guc_level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"lock_timeout".as_ptr(),
-            timeout_text.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            pgrx::PgLogLevel::ERROR as i32,
-            false,
-        );
-
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(caller_context);
+        pg_sys::CurrentResourceOwner = caller_owner;
         let outcome: Result<(), Box<CaughtError>> = PgTryBuilder::new(|| {
             pg_sys::LockAcquire(&locktag, lockmode, session, false);
+            if session {
+                // Recorded before anything else can raise: see held::granted.
+                crate::held::granted(tag, mode, true);
+            }
             Ok(())
         })
         .catch_others(|error| Err(Box::new(error)))
@@ -197,12 +205,9 @@ pub fn wait(tag: MonthTag, mode: Mode, scope: Scope, timeout: Option<NonZeroU32>
 
         match outcome {
             Ok(()) => {
-                // Commit the subtransaction: a transaction lock moves to the caller's resource
-                // owner; a session lock has no owner and is unaffected.
                 pg_sys::ReleaseCurrentSubTransaction();
                 pg_sys::MemoryContextSwitchTo(caller_context);
                 pg_sys::CurrentResourceOwner = caller_owner;
-                pg_sys::AtEOXact_GUC(true, guc_level);
                 true
             }
             Err(error) => {
@@ -211,18 +216,50 @@ pub fn wait(tag: MonthTag, mode: Mode, scope: Scope, timeout: Option<NonZeroU32>
                 pg_sys::RollbackAndReleaseCurrentSubTransaction();
                 pg_sys::MemoryContextSwitchTo(caller_context);
                 pg_sys::CurrentResourceOwner = caller_owner;
-                pg_sys::AtEOXact_GUC(false, guc_level);
 
-                let granted_anyway = session && held_by_me_locktag(&locktag, lockmode);
+                let granted_anyway = held_by_me_locktag(&locktag, lockmode);
                 if is_lock_timeout(&error) {
+                    if granted_anyway && session {
+                        crate::held::granted(tag, mode, true);
+                    }
                     return granted_anyway;
                 }
                 if granted_anyway {
-                    pg_sys::LockRelease(&locktag, lockmode, true);
+                    pg_sys::LockRelease(&locktag, lockmode, session);
                 }
                 (*error).rethrow()
             }
         }
+    }
+}
+
+/// While alive, PostgreSQL's lock-timeout variable (the one behind `lock_timeout`, read when a
+/// lock wait starts) holds month_lock's own timeout (0 = no limit); the caller's value comes
+/// back in `drop`, which also runs when an ERROR unwinds through it. No GUC machinery is
+/// involved, so nothing is allocated and the caller's `SHOW lock_timeout` never changes.
+struct LockTimeoutFor {
+    saved: i32,
+}
+
+impl LockTimeoutFor {
+    fn new(timeout: Option<NonZeroU32>) -> Self {
+        let ms = timeout.map_or(0, |ms| ms.get().min(i32::MAX as u32) as i32);
+        // SAFETY: a plain int global read by ProcSleep when a wait starts, written on the
+        // backend's only thread; no setting can change while this backend runs our function
+        // (configuration reloads are processed only between client requests), and `drop`
+        // restores the exact value.
+        unsafe {
+            let saved = LockTimeoutFor { saved: pg_sys::LockTimeout };
+            pg_sys::LockTimeout = ms;
+            saved
+        }
+    }
+}
+
+impl Drop for LockTimeoutFor {
+    fn drop(&mut self) {
+        // SAFETY: as in `new`.
+        unsafe { pg_sys::LockTimeout = self.saved }
     }
 }
 
@@ -310,49 +347,244 @@ impl Drop for WarningsSilenced {
     }
 }
 
-/// One granted or awaited advisory lock in the current database, from the shared lock table.
-#[derive(Clone, Copy, Debug)]
-pub struct LockInstance {
-    pub tag: MonthTag,
-    pub pid: i32,
-    /// Modes this process holds on the tag.
-    pub held: [bool; 2],
-}
-
-impl LockInstance {
-    pub fn holds(&self, mode: Mode) -> bool {
-        self.held[mode as usize]
-    }
-}
-
-/// All advisory locks granted to any backend in the current database (a snapshot of the
-/// shared lock table, as `pg_locks` reads it). Waiters are left out.
-pub fn granted_in_database() -> Vec<LockInstance> {
+/// Whether any backend holds an advisory lock with this tag in the current database, in any
+/// mode (a snapshot of the shared lock table, as `pg_locks` reads it; waiters do not count).
+pub fn granted_in_database(tag: MonthTag) -> bool {
     // SAFETY: GetLockStatusData takes every lock-partition LWLock briefly, copies the table into
     // memory palloc'd in CurrentMemoryContext and returns; `nelements` entries are valid.
     unsafe {
         let data = pg_sys::GetLockStatusData();
         let instances = std::slice::from_raw_parts((*data).locks, (*data).nelements as usize);
-        let bit = |mode: Mode| 1 << mode.lockmode();
         let found = instances
             .iter()
-            .filter_map(|inst| {
-                let tag = MonthTag::from_locktag(&inst.locktag)?;
-                let held = [
-                    inst.holdMask & bit(Mode::Exclusive) != 0,
-                    inst.holdMask & bit(Mode::Shared) != 0,
-                ];
-                (held[0] || held[1]).then_some(LockInstance { tag, pid: inst.pid, held })
-            })
-            .collect();
+            .any(|inst| inst.holdMask != 0 && MonthTag::from_locktag(&inst.locktag) == Some(tag));
         pg_sys::pfree((*data).locks.cast());
         pg_sys::pfree(data.cast());
         found
     }
 }
 
-/// This backend's process id.
-pub fn my_pid() -> i32 {
-    // SAFETY: MyProcPid is set at process start and never changes.
-    unsafe { pg_sys::MyProcPid }
+/// Identity of the client request this backend is executing: its statement start time, which
+/// PostgreSQL sets when a Query, Parse, Bind or Execute message arrives (`statement_timestamp()`).
+pub fn current_request() -> i64 {
+    // SAFETY: reads a backend-local timestamp; no preconditions.
+    unsafe { pg_sys::GetCurrentStatementStartTimestamp() }
+}
+
+// ---- the failed-request rule -------------------------------------------------------------------
+
+static FAILED_REQUEST_HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Calls `hook` whenever a client request of this backend fails: when PostgreSQL aborts the
+/// transaction or subtransaction of a request that is ending in an ERROR (cancel,
+/// `statement_timeout`, any error in the statement or after a function returned).
+///
+/// How a failed request is told apart from other aborts: PostgreSQL's top-level error handler
+/// (PostgresMain) clears `debug_query_string` before it calls `AbortCurrentTransaction`, while
+/// every abort that happens *during* a request — an EXCEPTION block catching an error, an
+/// internal subtransaction rolled back by its owner (as [`wait`] does), a `ROLLBACK` or
+/// `ROLLBACK TO SAVEPOINT` command — runs with the request's text still set. Only client
+/// backends have requests: in background workers the hook is never called.
+pub fn on_failed_request(hook: fn()) {
+    if FAILED_REQUEST_HOOK.set(hook).is_ok() {
+        // SAFETY: registering callbacks once per process, from _PG_init; the functions are
+        // 'static and never unregistered.
+        unsafe {
+            pg_sys::RegisterXactCallback(Some(after_xact_event), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(after_subxact_event), std::ptr::null_mut());
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn after_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT {
+        after_abort();
+    }
+}
+
+unsafe extern "C-unwind" fn after_subxact_event(
+    event: pg_sys::SubXactEvent::Type,
+    _my_subid: pg_sys::SubTransactionId,
+    _parent_subid: pg_sys::SubTransactionId,
+    _arg: *mut c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        after_abort();
+    }
+}
+
+fn after_abort() {
+    // SAFETY: plain backend-local globals, read on the backend's own thread.
+    let request_failed = unsafe {
+        pg_sys::MyBackendType == pg_sys::BackendType::B_BACKEND && pg_sys::debug_query_string.is_null()
+    };
+    if let (true, Some(hook)) = (request_failed, FAILED_REQUEST_HOOK.get()) {
+        // Called from inside PostgreSQL's abort processing: nothing may unwind into it.
+        let _ = std::panic::catch_unwind(hook);
+    }
+}
+
+// ---- settings that fail closed -----------------------------------------------------------------
+
+/// How a [`CheckedSetting`]'s text is read: as PostgreSQL reads an integer or a boolean setting.
+#[derive(Clone, Copy, Debug)]
+pub enum SettingParser {
+    Int,
+    Bool,
+}
+
+/// A setting defined as text with a check hook, so that a value month_lock cannot use is never
+/// replaced by the default without notice. PostgreSQL calls the hook for every new value:
+/// - usable: accepted, and [`CheckedSetting::value`] returns it;
+/// - unusable, from an interactive source (`SET`, a client's startup options, the validation
+///   of `ALTER ROLE/DATABASE ... SET` while the library is loaded): refused with 22023, as
+///   PostgreSQL refuses a bad value of its own settings;
+/// - unusable, from anywhere else (a placeholder set before the library was loaded, a role or
+///   database default, the configuration file): kept, and [`CheckedSetting::value`] returns
+///   `None` until a usable value replaces it, so every month_lock call raises.
+pub struct CheckedSetting {
+    name: &'static CStr,
+    short: &'static CStr,
+    long: &'static CStr,
+    parser: SettingParser,
+    text: GucSetting<Option<CString>>,
+    value: AtomicI32,
+    valid: AtomicBool,
+}
+
+impl CheckedSetting {
+    pub const fn new(
+        name: &'static CStr,
+        short: &'static CStr,
+        long: &'static CStr,
+        boot: &'static CStr,
+        parser: SettingParser,
+    ) -> Self {
+        CheckedSetting {
+            name,
+            short,
+            long,
+            parser,
+            text: GucSetting::<Option<CString>>::new(Some(boot)),
+            value: AtomicI32::new(0),
+            valid: AtomicBool::new(false),
+        }
+    }
+
+    /// The current value, `None` while the setting holds text month_lock cannot use.
+    #[inline]
+    pub fn value(&self) -> Option<i32> {
+        self.valid.load(Relaxed).then(|| self.value.load(Relaxed))
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name.to_str().expect("setting names are ASCII")
+    }
+
+    /// The setting's current text, as `SHOW` prints it.
+    pub fn text(&self) -> String {
+        self.text.get().map(|t| t.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    pub fn expected(&self) -> &'static str {
+        match self.parser {
+            SettingParser::Int => "an integer",
+            SettingParser::Bool => "on or off",
+        }
+    }
+
+    fn parse(&self, text: &CStr) -> Option<i32> {
+        // SAFETY: parse_int and parse_bool only read the NUL-terminated string and write the
+        // result; they never raise (no units are requested) and keep no pointer.
+        unsafe {
+            match self.parser {
+                SettingParser::Int => {
+                    let (mut out, mut hint) = (0, std::ptr::null::<c_char>());
+                    pg_sys::parse_int(text.as_ptr(), &mut out, 0, &mut hint).then_some(out)
+                }
+                SettingParser::Bool => {
+                    let mut out = false;
+                    pg_sys::parse_bool(text.as_ptr(), &mut out).then_some(out as i32)
+                }
+            }
+        }
+    }
+}
+
+/// True while `define_settings` runs: PostgreSQL then re-applies placeholder values, which must
+/// be kept (and fail closed) whatever their source.
+static DEFINING: AtomicBool = AtomicBool::new(false);
+
+/// Defines the settings of `crate::keys::SETTINGS` (the hooks find them there by index), then
+/// reserves `prefix`: from then on an unknown `prefix.name` is an error (PostgreSQL 15+; 14
+/// only warns).
+pub fn define_settings(settings: &'static [CheckedSetting; 3], prefix: &CStr) {
+    const CHECK: [unsafe extern "C-unwind" fn(*mut *mut c_char, *mut *mut c_void, pg_sys::GucSource::Type) -> bool; 3] =
+        [check_setting::<0>, check_setting::<1>, check_setting::<2>];
+    const ASSIGN: [unsafe extern "C-unwind" fn(*const c_char, *mut c_void); 3] =
+        [assign_setting::<0>, assign_setting::<1>, assign_setting::<2>];
+    DEFINING.store(true, Relaxed);
+    for (i, setting) in settings.iter().enumerate() {
+        // SAFETY: the hooks never panic or raise (see below), and the setting's storage is a
+        // 'static GucSetting, as DefineCustomStringVariable requires.
+        unsafe {
+            GucRegistry::define_string_guc_with_hooks(
+                setting.name,
+                setting.short,
+                setting.long,
+                &setting.text,
+                GucContext::Userset,
+                GucFlags::default(),
+                Some(CHECK[i]),
+                Some(ASSIGN[i]),
+                None,
+            );
+        }
+    }
+    DEFINING.store(false, Relaxed);
+    // SAFETY: called once from _PG_init with a NUL-terminated prefix.
+    unsafe {
+        #[cfg(feature = "pg14")]
+        pg_sys::EmitWarningsOnPlaceholders(prefix.as_ptr());
+        #[cfg(not(feature = "pg14"))]
+        pg_sys::MarkGUCPrefixReserved(prefix.as_ptr());
+    }
+}
+
+/// Check hook of setting `I`. See [`CheckedSetting`] for which values are accepted.
+unsafe extern "C-unwind" fn check_setting<const I: usize>(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    use pg_sys::GucSource::*;
+    let setting = &crate::keys::SETTINGS[I];
+    // SAFETY: PostgreSQL passes a valid pointer to the candidate value, a NUL-terminated
+    // string (the boot values are never NULL).
+    let Some(text) = (unsafe { (*newval).as_ref() }).map(|p| unsafe { CStr::from_ptr(p) }) else {
+        return false;
+    };
+    if setting.parse(text).is_some() {
+        return true;
+    }
+    let interactive = matches!(source, PGC_S_CLIENT | PGC_S_OVERRIDE | PGC_S_INTERACTIVE | PGC_S_TEST | PGC_S_SESSION);
+    if DEFINING.load(Relaxed) || !interactive {
+        return true; // kept; every month_lock call raises until it is replaced
+    }
+    let detail = CString::new(format!("{} takes {}.", setting.name(), setting.expected()))
+        .expect("no NUL in a setting name");
+    // SAFETY: PostgreSQL reads GUC_check_errdetail_string after the hook returns false; the
+    // copy lives in the current memory context, which outlives that report.
+    unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(detail.as_ptr()) };
+    false
+}
+
+/// Assign hook of setting `I`: PostgreSQL calls it for every value that becomes current,
+/// including values restored at transaction or subtransaction end.
+unsafe extern "C-unwind" fn assign_setting<const I: usize>(newval: *const c_char, _extra: *mut c_void) {
+    let setting = &crate::keys::SETTINGS[I];
+    // SAFETY: PostgreSQL passes the new value, a NUL-terminated string or NULL.
+    let parsed = unsafe { newval.as_ref() }.and_then(|p| setting.parse(unsafe { CStr::from_ptr(p) }));
+    setting.value.store(parsed.unwrap_or(0), Relaxed);
+    setting.valid.store(parsed.is_some(), Relaxed);
 }

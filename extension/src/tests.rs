@@ -156,11 +156,51 @@ mod tests {
         // The original application's unlock releases it: it is the same lock.
         assert!(bool_of("SELECT pg_advisory_unlock(200109)"));
         assert!(!bool_of("SELECT month_is_locked(2001, 9)"));
-        // And a raw lock is a month lock under legacy keys.
+        // And a raw lock is a month lock under legacy keys, but release_all leaves raw locks
+        // to whoever took them (it releases only what month_lock took).
         Spi::run("SELECT pg_advisory_lock(200110)").unwrap();
         assert!(bool_of("SELECT month_lock_held(2001, 10)"));
-        assert_eq!(i64_of("SELECT month_lock_release_all()::bigint"), 1);
+        assert_eq!(i64_of("SELECT month_lock_release_all()::bigint"), 0);
+        assert!(bool_of("SELECT pg_advisory_unlock(200110)"));
         assert_eq!(my_advisory_locks(), "");
+    }
+
+    #[pg_test]
+    fn legacy_release_all_spares_bigint_locks_that_read_as_months() {
+        Spi::run("SET LOCAL month_lock.legacy_keys = on").unwrap();
+        Spi::run("SELECT pg_advisory_lock(4207)").unwrap(); // "0042-07" to a careless reader
+        assert!(bool_of("SELECT month_lock_try(2002, 7)"));
+        assert_eq!(i64_of("SELECT count(*) FROM month_locks WHERE pid = pg_backend_pid()"), 1);
+        assert_eq!(i64_of("SELECT month_lock_release_all()::bigint"), 1);
+        assert_eq!(my_advisory_locks(), "0/4207/1/ExclusiveLock");
+        assert!(bool_of("SELECT pg_advisory_unlock(4207)"));
+    }
+
+    #[pg_test(error = "month_lock: argument \"year\" must be between 1000 and 9999 (month_lock.legacy_keys = on), got 999")]
+    fn legacy_keys_are_six_digits() {
+        Spi::run("SET LOCAL month_lock.legacy_keys = on").unwrap();
+        Spi::run("SELECT month_lock_try(999, 1)").unwrap();
+    }
+
+    #[pg_test(error = "invalid value for parameter \"month_lock.namespace\": \"seven\"")]
+    fn an_unusable_namespace_is_refused_once_loaded() {
+        Spi::run("SET LOCAL month_lock.namespace = 'seven'").unwrap();
+    }
+
+    #[pg_test(error = "month_lock: session-scope month locks are disabled by month_lock.session_locks = off")]
+    fn session_locks_off_refuses_session_scope() {
+        Spi::run("SET LOCAL month_lock.session_locks = off").unwrap();
+        assert!(bool_of("SELECT month_lock_try_xact(2002, 8)"), "transaction scope still works");
+        assert!(!bool_of("SELECT month_lock_release(2002, 8)"), "releases still work");
+        Spi::run("SELECT month_lock_try(2002, 8)").unwrap();
+    }
+
+    #[pg_test]
+    fn the_view_is_readable_by_every_role() {
+        assert!(bool_of(
+            "SELECT bool_or(a.grantee = 0 AND a.privilege_type = 'SELECT') \
+               FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = 'month_locks'::regclass"
+        ));
     }
 
     #[pg_test]

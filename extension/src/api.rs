@@ -147,6 +147,7 @@ fn month_lock_release_shared(year: Option<i32>, month: Option<i32>) -> bool {
 /// month_lock in the current key space; counts (month, mode) pairs released. O(months held).
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_release_all() -> i32 {
+    crate::keys::key_space(); // raises on an unusable setting, also when nothing is held
     crate::held::release_all(|tag| month_of(tag).is_some()) as i32
 }
 

@@ -107,9 +107,11 @@ pub fn require_session_locks() {
     if setting(SESSION_LOCKS) == 0 {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "month_lock: session-scope month locks are disabled by month_lock.session_locks = off".into(),
-            "Take the month in transaction scope inside a transaction: month_lock_try_xact(year, month, \
-             timeout_ms) or month_lock_xact(year, month[, timeout_ms])."
+            "month_lock: session-scope month locks are disabled by month_lock.session_locks = off; \
+             use month_lock_try_xact or month_lock_xact inside a transaction"
+                .into(),
+            "Behind a transaction-pooling proxy only transaction-scope locks are safe: BEGIN; SELECT \
+             month_lock_xact(year, month, timeout_ms); ...; COMMIT;"
                 .into(),
         );
     }

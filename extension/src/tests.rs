@@ -187,7 +187,7 @@ mod tests {
         Spi::run("SET LOCAL month_lock.namespace = 'seven'").unwrap();
     }
 
-    #[pg_test(error = "month_lock: session-scope month locks are disabled by month_lock.session_locks = off")]
+    #[pg_test(error = "month_lock: session-scope month locks are disabled by month_lock.session_locks = off; use month_lock_try_xact or month_lock_xact inside a transaction")]
     fn session_locks_off_refuses_session_scope() {
         Spi::run("SET LOCAL month_lock.session_locks = off").unwrap();
         assert!(bool_of("SELECT month_lock_try_xact(2002, 8)"), "transaction scope still works");

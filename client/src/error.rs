@@ -68,7 +68,7 @@ pub enum Error {
     },
 
     /// The `month_lock` extension is not installed in the connected database.
-    #[error("the month_lock extension is not installed in this database; run CREATE EXTENSION month_lock (as a user allowed to), then retry")]
+    #[error("the month_lock extension is not installed in this database ({}); run CREATE EXTENSION month_lock (as a user allowed to), then retry", describe_db(.source))]
     ExtensionMissing {
         /// The server's error (SQLSTATE 42883 or 42P01 naming one of this crate's functions or
         /// the `month_locks` view).

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use month_lock_client::{MonthLock, MonthLockExt, YearMonth};
 use month_lock_tests::{server, TestDb};
+use rustix::process::{Pid, Signal};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use tokio_postgres::Client;
@@ -86,8 +87,7 @@ async fn cli_holder_pid(observer: &Client, m: YearMonth) -> i32 {
 }
 
 fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(pid, 0) == 0 }
+    rustix::process::test_kill_process(Pid::from_raw(pid).unwrap()).is_ok()
 }
 
 #[tokio::test]
@@ -289,7 +289,12 @@ async fn check_exit_codes() {
     ]);
     let out = output(&mut bad).await;
     assert_eq!(out.status.code(), Some(2), "connection error");
-    assert!(text(&out.stderr).contains("cannot connect"));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(
+        err.contains("Connection refused"),
+        "the OS's own reason: {err}"
+    );
 }
 
 #[tokio::test]
@@ -407,8 +412,8 @@ async fn sigterm_and_sigint_to_month_lock_are_forwarded_to_the_child() {
     let db = server().await.fresh_db("cli_signals").await;
     let observer = db.connect().await;
     for (sig, name, month) in [
-        (libc::SIGTERM, "TERM", "2024-11"),
-        (libc::SIGINT, "INT", "2024-12"),
+        (Signal::TERM, "TERM", "2024-11"),
+        (Signal::INT, "INT", "2024-12"),
     ] {
         let dir = scratch_dir(&format!("sig{name}"));
         let ready = dir.join("ready");
@@ -423,8 +428,8 @@ async fn sigterm_and_sigint_to_month_lock_are_forwarded_to_the_child() {
             .unwrap();
         wait_for_file(&ready).await;
         cli_holder_pid(&observer, ym(month)).await;
-        // SAFETY: plain kill(2) on our child.
-        unsafe { libc::kill(run.id().unwrap() as i32, sig) };
+        rustix::process::kill_process(Pid::from_raw(run.id().unwrap() as i32).unwrap(), sig)
+            .unwrap();
         let out = tokio::time::timeout(Duration::from_secs(30), run.wait_with_output())
             .await
             .unwrap()

@@ -1,4 +1,10 @@
 //! `month-lock`: hold a calendar month while a command runs, show and check month locks.
+//! Built with the `cli` feature: `cargo install --path client --features cli`.
+
+#![forbid(unsafe_code)]
+
+mod conn;
+mod tls;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -6,11 +12,13 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use month_lock_client::tokio_postgres::{self, Client, Config, NoTls};
-use month_lock_client::{Error, Heartbeat, MonthLockExt, MonthLockGuard, MonthLockInfo, YearMonth};
+use month_lock_client::tokio_postgres::Client;
+use month_lock_client::{
+    error_chain, Error, Heartbeat, LockMode, MonthLock, MonthLockExt, MonthLockGuard,
+    MonthLockInfo, YearMonth,
+};
+use rustix::process::{kill_process, Pid, Signal};
 use tokio::signal::unix::{signal, SignalKind};
-
-const APPLICATION_NAME: &str = "month-lock";
 
 /// Exit codes of `run`.
 const EX_UNAVAILABLE: i32 = 69;
@@ -32,18 +40,27 @@ Exit codes:
   check   0 the month is free, 1 it is locked (holders printed), 2 error
   all     2 usage error
 
-Connection: --database-url, else DATABASE_URL, else the libpq variables PGHOST, PGPORT, PGUSER,
-PGPASSWORD, PGDATABASE, PGCONNECT_TIMEOUT (defaults as in libpq: a Unix socket in
-/var/run/postgresql or /tmp if present, else localhost; port 5432; user = OS user; database = user).
-Settings missing from a URL are taken from those variables too. TLS is not supported.
-Connections identify themselves with application_name 'month-lock'.";
+Connection: --database-url, else DATABASE_URL (a postgres:// URL or key=value string), else the
+libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGCONNECT_TIMEOUT (defaults as in
+libpq: a Unix socket in /var/run/postgresql or /tmp if present, else localhost; port 5432;
+user = OS user; database = user). Settings missing from a URL are taken from those variables too.
+Passwords also come from PGPASSFILE or ~/.pgpass (mode 0600). TLS: sslmode / PGSSLMODE = disable,
+prefer (default), require, verify-ca, verify-full; sslrootcert / PGSSLROOTCERT (default
+~/.postgresql/root.crt). Connections identify themselves with application_name 'month-lock'
+(PGAPPNAME overrides it).";
 
 /// Lock calendar months with the month_lock PostgreSQL extension.
 #[derive(Parser, Debug)]
 #[command(name = "month-lock", version, after_help = HELP_FOOTER)]
 struct Cli {
     /// PostgreSQL URL or key=value connection string (postgres://user@host:5432/db).
-    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     database_url: Option<String>,
 
     #[command(subcommand)]
@@ -72,7 +89,12 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "1s", value_name = "DURATION")]
         heartbeat: Duration,
         /// The command and its arguments (after `--`).
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
         command: Vec<OsString>,
     },
     /// Show the month_locks view (holders and waiters in this database).
@@ -107,24 +129,22 @@ async fn async_main(cli: Cli) -> i32 {
         Command::Run { .. } => EX_UNAVAILABLE,
         _ => 2,
     };
-    let config = match connection_config(cli.database_url.as_deref()) {
+    let client = match connect(cli.database_url.as_deref()).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("month-lock: {e}");
             return error_code;
         }
     };
-    let client = match connect(&config).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("month-lock: cannot connect to the database: {e}");
-            return error_code;
-        }
-    };
     let outcome = match cli.command {
-        Command::Run { month, timeout, shared, grace, heartbeat, command } => {
-            return run(&client, month, timeout, shared, grace, heartbeat, command).await
-        }
+        Command::Run {
+            month,
+            timeout,
+            shared,
+            grace,
+            heartbeat,
+            command,
+        } => return run(&client, month, timeout, shared, grace, heartbeat, command).await,
         Command::Status { json } => status(&client, json).await,
         Command::Check { month } => check(&client, month).await,
     };
@@ -137,73 +157,16 @@ async fn async_main(cli: Cli) -> i32 {
     }
 }
 
-/// `--database-url`/`DATABASE_URL` if given, with libpq defaults from `PG*` for what it leaves out.
-fn connection_config(url: Option<&str>) -> Result<Config, String> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let mut config = match url {
-        Some(url) => url.parse::<Config>().map_err(|e| format!("invalid database URL: {e}"))?,
-        None => Config::new(),
-    };
-    if config.get_ports().is_empty() {
-        if let Some(port) = env("PGPORT") {
-            let port: u16 = port.parse().map_err(|_| format!("invalid PGPORT {port:?}"))?;
-            config.port(port);
-        }
-    }
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    if config.get_hosts().is_empty() {
-        match env("PGHOST") {
-            Some(hosts) => {
-                for host in hosts.split(',') {
-                    config.host(host);
-                }
-            }
-            None => {
-                let socket_dir = ["/var/run/postgresql", "/tmp"]
-                    .into_iter()
-                    .find(|dir| std::path::Path::new(&format!("{dir}/.s.PGSQL.{port}")).exists());
-                config.host(socket_dir.unwrap_or("localhost"));
-            }
-        }
-    }
-    if config.get_user().is_none() {
-        let user = env("PGUSER").or_else(os_user).ok_or("no user name: set PGUSER")?;
-        config.user(&user);
-    }
-    if config.get_dbname().is_none() {
-        let db = env("PGDATABASE").unwrap_or_else(|| config.get_user().unwrap_or_default().to_owned());
-        config.dbname(&db);
-    }
-    if config.get_password().is_none() {
-        if let Some(pw) = env("PGPASSWORD") {
-            config.password(pw);
-        }
-    }
-    if config.get_connect_timeout().is_none() {
-        if let Some(secs) = env("PGCONNECT_TIMEOUT").and_then(|s| s.parse::<u64>().ok()).filter(|s| *s > 0) {
-            config.connect_timeout(Duration::from_secs(secs.max(2)));
-        }
-    }
-    config.application_name(APPLICATION_NAME);
-    config.keepalives(true).keepalives_idle(Duration::from_secs(30));
-    Ok(config)
-}
-
-/// Name of the effective OS user, as libpq takes it.
-fn os_user() -> Option<String> {
-    // SAFETY: getpwuid returns a pointer to static storage or null; we copy the name at once,
-    // before any other call could overwrite it (this runs before any other thread uses it).
-    unsafe {
-        let pw = libc::getpwuid(libc::geteuid());
-        if pw.is_null() || (*pw).pw_name.is_null() {
-            return std::env::var("USER").ok();
-        }
-        Some(std::ffi::CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned())
-    }
-}
-
-async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
+/// Connect as libpq would (see `conn`), with TLS by rustls; the message carries the server's
+/// or the TLS layer's own words.
+async fn connect(url: Option<&str>) -> Result<Client, String> {
+    let settings = conn::settings(url, &|name| std::env::var(name).ok())?;
+    let tls = settings.tls.connector()?;
+    let (client, connection) = settings
+        .config
+        .connect(tls)
+        .await
+        .map_err(|e| format!("cannot connect to the database: {}", error_chain(&e)))?;
     tokio::spawn(connection);
     Ok(client)
 }
@@ -222,21 +185,25 @@ async fn holders(client: &Client, ym: YearMonth) -> Vec<String> {
 }
 
 fn display_command(command: &[OsString]) -> String {
-    command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    command
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn exit_code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
 }
 
-fn send_signal(pid: Option<u32>, sig: libc::c_int) {
-    if let Some(pid) = pid {
-        // SAFETY: kill has no memory-safety preconditions; the child is not reaped yet (we
-        // still wait for it), so the pid cannot have been reused.
-        unsafe {
-            libc::kill(pid as libc::pid_t, sig);
-        }
+/// Signal CMD. Its pid cannot have been reused: CMD is not reaped until we wait for it.
+fn send_signal(pid: Option<u32>, sig: Signal) {
+    if let Some(pid) = pid.and_then(|p| Pid::from_raw(p as i32)) {
+        let _ = kill_process(pid, sig);
     }
 }
 
@@ -249,18 +216,26 @@ async fn run(
     heartbeat: Duration,
     command: Vec<OsString>,
 ) -> i32 {
-    let acquired = match (timeout, shared) {
-        (Some(t), false) => client.try_lock(ym, t).await,
-        (Some(t), true) => client.try_lock_shared(ym, t).await,
-        (None, false) => client.lock(ym).await.map(Some),
-        (None, true) => client.lock_shared(ym).await.map(Some),
+    let mode = if shared {
+        LockMode::Shared
+    } else {
+        LockMode::Exclusive
     };
-    let guard = match acquired {
-        Ok(Some(guard)) => guard,
-        Ok(None) => {
+    let guard = match MonthLock::new(ym)
+        .mode(mode)
+        .wait(timeout)
+        .acquire(client)
+        .await
+    {
+        Ok(guard) => guard,
+        Err(e) if e.is_timeout() => {
             let t = timeout.unwrap_or_default();
             let who = holders(client, ym).await;
-            let who = if who.is_empty() { "another session".to_string() } else { who.join(", ") };
+            let who = if who.is_empty() {
+                "another session".to_string()
+            } else {
+                who.join(", ")
+            };
             eprintln!(
                 "month-lock: {ym} is held by {who}; not acquired within {}, not running {}",
                 humantime::format_duration(t),
@@ -280,22 +255,35 @@ async fn run(
     run_holding(guard, grace, command).await
 }
 
-async fn run_holding(guard: MonthLockGuard<&Client>, grace: Duration, command: Vec<OsString>) -> i32 {
+async fn run_holding(
+    guard: MonthLockGuard<&Client>,
+    grace: Duration,
+    command: Vec<OsString>,
+) -> i32 {
     let ym = guard.year_month();
     let shown = display_command(&command);
     // Registered before CMD starts, so that no signal is missed (or kills us instead).
-    let (Ok(mut sigint), Ok(mut sigterm), Ok(mut sighup)) =
-        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut sigint), Ok(mut sigterm), Ok(mut sighup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         eprintln!("month-lock: cannot install signal handlers");
         return EX_UNAVAILABLE;
     };
-    let mut child = match tokio::process::Command::new(&command[0]).args(&command[1..]).spawn() {
+    let mut child = match tokio::process::Command::new(&command[0])
+        .args(&command[1..])
+        .spawn()
+    {
         Ok(child) => child,
         Err(e) => {
             eprintln!("month-lock: cannot run {shown}: {e}");
             let _ = guard.release().await;
-            return if e.kind() == std::io::ErrorKind::NotFound { EX_NOT_FOUND } else { EX_CANNOT_EXECUTE };
+            return if e.kind() == std::io::ErrorKind::NotFound {
+                EX_NOT_FOUND
+            } else {
+                EX_CANNOT_EXECUTE
+            };
         }
     };
     let pid = child.id();
@@ -306,9 +294,9 @@ async fn run_holding(guard: MonthLockGuard<&Client>, grace: Duration, command: V
             tokio::select! {
                 biased;
                 status = child.wait() => break Ok(status),
-                _ = sigint.recv() => send_signal(pid, libc::SIGINT),
-                _ = sigterm.recv() => send_signal(pid, libc::SIGTERM),
-                _ = sighup.recv() => send_signal(pid, libc::SIGHUP),
+                _ = sigint.recv() => send_signal(pid, Signal::INT),
+                _ = sigterm.recv() => send_signal(pid, Signal::TERM),
+                _ = sighup.recv() => send_signal(pid, Signal::HUP),
                 reason = &mut lost => break Err(reason),
             }
         }
@@ -319,7 +307,9 @@ async fn run_holding(guard: MonthLockGuard<&Client>, grace: Duration, command: V
             match guard.release().await {
                 Ok(()) => code,
                 Err(Error::LockLost { reason, .. }) => {
-                    eprintln!("month-lock: the lock on {ym} was found lost when {shown} ended ({reason})");
+                    eprintln!(
+                        "month-lock: the lock on {ym} was found lost when {shown} ended ({reason})"
+                    );
                     EX_SOFTWARE_LOCK_LOST
                 }
                 Err(e) => {
@@ -337,7 +327,7 @@ async fn run_holding(guard: MonthLockGuard<&Client>, grace: Duration, command: V
                 "month-lock: lost the lock on {ym} ({reason}); stopping {shown} (SIGTERM, SIGKILL after {})",
                 humantime::format_duration(grace)
             );
-            send_signal(pid, libc::SIGTERM);
+            send_signal(pid, Signal::TERM);
             if tokio::time::timeout(grace, child.wait()).await.is_err() {
                 let _ = child.kill().await;
             }
@@ -363,10 +353,19 @@ async fn status(client: &Client, json: bool) -> Result<i32, Error> {
 fn table(rows: &[MonthLockInfo]) -> String {
     let opt = |s: &Option<String>| s.clone().unwrap_or_default();
     let time = |t: &Option<chrono::DateTime<chrono::Utc>>| {
-        t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
+        t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default()
     };
     let mut lines: Vec<[String; 9]> = vec![[
-        "MONTH", "MODE", "STATE", "PID", "APPLICATION", "USER", "CLIENT", "WAITING SINCE", "BACKEND START",
+        "MONTH",
+        "MODE",
+        "STATE",
+        "PID",
+        "APPLICATION",
+        "USER",
+        "CLIENT",
+        "WAITING SINCE",
+        "BACKEND START",
     ]
     .map(String::from)];
     for r in rows {
@@ -377,7 +376,13 @@ fn table(rows: &[MonthLockInfo]) -> String {
             r.pid.map(|p| p.to_string()).unwrap_or_default(),
             opt(&r.application_name),
             opt(&r.usename),
-            r.client_addr.map(|a| a.to_string()).unwrap_or_else(|| if r.pid.is_some() { "local".into() } else { String::new() }),
+            r.client_addr.map(|a| a.to_string()).unwrap_or_else(|| {
+                if r.pid.is_some() {
+                    "local".into()
+                } else {
+                    String::new()
+                }
+            }),
             time(&r.waiting_since),
             time(&r.backend_start),
         ]);
@@ -390,7 +395,11 @@ fn table(rows: &[MonthLockInfo]) -> String {
     }
     let mut text = String::new();
     for line in &lines {
-        let cells: Vec<String> = line.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let cells: Vec<String> = line
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         text.push_str(cells.join("  ").trim_end());
         text.push('\n');
     }
@@ -417,16 +426,6 @@ async fn check(client: &Client, ym: YearMonth) -> Result<i32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn url_settings_win_and_the_application_name_is_month_lock() {
-        let c = connection_config(Some("postgres://alice@db.example:6543/sales?application_name=x")).unwrap();
-        assert_eq!(c.get_user(), Some("alice"));
-        assert_eq!(c.get_dbname(), Some("sales"));
-        assert_eq!(c.get_ports(), [6543]);
-        assert_eq!(c.get_application_name(), Some(APPLICATION_NAME));
-        assert!(connection_config(Some("postgres://[bad")).is_err());
-    }
 
     #[test]
     fn exit_status_of_a_signalled_child_is_128_plus_n() {

@@ -11,7 +11,10 @@
 //! the view's rewrite rule) may depend on anything mallory owns.
 //!
 //! The traps and the dependency check are proven armed by positive controls first, so a pass
-//! means the install is safe, not that the test could not see.
+//! means the install is safe, not that the test could not see. A second test installs 0.1.0
+//! (which does bind to the planted `%`) and runs `ALTER EXTENSION month_lock UPDATE`: the
+//! update must leave nothing bound to the planted objects; it needs the released
+//! `month_lock--0.1.0.sql` in the extension directory and fails if it is missing.
 
 mod common;
 
@@ -250,7 +253,7 @@ async fn connect_as(db: &TestDb, role: &str) -> Client {
 /// Dependencies of the extension's members (and of the view's rewrite rule), plus the objects
 /// `extra_watched` selects as (classid, objid), on objects mallory owns, as
 /// "object -> referenced object" strings.
-fn bad_dependencies_sql(extra_watched: &str) -> String {
+fn bad_dependencies_sql(role: &str, extra_watched: &str) -> String {
     format!(
         "
 WITH ext AS (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'month_lock'),
@@ -267,24 +270,24 @@ watched AS (
         ON m.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.ev_class = m.objid
     {extra_watched}
 ),
-mallory AS (
+intruder AS (
     SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass AS classid, oid FROM pg_catalog.pg_proc
-     WHERE proowner = 'mallory'::pg_catalog.regrole
+     WHERE proowner = '{role}'::pg_catalog.regrole
     UNION ALL
     SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, oid FROM pg_catalog.pg_operator
-     WHERE oprowner = 'mallory'::pg_catalog.regrole
+     WHERE oprowner = '{role}'::pg_catalog.regrole
     UNION ALL
     SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, oid FROM pg_catalog.pg_class
-     WHERE relowner = 'mallory'::pg_catalog.regrole
+     WHERE relowner = '{role}'::pg_catalog.regrole
     UNION ALL
     SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, oid FROM pg_catalog.pg_type
-     WHERE typowner = 'mallory'::pg_catalog.regrole
+     WHERE typowner = '{role}'::pg_catalog.regrole
 )
 SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' -> '
        || pg_catalog.pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)
   FROM pg_catalog.pg_depend d
   JOIN watched w ON w.classid = d.classid AND w.objid = d.objid
-  JOIN mallory m ON m.classid = d.refclassid AND m.oid = d.refobjid
+  JOIN intruder m ON m.classid = d.refclassid AND m.oid = d.refobjid
  ORDER BY 1"
     )
 }
@@ -312,18 +315,38 @@ async fn trap_calls(admin: &Client) -> Vec<String> {
         .collect()
 }
 
-async fn mallory_is_superuser(admin: &Client) -> bool {
+async fn is_superuser(admin: &Client, role: &str) -> bool {
     q_bool(
         admin,
-        "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = 'mallory'",
+        &format!("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = '{role}'"),
     )
     .await
 }
 
 #[tokio::test]
 async fn the_install_script_cannot_be_hijacked_by_look_alikes_in_its_schema() {
+    hijack_attempt("mallory", false).await;
+}
+
+/// A database that installed 0.1.0 (whose view bound to the planted `%`) and then ran
+/// `ALTER EXTENSION month_lock UPDATE`: the update must rebind everything, and its own script
+/// must not bind to look-alikes either.
+#[tokio::test]
+async fn an_update_from_0_1_0_rebinds_the_view_away_from_look_alikes() {
+    hijack_attempt("mallory_upd", true).await;
+}
+
+/// Plants the traps as `role`, installs (or installs 0.1.0 and updates), uses everything as
+/// superuser and checks that no trap fired and nothing depends on the role's objects.
+async fn hijack_attempt(role: &str, update_from_0_1_0: bool) {
     let server = server().await;
-    let db = server.bare_db("install_safety").await;
+    let db = server
+        .bare_db(if update_from_0_1_0 {
+            "install_update"
+        } else {
+            "install_safety"
+        })
+        .await;
     let admin = db.connect().await;
     exec(&admin, "SET search_path = \"$user\", public").await;
 
@@ -338,25 +361,27 @@ async fn the_install_script_cannot_be_hijacked_by_look_alikes_in_its_schema() {
     // process has a cluster of its own, but stay idempotent anyway).
     exec(
         &admin,
-        "DO $$ BEGIN CREATE ROLE mallory LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB; \
-         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+        &format!(
+            "DO $$ BEGIN CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        ),
     )
     .await;
     exec(
         &admin,
-        "CREATE SCHEMA s; GRANT USAGE, CREATE ON SCHEMA s TO mallory",
+        &format!("CREATE SCHEMA s; GRANT USAGE, CREATE ON SCHEMA s TO {role}"),
     )
     .await;
     assert!(
-        !mallory_is_superuser(&admin).await,
+        !is_superuser(&admin, role).await,
         "mallory starts as an ordinary role"
     );
 
     // Mallory plants the record table, the hook and the traps.
-    let mallory = connect_as(&db, "mallory").await;
+    let mallory = connect_as(&db, role).await;
     exec(
         &mallory,
-        "CREATE TABLE s.mallory_calls (id bigserial PRIMARY KEY, what text NOT NULL, by_user name NOT NULL);
+        &format!("CREATE TABLE s.mallory_calls (id bigserial PRIMARY KEY, what text NOT NULL, by_user name NOT NULL);
          GRANT INSERT, SELECT ON s.mallory_calls TO PUBLIC;
          GRANT USAGE ON SEQUENCE s.mallory_calls_id_seq TO PUBLIC;
          CREATE FUNCTION s.mal_hook(what text) RETURNS void LANGUAGE plpgsql
@@ -364,10 +389,10 @@ async fn the_install_script_cannot_be_hijacked_by_look_alikes_in_its_schema() {
          BEGIN
            INSERT INTO s.mallory_calls (what, by_user) VALUES (what, current_user);
            BEGIN
-             EXECUTE 'ALTER ROLE mallory SUPERUSER';
+             EXECUTE 'ALTER ROLE {role} SUPERUSER';
            EXCEPTION WHEN OTHERS THEN NULL;
            END;
-         END $f$;",
+         END $f$;"),
     )
     .await;
     let traps = traps();
@@ -376,18 +401,20 @@ async fn the_install_script_cannot_be_hijacked_by_look_alikes_in_its_schema() {
     }
     let planted: i64 = q_i64(
         &admin,
-        "SELECT (SELECT count(*) FROM pg_catalog.pg_operator WHERE oprowner = 'mallory'::regrole)
-              + (SELECT count(*) FROM pg_catalog.pg_proc WHERE proowner = 'mallory'::regrole)",
+        &format!(
+            "SELECT (SELECT count(*) FROM pg_catalog.pg_operator WHERE oprowner = '{role}'::regrole)
+                  + (SELECT count(*) FROM pg_catalog.pg_proc WHERE proowner = '{role}'::regrole)"
+        ),
     )
     .await;
-    println!("mallory planted {planted} operators and functions in schema s");
+    println!("{role} planted {planted} operators and functions in schema s");
 
     // Positive control 1: the traps are armed. Mallory trips one herself (she cannot escalate,
     // so only the record stays), then empties the record table.
     assert_eq!(q_i64(&mallory, "SELECT 7::bigint OPERATOR(s.%) 2").await, 1);
     assert_eq!(
         trap_calls(&admin).await,
-        vec!["operator bigint % integer (as mallory)".to_string()]
+        vec![format!("operator bigint % integer (as {role})")]
     );
     exec(&mallory, "TRUNCATE s.mallory_calls").await;
     // ... and an unqualified `bigint % integer` with s in the search path binds to the trap even
@@ -408,6 +435,7 @@ async fn the_install_script_cannot_be_hijacked_by_look_alikes_in_its_schema() {
     )
     .await;
     let bait_sql = bad_dependencies_sql(
+        role,
         "UNION ALL SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid FROM pg_catalog.pg_rewrite r
           WHERE r.ev_class = 'public.bait'::pg_catalog.regclass",
     );
@@ -421,7 +449,34 @@ async fn the_install_script_cannot_be_hijacked_by_look_alikes_in_its_schema() {
     exec(&admin, "DROP VIEW public.bait").await;
 
     // The superuser installs into s (the script runs with s first in its search path).
-    exec(&admin, "CREATE EXTENSION month_lock SCHEMA s").await;
+    if update_from_0_1_0 {
+        let available = q_i64(
+            &admin,
+            "SELECT count(*) FROM pg_catalog.pg_available_extension_versions
+              WHERE name = 'month_lock' AND version = '0.1.0'",
+        )
+        .await;
+        assert_eq!(
+            available, 1,
+            "month_lock 0.1.0 cannot be installed here: `make install` must also install the \
+             released script sql/month_lock--0.1.0.sql into the extension directory"
+        );
+        exec(
+            &admin,
+            "CREATE EXTENSION month_lock VERSION '0.1.0' SCHEMA s",
+        )
+        .await;
+        let before = bad_dependencies(&admin, &bad_dependencies_sql(role, "")).await;
+        println!("0.1.0 installed; its dependencies on {role}'s objects: {before:?}");
+        // 0.1.0 did bind to the planted operator: the update has something to repair.
+        assert!(
+            !before.is_empty(),
+            "0.1.0's view was expected to bind to the planted `%`"
+        );
+        exec(&admin, "ALTER EXTENSION month_lock UPDATE").await;
+    } else {
+        exec(&admin, "CREATE EXTENSION month_lock SCHEMA s").await;
+    }
     let installed = q_text(
         &admin,
         "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'month_lock'",
@@ -434,7 +489,7 @@ async fn the_install_script_cannot_be_hijacked_by_look_alikes_in_its_schema() {
     let holder = db.connect().await;
     exec(&holder, "SET search_path = \"$user\", public").await;
     assert!(q_bool(&holder, "SELECT s.month_lock_try(2024, 3)").await);
-    let reader = connect_as(&db, "mallory").await;
+    let reader = connect_as(&db, role).await;
     exec(&reader, "SET search_path = pg_catalog").await;
     assert!(q_bool(&reader, "SELECT s.month_lock_try_shared(2024, 5)").await);
     assert!(q_bool(&holder, "SELECT s.month_lock_try_shared(2024, 5)").await);
@@ -594,8 +649,8 @@ async fn the_install_script_cannot_be_hijacked_by_look_alikes_in_its_schema() {
 
     // Verdict.
     let calls = trap_calls(&admin).await;
-    let superuser = mallory_is_superuser(&admin).await;
-    let deps = bad_dependencies(&admin, &bad_dependencies_sql("")).await;
+    let superuser = is_superuser(&admin, role).await;
+    let deps = bad_dependencies(&admin, &bad_dependencies_sql(role, "")).await;
     let members = q_i64(
         &admin,
         "SELECT count(*) FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e
@@ -627,7 +682,7 @@ async fn the_install_script_cannot_be_hijacked_by_look_alikes_in_its_schema() {
         println!("  depends: {d}");
     }
     if superuser {
-        exec(&admin, "ALTER ROLE mallory NOSUPERUSER").await;
+        exec(&admin, &format!("ALTER ROLE {role} NOSUPERUSER")).await;
     }
     assert!(
         !superuser,

@@ -142,10 +142,13 @@ else
 	  $(CARGO) pgrx test pg$(PG) --no-default-features --features "pg$(PG) pg_test"
 endif
 
-# pg_regress tests and isolation specs on a throwaway cluster from the private tree.
+# pg_regress tests and isolation specs, then the upgrade check (0.1.0 as released, locks held,
+# ALTER EXTENSION UPDATE, catalog identical to a fresh install), on a throwaway cluster from the
+# private tree.
 regress: tree-install
 	@echo "=== month_lock suite: regress (PostgreSQL $(PG)) ==="
-	tools/with-cluster.sh $(TEST_PG_CONFIG) tools/installcheck.sh $(TEST_PG_CONFIG)
+	tools/with-cluster.sh $(TEST_PG_CONFIG) sh -c \
+	  'tools/installcheck.sh $(TEST_PG_CONFIG) && tools/upgrade-check.sh $(TEST_PG_CONFIG) 0.1.0'
 
 # PostgreSQL's convention: against the server that PGHOST/PGPORT/PGUSER name, which must have
 # month_lock installed (make install PG_CONFIG=...). Installs nothing.

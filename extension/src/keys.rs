@@ -92,7 +92,12 @@ fn legacy_keys() -> bool {
 }
 
 /// `(classid, objsubid)` of month locks under the current settings: fields 2 and 4 of the tag.
+/// Every month_lock function and the view go through here, so an unusable value of *any*
+/// month_lock setting makes each of them raise.
 pub fn key_space() -> (u32, u16) {
+    if let Some(unusable) = SETTINGS.iter().find(|s| s.value().is_none()) {
+        invalid_setting(unusable);
+    }
     if legacy_keys() {
         // SET_LOCKTAG_INT64: high half, low half, 1. Keys are below 2^32, so the high half is 0.
         (0, 1)
@@ -117,13 +122,7 @@ pub fn require_session_locks() {
     }
 }
 
-/// The advisory tag of a validated month under the current settings.
-pub fn month_tag(year: i32, month: i32) -> MonthTag {
-    let (classid, objsubid) = key_space();
-    MonthTag { classid, objid: (year * 100 + month) as u32, objsubid }
-}
-
-/// The inverse of [`month_tag`] for tags of the current key space, `None` for any other tag.
+/// The month of a tag that [`checked_month`] could have made, `None` for any other tag of the current key space, `None` for any other tag.
 pub fn month_of(tag: MonthTag) -> Option<(i32, i32)> {
     let (classid, objsubid) = key_space();
     if (tag.classid, tag.objsubid) != (classid, objsubid) {
@@ -138,14 +137,14 @@ pub fn month_of(tag: MonthTag) -> Option<(i32, i32)> {
 /// for a value out of range, naming the argument and the value. With legacy keys, years start
 /// at 1000 (six-digit keys).
 pub fn checked_month(year: Option<i32>, month: Option<i32>) -> MonthTag {
-    let legacy = legacy_keys();
-    let year = if legacy {
+    let (classid, objsubid) = key_space();
+    let year = if objsubid == 1 {
         in_range("year", year, 1000, 9999, " (month_lock.legacy_keys = on)")
     } else {
         in_range("year", year, 1, 9999, "")
     };
     let month = in_range("month", month, 1, 12, "");
-    month_tag(year, month)
+    MonthTag { classid, objid: (year * 100 + month) as u32, objsubid }
 }
 
 /// Validates `timeout_ms`: zero or more milliseconds.

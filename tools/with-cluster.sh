@@ -10,7 +10,8 @@ pg_config=${1:?pg_config}
 shift
 bindir=$("$pg_config" --bindir)
 os_user=${PG_OS_USER:-postgres}
-dir=$(mktemp -d /tmp/month_lock_cluster.XXXXXX)
+# Not month_lock_cluster.*: the Rust test kit sweeps such directories when their server is gone.
+dir=$(mktemp -d /tmp/month_lock_regress.XXXXXX)
 chmod 755 "$dir"
 as=()
 if [ "$(id -u)" = 0 ]; then

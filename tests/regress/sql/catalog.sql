@@ -13,6 +13,7 @@ SELECT p.oid::regprocedure AS function, pg_get_function_result(p.oid) AS returns
 SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS member
   FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
  WHERE e.extname = 'month_lock' AND d.deptype = 'e'
+   AND d.classid <> 'pg_type'::regclass  -- PostgreSQL 18 also lists the view's row types
  ORDER BY 1;
 
 SELECT obj_description('month_locks'::regclass, 'pg_class') IS NOT NULL AS view_has_comment;

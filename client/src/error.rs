@@ -133,7 +133,7 @@ impl Error {
     ///
     /// let ym: YearMonth = "2024-03".parse().unwrap();
     /// if let Err(e) = MonthLock::new(ym).acquire(client).await {
-    ///     if e.sqlstate() == Some(&SqlState::T_R_DEADLOCK_DETECTED) {
+    ///     if e.error().sqlstate() == Some(&SqlState::T_R_DEADLOCK_DETECTED) {
     ///         eprintln!("deadlock; retrying later");
     ///     }
     /// }

@@ -571,8 +571,9 @@ async fn leak_keeps_the_month_and_gives_the_connection_back() {
 }
 
 /// #7's second line of defence: the server grants the month and the statement then fails (a
-/// stand-in `month_lock_try` / `month_lock` earlier on the search_path takes the month's raw
-/// advisory key and raises). The client queues a release before returning the error.
+/// stand-in `month_lock_try` / `month_lock` earlier on the search_path takes the month and
+/// raises). Whether or not the server drops the grant itself, the client queues a release
+/// before returning the error, and nothing stays held.
 #[tokio::test]
 async fn an_acquire_that_fails_after_a_grant_leaves_nothing_held() {
     let db = server().await.fresh_db("fail_after_grant").await;
@@ -581,7 +582,7 @@ async fn an_acquire_that_fails_after_a_grant_leaves_nothing_held() {
         "CREATE SCHEMA shim;
          CREATE FUNCTION shim.take_then_fail(y int, m int) RETURNS boolean LANGUAGE plpgsql AS $$
          BEGIN
-             PERFORM pg_advisory_lock(coalesce(current_setting('month_lock.namespace', true), '1835821824')::int, y * 100 + m);
+             PERFORM public.month_lock_try(y, m, 0);
              RAISE EXCEPTION 'granted, then failed' USING ERRCODE = '40P01';
          END $$;
          CREATE FUNCTION shim.month_lock_try(y int, m int, t int) RETURNS boolean LANGUAGE sql

@@ -496,34 +496,30 @@ pub mod sql {
 
     /// Runs `sql`, expects a server error, returns its SQLSTATE and message.
     pub async fn error_of(client: &Client, sql: &str) -> (SqlState, String) {
-        match client.batch_execute(sql).await {
-            Ok(()) => panic!("{sql}: expected an error, got success"),
-            Err(e) => {
-                let db = e
-                    .as_db_error()
-                    .unwrap_or_else(|| panic!("{sql}: not a server error: {e}"));
-                (db.code().clone(), db.message().to_string())
-            }
-        }
+        let db = server_error(client, sql).await;
+        (db.code().clone(), db.message().to_string())
     }
 
     /// Like [`error_of`], with DETAIL and HINT appended to the message ("msg DETAIL: d HINT: h").
     pub async fn error_full(client: &Client, sql: &str) -> (SqlState, String) {
+        let db = server_error(client, sql).await;
+        let mut text = db.message().to_string();
+        if let Some(d) = db.detail() {
+            text.push_str(&format!(" DETAIL: {d}"));
+        }
+        if let Some(h) = db.hint() {
+            text.push_str(&format!(" HINT: {h}"));
+        }
+        (db.code().clone(), text)
+    }
+
+    async fn server_error(client: &Client, sql: &str) -> tokio_postgres::error::DbError {
         match client.batch_execute(sql).await {
             Ok(()) => panic!("{sql}: expected an error, got success"),
-            Err(e) => {
-                let db = e
-                    .as_db_error()
-                    .unwrap_or_else(|| panic!("{sql}: not a server error: {e}"));
-                let mut text = db.message().to_string();
-                if let Some(d) = db.detail() {
-                    text.push_str(&format!(" DETAIL: {d}"));
-                }
-                if let Some(h) = db.hint() {
-                    text.push_str(&format!(" HINT: {h}"));
-                }
-                (db.code().clone(), text)
-            }
+            Err(e) => e
+                .as_db_error()
+                .cloned()
+                .unwrap_or_else(|| panic!("{sql}: not a server error: {e}")),
         }
     }
 
@@ -555,26 +551,24 @@ pub(crate) fn pg_bindir() -> PathBuf {
 
 /// (uid, gid) to run the server as, when this process is root.
 fn server_os_user() -> Option<(u32, u32)> {
+    unprivileged_os_user("PostgreSQL refuses to run as root").map(|(uid, gid, _)| (uid, gid))
+}
+
+/// (uid, gid, name) of the unprivileged OS user that servers run as when this process is root
+/// (`MONTH_LOCK_TEST_OS_USER`, default `postgres`); `None` when not root. `why` explains, in
+/// the panic message, why a missing user is fatal.
+pub(crate) fn unprivileged_os_user(why: &str) -> Option<(u32, u32, String)> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return None;
     }
     let name = std::env::var("MONTH_LOCK_TEST_OS_USER").unwrap_or_else(|_| "postgres".into());
     let id = |flag: &str| -> u32 {
-        let out = Command::new("id")
-            .args([flag, &name])
-            .output()
-            .expect("run id");
-        assert!(
-            out.status.success(),
-            "running as root, but OS user {name:?} does not exist (PostgreSQL refuses to run as root)"
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("numeric id")
+        let out = Command::new("id").args([flag, &name]).output().expect("run id");
+        assert!(out.status.success(), "running as root, but OS user {name:?} does not exist ({why})");
+        String::from_utf8_lossy(&out.stdout).trim().parse().expect("numeric id")
     };
-    Some((id("-u"), id("-g")))
+    Some((id("-u"), id("-g"), name))
 }
 
 fn as_user(cmd: &mut Command, os_user: Option<(u32, u32)>) {

@@ -54,28 +54,6 @@ pub fn binary() -> PathBuf {
     );
 }
 
-fn os_user() -> Option<(u32, u32, String)> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
-    }
-    let name = std::env::var("MONTH_LOCK_TEST_OS_USER").unwrap_or_else(|_| "postgres".into());
-    let id = |flag: &str| -> u32 {
-        let out = Command::new("id")
-            .args([flag, &name])
-            .output()
-            .expect("run id");
-        assert!(
-            out.status.success(),
-            "running as root, but OS user {name:?} does not exist (pgbouncer refuses root)"
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("numeric id")
-    };
-    Some((id("-u"), id("-g"), name))
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -146,7 +124,7 @@ impl PgBouncer {
         fs::write(dir.join("pgbouncer.ini"), ini).expect("write pgbouncer.ini");
 
         let log = fs::File::create(dir.join("pgbouncer.log")).expect("create pgbouncer.log");
-        let os_user = os_user();
+        let os_user = crate::unprivileged_os_user("pgbouncer refuses to run as root");
         if let Some((uid, gid, _)) = &os_user {
             for f in ["", "userlist.txt", "pgbouncer.ini", "pgbouncer.log"] {
                 std::os::unix::fs::chown(dir.join(f), Some(*uid), Some(*gid))

@@ -43,3 +43,31 @@ SELECT q, pg_temp.sqlstate_of(q) FROM (VALUES
 SHOW month_lock.namespace;
 RESET month_lock.namespace;
 SHOW month_lock.namespace;
+
+-- Once the library is loaded, a value month_lock cannot use is refused at SET time (22023),
+-- with the message, and the setting keeps its value.
+SET month_lock.namespace = 'seven';
+SET month_lock.legacy_keys = 'sometimes';
+SET month_lock.session_locks = 2;
+SHOW month_lock.namespace;
+-- An unknown name under the month_lock prefix is refused (42602) on PostgreSQL 15 and later;
+-- PostgreSQL 14 accepts it as a placeholder. (Shown as one line so that the output is the same
+-- on every major.)
+SELECT pg_temp.sqlstate_of('SET month_lock.namspace = 1')
+       = CASE WHEN current_setting('server_version_num')::int >= 150000 THEN '42602' ELSE 'ok' END
+       AS unknown_name_handled_as_documented;
+
+-- Legacy keys are always six digits: years 1000..9999.
+SET month_lock.legacy_keys = on;
+SELECT month_lock_try(999, 1);
+SELECT month_lock_held(999, 12);
+SELECT month_lock_try(1000, 1) AS first_legacy_month, month_lock_try(9999, 12) AS last_legacy_month;
+SELECT year, month FROM month_locks WHERE pid = pg_backend_pid() ORDER BY year;
+-- Another library's bigint lock 4207 is not a month ("0042-07"): not in the view, and
+-- release_all leaves it held.
+SELECT pg_advisory_lock(4207);
+SELECT count(*) AS rows_in_view FROM month_locks WHERE year < 1000;
+SELECT month_lock_release_all() AS released_months;
+SELECT classid, objid, objsubid FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+SELECT pg_advisory_unlock(4207);
+RESET month_lock.legacy_keys;

@@ -29,3 +29,15 @@ SELECT count(*) AS rows_in_namespace_42 FROM month_locks;
 RESET month_lock.namespace;
 SELECT month_lock_release_all();
 SELECT count(*) AS rows_after_release FROM month_locks;
+
+-- Every role may read the view and call the functions: SELECT is granted to PUBLIC.
+SELECT grantee = 0 AS to_public, privilege_type
+  FROM aclexplode((SELECT relacl FROM pg_class WHERE oid = 'month_locks'::regclass))
+ WHERE grantee = 0;
+CREATE ROLE regress_month_lock_reader;
+SET ROLE regress_month_lock_reader;
+SELECT month_lock_try(2024, 3) AS unprivileged_try;
+SELECT year, month, mode, usename = session_user AS login_role FROM month_locks;
+SELECT month_lock_release_all();
+RESET ROLE;
+DROP ROLE regress_month_lock_reader;

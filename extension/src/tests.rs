@@ -1,5 +1,7 @@
 //! Single-session semantics, run inside one backend by `cargo pgrx test` (each test in a
 //! transaction that is rolled back). Contention needs several connections: see `tests/`.
+//! What plain SQL can show (argument errors, release results, key layout, re-entry, settings,
+//! the view, the catalog) is a pg_regress test in tests/regress/sql; these are what remains.
 //! Session locks outlive the rolled-back transaction, so every test that takes one ends with
 //! `month_lock_release_all()`. Tests run in parallel backends of one database: each test uses
 //! months no other test uses.
@@ -27,29 +29,6 @@ mod tests {
                ORDER BY classid, objid, objsubid, mode), '') \
                FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
         )
-    }
-
-    #[pg_test]
-    fn reentry_does_not_stack() {
-        assert!(bool_of("SELECT month_lock_try(2001, 1)"));
-        assert!(bool_of("SELECT month_lock_try(2001, 1)"));
-        assert!(bool_of("SELECT month_lock_try(2001, 1, 100)"));
-        Spi::run("SELECT month_lock(2001, 1)").unwrap();
-        // One release frees it, however often it was taken.
-        assert!(bool_of("SELECT month_lock_release(2001, 1)"));
-        assert!(!bool_of("SELECT month_lock_held(2001, 1)"));
-        assert!(!bool_of("SELECT month_lock_release(2001, 1)"));
-        assert_eq!(my_advisory_locks(), "");
-    }
-
-    #[pg_test]
-    fn release_results() {
-        assert!(!bool_of("SELECT month_lock_release(2001, 2)"), "never taken");
-        assert!(!bool_of("SELECT month_lock_release_shared(2001, 2)"), "never taken");
-        assert!(bool_of("SELECT month_lock_try_shared(2001, 2)"));
-        assert!(!bool_of("SELECT month_lock_release(2001, 2)"), "held shared, not exclusive");
-        assert!(bool_of("SELECT month_lock_release_shared(2001, 2)"));
-        assert!(!bool_of("SELECT month_lock_release_shared(2001, 2)"), "already released");
     }
 
     #[pg_test]
@@ -100,35 +79,6 @@ mod tests {
     }
 
     #[pg_test]
-    fn key_layout_is_namespace_and_yyyymm() {
-        assert!(bool_of("SELECT month_lock_try(2024, 3)"));
-        assert!(bool_of("SELECT month_lock_try_shared(2024, 4)"));
-        assert_eq!(
-            my_advisory_locks(),
-            "1835821824/202403/2/ExclusiveLock,1835821824/202404/2/ShareLock"
-        );
-        // The same lock as the raw two-int form.
-        assert!(bool_of("SELECT pg_advisory_unlock(1835821824, 202403)"));
-        assert!(!bool_of("SELECT month_lock_held(2024, 3)"));
-        Spi::run("SELECT month_lock_release_all()").unwrap();
-    }
-
-    #[pg_test]
-    fn extreme_months_have_keys() {
-        assert!(bool_of("SELECT month_lock_try(1, 1) AND month_lock_try(9999, 12)"));
-        assert_eq!(
-            my_advisory_locks(),
-            "1835821824/101/2/ExclusiveLock,1835821824/999912/2/ExclusiveLock"
-        );
-        assert_eq!(i64_of("SELECT count(*) FROM month_locks WHERE pid = pg_backend_pid()"), 2);
-        assert_eq!(
-            text_of("SELECT string_agg(month_start::text, ',' ORDER BY year) FROM month_locks WHERE pid = pg_backend_pid()"),
-            "0001-01-01,9999-12-01"
-        );
-        Spi::run("SELECT month_lock_release_all()").unwrap();
-    }
-
-    #[pg_test]
     fn namespace_setting_moves_the_key_space() {
         Spi::run("SET LOCAL month_lock.namespace = 42").unwrap();
         assert!(bool_of("SELECT month_lock_try(2001, 8)"));
@@ -166,65 +116,6 @@ mod tests {
     }
 
     #[pg_test]
-    fn legacy_release_all_spares_bigint_locks_that_read_as_months() {
-        Spi::run("SET LOCAL month_lock.legacy_keys = on").unwrap();
-        Spi::run("SELECT pg_advisory_lock(4207)").unwrap(); // "0042-07" to a careless reader
-        assert!(bool_of("SELECT month_lock_try(2002, 7)"));
-        assert_eq!(i64_of("SELECT count(*) FROM month_locks WHERE pid = pg_backend_pid()"), 1);
-        assert_eq!(i64_of("SELECT month_lock_release_all()::bigint"), 1);
-        assert_eq!(my_advisory_locks(), "0/4207/1/ExclusiveLock");
-        assert!(bool_of("SELECT pg_advisory_unlock(4207)"));
-    }
-
-    #[pg_test(error = "month_lock: argument \"year\" must be between 1000 and 9999 (month_lock.legacy_keys = on), got 999")]
-    fn legacy_keys_are_six_digits() {
-        Spi::run("SET LOCAL month_lock.legacy_keys = on").unwrap();
-        Spi::run("SELECT month_lock_try(999, 1)").unwrap();
-    }
-
-    #[pg_test(error = "invalid value for parameter \"month_lock.namespace\": \"seven\"")]
-    fn an_unusable_namespace_is_refused_once_loaded() {
-        Spi::run("SET LOCAL month_lock.namespace = 'seven'").unwrap();
-    }
-
-    #[pg_test(error = "month_lock: session-scope month locks are disabled by month_lock.session_locks = off; use month_lock_try_xact or month_lock_xact inside a transaction")]
-    fn session_locks_off_refuses_session_scope() {
-        Spi::run("SET LOCAL month_lock.session_locks = off").unwrap();
-        assert!(bool_of("SELECT month_lock_try_xact(2002, 8)"), "transaction scope still works");
-        assert!(!bool_of("SELECT month_lock_release(2002, 8)"), "releases still work");
-        Spi::run("SELECT month_lock_try(2002, 8)").unwrap();
-    }
-
-    #[pg_test]
-    fn the_view_is_readable_by_every_role() {
-        assert!(bool_of(
-            "SELECT bool_or(a.grantee = 0 AND a.privilege_type = 'SELECT') \
-               FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = 'month_locks'::regclass"
-        ));
-    }
-
-    #[pg_test]
-    fn view_shows_this_backend() {
-        assert!(bool_of("SELECT month_lock_try(2001, 11)"));
-        assert!(bool_of("SELECT month_lock_try_shared(2001, 12)"));
-        assert_eq!(
-            text_of(
-                "SELECT string_agg(format('%s-%s %s %s %s %s', year, month, month_start, mode, granted, \
-                    waiting_since IS NULL), ',' ORDER BY month) \
-                 FROM month_locks WHERE pid = pg_backend_pid()"
-            ),
-            "2001-11 2001-11-01 exclusive t t,2001-12 2001-12-01 shared t t"
-        );
-        assert!(bool_of(
-            "SELECT bool_and(usename = current_user AND backend_start IS NOT NULL) FROM month_locks WHERE pid = pg_backend_pid()"
-        ));
-        Spi::run("SELECT pg_advisory_lock(200111)").unwrap(); // bigint form: not a month lock here
-        assert_eq!(i64_of("SELECT count(*) FROM month_locks WHERE pid = pg_backend_pid()"), 2);
-        Spi::run("SELECT pg_advisory_unlock_all()").unwrap();
-        assert_eq!(i64_of("SELECT count(*) FROM month_locks WHERE pid = pg_backend_pid()"), 0);
-    }
-
-    #[pg_test]
     fn transaction_locks_are_not_released_by_session_release() {
         assert!(bool_of("SELECT month_lock_try_xact(2002, 1)"));
         assert!(bool_of("SELECT month_lock_try_xact(2002, 1)"));
@@ -240,17 +131,6 @@ mod tests {
     }
 
     #[pg_test]
-    fn one_session_may_hold_both_modes() {
-        assert!(bool_of("SELECT month_lock_try(2002, 3)"));
-        assert!(bool_of("SELECT month_lock_try_shared(2002, 3)"));
-        assert_eq!(i64_of("SELECT count(*) FROM month_locks WHERE pid = pg_backend_pid()"), 2);
-        assert!(bool_of("SELECT month_lock_release(2002, 3)"));
-        assert!(bool_of("SELECT month_lock_held(2002, 3)"), "still shared");
-        assert!(bool_of("SELECT month_lock_release_shared(2002, 3)"));
-        assert!(!bool_of("SELECT month_is_locked(2002, 3)"));
-    }
-
-    #[pg_test]
     fn waiting_forms_on_a_free_month_return_at_once() {
         Spi::run("SET LOCAL lock_timeout = '7s'").unwrap();
         Spi::run("SELECT month_lock(2002, 4)").unwrap();
@@ -261,63 +141,5 @@ mod tests {
         assert!(bool_of("SELECT month_is_locked(2002, 4) AND month_is_locked(2002, 5)"));
         assert!(!bool_of("SELECT month_is_locked(2002, 8)"));
         assert_eq!(i64_of("SELECT month_lock_release_all()::bigint"), 3);
-    }
-
-    #[pg_test]
-    fn functions_are_volatile_and_parallel_unsafe() {
-        assert_eq!(
-            i64_of(
-                "SELECT count(*) FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid \
-                 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'month_lock' \
-                 WHERE p.provolatile <> 'v' OR p.proparallel <> 'u'"
-            ),
-            0
-        );
-        assert_eq!(
-            i64_of(
-                "SELECT count(*) FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid \
-                 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'month_lock' \
-                 WHERE p.pronamespace <> 'tests'::regnamespace \
-                   AND obj_description(p.oid, 'pg_proc') IS NULL"
-            ),
-            0,
-            "every function has a comment"
-        );
-        assert!(bool_of("SELECT obj_description('month_locks'::regclass, 'pg_class') IS NOT NULL"));
-    }
-
-    #[pg_test(error = "month_lock: argument \"year\" must be between 1 and 9999, got 0")]
-    fn year_zero_is_rejected() {
-        Spi::run("SELECT month_lock_try(0, 1)").unwrap();
-    }
-
-    #[pg_test(error = "month_lock: argument \"year\" must be between 1 and 9999, got 10000")]
-    fn year_10000_is_rejected() {
-        Spi::run("SELECT month_lock(10000, 1)").unwrap();
-    }
-
-    #[pg_test(error = "month_lock: argument \"month\" must be between 1 and 12, got 13")]
-    fn month_13_is_rejected() {
-        Spi::run("SELECT month_lock_release(2024, 13)").unwrap();
-    }
-
-    #[pg_test(error = "month_lock: argument \"month\" must be between 1 and 12, got 0")]
-    fn month_0_is_rejected() {
-        Spi::run("SELECT month_is_locked(2024, 0)").unwrap();
-    }
-
-    #[pg_test(error = "month_lock: argument \"timeout_ms\" must be at least 0, got -1")]
-    fn negative_timeout_is_rejected() {
-        Spi::run("SELECT month_lock_try_xact(2024, 1, -1)").unwrap();
-    }
-
-    #[pg_test(error = "month_lock: argument \"month\" must not be NULL")]
-    fn null_month_is_rejected() {
-        Spi::run("SELECT month_lock_held(2024, NULL)").unwrap();
-    }
-
-    #[pg_test(error = "month_lock: argument \"timeout_ms\" must not be NULL")]
-    fn null_timeout_is_rejected() {
-        Spi::run("SELECT month_lock_try_shared(2024, 1, NULL)").unwrap();
     }
 }

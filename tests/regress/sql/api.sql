@@ -43,11 +43,21 @@ SELECT month_lock_release(2024, 8);
 
 -- Quiet release: no WARNING for a month this session does not hold (pg_advisory_unlock warns).
 SELECT month_lock_release(2024, 9) AS quiet, month_lock_release_shared(2024, 9) AS quiet_shared;
+-- Each release answers for its own mode: held shared is not held exclusive.
+SELECT month_lock_try_shared(2024, 10) AS shared;
+SELECT month_lock_release(2024, 10) AS exclusive_release_of_shared,
+       month_lock_release_shared(2024, 10) AS shared_release,
+       month_lock_release_shared(2024, 10) AS already_released;
 
--- The key layout in pg_locks: classid = namespace, objid = yyyymm, objsubid = 2.
-SELECT month_lock_try(2024, 3);
+-- The key layout in pg_locks: classid = namespace, objid = yyyymm, objsubid = 2; exclusive is
+-- ExclusiveLock and shared ShareLock (the modes of pg_advisory_lock and pg_advisory_lock_shared).
+SELECT month_lock_try(2024, 3), month_lock_try_shared(2024, 4);
 SELECT classid, objid, objsubid, mode, granted
-  FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+  FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() ORDER BY objid;
+SELECT month_lock_release_shared(2024, 4);
+-- The raw two-int unlock releases the month: it is the same lock.
+SELECT pg_advisory_unlock(1835821824, 202403) AS raw_unlock, month_lock_held(2024, 3) AS held_after_raw_unlock;
+SELECT month_lock_try(2024, 3);
 -- The same lock as the two-int advisory form: a raw call stacks on it, release drops both.
 SELECT pg_try_advisory_lock(1835821824, 202403) AS raw_same_lock;
 SELECT month_lock_release(2024, 3), month_lock_held(2024, 3) AS held_after_one_release;
@@ -59,4 +69,5 @@ SELECT pg_advisory_unlock(202403);
 -- Extreme months.
 SELECT month_lock_try(1, 1) AS first_month, month_lock_try(9999, 12) AS last_month;
 SELECT year, month, month_start, mode FROM month_locks WHERE pid = pg_backend_pid();
+SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() ORDER BY objid;
 SELECT month_lock_release_all();

@@ -1,5 +1,5 @@
 -- month_lock: argument errors. Each call shows its SQLSTATE and message; no lock is taken and
--- the session stays usable.
+-- the session stays usable. (The raising forms' argument errors: raising.sql.)
 CREATE FUNCTION pg_temp.outcome(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
   EXECUTE q;
@@ -25,7 +25,17 @@ SELECT q, pg_temp.outcome(q) FROM (VALUES
   ('SELECT month_lock_release(2024, 13)'),
   ('SELECT month_lock_release_shared(NULL, 1)'),
   ('SELECT month_is_locked(2024, 13)'),
-  ('SELECT month_lock_held(0, 1)')
+  ('SELECT month_lock_held(0, 1)'),
+  ('SELECT month_lock(10000, 1)'),
+  ('SELECT month_lock_try_shared(2024, 13)'),
+  ('SELECT month_lock_release(2024, -1)'),
+  ('SELECT month_is_locked(2024, 0)'),
+  ('SELECT month_lock_try(2024, 1, -5)'),
+  ('SELECT month_lock_try_xact(2024, 1, -1)'),
+  ('SELECT month_is_locked(2024, NULL)'),
+  ('SELECT month_lock_held(2024, NULL)'),
+  ('SELECT month_lock_try_xact(2024, 1, NULL)'),
+  ('SELECT month_lock_try_shared(2024, 1, NULL)')
 ) AS t(q);
 
 -- Nothing was taken, and the session still works.

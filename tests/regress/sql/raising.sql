@@ -17,6 +17,8 @@ BEGIN;
 SELECT month_lock_xact(2024, 5), month_lock_xact(2024, 6, 100),
        month_lock_xact_shared(2024, 7), month_lock_xact_shared(2024, 8, 100);
 SELECT month, mode FROM month_locks WHERE pid = pg_backend_pid() ORDER BY month;
+-- Re-entry in transaction scope is simply true.
+SELECT month_lock_try_xact(2024, 5, 100) AS reentry_xact, month_lock_xact(2024, 6);
 SELECT month_lock_release(2024, 5) AS release_xact, month_lock_release_all() AS release_all_xact;
 SELECT month_lock_held(2024, 5) AS still_held_in_xact;
 COMMIT;

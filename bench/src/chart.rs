@@ -2,6 +2,7 @@
 //! method's handoffs on a logarithmic latency axis. Rendered with plotters into an RGB buffer
 //! (text through ab_glyph with a TTF loaded at run time) and written as PNG.
 
+use crate::figures::Handoff;
 use crate::methods::Method;
 use plotters::prelude::*;
 use std::error::Error;
@@ -33,16 +34,13 @@ fn color(method: Method) -> RGBColor {
     }
 }
 
-/// `cases`: (queued waiters, [(method, handoff latencies in ms)]).
-pub fn handoff_chart(
-    path: &Path,
-    cases: &[(usize, Vec<(Method, Vec<f64>)>)],
-) -> Result<(), Box<dyn Error>> {
+/// One panel per figure-1 result, from its raw samples.
+pub fn handoff_chart(path: &Path, cases: &[Handoff]) -> Result<(), Box<dyn Error>> {
     let (w, h) = (1800u32, 620u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     let all = cases
         .iter()
-        .flat_map(|(_, s)| s.iter().flat_map(|(_, v)| v.iter().copied()));
+        .flat_map(|h| h.samples_ms.iter().flat_map(|(_, v)| v.iter().copied()));
     let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
     // Whole decades around the data.
     let x_lo = 10f64.powf(lo.max(1e-3).log10().floor());
@@ -55,12 +53,13 @@ pub fn handoff_chart(
             (FONT, 26),
         )?;
         let panels = root.split_evenly((1, cases.len()));
-        for (panel, (waiters, series)) in panels.iter().zip(cases) {
+        for (panel, case) in panels.iter().zip(cases) {
+            let waiters = case.queued_waiters;
             let mut chart = ChartBuilder::on(panel)
                 .caption(
                     format!(
                         "{waiters} queued waiter{}",
-                        if *waiters == 1 { "" } else { "s" }
+                        if waiters == 1 { "" } else { "s" }
                     ),
                     (FONT, 22),
                 )
@@ -83,7 +82,7 @@ pub fn handoff_chart(
                 })
                 .y_label_formatter(&|v| format!("{v:.1}"))
                 .draw()?;
-            for (method, samples) in series {
+            for (method, samples) in case.samples_ms.iter() {
                 let mut s = samples.clone();
                 s.sort_by(f64::total_cmp);
                 let n = s.len() as f64;
@@ -93,7 +92,7 @@ pub fn handoff_chart(
                     points.push((*v, i as f64 / n));
                     points.push((*v, (i + 1) as f64 / n));
                 }
-                let c = color(*method);
+                let c = color(method);
                 chart
                     .draw_series(LineSeries::new(points, c.stroke_width(3)))?
                     .label(method.label())

@@ -1,9 +1,15 @@
-//! The five measurements. Each opens its own connections to the benchmark database and uses
-//! its own months, and leaves no lock behind.
+//! The five measurements, each returning its typed figure(s). Each opens its own connections
+//! to the benchmark database and uses its own months, and leaves no lock behind. Progress goes
+//! to stderr as each figure completes.
 
-use crate::methods::{acquire, key, lock_now, release, Method, Rng, NS};
+use crate::figures::{
+    fms, Contention, Handoff, InServer, Pgbench, Throughput, Timeout, Waiting, WaitingCost,
+};
+use crate::methods::{acquire, lock_now, release, Method, PerMethod, Rng, NS};
+use crate::plan::HandoffCase;
+use month_lock_tests::sql::{host_of, pg_bindir, ym};
 use month_lock_tests::{backend_pid, TestDb};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,13 +53,51 @@ async fn queued_on(observer: &Client, year: i32, month: i32) -> usize {
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
          AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
          AND classid = {NS} AND objid = {} AND objsubid = 2",
-        key(year, month)
+        ym(year, month)
     );
     let row = observer
         .query_one(sql.as_str(), &[])
         .await
         .expect("count waiters in pg_locks");
     row.get::<_, i64>(0) as usize
+}
+
+/// Figure 1 for one queue length (`index`: its place in the plan, for the seeds): the three
+/// methods' rounds interleaved, each method with its own connections and month.
+pub async fn handoff(db: &TestDb, case: &HandoffCase, index: usize) -> Handoff {
+    let rounds = PerMethod::from_fn(|m| match m {
+        Method::Polling => case.polling_rounds,
+        Method::MonthLock | Method::Queued => case.queued_rounds,
+    });
+    let t = Instant::now();
+    let mut rigs = Vec::new();
+    for (j, method) in Method::ALL.into_iter().enumerate() {
+        let seed = 1000 + 10 * index as u64 + j as u64;
+        rigs.push(HandoffRig::new(db, method, 3 + j as i32, case.waiters, seed).await);
+    }
+    let mut samples = PerMethod::from_fn(|_| Vec::new());
+    for r in 0..case.queued_rounds.max(case.polling_rounds) {
+        for rig in &mut rigs {
+            if r < rounds[rig.method] {
+                samples[rig.method].extend(rig.round().await);
+            }
+        }
+    }
+    drop(rigs);
+    let figure = Handoff::new(case.waiters, rounds, samples);
+    for (method, d) in figure.ms.iter() {
+        eprintln!(
+            "handoff {:>2} waiters  {:<22} p50 {} p99 {} max {} ms  ({} handoffs)",
+            case.waiters,
+            method.label(),
+            fms(d.p50),
+            fms(d.p99),
+            fms(d.max),
+            d.n
+        );
+    }
+    eprintln!("  ({:.1} s)", t.elapsed().as_secs_f64());
+    figure
 }
 
 /// Figure 1: Handoff latency, for one method. Each round: a holder takes the month, `waiters`
@@ -64,7 +108,7 @@ async fn queued_on(observer: &Client, year: i32, month: i32) -> usize {
 /// instant and releases at once, handing the month to the next waiter, so a round is a chain
 /// of `waiters` handoffs while the queue drains from `waiters` to 1. The caller interleaves
 /// the methods' rounds, so that a disturbance of the machine hits all methods alike.
-pub struct HandoffRig {
+struct HandoffRig {
     method: Method,
     year: i32,
     month: i32,
@@ -77,13 +121,7 @@ pub struct HandoffRig {
 }
 
 impl HandoffRig {
-    pub async fn new(
-        db: &TestDb,
-        method: Method,
-        month: i32,
-        waiters: usize,
-        seed: u64,
-    ) -> HandoffRig {
+    async fn new(db: &TestDb, method: Method, month: i32, waiters: usize, seed: u64) -> HandoffRig {
         HandoffRig {
             method,
             year: 2024,
@@ -98,7 +136,7 @@ impl HandoffRig {
     }
 
     /// One round; returns its `waiters` samples in ms.
-    pub async fn round(&mut self) -> Vec<f64> {
+    async fn round(&mut self) -> Vec<f64> {
         let (method, year, month, waiters) =
             (self.method, self.year, self.month, self.clients.len());
         assert!(
@@ -174,9 +212,39 @@ impl HandoffRig {
     }
 }
 
-/// Figure 2: Timeout precision, for one method: one connection asks for a month that another holds.
-/// The caller interleaves the methods' attempts.
-pub struct TimeoutRig {
+/// Figure 2, one figure per (timeout ms, repetitions): the methods' attempts interleaved.
+pub async fn timeouts(db: &TestDb, cases: &[(u32, usize)]) -> Vec<Timeout> {
+    let mut rigs = Vec::new();
+    for (j, method) in Method::ALL.into_iter().enumerate() {
+        rigs.push(TimeoutRig::new(db, method, 1 + j as i32).await);
+    }
+    let mut figures = Vec::new();
+    for &(timeout_ms, reps) in cases {
+        let mut overshoots = PerMethod::from_fn(|_| Vec::new());
+        for _ in 0..reps {
+            for rig in &rigs {
+                overshoots[rig.method].push(rig.attempt(timeout_ms).await);
+            }
+        }
+        let figure = Timeout::new(timeout_ms, reps, overshoots);
+        for (method, d) in figure.overshoot_ms.iter() {
+            eprintln!(
+                "timeout {timeout_ms:>4} ms  {:<22} overshoot p50 {} max {} ms",
+                method.label(),
+                fms(d.p50),
+                fms(d.max)
+            );
+        }
+        figures.push(figure);
+    }
+    for rig in rigs {
+        rig.finish().await;
+    }
+    figures
+}
+
+/// Timeout precision, for one method: one connection asks for a month that another holds.
+struct TimeoutRig {
     method: Method,
     month: i32,
     holder: Client,
@@ -185,7 +253,7 @@ pub struct TimeoutRig {
 }
 
 impl TimeoutRig {
-    pub async fn new(db: &TestDb, method: Method, month: i32) -> TimeoutRig {
+    async fn new(db: &TestDb, method: Method, month: i32) -> TimeoutRig {
         let holder = connect_warm(db, method, "bench holder").await;
         assert!(lock_now(&holder, method, 2023, month).await);
         TimeoutRig {
@@ -198,7 +266,7 @@ impl TimeoutRig {
     }
 
     /// One attempt; returns the overshoot (elapsed - timeout) in ms.
-    pub async fn attempt(&self, timeout_ms: u32) -> f64 {
+    async fn attempt(&self, timeout_ms: u32) -> f64 {
         let start = Instant::now();
         let got = acquire(
             &self.waiter,
@@ -215,16 +283,16 @@ impl TimeoutRig {
         ms(elapsed) - f64::from(timeout_ms)
     }
 
-    pub async fn finish(self) {
+    async fn finish(self) {
         assert!(release(&self.holder, self.method, 2023, self.month).await);
     }
 }
 
 /// Figure 3a: In-server cost: `n` try+release pairs inside one statement, over the 12 months of 2024
-/// in turn, timed client-side (one round trip per `n` pairs). Returns ns per pair, the fastest
+/// in turn, timed client-side (one round trip per `n` pairs). Takes ns per pair, the fastest
 /// of `reps` interleaved repetitions (the run least disturbed by anything else on the
-/// machine), for each method and for the bare loop (`None`).
-pub async fn in_server(db: &TestDb, n: u64, reps: usize) -> Vec<(Option<Method>, f64)> {
+/// machine), for each method and for the bare loop.
+pub async fn in_server(db: &TestDb, n: u64, reps: usize) -> InServer {
     let client = db.connect_as("bench in-server").await;
     let k = format!("{NS}, 202400 + 1 + g % 12");
     let statement = |pair: &str| {
@@ -281,68 +349,50 @@ pub async fn in_server(db: &TestDb, n: u64, reps: usize) -> Vec<(Option<Method>,
             times[i].push(run(sql.clone()).await);
         }
     }
-    cases
+    let fastest: Vec<(Option<Method>, f64)> = cases
         .iter()
         .zip(times)
         .map(|((method, _), t)| (*method, t.into_iter().fold(f64::MAX, f64::min)))
-        .collect()
-}
-
-/// pgbench location: `PG_CONFIG --bindir` (default `pg_config` on PATH).
-fn pgbench_path() -> PathBuf {
-    let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| "pg_config".into());
-    let out = Command::new(&pg_config)
-        .arg("--bindir")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {pg_config}: {e}"));
-    assert!(out.status.success(), "{pg_config} --bindir failed");
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("pgbench")
+        .collect();
+    let ns_of = |m: Option<Method>| fastest.iter().find(|(x, _)| *x == m).unwrap().1;
+    let figure = InServer::new(n, reps, ns_of(None), PerMethod::from_fn(|m| ns_of(Some(m))));
+    for (method, net) in figure.ns_per_pair_net.iter() {
+        eprintln!(
+            "in-server {:<22} {net:.0} ns per pair ({:.0} ns raw, loop {:.0} ns)",
+            method.label(),
+            figure.ns_per_pair_raw[method],
+            figure.bare_loop_ns
+        );
+    }
+    figure
 }
 
 /// The pgbench transactions: per method, take a month of the client's own year (so the pair
 /// is uncontended even with 16 clients), release it; two round trips per transaction.
-pub fn pgbench_scripts() -> Vec<(&'static str, String)> {
+fn pgbench_scripts() -> PerMethod<String> {
     let k = "\\set k (2000 + :client_id) * 100 + random(1, 12)\n";
-    vec![
-        (
-            Method::MonthLock.key(),
-            "\\set m random(1, 12)\n\
+    PerMethod {
+        month_lock: "\\set m random(1, 12)\n\
              SELECT month_lock_try(2000 + :client_id, :m);\n\
              SELECT month_lock_release(2000 + :client_id, :m);\n"
-                .to_string(),
+            .to_string(),
+        builtin_queued_wait: format!(
+            "{k}SET LOCAL lock_timeout = 1000 \\; SELECT pg_advisory_lock({NS}, :k);\n\
+             SELECT pg_advisory_unlock({NS}, :k);\n"
         ),
-        (
-            Method::Queued.key(),
-            format!(
-                "{k}SET LOCAL lock_timeout = 1000 \\; SELECT pg_advisory_lock({NS}, :k);\n\
-                 SELECT pg_advisory_unlock({NS}, :k);\n"
-            ),
+        polling: format!(
+            "{k}SELECT pg_try_advisory_lock({NS}, :k);\n\
+             SELECT pg_advisory_unlock({NS}, :k);\n"
         ),
-        (
-            Method::Polling.key(),
-            format!(
-                "{k}SELECT pg_try_advisory_lock({NS}, :k);\n\
-                 SELECT pg_advisory_unlock({NS}, :k);\n"
-            ),
-        ),
-    ]
+    }
 }
 
-/// Figure 3b: pgbench TPS of each script with `clients` clients, `reps` interleaved runs of `secs`
-/// seconds each; returns (script key, mean TPS, every run's TPS).
-pub fn pgbench(
-    db: &TestDb,
-    clients: u32,
-    secs: u32,
-    reps: usize,
-    dir: &Path,
-) -> Vec<(&'static str, f64, Vec<f64>)> {
-    let pgbench = pgbench_path();
+/// Figure 3b: pgbench TPS of each script with `clients` clients, `reps` interleaved runs of
+/// `secs` seconds each (blocking: runs pgbench).
+pub fn pgbench(db: &TestDb, clients: u32, secs: u32, reps: usize, dir: &Path) -> Pgbench {
+    let pgbench = pg_bindir().join("pgbench");
     let scripts = pgbench_scripts();
-    let host = match &db.config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-    };
+    let host = host_of(&db.config);
     let port = db
         .config
         .get_ports()
@@ -350,10 +400,11 @@ pub fn pgbench(
         .copied()
         .unwrap_or(5432)
         .to_string();
-    let user = db.config.get_user().unwrap_or("postgres").to_string();
-    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); scripts.len()];
+    let user = db.user();
+    let mut runs = PerMethod::from_fn(|_| Vec::new());
     for _ in 0..reps {
-        for (i, (name, text)) in scripts.iter().enumerate() {
+        for (method, text) in scripts.iter() {
+            let name = method.key();
             let script = dir.join(format!("pgbench_{name}.sql"));
             std::fs::write(&script, text).expect("write pgbench script");
             let out = Command::new(&pgbench)
@@ -382,14 +433,17 @@ pub fn pgbench(
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or_else(|| panic!("no tps in pgbench output:\n{stdout}"));
-            runs[i].push(tps);
+            runs[method].push(tps);
         }
     }
-    scripts
-        .iter()
-        .zip(runs)
-        .map(|((name, _), r)| (*name, r.iter().sum::<f64>() / r.len() as f64, r))
-        .collect()
+    let figure = Pgbench::new(clients, secs, scripts, runs);
+    for (method, tps) in figure.tps_mean.iter() {
+        eprintln!(
+            "pgbench {clients:>2} clients  {:<27} {tps:.0} TPS",
+            method.key()
+        );
+    }
+    figure
 }
 
 /// CPU time of a process so far: (utime+stime in ms from /proc/<pid>/stat,
@@ -414,19 +468,28 @@ fn cpu_of(pid: i32) -> (f64, Option<u64>) {
     (ticks as f64 * 1000.0 / hz as f64, sched)
 }
 
-pub struct WaitingCost {
-    pub queries: u64,
-    /// Sum over the waiters' backends of utime+stime, ms.
-    pub cpu_ms_stat: f64,
-    /// Sum over the waiters' backends of on-CPU time from schedstat, ms (finer grained).
-    pub cpu_ms_sched: Option<f64>,
-    pub wall_s: f64,
+/// Figure 4: Cost of waiting, each method in turn.
+pub async fn waiting(db: &TestDb, waiters: usize, secs: u32) -> Waiting {
+    let mut by_method = Vec::new();
+    for method in Method::ALL {
+        let c = waiting_cost(db, method, waiters, secs).await;
+        eprintln!(
+            "waiting {waiters} x {secs} s  {:<22} {} queries, CPU {:.1} ms (stat) {} (schedstat)",
+            method.label(),
+            c.queries,
+            c.cpu_ms_stat,
+            c.cpu_ms_sched
+                .map_or("n/a".into(), |v| format!("{v:.1} ms"))
+        );
+        by_method.push(c);
+    }
+    Waiting::new(waiters, secs, PerMethod::from_vec(by_method))
 }
 
-/// Figure 4: Cost of waiting: `waiters` connections wait `secs` seconds for a month that stays held
-/// (the wait ends by each method's own timeout). Counts the queries they send and the CPU time
-/// of their backends over that time.
-pub async fn waiting_cost(db: &TestDb, method: Method, waiters: usize, secs: u32) -> WaitingCost {
+/// Cost of waiting, one method: `waiters` connections wait `secs` seconds for a month that
+/// stays held (the wait ends by each method's own timeout). Counts the queries they send and
+/// the CPU time of their backends over that time.
+async fn waiting_cost(db: &TestDb, method: Method, waiters: usize, secs: u32) -> WaitingCost {
     let (year, month) = (2024, 7);
     let holder = connect_warm(db, method, "bench holder").await;
     let clients = connect_many(db, method, waiters, "bench waiter").await;
@@ -468,21 +531,33 @@ pub async fn waiting_cost(db: &TestDb, method: Method, waiters: usize, secs: u32
     }
 }
 
-pub struct Throughput {
-    pub per_worker: Vec<u64>,
-    pub secs: f64,
+/// Figure 5: Throughput under contention, each method in turn.
+pub async fn throughput(db: &TestDb, workers: usize, secs: u32, seed: u64) -> Throughput {
+    let mut by_method = Vec::new();
+    for method in Method::ALL {
+        let c = contention(db, method, workers, secs, seed).await;
+        eprintln!(
+            "throughput {workers} workers  {:<22} {:.0} cycles/s, per worker {}..{}",
+            method.label(),
+            c.cycles_per_s,
+            c.cycles_per_worker_min,
+            c.cycles_per_worker_max
+        );
+        by_method.push(c);
+    }
+    Throughput::new(workers, 12, secs, PerMethod::from_vec(by_method))
 }
 
-/// Figure 5: Throughput under contention: `workers` connections loop for `secs` seconds over the 12
-/// months of 2025: pick a month at random, take it (waiting as long as needed), hold it for
-/// 1 ms of client-side work, release. Counts the cycles completed within the window.
-pub async fn throughput(
+/// Throughput under contention, one method: `workers` connections loop for `secs` seconds over
+/// the 12 months of 2025: pick a month at random, take it (waiting as long as needed), hold it
+/// for 1 ms of client-side work, release. Counts the cycles completed within the window.
+async fn contention(
     db: &TestDb,
     method: Method,
     workers: usize,
     secs: u32,
     seed: u64,
-) -> Throughput {
+) -> Contention {
     let year = 2025;
     let clients = connect_many(db, method, workers, "bench worker").await;
     let queries = Arc::new(AtomicU64::new(0));
@@ -513,8 +588,5 @@ pub async fn throughput(
     for task in tasks {
         per_worker.push(task.await.expect("worker task"));
     }
-    Throughput {
-        per_worker,
-        secs: f64::from(secs),
-    }
+    Contention::new(per_worker, f64::from(secs))
 }

@@ -11,14 +11,20 @@
 //!
 //! Every method releases with its own function (`month_lock_release` or `pg_advisory_unlock`).
 
+use month_lock_tests::sql::{ym, DEFAULT_NAMESPACE};
+use serde::Serialize;
+use std::ops::{Index, IndexMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-/// Advisory-lock namespace of month locks (key1 of the two-int form): 0x6D6C6B00 ("mlk"),
-/// 1835821824, the default of `month_lock.namespace`; checked against the server at start.
-pub const NS: i64 = 0x6D6C_6B00;
+/// key2 of a month's advisory lock is the test kit's [`ym`], year*100 + month.
+///
+/// Advisory-lock namespace of month locks (key1 of the two-int form): the test kit's
+/// [`DEFAULT_NAMESPACE`], 0x6D6C6B00 ("mlk"), 1835821824, the default of
+/// `month_lock.namespace`; checked against the server at start.
+pub const NS: i32 = DEFAULT_NAMESPACE;
 /// The polling loop's sleep between two refused attempts.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -32,7 +38,7 @@ pub enum Method {
 impl Method {
     pub const ALL: [Method; 3] = [Method::MonthLock, Method::Queued, Method::Polling];
 
-    /// Key in results.json.
+    /// Key in results.json (the field names of [`PerMethod`]) and in pgbench script names.
     pub fn key(self) -> &'static str {
         match self {
             Method::MonthLock => "month_lock",
@@ -51,12 +57,69 @@ impl Method {
     }
 }
 
-/// key2 of the advisory lock of a month: year*100 + month.
-pub fn key(year: i32, month: i32) -> i64 {
-    i64::from(year) * 100 + i64::from(month)
+/// One value per method; serialises as `{"month_lock": .., "builtin_queued_wait": .., "polling": ..}`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PerMethod<T> {
+    pub month_lock: T,
+    pub builtin_queued_wait: T,
+    pub polling: T,
 }
 
-/// Runs a one-row, one-column boolean query.
+impl<T> PerMethod<T> {
+    pub fn from_fn(mut f: impl FnMut(Method) -> T) -> PerMethod<T> {
+        PerMethod {
+            month_lock: f(Method::MonthLock),
+            builtin_queued_wait: f(Method::Queued),
+            polling: f(Method::Polling),
+        }
+    }
+
+    /// From values in [`Method::ALL`] order.
+    pub fn from_vec(values: Vec<T>) -> PerMethod<T> {
+        let [month_lock, builtin_queued_wait, polling]: [T; 3] = values
+            .try_into()
+            .unwrap_or_else(|_| panic!("one value per method"));
+        PerMethod {
+            month_lock,
+            builtin_queued_wait,
+            polling,
+        }
+    }
+
+    pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> PerMethod<U> {
+        PerMethod::from_fn(|m| f(&self[m]))
+    }
+
+    /// (method, value) in [`Method::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Method, &T)> {
+        Method::ALL.into_iter().map(move |m| (m, &self[m]))
+    }
+}
+
+impl<T> Index<Method> for PerMethod<T> {
+    type Output = T;
+    fn index(&self, m: Method) -> &T {
+        match m {
+            Method::MonthLock => &self.month_lock,
+            Method::Queued => &self.builtin_queued_wait,
+            Method::Polling => &self.polling,
+        }
+    }
+}
+
+impl<T> IndexMut<Method> for PerMethod<T> {
+    fn index_mut(&mut self, m: Method) -> &mut T {
+        match m {
+            Method::MonthLock => &mut self.month_lock,
+            Method::Queued => &mut self.builtin_queued_wait,
+            Method::Polling => &mut self.polling,
+        }
+    }
+}
+
+/// Runs a one-row, one-column boolean query with the simple query protocol: one round trip,
+/// as the application sends it (the test kit's `sql::q_bool` prepares the statement first,
+/// which would add a round trip to every measured call).
 pub async fn query_bool(client: &Client, sql: &str) -> bool {
     let messages = client
         .simple_query(sql)
@@ -83,7 +146,7 @@ pub async fn lock_now(client: &Client, method: Method, year: i32, month: i32) ->
         Method::Queued | Method::Polling => {
             query_bool(
                 client,
-                &format!("SELECT pg_try_advisory_lock({NS}, {})", key(year, month)),
+                &format!("SELECT pg_try_advisory_lock({NS}, {})", ym(year, month)),
             )
             .await
         }
@@ -119,7 +182,7 @@ pub async fn acquire(
             queries.fetch_add(1, Ordering::Relaxed);
             let sql = format!(
                 "SET LOCAL lock_timeout = {timeout_ms}; SELECT pg_advisory_lock({NS}, {})",
-                key(year, month)
+                ym(year, month)
             );
             match client.batch_execute(&sql).await {
                 Ok(()) => true,
@@ -129,7 +192,7 @@ pub async fn acquire(
         }
         Method::Polling => {
             let deadline = Instant::now() + Duration::from_millis(timeout_ms.into());
-            let sql = format!("SELECT pg_try_advisory_lock({NS}, {})", key(year, month));
+            let sql = format!("SELECT pg_try_advisory_lock({NS}, {})", ym(year, month));
             let mut refused = false;
             loop {
                 queries.fetch_add(1, Ordering::Relaxed);
@@ -164,7 +227,7 @@ pub async fn release(client: &Client, method: Method, year: i32, month: i32) -> 
         Method::Queued | Method::Polling => {
             query_bool(
                 client,
-                &format!("SELECT pg_advisory_unlock({NS}, {})", key(year, month)),
+                &format!("SELECT pg_advisory_unlock({NS}, {})", ym(year, month)),
             )
             .await
         }

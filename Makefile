@@ -47,6 +47,9 @@ TEST_PGRX_HOME := $(TREE)/.pgrx
 PGTEST_DIR ?= /tmp/month_lock_pgrx_test/$(PG)
 # Test builds are debug builds (fast to compile); bench and demo use release builds.
 TEST_PROFILE ?= dev
+# The files tree-install installs, and a second, different build for install-while-loaded.sh.
+STAGE = $(PG_CACHE)/stage/$(PG)-$(TEST_PROFILE)
+ALT_STAGE = $(PG_CACHE)/stage/$(PG)-$(TEST_PROFILE)-pg_test
 SOAK_SECS ?= 60
 VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 PACKAGE_PGS ?= $(ALL_PGS)
@@ -97,9 +100,8 @@ pg-tree: apt-deps
 # Into the private tree of $(PG) (with every script in sql/, so the upgrade test can install the
 # released 0.1.0 and update it). Build $(TEST_PROFILE).
 tree-install: deps pg-tree
-	PGRX_HOME=$(TEST_PGRX_HOME) tools/stage.sh $(TEST_PG_CONFIG) $(TEST_PROFILE) \
-	  $(PG_CACHE)/stage/$(PG)-$(TEST_PROFILE)
-	tools/install-files.sh $(PG_CACHE)/stage/$(PG)-$(TEST_PROFILE) $(TEST_PG_CONFIG)
+	PGRX_HOME=$(TEST_PGRX_HOME) tools/stage.sh $(TEST_PG_CONFIG) $(TEST_PROFILE) $(STAGE)
+	tools/install-files.sh $(STAGE) $(TEST_PG_CONFIG)
 
 # The PGXS convention: the PostgreSQL that PG_CONFIG names, release build, that major only.
 install: deps
@@ -143,12 +145,15 @@ else
 endif
 
 # pg_regress tests and isolation specs, then the upgrade check (0.1.0 as released, locks held,
-# ALTER EXTENSION UPDATE, catalog identical to a fresh install), on a throwaway cluster from the
-# private tree.
+# ALTER EXTENSION UPDATE, catalog identical to a fresh install), then a session with the library
+# loaded across the install of a different build (the same crate with the pg_test feature, which
+# `make pgtest` has built already), on a throwaway cluster from the private tree.
 regress: tree-install
 	@echo "=== month_lock suite: regress (PostgreSQL $(PG)) ==="
+	PGRX_HOME=$(TEST_PGRX_HOME) tools/stage.sh $(TEST_PG_CONFIG) $(TEST_PROFILE) $(ALT_STAGE) pg_test
 	tools/with-cluster.sh $(TEST_PG_CONFIG) sh -c \
-	  'tools/installcheck.sh $(TEST_PG_CONFIG) && tools/upgrade-check.sh $(TEST_PG_CONFIG) 0.1.0'
+	  'tools/installcheck.sh $(TEST_PG_CONFIG) && tools/upgrade-check.sh $(TEST_PG_CONFIG) 0.1.0 \
+	   && tools/install-while-loaded.sh $(TEST_PG_CONFIG) $(STAGE) $(ALT_STAGE)'
 
 # PostgreSQL's convention: against the server that PGHOST/PGPORT/PGUSER name, which must have
 # month_lock installed (make install PG_CONFIG=...). Installs nothing.

@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Usage: tools/stage.sh PG_CONFIG PROFILE OUT_DIR
+# Usage: tools/stage.sh PG_CONFIG PROFILE OUT_DIR [EXTRA_FEATURES]
 #
 # Builds month_lock for the PostgreSQL major that PG_CONFIG names (`cargo pgrx package`,
 # PROFILE = release | dev) and lays the files to install out in OUT_DIR:
 #   lib/month_lock.so, extension/month_lock.control, extension/month_lock--VERSION.sql and every
 #   script in sql/ named month_lock--*.sql (upgrade scripts, the released 0.1.0 script),
 #   install.sh (tools/install-files.sh), INSTALL.
+# EXTRA_FEATURES (e.g. pg_test) are added to pgNN: tools/install-while-loaded.sh stages a second,
+# different build that way.
 set -euo pipefail
 pg_config=${1:?pg_config}
 profile=${2:?profile}
 out=${3:?out dir}
+extra_features=${4:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
 major=$("$pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 cargo=${CARGO:-cargo}
 
 raw=$(mktemp -d)
 trap 'rm -rf "$raw"' EXIT
-args=(--pg-config "$pg_config" --out-dir "$raw" --no-default-features --features "pg$major")
+args=(--pg-config "$pg_config" --out-dir "$raw" --no-default-features --features "pg$major${extra_features:+ $extra_features}")
 [ "$profile" = release ] || args+=(--profile "$profile")
 (cd "$root/extension" && "$cargo" pgrx package "${args[@]}")
 

@@ -44,7 +44,8 @@ TREE := $(PG_CACHE)/trees/$(CHECKOUT_ID)/$(PG)
 TEST_PG_CONFIG := $(if $(filter 15,$(PG)),$(TREE)/usr/lib/postgresql/15/bin/pg_config,$(TREE)/bin/pg_config)
 # cargo-pgrx's home for the tests of major $(PG): its config.toml names the private pg_config.
 TEST_PGRX_HOME := $(TREE)/.pgrx
-PGTEST_DIR ?= /tmp/month_lock_pgrx_test/$(PG)
+# pgrx's test cluster, one per checkout and major (two clones never delete each other's).
+PGTEST_DIR ?= /tmp/month_lock_pgrx_test/$(CHECKOUT_ID)/$(PG)
 # Test builds are debug builds (fast to compile); bench and demo use release builds.
 TEST_PROFILE ?= dev
 # The files tree-install installs, and a second, different build for install-while-loaded.sh.

@@ -30,6 +30,32 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'month_lock_xact_shared_within_wrapper';
 
+-- Fencing tokens, claim any, all or nothing.
+CREATE FUNCTION @extschema@."month_lock_token"("year" INT, "month" INT) RETURNS bigint
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'month_lock_token_wrapper';
+CREATE FUNCTION @extschema@."month_lock_claim"("months" date[]) RETURNS date
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'month_lock_claim_wrapper';
+CREATE FUNCTION @extschema@."month_lock_claim_xact"("months" date[]) RETURNS date
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'month_lock_claim_xact_wrapper';
+CREATE FUNCTION @extschema@."month_lock_all"("months" date[], "timeout_ms" INT DEFAULT 0) RETURNS bool
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'month_lock_all_wrapper';
+CREATE FUNCTION @extschema@."month_lock_all_xact"("months" date[], "timeout_ms" INT DEFAULT 0) RETURNS bool
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'month_lock_all_xact_wrapper';
+CREATE FUNCTION @extschema@."month_lock_release"("months" date[]) RETURNS INT
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'month_lock_release_months_wrapper';
+
 -- The view, now schema-qualified (0.1.0 bound `%` and friends through search_path) and
 -- listing only six-digit keys with legacy keys. Same columns, so CREATE OR REPLACE keeps
 -- dependent objects and privileges.
@@ -81,6 +107,17 @@ SELECT (l.key OPERATOR(pg_catalog./) 100::pg_catalog.int8)::pg_catalog.int4    A
 
 GRANT SELECT ON @extschema@.month_locks TO PUBLIC;
 
+-- Fencing tokens: one sequence for every hold (see month_lock_token). Its value is dumped with
+-- the extension's configuration, so a dump and restore never hands out a token again.
+CREATE SEQUENCE @extschema@.month_lock_token_seq AS pg_catalog.int8 MINVALUE 1 NO CYCLE;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.month_lock_token_seq', '');
+-- month_lock_token runs as its caller: every role may draw tokens (USAGE = nextval/currval),
+-- none may set the sequence back (no UPDATE).
+GRANT USAGE ON SEQUENCE @extschema@.month_lock_token_seq TO PUBLIC;
+COMMENT ON SEQUENCE @extschema@.month_lock_token_seq IS
+'Source of month_lock fencing tokens (month_lock_token): strictly increasing, never reused.';
+
+
 -- Comments: every object's, as in the 0.2.0 install script.
 COMMENT ON VIEW @extschema@.month_locks IS
 'One row per holder or waiter of a month lock in the current database, under the current month_lock.namespace / month_lock.legacy_keys settings; readable by every role. waiting_since is NULL for holders. No query text is exposed. application_name and usename are shown for every session (as in pg_stat_activity); client_addr and backend_start of another role''s session are NULL unless the viewer is a member of that role or of pg_read_all_stats.';
@@ -123,3 +160,15 @@ COMMENT ON FUNCTION @extschema@.month_lock_key_classid() IS
 'Internal: pg_locks.classid of month locks under the current settings (the namespace, or 0 with legacy keys).';
 COMMENT ON FUNCTION @extschema@.month_lock_key_objsubid() IS
 'Internal: pg_locks.objsubid of month locks under the current settings (2, or 1 with legacy keys).';
+COMMENT ON FUNCTION @extschema@.month_lock_token(integer, integer) IS
+'Fencing token of this session''s exclusive hold of the month (session scope, or transaction scope in this transaction); 55000 if the month is not held exclusively. The same hold returns the same token; every later hold of the month, by any session, gets a larger one. Durable once the transaction that obtained it has committed (across restarts, crashes and a failover to a synchronous standby). Pattern: store the highest token with the data and write only WHERE stored_token <= my_token.';
+COMMENT ON FUNCTION @extschema@.month_lock_claim(date[]) IS
+'Take the first month of the array (in order; any day names its month) that is free right now, exclusively for this session, without waiting and without jumping a queued waiter; months this session already holds are skipped. Returns the month''s first day, or NULL (and takes nothing) if none is free. Never takes more than one.';
+COMMENT ON FUNCTION @extschema@.month_lock_claim_xact(date[]) IS
+'Like month_lock_claim, held until the current transaction ends.';
+COMMENT ON FUNCTION @extschema@.month_lock_all(date[], integer) IS
+'Take every month of the set exclusively for this session, in ascending order (two such calls over overlapping sets cannot deadlock with each other), within one overall timeout_ms measured from the call''s start (0: one attempt per month). True with all held; false, having released every month this call took, at the timeout. On an error it releases what it took and re-raises.';
+COMMENT ON FUNCTION @extschema@.month_lock_all_xact(date[], integer) IS
+'Like month_lock_all, held until the current transaction ends (on false, what this call took is released at once).';
+COMMENT ON FUNCTION @extschema@.month_lock_release(date[]) IS
+'Release this session''s session-scope exclusive locks on the months (e.g. taken by month_lock_all); returns how many were released.';

@@ -6,10 +6,15 @@
 //! `pg_advisory_lock`, which counts). Transaction-scope locks are never released early, so for
 //! them re-entry is simply true.
 
-use crate::keys::{checked_month, checked_timeout, month_of, month_text, raise, require_session_locks};
+use crate::keys::{
+    checked_month, checked_months, checked_timeout, first_day, month_of, month_text, raise, require_session_locks,
+};
 use crate::lockmgr::{self, Mode, Scope};
+use pgrx::datum::Date;
 use pgrx::prelude::*;
+use pgrx::Array;
 use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
 
 /// How long an acquisition may wait in the lock queue.
 #[derive(Clone, Copy)]
@@ -174,4 +179,111 @@ fn month_lock_key_classid() -> i64 {
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_key_objsubid() -> i32 {
     i32::from(crate::keys::key_space().1)
+}
+
+// ---- fencing tokens, claim any, all or nothing ------------------------------------------------
+
+/// The fencing token of this session's exclusive hold of the month (see `held::token`).
+#[pg_extern(volatile, parallel_unsafe)]
+fn month_lock_token(year: Option<i32>, month: Option<i32>) -> i64 {
+    crate::held::token(checked_month(year, month))
+}
+
+/// Takes the first month of `months` that is free right now (no conflicting holder, nobody
+/// queued), skipping months this session already holds; at most one; NULL if none.
+fn claim(months: Option<Array<'_, Date>>, scope: Scope) -> Option<Date> {
+    let tags = checked_months("months", months);
+    if scope == Scope::Session {
+        require_session_locks();
+    }
+    tags.into_iter()
+        .filter(|tag| !Mode::ALL.into_iter().any(|mode| lockmgr::held_by_me(*tag, mode)))
+        .find(|tag| lockmgr::try_now(*tag, Mode::Exclusive, scope))
+        .map(first_day)
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn month_lock_claim(months: Option<Array<'_, Date>>) -> Option<Date> {
+    claim(months, Scope::Session)
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn month_lock_claim_xact(months: Option<Array<'_, Date>>) -> Option<Date> {
+    claim(months, Scope::Transaction)
+}
+
+/// Months one `month_lock_all` call took so far; released again unless the call succeeds, also
+/// when an ERROR unwinds through it.
+struct TakenByThisCall {
+    scope: Scope,
+    tags: Vec<lockmgr::MonthTag>,
+}
+
+impl TakenByThisCall {
+    fn keep(mut self) {
+        self.tags.clear();
+    }
+}
+
+impl Drop for TakenByThisCall {
+    fn drop(&mut self) {
+        for tag in self.tags.drain(..).rev() {
+            match self.scope {
+                Scope::Session => crate::held::release(tag, Mode::Exclusive),
+                Scope::Transaction => lockmgr::release_transaction(tag, Mode::Exclusive),
+            };
+        }
+    }
+}
+
+/// Takes every month of the set exclusively, in ascending order (so two such calls over
+/// overlapping sets cannot deadlock with each other), within one overall timeout; all or
+/// nothing of what this call takes.
+fn take_all(months: Option<Array<'_, Date>>, timeout_ms: Option<i32>, scope: Scope) -> bool {
+    let mut tags = checked_months("months", months);
+    let budget = Duration::from_millis(u64::from(checked_timeout(timeout_ms)));
+    if scope == Scope::Session {
+        require_session_locks();
+    }
+    tags.sort_unstable();
+    tags.dedup();
+    let deadline = Instant::now() + budget;
+    let mut taken = TakenByThisCall { scope, tags: Vec::with_capacity(tags.len()) };
+    for tag in tags {
+        let held_before = lockmgr::held_by_me(tag, Mode::Exclusive);
+        let got = lockmgr::try_now(tag, Mode::Exclusive, scope) || {
+            let left = deadline.saturating_duration_since(Instant::now()).as_millis();
+            match NonZeroU32::new(left.min(u128::from(u32::MAX)) as u32) {
+                Some(ms) => lockmgr::wait(tag, Mode::Exclusive, scope, Some(ms)),
+                None => false,
+            }
+        };
+        if !got {
+            return false; // `taken` releases what this call took
+        }
+        if !held_before {
+            taken.tags.push(tag);
+        }
+    }
+    taken.keep();
+    true
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn month_lock_all(months: Option<Array<'_, Date>>, timeout_ms: default!(Option<i32>, 0)) -> bool {
+    take_all(months, timeout_ms, Scope::Session)
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn month_lock_all_xact(months: Option<Array<'_, Date>>, timeout_ms: default!(Option<i32>, 0)) -> bool {
+    take_all(months, timeout_ms, Scope::Transaction)
+}
+
+/// Releases this session's session-scope exclusive holds of the months; counts releases.
+#[pg_extern(volatile, parallel_unsafe, name = "month_lock_release")]
+fn month_lock_release_months(months: Option<Array<'_, Date>>) -> i32 {
+    let mut tags = checked_months("months", months);
+    tags.sort_unstable();
+    tags.dedup();
+    tags.into_iter().filter(|tag| crate::held::release(*tag, Mode::Exclusive)).count() as i32
 }

@@ -147,6 +147,39 @@ pub fn checked_month(year: Option<i32>, month: Option<i32>) -> MonthTag {
     MonthTag { classid, objid: (year * 100 + month) as u32, objsubid }
 }
 
+/// Validates the months of a `date[]` argument (any day names its month) and returns their tags
+/// in the array's order. Raises 22004 for a NULL array or element and 22023 for a date outside
+/// the years month_lock accepts, naming the argument.
+pub fn checked_months(name: &str, months: Option<pgrx::Array<'_, pgrx::datum::Date>>) -> Vec<MonthTag> {
+    let Some(months) = months else { null_argument(name) };
+    let (classid, objsubid) = key_space();
+    let first_year = if objsubid == 1 { 1000 } else { 1 };
+    months
+        .iter()
+        .map(|date| {
+            let Some(date) = date else { null_element(name) };
+            let (year, month) =
+                if date.is_finite() { (date.year(), i32::from(date.month())) } else { (i32::MAX, 1) };
+            if !(first_year..=9999).contains(&year) {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!(
+                        "month_lock: argument \"{name}\" contains {date}, outside the years {first_year}..9999"
+                    ),
+                    "Months are dates between 0001-01-01 and 9999-12-31 (1000-01-01 with legacy keys).".into(),
+                );
+            }
+            MonthTag { classid, objid: (year * 100 + month) as u32, objsubid }
+        })
+        .collect()
+}
+
+/// The first day of a tag's month, as a date.
+pub fn first_day(tag: MonthTag) -> pgrx::datum::Date {
+    pgrx::datum::Date::new((tag.objid / 100) as i32, (tag.objid % 100) as u8, 1)
+        .expect("a month month_lock made has a first day")
+}
+
 /// Validates `timeout_ms`: zero or more milliseconds.
 pub fn checked_timeout(timeout_ms: Option<i32>) -> u32 {
     in_range("timeout_ms", timeout_ms, 0, i32::MAX, "") as u32
@@ -166,6 +199,15 @@ fn null_argument(name: &str) -> ! {
         ERROR,
         PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
         format!("month_lock: argument \"{name}\" must not be NULL")
+    );
+}
+
+#[cold]
+fn null_element(name: &str) -> ! {
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+        format!("month_lock: argument \"{name}\" must not contain NULL")
     );
 }
 

@@ -29,7 +29,11 @@ extension_sql_file!("../../sql/month_lock.sql", name = "month_lock_sql", finaliz
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     keys::register_settings();
-    lockmgr::on_failed_request(held::undo_failed_request);
+    lockmgr::on_transaction_events(lockmgr::TransactionHooks {
+        failed_request: held::undo_failed_request,
+        transaction_ended: held::transaction_ended,
+        subtransaction_aborted: held::subtransaction_aborted,
+    });
 }
 
 /// Required by `cargo pgrx test`.

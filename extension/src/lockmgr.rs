@@ -2,7 +2,8 @@
 //! transaction callbacks and setting hooks. Everything unsafe in the extension lives here; each
 //! `unsafe` block states the invariant it relies on. The rest of the crate sees a small safe
 //! surface: [`try_now`], [`wait`], [`release_session`], [`held_by_me`],
-//! [`granted_in_database`], [`on_failed_request`] and [`define_settings`].
+//! [`release_transaction`], [`granted_in_database`], [`on_transaction_events`] and
+//! [`define_settings`].
 //!
 //! All functions must be called from a backend inside a transaction (any SQL-callable function
 //! is), on the backend's main thread (pgrx enforces that).
@@ -213,7 +214,9 @@ pub fn wait(tag: MonthTag, mode: Mode, scope: Scope, timeout: Option<NonZeroU32>
             Err(error) => {
                 // Roll back: LockErrorCleanup leaves the wait queue, or records a grant that
                 // raced with the error in the local lock table.
+                IN_OWN_ROLLBACK.store(true, Relaxed);
                 pg_sys::RollbackAndReleaseCurrentSubTransaction();
+                IN_OWN_ROLLBACK.store(false, Relaxed);
                 pg_sys::MemoryContextSwitchTo(caller_context);
                 pg_sys::CurrentResourceOwner = caller_owner;
 
@@ -315,6 +318,16 @@ pub fn release_session(tag: MonthTag, mode: Mode) -> bool {
     released
 }
 
+/// Drops one transaction-scope reference this backend holds on (tag, mode) under the current
+/// resource owner (where month_lock's waits and attempts put them); true if there was one.
+pub fn release_transaction(tag: MonthTag, mode: Mode) -> bool {
+    let locktag = tag.locktag();
+    let _quiet = WarningsSilenced::new();
+    // SAFETY: as in `release_session`; a transaction-scope release drops the reference of the
+    // current resource owner or finds none and returns false.
+    unsafe { pg_sys::LockRelease(&locktag, mode.lockmode(), false) }
+}
+
 /// While alive, messages below ERROR are neither sent to the client nor logged. Used around
 /// `LockRelease` only, whose sole message below ERROR is the "you don't own a lock" WARNING.
 /// The previous levels come back in `drop`, which also runs when an ERROR unwinds through it.
@@ -371,22 +384,36 @@ pub fn current_request() -> i64 {
     unsafe { pg_sys::GetCurrentStatementStartTimestamp() }
 }
 
-// ---- the failed-request rule -------------------------------------------------------------------
+// ---- transaction events: the failed-request rule, transaction ends ----------------------------
 
-static FAILED_REQUEST_HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+/// What month_lock does at transaction events (see [`on_transaction_events`]).
+pub struct TransactionHooks {
+    /// A client request of this backend is failing (see below).
+    pub failed_request: fn(),
+    /// The top-level transaction ended (commit, abort or prepare).
+    pub transaction_ended: fn(),
+    /// A subtransaction (savepoint, EXCEPTION block) rolled back; not called for the internal
+    /// subtransaction of [`wait`], which only ever holds the awaited lock.
+    pub subtransaction_aborted: fn(),
+}
 
-/// Calls `hook` whenever a client request of this backend fails: when PostgreSQL aborts the
-/// transaction or subtransaction of a request that is ending in an ERROR (cancel,
-/// `statement_timeout`, any error in the statement or after a function returned).
+static HOOKS: std::sync::OnceLock<TransactionHooks> = std::sync::OnceLock::new();
+
+/// True while [`wait`] rolls back its own internal subtransaction.
+static IN_OWN_ROLLBACK: AtomicBool = AtomicBool::new(false);
+
+/// Registers `hooks` (once per process) with PostgreSQL's transaction and subtransaction
+/// callbacks.
 ///
-/// How a failed request is told apart from other aborts: PostgreSQL's top-level error handler
-/// (PostgresMain) clears `debug_query_string` before it calls `AbortCurrentTransaction`, while
-/// every abort that happens *during* a request — an EXCEPTION block catching an error, an
-/// internal subtransaction rolled back by its owner (as [`wait`] does), a `ROLLBACK` or
-/// `ROLLBACK TO SAVEPOINT` command — runs with the request's text still set. Only client
-/// backends have requests: in background workers the hook is never called.
-pub fn on_failed_request(hook: fn()) {
-    if FAILED_REQUEST_HOOK.set(hook).is_ok() {
+/// How a failed client request is told apart from other aborts: PostgreSQL's top-level error
+/// handler (PostgresMain) clears `debug_query_string` before it calls
+/// `AbortCurrentTransaction`, while every abort that happens *during* a request — an EXCEPTION
+/// block catching an error, an internal subtransaction rolled back by its owner (as [`wait`]
+/// does), a `ROLLBACK` or `ROLLBACK TO SAVEPOINT` command — runs with the request's text still
+/// set. Only client backends have requests: in background workers `failed_request` is never
+/// called.
+pub fn on_transaction_events(hooks: TransactionHooks) {
+    if HOOKS.set(hooks).is_ok() {
         // SAFETY: registering callbacks once per process, from _PG_init; the functions are
         // 'static and never unregistered.
         unsafe {
@@ -397,8 +424,13 @@ pub fn on_failed_request(hook: fn()) {
 }
 
 unsafe extern "C-unwind" fn after_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
-    if event == pg_sys::XactEvent::XACT_EVENT_ABORT {
-        after_abort();
+    use pg_sys::XactEvent::*;
+    let Some(hooks) = HOOKS.get() else { return };
+    if event == XACT_EVENT_ABORT && request_failed() {
+        call(hooks.failed_request);
+    }
+    if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE) {
+        call(hooks.transaction_ended);
     }
 }
 
@@ -408,20 +440,24 @@ unsafe extern "C-unwind" fn after_subxact_event(
     _parent_subid: pg_sys::SubTransactionId,
     _arg: *mut c_void,
 ) {
-    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        after_abort();
+    let Some(hooks) = HOOKS.get() else { return };
+    if event != pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB || IN_OWN_ROLLBACK.load(Relaxed) {
+        return;
     }
+    if request_failed() {
+        call(hooks.failed_request);
+    }
+    call(hooks.subtransaction_aborted);
 }
 
-fn after_abort() {
+fn request_failed() -> bool {
     // SAFETY: plain backend-local globals, read on the backend's own thread.
-    let request_failed = unsafe {
-        pg_sys::MyBackendType == pg_sys::BackendType::B_BACKEND && pg_sys::debug_query_string.is_null()
-    };
-    if let (true, Some(hook)) = (request_failed, FAILED_REQUEST_HOOK.get()) {
-        // Called from inside PostgreSQL's abort processing: nothing may unwind into it.
-        let _ = std::panic::catch_unwind(hook);
-    }
+    unsafe { pg_sys::MyBackendType == pg_sys::BackendType::B_BACKEND && pg_sys::debug_query_string.is_null() }
+}
+
+/// Runs a hook from inside PostgreSQL's transaction processing: nothing may unwind into it.
+fn call(hook: fn()) {
+    let _ = std::panic::catch_unwind(hook);
 }
 
 // ---- settings that fail closed -----------------------------------------------------------------

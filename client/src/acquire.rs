@@ -1,4 +1,4 @@
-//! [`MonthLock`]: the one way to take a month.
+//! [`MonthLock`]: the one way to take a month (or a set of months).
 
 use std::fmt;
 use std::ops::Deref;
@@ -13,12 +13,41 @@ use crate::{sql, LockMode, MonthLockGuard, YearMonth};
 /// an acquisition" in [`MonthLockGuard`]).
 const CANCEL_WAITS_LONGER_THAN: Duration = Duration::from_secs(1);
 
-/// A request for a month: which month, in which mode, how long to wait. Build it, then
-/// [`acquire`](Self::acquire) it for a [`MonthLockGuard`] (session scope), or
+/// The longest wait the SQL functions take (`i32::MAX` ms, 24.8 days): "without limit" for the
+/// forms that have no unbounded wait.
+const LONGEST_WAIT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    /// One month (`MonthLock::new`).
+    One,
+    /// Every month of a set, all or nothing (`MonthLock::set` / `range`).
+    All,
+    /// The first free month of a list (`MonthLock::any_of`).
+    Any,
+}
+
+/// A request for months: which month (or which set), in which mode, how long to wait. Build
+/// it, then [`acquire`](Self::acquire) it for a [`MonthLockGuard`] (session scope), or
 /// [`acquire_xact`](Self::acquire_xact) it inside a transaction.
 ///
+/// Three kinds of request, one guard type:
+///
+/// * [`MonthLock::new(ym)`](Self::new): one month, exclusive or [`shared`](Self::shared).
+/// * [`MonthLock::range(a, b)`](Self::range) / [`MonthLock::set(months)`](Self::set): every
+///   month of the set, exclusive, **all or nothing** (`month_lock_all`): each month waits in
+///   PostgreSQL's queue, in ascending order, all within one overall timeout, so two such
+///   requests over overlapping sets cannot deadlock with each other. If the set was not had in
+///   time, nothing is held and the error is [`Error::NotAllFree`].
+/// * [`MonthLock::any_of(months)`](Self::any_of): the **first free month** of the list, in the
+///   given order, exclusive, without waiting and without jumping a queue (`month_lock_claim`);
+///   the guard tells which ([`MonthLockGuard::year_month`]). If none is free, nothing is held
+///   and the error is [`Error::NoneFree`].
+///
 /// Defaults: exclusive mode, waiting without limit (cancellable: drop the future, or
-/// `statement_timeout`; a deadlock gives SQLSTATE 40P01).
+/// `statement_timeout`; a deadlock gives SQLSTATE 40P01). Set requests wait at most 24.8 days
+/// (`i32::MAX` ms) "without limit". An `any_of` request never waits.
 ///
 /// ```no_run
 /// use month_lock_client::{Error, MonthLock, YearMonth};
@@ -39,12 +68,30 @@ const CANCEL_WAITS_LONGER_THAN: Duration = Duration::from_secs(1);
 ///
 /// // Shared, one attempt without waiting.
 /// let reader = MonthLock::new(ym).shared().timeout(Duration::ZERO).acquire(client).await?;
+///
+/// // The whole first quarter or nothing, within 10 s.
+/// let q1 = MonthLock::range("2024-01".parse()?, "2024-03".parse()?)
+///     .timeout(Duration::from_secs(10))
+///     .acquire(client)
+///     .await?;
+/// assert_eq!(q1.months().len(), 3);
+///
+/// // Any free month of 2024.
+/// let year = "2024-01".parse::<YearMonth>()?.through("2024-12".parse()?);
+/// match MonthLock::any_of(year).acquire(client).await {
+///     Ok(guard) => println!("working on {}", guard.year_month()),
+///     Err(e) if e.is_timeout() => println!("every month of 2024 is taken"),
+///     Err(e) => return Err(e.into()),
+/// }
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[must_use = "a request does nothing until acquired"]
 pub struct MonthLock {
-    ym: YearMonth,
+    /// One month for `new`; ascending and distinct for a set; distinct in the given order for
+    /// `any_of`.
+    months: Vec<YearMonth>,
+    kind: Kind,
     mode: LockMode,
     timeout: Option<Duration>,
 }
@@ -59,22 +106,103 @@ impl MonthLock {
     /// assert_eq!(request.wait_limit(), None);
     /// # Ok::<(), month_lock_client::InvalidYearMonth>(())
     /// ```
-    pub const fn new(ym: YearMonth) -> Self {
+    pub fn new(ym: YearMonth) -> Self {
         MonthLock {
-            ym,
+            months: vec![ym],
+            kind: Kind::One,
             mode: LockMode::Exclusive,
             timeout: None,
         }
     }
 
-    /// In shared mode (many shared holders at once, no exclusive holder meanwhile).
+    /// Every month of `first..=last`, exclusive, all or nothing: see [`set`](Self::set).
+    ///
+    /// ```
+    /// use month_lock_client::MonthLock;
+    /// let q1 = MonthLock::range("2024-01".parse()?, "2024-03".parse()?);
+    /// assert_eq!(q1.months().len(), 3);
+    /// # Ok::<(), month_lock_client::InvalidYearMonth>(())
+    /// ```
+    pub fn range(first: YearMonth, last: YearMonth) -> Self {
+        Self::set(first.through(last))
+    }
+
+    /// Every month of `months` (any order, duplicates ignored), exclusive, all or nothing
+    /// (`month_lock_all`): the months are taken in ascending order, each waiting in
+    /// PostgreSQL's queue, within one overall [`timeout`](Self::timeout) (`Duration::ZERO`:
+    /// one attempt per month). The guard holds them all; if the set was not had in time,
+    /// nothing is held and the acquisition fails with [`Error::NotAllFree`]. Session scope
+    /// releases with one `month_lock_release(date[])`. Shared mode is not offered for sets.
+    ///
+    /// ```
+    /// use month_lock_client::{MonthLock, YearMonth};
+    /// let months: Vec<YearMonth> = vec!["2024-06".parse()?, "2024-01".parse()?, "2024-06".parse()?];
+    /// let request = MonthLock::set(months);
+    /// assert_eq!(request.months(), ["2024-01".parse()?, "2024-06".parse()?]);
+    /// # Ok::<(), month_lock_client::InvalidYearMonth>(())
+    /// ```
+    pub fn set(months: impl IntoIterator<Item = YearMonth>) -> Self {
+        let mut months: Vec<YearMonth> = months.into_iter().collect();
+        months.sort_unstable();
+        months.dedup();
+        MonthLock {
+            months,
+            kind: Kind::All,
+            mode: LockMode::Exclusive,
+            timeout: None,
+        }
+    }
+
+    /// The first free month of `months`, in the given order (duplicates ignored), exclusive
+    /// (`month_lock_claim`): a month is free when nobody holds it and nobody is queued for it.
+    /// Never waits and never takes more than one month; the guard's
+    /// [`year_month`](MonthLockGuard::year_month) is the month taken. If none is free,
+    /// nothing is taken and the acquisition fails with [`Error::NoneFree`]
+    /// ([`AcquireError::is_timeout`] is true). Only exclusive mode, and no timeout (a request
+    /// with one is refused with [`Error::InvalidRequest`]).
+    ///
+    /// ```no_run
+    /// use month_lock_client::{Error, MonthLock, YearMonth};
+    /// # async fn backfill(ym: YearMonth) {}
+    /// # async fn demo(client: &tokio_postgres::Client) -> Result<(), Error> {
+    /// let todo: Vec<YearMonth> = vec!["2024-01".parse()?, "2024-02".parse()?];
+    /// loop {
+    ///     let guard = match MonthLock::any_of(todo.iter().copied()).acquire(client).await {
+    ///         Ok(guard) => guard,
+    ///         Err(e) if e.is_timeout() => break, // every month is taken by someone else
+    ///         Err(e) => return Err(e.into()),
+    ///     };
+    ///     backfill(guard.year_month()).await;
+    ///     guard.release().await?;
+    ///     # break;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn any_of(months: impl IntoIterator<Item = YearMonth>) -> Self {
+        let mut distinct: Vec<YearMonth> = Vec::new();
+        for m in months {
+            if !distinct.contains(&m) {
+                distinct.push(m);
+            }
+        }
+        MonthLock {
+            months: distinct,
+            kind: Kind::Any,
+            mode: LockMode::Exclusive,
+            timeout: None,
+        }
+    }
+
+    /// In shared mode (many shared holders at once, no exclusive holder meanwhile). One-month
+    /// requests only: a set or `any_of` request in shared mode is refused with
+    /// [`Error::InvalidRequest`].
     ///
     /// ```
     /// # use month_lock_client::{LockMode, MonthLock};
     /// assert_eq!(MonthLock::new("2024-03".parse()?).shared().lock_mode(), LockMode::Shared);
     /// # Ok::<(), month_lock_client::InvalidYearMonth>(())
     /// ```
-    pub const fn shared(self) -> Self {
+    pub fn shared(self) -> Self {
         self.mode(LockMode::Shared)
     }
 
@@ -86,14 +214,14 @@ impl MonthLock {
     /// assert_eq!(MonthLock::new("2024-03".parse()?).mode(mode).lock_mode(), LockMode::Shared);
     /// # Ok::<(), month_lock_client::InvalidYearMonth>(())
     /// ```
-    pub const fn mode(mut self, mode: LockMode) -> Self {
+    pub fn mode(mut self, mode: LockMode) -> Self {
         self.mode = mode;
         self
     }
 
     /// Wait at most `timeout` in PostgreSQL's lock queue (`Duration::ZERO`: a single attempt);
-    /// the acquisition then fails with [`Error::Timeout`]. Rounded up to whole milliseconds,
-    /// capped at `i32::MAX` ms (24.8 days).
+    /// the acquisition then fails with [`Error::Timeout`] ([`Error::NotAllFree`] for a set).
+    /// Rounded up to whole milliseconds, capped at `i32::MAX` ms (24.8 days).
     ///
     /// ```
     /// # use month_lock_client::MonthLock;
@@ -102,7 +230,7 @@ impl MonthLock {
     /// assert_eq!(request.wait_limit(), Some(Duration::from_secs(5)));
     /// # Ok::<(), month_lock_client::InvalidYearMonth>(())
     /// ```
-    pub const fn timeout(mut self, timeout: Duration) -> Self {
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
@@ -114,20 +242,37 @@ impl MonthLock {
     /// assert_eq!(MonthLock::new("2024-03".parse()?).wait(None).wait_limit(), None);
     /// # Ok::<(), month_lock_client::InvalidYearMonth>(())
     /// ```
-    pub const fn wait(mut self, timeout: Option<Duration>) -> Self {
+    pub fn wait(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// The month asked for.
+    /// The month asked for by [`new`](Self::new); for a set or `any_of` request the first of
+    /// [`months`](Self::months) (0001-01 for an empty one, which `acquire` refuses).
     ///
     /// ```
     /// # use month_lock_client::MonthLock;
     /// assert_eq!(MonthLock::new("2024-03".parse()?).year_month().to_string(), "2024-03");
     /// # Ok::<(), month_lock_client::InvalidYearMonth>(())
     /// ```
-    pub const fn year_month(&self) -> YearMonth {
-        self.ym
+    pub fn year_month(&self) -> YearMonth {
+        self.months
+            .first()
+            .copied()
+            .unwrap_or(YearMonth::new(1, 1).expect("0001-01 is a month"))
+    }
+
+    /// Every month asked for: one for [`new`](Self::new), ascending for a set, in the given
+    /// order for [`any_of`](Self::any_of) (duplicates removed).
+    ///
+    /// ```
+    /// # use month_lock_client::MonthLock;
+    /// let q = MonthLock::any_of(["2024-03".parse()?, "2024-01".parse()?]);
+    /// assert_eq!(q.months()[0].to_string(), "2024-03");
+    /// # Ok::<(), month_lock_client::InvalidYearMonth>(())
+    /// ```
+    pub fn months(&self) -> &[YearMonth] {
+        &self.months
     }
 
     /// The mode asked for.
@@ -137,7 +282,7 @@ impl MonthLock {
     /// assert_eq!(MonthLock::new("2024-03".parse()?).lock_mode(), LockMode::Exclusive);
     /// # Ok::<(), month_lock_client::InvalidYearMonth>(())
     /// ```
-    pub const fn lock_mode(&self) -> LockMode {
+    pub fn lock_mode(&self) -> LockMode {
         self.mode
     }
 
@@ -149,12 +294,12 @@ impl MonthLock {
     /// assert_eq!(MonthLock::new("2024-03".parse()?).timeout(Duration::ZERO).wait_limit(), Some(Duration::ZERO));
     /// # Ok::<(), month_lock_client::InvalidYearMonth>(())
     /// ```
-    pub const fn wait_limit(&self) -> Option<Duration> {
+    pub fn wait_limit(&self) -> Option<Duration> {
         self.timeout
     }
 
-    /// Take the month for the session of `client` (`month_lock_try*` / `month_lock*`, session
-    /// scope) and return the guard that holds it.
+    /// Take the month (or the set, or one month of an `any_of` list) for the session of
+    /// `client` (session scope) and return the guard that holds it.
     ///
     /// `client` is anything that derefs to a [`Client`]: `&Client` (auto-deref also reaches a
     /// `Client` inside an `Arc` or a pool object: `&*object`), or a handle the guard then owns,
@@ -162,11 +307,13 @@ impl MonthLock {
     /// back inside the [`AcquireError`].
     ///
     /// Errors ([`AcquireError::error`]): [`Error::Timeout`] if another session kept the month
-    /// for the whole timeout; [`Error::AlreadyHeld`] if this session holds it already (in any
-    /// mode: month locks do not stack, so a second guard would free the first one's lock);
+    /// for the whole timeout ([`Error::NotAllFree`] for a set, [`Error::NoneFree`] for
+    /// `any_of`); [`Error::AlreadyHeld`] if this session holds the month (for a set or
+    /// `any_of`: any of the months) already, in any mode: month locks do not stack, so a second
+    /// guard would free the first one's lock; [`Error::InvalidRequest`];
     /// [`Error::ExtensionMissing`]; [`Error::Database`] (e.g. 40P01 deadlock, 57014 cancel or
-    /// `statement_timeout`), after which a release is queued on the connection in case the
-    /// server granted the month as the error struck (see [`MonthLockGuard`]).
+    /// `statement_timeout`), after which a release of the month(s) is queued on the connection
+    /// in case the server granted them as the error struck (see [`MonthLockGuard`]).
     ///
     /// ```no_run
     /// use month_lock_client::{MonthLock, Pooled};
@@ -190,19 +337,25 @@ impl MonthLock {
         self,
         client: C,
     ) -> Result<MonthLockGuard<C>, AcquireError<C>> {
+        let mode = self.mode;
         match acquire_session(&client, self).await {
-            Ok(()) => Ok(MonthLockGuard::held(client, self.ym, self.mode)),
+            Ok(months) => Ok(MonthLockGuard::held(client, months, mode)),
             Err(error) => Err(AcquireError { error, client }),
         }
     }
 
-    /// Take the month until the current transaction ends (`month_lock_try_xact*`): call it on
-    /// a [`Transaction`](tokio_postgres::Transaction) and commit or roll back to release. No
-    /// guard, no release call. The form to use behind transaction-pooling proxies. On a plain
-    /// `Client` outside `BEGIN … COMMIT` the lock ends with the statement itself.
+    /// Take the month (or the set, or one month of an `any_of` list) until the current
+    /// transaction ends (`month_lock_try_xact*`, `month_lock_all_xact`,
+    /// `month_lock_claim_xact`): call it on a [`Transaction`](tokio_postgres::Transaction) and
+    /// commit or roll back to release. No guard, no release call. The form to use behind
+    /// transaction-pooling proxies. On a plain `Client` outside `BEGIN … COMMIT` the lock ends
+    /// with the statement itself.
     ///
-    /// Without a timeout it waits up to `i32::MAX` ms (24.8 days). Errors: [`Error::Timeout`]
-    /// if the month was not had in time, [`Error::ExtensionMissing`], [`Error::Database`].
+    /// Returns the month taken: the month of [`new`](Self::new), the month claimed by
+    /// [`any_of`](Self::any_of), the earliest month of a set. Without a timeout it waits up to
+    /// `i32::MAX` ms (24.8 days). Errors: [`Error::Timeout`] / [`Error::NotAllFree`] /
+    /// [`Error::NoneFree`] if nothing was had in time, [`Error::InvalidRequest`],
+    /// [`Error::ExtensionMissing`], [`Error::Database`].
     ///
     /// ```no_run
     /// # use month_lock_client::MonthLock;
@@ -214,35 +367,93 @@ impl MonthLock {
     /// tx.commit().await?; // releases
     /// # Ok(()) }
     /// ```
-    pub async fn acquire_xact<G: GenericClient + ?Sized>(self, client: &G) -> Result<()> {
-        let (y, m) = sql::month_args(self.ym);
-        let stmt = match self.mode {
-            LockMode::Exclusive => sql::TRY_XACT,
-            LockMode::Shared => sql::TRY_XACT_SHARED,
-        };
+    pub async fn acquire_xact<G: GenericClient + ?Sized>(self, client: &G) -> Result<YearMonth> {
+        self.check()?;
         let ms = self.timeout.map_or(i32::MAX, sql::timeout_ms);
-        if sql::value::<_, bool>(client, stmt, &[y, m, ms]).await? {
-            Ok(())
-        } else {
-            Err(self.timeout_error())
+        match self.kind {
+            Kind::One => {
+                let (y, m) = sql::month_args(self.year_month());
+                let stmt = match self.mode {
+                    LockMode::Exclusive => sql::TRY_XACT,
+                    LockMode::Shared => sql::TRY_XACT_SHARED,
+                };
+                if sql::value::<_, bool>(client, stmt, &[y, m, ms]).await? {
+                    Ok(self.year_month())
+                } else {
+                    Err(self.busy_error())
+                }
+            }
+            Kind::All => {
+                let row = sql::set_row(client, sql::ALL_XACT, &self.months, Some(ms)).await?;
+                if row.try_get::<_, bool>(0)? {
+                    Ok(self.year_month())
+                } else {
+                    Err(self.busy_error())
+                }
+            }
+            Kind::Any => {
+                let row = sql::set_row(client, sql::CLAIM_XACT, &self.months, None).await?;
+                match row.try_get::<_, Option<chrono::NaiveDate>>(0)? {
+                    Some(d) => month_of(d),
+                    None => Err(self.busy_error()),
+                }
+            }
         }
     }
 
-    fn timeout_error(self) -> Error {
-        Error::Timeout {
-            ym: self.ym,
-            timeout: self
-                .timeout
-                .unwrap_or(Duration::from_millis(i32::MAX as u64)),
+    /// Refuse what the server does not offer, before sending anything.
+    fn check(&self) -> Result<()> {
+        let refuse = |why: &str| Err(Error::InvalidRequest(why.to_string()));
+        if self.months.is_empty() {
+            return refuse("no months given");
+        }
+        if self.kind != Kind::One && self.mode == LockMode::Shared {
+            return refuse("shared mode is offered for one month only, not for a set or any_of");
+        }
+        if self.kind == Kind::Any && self.timeout.is_some() {
+            return refuse("any_of never waits; leave the timeout out");
+        }
+        Ok(())
+    }
+
+    /// The error for "not had": by kind.
+    fn busy_error(&self) -> Error {
+        let timeout = self.timeout.unwrap_or(LONGEST_WAIT);
+        match self.kind {
+            Kind::One => Error::Timeout {
+                ym: self.year_month(),
+                timeout,
+            },
+            Kind::All => Error::NotAllFree {
+                months: self.months.clone(),
+                timeout,
+            },
+            Kind::Any => Error::NoneFree {
+                months: self.months.clone(),
+            },
         }
     }
+
+    /// The quiet release of everything this request could have taken.
+    fn release_text(&self) -> String {
+        match self.kind {
+            Kind::One => sql::release_text(self.year_month(), self.mode),
+            Kind::All | Kind::Any => sql::release_set_text(&self.months),
+        }
+    }
+}
+
+/// A month the server returned as a date.
+fn month_of(d: chrono::NaiveDate) -> Result<YearMonth> {
+    use chrono::Datelike;
+    YearMonth::new(d.year(), d.month())
+        .map_err(|e| Error::UnexpectedAnswer(format!("month_lock_claim returned {d}: {e}")))
 }
 
 /// Undoes an acquisition whose future was dropped while the server was still deciding.
 struct PendingAcquire<'a> {
     client: &'a Client,
-    ym: YearMonth,
-    mode: LockMode,
+    release: String,
     cancel: bool,
     armed: bool,
 }
@@ -261,45 +472,100 @@ impl Drop for PendingAcquire<'_> {
             }
         }
         // Twice: a late cancel request can hit at most one of them.
-        let sql = sql::release_text(self.ym, self.mode);
-        sql::send_without_waiting(self.client, &sql);
-        sql::send_without_waiting(self.client, &sql);
+        sql::send_without_waiting(self.client, &self.release);
+        sql::send_without_waiting(self.client, &self.release);
     }
 }
 
-async fn acquire_session(client: &Client, request: MonthLock) -> Result<()> {
-    let MonthLock { ym, mode, timeout } = request;
-    let (y, m) = sql::month_args(ym);
-    let (stmt, args) = match (mode, timeout) {
-        (LockMode::Exclusive, Some(t)) => (sql::TRY, vec![y, m, sql::timeout_ms(t)]),
-        (LockMode::Shared, Some(t)) => (sql::TRY_SHARED, vec![y, m, sql::timeout_ms(t)]),
-        (LockMode::Exclusive, None) => (sql::WAIT, vec![y, m]),
-        (LockMode::Shared, None) => (sql::WAIT_SHARED, vec![y, m]),
-    };
+/// The answer of an acquiring statement: the months now held, or why not.
+enum Answer {
+    Held(Vec<YearMonth>),
+    Busy,
+    AlreadyHeld(YearMonth),
+}
+
+async fn acquire_session(client: &Client, request: MonthLock) -> Result<Vec<YearMonth>> {
+    request.check()?;
     let answer = {
         let mut pending = PendingAcquire {
             client,
-            ym,
-            mode,
-            cancel: timeout.is_none_or(|t| t > CANCEL_WAITS_LONGER_THAN),
+            release: request.release_text(),
+            cancel: request.timeout.is_none_or(|t| t > CANCEL_WAITS_LONGER_THAN),
             armed: true,
         };
-        let answer = sql::value::<_, Option<bool>>(client, stmt, &args).await;
+        let answer = ask(client, &request).await;
         pending.armed = false;
         answer
     };
     match answer {
-        Ok(Some(true)) => Ok(()),
-        Ok(Some(false)) => Err(request.timeout_error()),
-        Ok(None) => Err(Error::AlreadyHeld { ym }),
+        Ok(Answer::Held(months)) => Ok(months),
+        Ok(Answer::Busy) => Err(request.busy_error()),
+        Ok(Answer::AlreadyHeld(ym)) => Err(Error::AlreadyHeld { ym }),
         Err(e) => {
-            // Second line of defence: a grant that raced with the error is not kept.
+            // Second line of defence: a grant that raced with the error is not kept. (Safe for
+            // sets too: a request that names a month this session held already is refused
+            // before anything is taken, so every month of it is this request's.)
             if let Error::Database(db) = &e {
                 if !sql::connection_gone(db) {
-                    sql::send_without_waiting(client, &sql::release_text(ym, mode));
+                    sql::send_without_waiting(client, &request.release_text());
                 }
             }
             Err(e)
+        }
+    }
+}
+
+/// Send the acquiring statement of `request` and read its answer.
+async fn ask(client: &Client, request: &MonthLock) -> Result<Answer> {
+    let MonthLock {
+        ref months,
+        kind,
+        mode,
+        timeout,
+    } = *request;
+    match kind {
+        Kind::One => {
+            let ym = months[0];
+            let (y, m) = sql::month_args(ym);
+            let (stmt, args) = match (mode, timeout) {
+                (LockMode::Exclusive, Some(t)) => (sql::TRY, vec![y, m, sql::timeout_ms(t)]),
+                (LockMode::Shared, Some(t)) => (sql::TRY_SHARED, vec![y, m, sql::timeout_ms(t)]),
+                (LockMode::Exclusive, None) => (sql::WAIT, vec![y, m]),
+                (LockMode::Shared, None) => (sql::WAIT_SHARED, vec![y, m]),
+            };
+            Ok(
+                match sql::value::<_, Option<bool>>(client, stmt, &args).await? {
+                    Some(true) => Answer::Held(vec![ym]),
+                    Some(false) => Answer::Busy,
+                    None => Answer::AlreadyHeld(ym),
+                },
+            )
+        }
+        Kind::All => {
+            let ms = timeout.map_or(i32::MAX, sql::timeout_ms);
+            let row = sql::set_row(client, sql::ALL, months, Some(ms)).await?;
+            if let Some(held) = row.try_get::<_, Option<chrono::NaiveDate>>(0)? {
+                return Ok(Answer::AlreadyHeld(month_of(held)?));
+            }
+            Ok(match row.try_get::<_, Option<bool>>(1)? {
+                Some(true) => Answer::Held(months.clone()),
+                Some(false) => Answer::Busy,
+                None => {
+                    return Err(Error::UnexpectedAnswer(
+                        "month_lock_all returned NULL".into(),
+                    ))
+                }
+            })
+        }
+        Kind::Any => {
+            let row = sql::set_row(client, sql::CLAIM, months, None).await?;
+            if let Some(held) = row.try_get::<_, Option<chrono::NaiveDate>>(0)? {
+                return Ok(Answer::AlreadyHeld(month_of(held)?));
+            }
+            Ok(match row.try_get::<_, Option<chrono::NaiveDate>>(1)? {
+                Some(d) => Answer::Held(vec![month_of(d)?]),
+                None => Answer::Busy,
+            })
         }
     }
 }
@@ -328,9 +594,14 @@ impl<C> AcquireError<C> {
         &self.error
     }
 
-    /// True for [`Error::Timeout`]: another session kept the month for the whole timeout.
+    /// True when the months were busy: [`Error::Timeout`] (another session kept the month for
+    /// the whole timeout), [`Error::NotAllFree`] (a set) or [`Error::NoneFree`] (`any_of`).
+    /// Nothing is held then.
     pub fn is_timeout(&self) -> bool {
-        matches!(self.error, Error::Timeout { .. })
+        matches!(
+            self.error,
+            Error::Timeout { .. } | Error::NotAllFree { .. } | Error::NoneFree { .. }
+        )
     }
 
     /// The error, dropping the connection handle.

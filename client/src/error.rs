@@ -50,6 +50,29 @@ pub enum Error {
         timeout: Duration,
     },
 
+    /// Not every month of a set ([`MonthLock::set`](crate::MonthLock::set) /
+    /// [`range`](crate::MonthLock::range)) could be had within the timeout; nothing was taken.
+    #[error("months {} are not all free: not acquired within {} (nothing taken)", describe_months(.months), humantime::format_duration(*timeout))]
+    NotAllFree {
+        /// The months asked for, ascending.
+        months: Vec<YearMonth>,
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+
+    /// No month of an [`any_of`](crate::MonthLock::any_of) request was free (each held by
+    /// another session or with sessions queued for it); nothing was taken.
+    #[error("none of the months {} is free (nothing taken)", describe_months(.months))]
+    NoneFree {
+        /// The months asked for, in the order asked.
+        months: Vec<YearMonth>,
+    },
+
+    /// A request this crate refuses before sending anything (e.g. a set of months in shared
+    /// mode, an empty set, a timeout on an `any_of` request).
+    #[error("invalid month lock request: {0}")]
+    InvalidRequest(String),
+
     /// The lock was lost while it was believed held: the session is gone or no longer holds it.
     #[error("lost the lock on month {ym}: {reason}")]
     LockLost {
@@ -98,6 +121,26 @@ fn describe_db(e: &tokio_postgres::Error) -> String {
         None if e.is_closed() => "the database connection is closed".to_string(),
         None => format!("database connection error: {}", error_chain(e)),
     }
+}
+
+/// Months for messages: runs of consecutive months as `FIRST..LAST`, joined by commas, in the
+/// given order (`2024-01..2024-03,2024-06`).
+pub(crate) fn describe_months(months: &[YearMonth]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < months.len() {
+        let mut j = i;
+        while j + 1 < months.len() && months[j].succ() == Some(months[j + 1]) {
+            j += 1;
+        }
+        parts.push(if j == i {
+            months[i].to_string()
+        } else {
+            format!("{}..{}", months[i], months[j])
+        });
+        i = j + 1;
+    }
+    parts.join(",")
 }
 
 /// `e` and its sources, joined by ": ", skipping a source whose text the previous one already

@@ -1,4 +1,5 @@
-//! [`MonthLockGuard`]: a session-level month lock held by a connection, released on drop.
+//! [`MonthLockGuard`]: session-level month locks (one month, or a set) held by a connection,
+//! released on drop.
 
 use std::ops::Deref;
 use std::sync::OnceLock;
@@ -9,8 +10,15 @@ use crate::error::{Error, LostReason, Result};
 use crate::heartbeat::{self, Heartbeat};
 use crate::{sql, LockMode, YearMonth};
 
-/// A session-level month lock, held by the connection `C` derefs to, until the guard is
-/// released, dropped or leaked. Get one from [`MonthLock::acquire`](crate::MonthLock::acquire).
+/// A session-level month lock (one month, or every month of a set), held by the connection `C`
+/// derefs to, until the guard is released, dropped or leaked. Get one from
+/// [`MonthLock::acquire`](crate::MonthLock::acquire).
+///
+/// A guard from [`MonthLock::new`](crate::MonthLock::new) or
+/// [`any_of`](crate::MonthLock::any_of) holds one month ([`year_month`](Self::year_month));
+/// one from [`MonthLock::set`](crate::MonthLock::set) / [`range`](crate::MonthLock::range)
+/// holds all of [`months`](Self::months), and releases, drops, heartbeats and reports them
+/// together. Exclusive guards have fencing [`token`](Self::token)s.
 ///
 /// `C` is anything that derefs to a [`Client`]: `&Client` (the guard borrows the connection),
 /// `Arc<Client>`, or a pooled connection wrapped in [`Pooled`] (the guard owns it).
@@ -87,16 +95,19 @@ pub struct MonthLockGuard<C: Deref<Target = Client>> {
     /// `None` once [`release`](Self::release) or [`leak`](Self::leak) took it: `Drop` then
     /// sends nothing.
     client: Option<C>,
-    ym: YearMonth,
+    /// Ascending, at least one.
+    months: Vec<YearMonth>,
     mode: LockMode,
     heartbeat: Heartbeat,
     lost: OnceLock<LostReason>,
+    /// The fencing tokens of `months`, once asked for.
+    tokens: OnceLock<Vec<i64>>,
 }
 
 impl<C: Deref<Target = Client>> std::fmt::Debug for MonthLockGuard<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MonthLockGuard")
-            .field("ym", &self.ym)
+            .field("months", &self.months)
             .field("mode", &self.mode)
             .field("lost", &self.lost.get())
             .finish_non_exhaustive()
@@ -104,18 +115,22 @@ impl<C: Deref<Target = Client>> std::fmt::Debug for MonthLockGuard<C> {
 }
 
 impl<C: Deref<Target = Client>> MonthLockGuard<C> {
-    /// A guard for a lock the session of `client` was just granted.
-    pub(crate) fn held(client: C, ym: YearMonth, mode: LockMode) -> Self {
+    /// A guard for locks the session of `client` was just granted (`months`: ascending, not
+    /// empty).
+    pub(crate) fn held(client: C, months: Vec<YearMonth>, mode: LockMode) -> Self {
+        debug_assert!(!months.is_empty());
         MonthLockGuard {
             client: Some(client),
-            ym,
+            months,
             mode,
             heartbeat: Heartbeat::default(),
             lost: OnceLock::new(),
+            tokens: OnceLock::new(),
         }
     }
 
-    /// The month held.
+    /// The month held (for a set: its earliest month; see [`months`](Self::months)). For an
+    /// [`any_of`](crate::MonthLock::any_of) request, the month it got.
     ///
     /// ```no_run
     /// # use month_lock_client::MonthLock;
@@ -125,7 +140,126 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// # Ok(()) }
     /// ```
     pub fn year_month(&self) -> YearMonth {
-        self.ym
+        self.months[0]
+    }
+
+    /// Every month held, ascending (one, unless the guard came from a set request).
+    ///
+    /// ```no_run
+    /// # use month_lock_client::MonthLock;
+    /// # async fn demo(client: &tokio_postgres::Client) -> month_lock_client::Result<()> {
+    /// let guard = MonthLock::range("2024-01".parse()?, "2024-03".parse()?).acquire(client).await?;
+    /// assert_eq!(guard.months().len(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn months(&self) -> &[YearMonth] {
+        &self.months
+    }
+
+    /// The fencing token of this hold (`month_lock_token`); for a set, the largest of its
+    /// months' tokens (see [`tokens`](Self::tokens)). Exclusive guards only.
+    ///
+    /// The same hold always has the same token (asked once, then cached on the guard); every
+    /// later hold of the month, by any session, gets a larger one. Store the highest token
+    /// seen with the data and write only `WHERE stored_token <= my_token`: once a newer holder
+    /// has written, an older holder's writes touch no rows. The token is taken in its own
+    /// statement (autocommit), so it is durable across a server crash before it is returned.
+    ///
+    /// Errors: [`Error::InvalidRequest`] for a shared guard (nothing sent);
+    /// [`Error::LockLost`] with [`LostReason::NotHeld`] if the session no longer holds the
+    /// month exclusively (SQLSTATE 55000) or [`LostReason::ConnectionClosed`];
+    /// [`Error::ExtensionMissing`] if the extension predates tokens; [`Error::Database`].
+    ///
+    /// ```no_run
+    /// # use month_lock_client::MonthLock;
+    /// # async fn demo(client: &tokio_postgres::Client) -> month_lock_client::Result<()> {
+    /// let guard = MonthLock::new("2024-03".parse()?).acquire(client).await?;
+    /// let token = guard.token().await?;
+    /// guard.client().execute(
+    ///     "UPDATE totals SET sum = 42, token = $1 WHERE month = '2024-03-01' AND token <= $1",
+    ///     &[&token],
+    /// ).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn token(&self) -> Result<i64> {
+        let tokens = self.tokens().await?;
+        Ok(tokens.iter().map(|(_, t)| *t).max().unwrap_or_default())
+    }
+
+    /// The fencing token of each month held, ascending by month (one pair unless the guard
+    /// holds a set). Same rules and errors as [`token`](Self::token).
+    ///
+    /// ```no_run
+    /// # use month_lock_client::MonthLock;
+    /// # async fn demo(client: &tokio_postgres::Client) -> month_lock_client::Result<()> {
+    /// let guard = MonthLock::range("2024-01".parse()?, "2024-02".parse()?).acquire(client).await?;
+    /// for (ym, token) in guard.tokens().await? {
+    ///     println!("{ym}: {token}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn tokens(&self) -> Result<Vec<(YearMonth, i64)>> {
+        if self.mode != LockMode::Exclusive {
+            return Err(Error::InvalidRequest(
+                "fencing tokens exist for exclusive holds only".into(),
+            ));
+        }
+        let tokens = match self.tokens.get() {
+            Some(tokens) => tokens.clone(),
+            None => {
+                let fetched = self.fetch_tokens().await?;
+                // Two racing callers fetch the same values: the same hold has the same token.
+                self.tokens.get_or_init(|| fetched).clone()
+            }
+        };
+        Ok(self.months.iter().copied().zip(tokens).collect())
+    }
+
+    async fn fetch_tokens(&self) -> Result<Vec<i64>> {
+        let client = self.client();
+        let answer = if let [ym] = self.months[..] {
+            let (y, m) = sql::month_args(ym);
+            sql::value::<_, i64>(client, sql::TOKEN, &[y, m])
+                .await
+                .map(|t| vec![t])
+        } else {
+            let dates = sql::dates(&self.months);
+            sql::query_params(
+                client,
+                sql::TOKENS,
+                &[(&dates, tokio_postgres::types::Type::DATE_ARRAY)],
+            )
+            .await
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|r| r.try_get::<_, i64>(0).map_err(Error::from))
+                    .collect()
+            })
+        };
+        match answer {
+            Ok(tokens) if tokens.len() == self.months.len() => Ok(tokens),
+            Ok(tokens) => Err(Error::UnexpectedAnswer(format!(
+                "{} tokens for {} months",
+                tokens.len(),
+                self.months.len()
+            ))),
+            Err(Error::Database(e))
+                if e.code()
+                    == Some(&tokio_postgres::error::SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) =>
+            {
+                Err(Error::LockLost {
+                    ym: self.year_month(),
+                    reason: LostReason::NotHeld,
+                })
+            }
+            Err(Error::Database(e)) if sql::connection_gone(&e) || client.is_closed() => {
+                Err(Error::LockLost {
+                    ym: self.year_month(),
+                    reason: LostReason::ConnectionClosed,
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The mode held.
@@ -191,12 +325,12 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// # Ok(()) }
     /// ```
     pub async fn lost(&self) -> LostReason {
-        heartbeat::watch(self.client(), self.ym, self.heartbeat, &self.lost).await
+        heartbeat::watch(self.client(), &self.months, self.heartbeat, &self.lost).await
     }
 
     /// Release the lock now and wait for the server's answer.
     ///
-    /// `Ok(())` if the session held the month up to this call. [`Error::LockLost`] if it did
+    /// `Ok(())` if the session held the month (for a set: every month) up to this call. [`Error::LockLost`] if it did
     /// not any more ([`LostReason::NotHeld`]) or the connection is closed
     /// ([`LostReason::ConnectionClosed`]): the lock had been lost at some point before. If this
     /// future is dropped before it completes, the release still happens (it is sent on the
@@ -211,12 +345,20 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// # Ok(()) }
     /// ```
     pub async fn release(mut self) -> Result<()> {
-        let ym = self.ym;
+        let ym = self.year_month();
         // Taking the client and sending happen in the same poll (no await in between): the
         // request is queued on the connection when the query future is first polled.
         let client = self.client.take().expect("present until consumed");
-        let (y, m) = sql::month_args(ym);
-        match sql::value::<_, bool>(&*client, sql::release(self.mode), &[y, m]).await {
+        let all_held = if let [one] = self.months[..] {
+            let (y, m) = sql::month_args(one);
+            sql::value::<_, bool>(&*client, sql::release(self.mode), &[y, m]).await
+        } else {
+            let expected = self.months.len();
+            sql::set_row(&*client, sql::RELEASE_SET, &self.months, None)
+                .await
+                .and_then(|row| Ok(row.try_get::<_, i32>(0)? as usize == expected))
+        };
+        match all_held {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::LockLost {
                 ym,
@@ -253,7 +395,11 @@ impl<C: Deref<Target = Client>> Drop for MonthLockGuard<C> {
     /// Queues the release on the guard's connection without waiting; see "Dropping" in the type's docs.
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
-            sql::send_without_waiting(&client, &sql::release_text(self.ym, self.mode));
+            let release = match self.months[..] {
+                [one] => sql::release_text(one, self.mode),
+                _ => sql::release_set_text(&self.months),
+            };
+            sql::send_without_waiting(&client, &release);
         }
     }
 }

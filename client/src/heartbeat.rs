@@ -13,7 +13,7 @@ use crate::{sql, YearMonth};
 /// Every `interval` it checks, without a round trip, whether the driver has seen the connection
 /// close (so a terminated backend or a restarted server is noticed within about `interval`,
 /// at most 100 ms), and sends a heartbeat `SELECT month_lock_held(y, m)` on the guard's
-/// connection. A heartbeat that answers `false` means the lock is gone
+/// connection (for a guard holding a set: one statement checking every month of it). A heartbeat that answers `false` means the lock is gone
 /// ([`LostReason::NotHeld`]); one that gets no answer within `timeout` means the server or the
 /// network is unresponsive ([`LostReason::Unresponsive`]). `timeout: None` never gives up on a
 /// heartbeat (use it when you run long statements on the guard's own connection: a heartbeat
@@ -43,11 +43,11 @@ impl Default for Heartbeat {
     }
 }
 
-/// Resolves when `client`'s session is seen not to hold `ym` any more; the verdict is kept in
-/// `seen` so that later calls answer at once.
+/// Resolves when `client`'s session is seen not to hold every month of `months` any more; the
+/// verdict is kept in `seen` so that later calls answer at once.
 pub(crate) async fn watch(
     client: &Client,
-    ym: YearMonth,
+    months: &[YearMonth],
     heartbeat: Heartbeat,
     seen: &OnceLock<LostReason>,
 ) -> LostReason {
@@ -55,8 +55,10 @@ pub(crate) async fn watch(
     if let Some(reason) = seen.get() {
         return *reason;
     }
-    let (y, m) = sql::month_args(ym);
-    let args = [y, m];
+    let one = match months {
+        [ym] => Some(sql::month_args(*ym)),
+        _ => None,
+    };
     let step = heartbeat
         .interval
         .clamp(Duration::from_millis(1), Duration::from_millis(100));
@@ -66,7 +68,14 @@ pub(crate) async fn watch(
             return lost(LostReason::ConnectionClosed);
         }
         if Instant::now() >= next_beat {
-            let beat = sql::value::<_, bool>(client, sql::HELD, &args);
+            let beat = async {
+                match one {
+                    Some((y, m)) => sql::value::<_, bool>(client, sql::HELD, &[y, m]).await,
+                    None => sql::set_row(client, sql::HELD_SET, months, None)
+                        .await
+                        .and_then(|row| Ok(row.try_get::<_, bool>(0)?)),
+                }
+            };
             let answer = match heartbeat.timeout {
                 Some(t) => match tokio::time::timeout(t, beat).await {
                     Ok(answer) => answer,

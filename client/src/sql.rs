@@ -72,6 +72,56 @@ statement!(
     ["month_lock_release_all"]
 );
 statement!(HELD, "SELECT month_lock_held($1, $2)", ["month_lock_held"]);
+
+// Sets of months (`DATE[]` parameters, each date the first day of its month). The session
+// forms answer two columns: the earliest month of the set this session already holds (then
+// nothing is attempted), and the function's own answer.
+statement!(
+    ALL,
+    "SELECT h.held, CASE WHEN h.held IS NULL THEN month_lock_all($1, $2) END \
+     FROM (SELECT min(d) AS held FROM unnest($1) AS d \
+           WHERE month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4)) AS h",
+    ["month_lock_held", "month_lock_all"]
+);
+statement!(
+    ALL_XACT,
+    "SELECT month_lock_all_xact($1, $2)",
+    ["month_lock_all_xact"]
+);
+statement!(
+    CLAIM,
+    "SELECT h.held, CASE WHEN h.held IS NULL THEN month_lock_claim($1) END \
+     FROM (SELECT min(d) AS held FROM unnest($1) AS d \
+           WHERE month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4)) AS h",
+    ["month_lock_held", "month_lock_claim"]
+);
+statement!(
+    CLAIM_XACT,
+    "SELECT month_lock_claim_xact($1)",
+    ["month_lock_claim_xact"]
+);
+statement!(
+    RELEASE_SET,
+    "SELECT month_lock_release($1)",
+    ["month_lock_release"]
+);
+statement!(
+    HELD_SET,
+    "SELECT coalesce(bool_and(month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4)), false) \
+     FROM unnest($1) AS d",
+    ["month_lock_held"]
+);
+statement!(
+    TOKEN,
+    "SELECT month_lock_token($1, $2)",
+    ["month_lock_token"]
+);
+statement!(
+    TOKENS,
+    "SELECT month_lock_token(extract(year FROM d)::int4, extract(month FROM d)::int4) \
+     FROM unnest($1) WITH ORDINALITY AS u(d, i) ORDER BY i",
+    ["month_lock_token"]
+);
 statement!(
     IS_LOCKED,
     "SELECT month_is_locked($1, $2)",
@@ -102,6 +152,20 @@ pub(crate) fn release_text(ym: YearMonth, mode: LockMode) -> String {
     format!("SELECT {f}({}, {})", ym.year(), ym.month())
 }
 
+/// The release of a set of months as plain text, for [`send_without_waiting`].
+pub(crate) fn release_set_text(months: &[YearMonth]) -> String {
+    let dates: Vec<String> = months.iter().map(|m| m.first_day().to_string()).collect();
+    format!(
+        "SELECT month_lock_release('{{{}}}'::date[])",
+        dates.join(",")
+    )
+}
+
+/// The months as one `DATE[]` argument (first days).
+pub(crate) fn dates(months: &[YearMonth]) -> Vec<chrono::NaiveDate> {
+    months.iter().map(|m| m.first_day()).collect()
+}
+
 /// Timeout in whole milliseconds for the SQL functions: rounded up, capped at `i32::MAX`.
 pub(crate) fn timeout_ms(t: Duration) -> i32 {
     let ms = t.as_nanos().div_ceil(1_000_000);
@@ -124,10 +188,40 @@ pub(crate) async fn query<G: GenericClient + ?Sized>(
         .iter()
         .map(|a| (a as &(dyn ToSql + Sync), Type::INT4))
         .collect();
+    query_params(client, stmt, &params).await
+}
+
+/// Run `stmt` with typed parameters and return its rows; errors are classified by
+/// [`classify`].
+pub(crate) async fn query_params<G: GenericClient + ?Sized>(
+    client: &G,
+    stmt: Statement,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<Vec<Row>> {
     client
-        .query_typed(stmt.sql, &params)
+        .query_typed(stmt.sql, params)
         .await
         .map_err(|e| classify(e, stmt))
+}
+
+/// Run `stmt` with a `DATE[]` parameter (the months) and optionally an `INT4` one, and return
+/// its one row.
+pub(crate) async fn set_row<G: GenericClient + ?Sized>(
+    client: &G,
+    stmt: Statement,
+    months: &[YearMonth],
+    int: Option<i32>,
+) -> Result<Row> {
+    let dates = dates(months);
+    let mut params: Vec<(&(dyn ToSql + Sync), Type)> = vec![(&dates, Type::DATE_ARRAY)];
+    if let Some(int) = &int {
+        params.push((int, Type::INT4));
+    }
+    query_params(client, stmt, &params)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::UnexpectedAnswer(format!("no row from `{}`", stmt.sql)))
 }
 
 /// Run `stmt` and read the first column of its one row.
@@ -234,6 +328,18 @@ mod tests {
     }
 
     #[test]
+    fn set_release_text_names_first_days() {
+        let months = [
+            YearMonth::new(2024, 1).unwrap(),
+            YearMonth::new(2024, 12).unwrap(),
+        ];
+        assert_eq!(
+            release_set_text(&months),
+            "SELECT month_lock_release('{2024-01-01,2024-12-01}'::date[])"
+        );
+    }
+
+    #[test]
     fn every_statement_names_the_objects_it_uses() {
         for stmt in [
             TRY,
@@ -248,6 +354,14 @@ mod tests {
             HELD,
             IS_LOCKED,
             LOCKS,
+            ALL,
+            ALL_XACT,
+            CLAIM,
+            CLAIM_XACT,
+            RELEASE_SET,
+            HELD_SET,
+            TOKEN,
+            TOKENS,
         ] {
             for object in stmt.objects {
                 assert!(stmt.sql.contains(object), "{} lacks {object}", stmt.sql);

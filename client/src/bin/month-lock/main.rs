@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod months;
 mod tls;
 
 use std::ffi::OsString;
@@ -31,7 +32,8 @@ const EX_NOT_FOUND: i32 = 127;
 const HELP_FOOTER: &str = "\
 Exit codes:
   run     CMD's exit code when CMD ends on its own (128+N if CMD was killed by signal N)
-          75  the month was not acquired within --timeout (EX_TEMPFAIL); CMD did not run
+          75  the month (every month of a range) was not acquired within --timeout, or with
+              --any no month was free (EX_TEMPFAIL); CMD did not run
           70  the lock was lost while CMD ran: CMD got SIGTERM, then SIGKILL after --grace
               (also when the lock is found lost as CMD ends)
           69  cannot connect, database error, or the extension is missing; CMD did not run
@@ -69,17 +71,38 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Hold MONTH while CMD runs: stdin/stdout/stderr pass through, SIGINT/SIGTERM/SIGHUP are
+    /// Hold MONTHS while CMD runs: stdin/stdout/stderr pass through, SIGINT/SIGTERM/SIGHUP are
     /// forwarded to CMD, and month-lock exits with CMD's exit code.
-    #[command(after_help = HELP_FOOTER)]
+    ///
+    /// MONTHS is one month (2024-03), a range (2024-01..2024-03) or a comma-separated list of
+    /// both (2024-01,2024-04..2024-06). Several months are taken all or nothing (each waits in
+    /// the queue, ascending, within one --timeout); with --any, the first free month in the
+    /// order given is taken, without waiting, and exit 75 if none is.
+    ///
+    /// CMD's environment: MONTH_LOCK_MONTH=2024-03 when one month is held (unset when several
+    /// are); MONTH_LOCK_MONTHS = the months held, runs written FIRST..LAST, joined by commas
+    /// (2024-01..2024-03; for one month the month); MONTH_LOCK_TOKEN = the fencing token of
+    /// the hold (for several months the largest of their tokens) and MONTH_LOCK_TOKENS =
+    /// MONTH:TOKEN for each month (2024-01:17,2024-02:18,2024-03:19). Tokens grow with every
+    /// new hold of a month: store the highest one with the data and write only where
+    /// stored_token <= MONTH_LOCK_TOKEN. Not set with --shared, nor when the server's
+    /// month_lock has no month_lock_token (a warning says so). Inherited MONTH_LOCK_*
+    /// variables are removed first.
+    #[command(after_help = HELP_FOOTER, verbatim_doc_comment)]
     Run {
-        /// The month, as YYYY-MM.
-        month: YearMonth,
-        /// Wait at most this long for the month (e.g. 500ms, 5s, 10m); 0 = one attempt.
-        /// Without it, wait without limit.
+        /// YYYY-MM, FIRST..LAST, or a comma-separated list of both.
+        #[arg(value_parser = parse_months, value_name = "MONTHS")]
+        months: Months,
+        /// Take the first free month of MONTHS (in the order given) instead of all of them;
+        /// never waits: exit 75 if none is free.
+        #[arg(long, conflicts_with_all = ["timeout", "shared"])]
+        any: bool,
+        /// Wait at most this long for the month(s) (e.g. 500ms, 5s, 10m); 0 = one attempt.
+        /// Without it, wait without limit (for several months: up to 24.8 days).
         #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
         timeout: Option<Duration>,
         /// Take the month in shared mode (many shared holders at once, no exclusive holder).
+        /// One month only.
         #[arg(long)]
         shared: bool,
         /// After a lost lock: time between SIGTERM and SIGKILL to CMD.
@@ -98,6 +121,11 @@ enum Command {
         command: Vec<OsString>,
     },
     /// Show the month_locks view (holders and waiters in this database).
+    ///
+    /// Fencing tokens are not shown: the server keeps a hold's token in the holding session
+    /// only (month_lock_token answers only there), and this command's own session holds
+    /// nothing, so it knows no tokens. `month-lock run` passes its hold's token to CMD as
+    /// MONTH_LOCK_TOKEN.
     #[command(after_help = HELP_FOOTER)]
     Status {
         /// One JSON object per line instead of a table.
@@ -138,13 +166,30 @@ async fn async_main(cli: Cli) -> i32 {
     };
     let outcome = match cli.command {
         Command::Run {
-            month,
+            months,
+            any,
             timeout,
             shared,
             grace,
             heartbeat,
             command,
-        } => return run(&client, month, timeout, shared, grace, heartbeat, command).await,
+        } => {
+            let request = if any {
+                MonthLock::any_of(months.0)
+            } else if let [one] = months.0[..] {
+                MonthLock::new(one).wait(timeout)
+            } else if shared {
+                eprintln!(
+                    "month-lock: --shared takes one month, not {}",
+                    months::format(&months.0)
+                );
+                return 2;
+            } else {
+                MonthLock::set(months.0).wait(timeout)
+            };
+            let request = if shared { request.shared() } else { request };
+            return run(&client, request, grace, heartbeat, command).await;
+        }
         Command::Status { json } => status(&client, json).await,
         Command::Check { month } => check(&client, month).await,
     };
@@ -171,15 +216,29 @@ async fn connect(url: Option<&str>) -> Result<Client, String> {
     Ok(client)
 }
 
-/// Who holds `ym`, for messages: "pid 123 (application 'x', exclusive)".
-async fn holders(client: &Client, ym: YearMonth) -> Vec<String> {
+/// The MONTHS argument of `run`.
+#[derive(Clone, Debug)]
+struct Months(Vec<YearMonth>);
+
+fn parse_months(s: &str) -> Result<Months, String> {
+    months::parse(s).map(Months)
+}
+
+/// Who holds any of `months`, for messages: "pid 123 (application 'x', exclusive)", with
+/// the month in front when there are several ("2024-02: pid 123 (…)").
+async fn holders(client: &Client, months: &[YearMonth]) -> Vec<String> {
     let rows = client.locks().await.unwrap_or_default();
     rows.iter()
-        .filter(|r| r.granted && r.year_month() == Some(ym))
+        .filter(|r| r.granted && r.year_month().is_some_and(|m| months.contains(&m)))
         .map(|r| {
             let pid = r.pid.map_or("?".to_string(), |p| p.to_string());
             let app = r.application_name.as_deref().unwrap_or("?");
-            format!("pid {pid} (application '{app}', {})", r.mode)
+            let month = if months.len() > 1 {
+                format!("{}-{:02}: ", r.year, r.month)
+            } else {
+                String::new()
+            };
+            format!("{month}pid {pid} (application '{app}', {})", r.mode)
         })
         .collect()
 }
@@ -209,42 +268,44 @@ fn send_signal(pid: Option<u32>, sig: Signal) {
 
 async fn run(
     client: &Client,
-    ym: YearMonth,
-    timeout: Option<Duration>,
-    shared: bool,
+    request: MonthLock,
     grace: Duration,
     heartbeat: Duration,
     command: Vec<OsString>,
 ) -> i32 {
-    let mode = if shared {
-        LockMode::Shared
-    } else {
-        LockMode::Exclusive
-    };
-    let guard = match MonthLock::new(ym)
-        .mode(mode)
-        .wait(timeout)
-        .acquire(client)
-        .await
-    {
+    let asked = request.months().to_vec();
+    let shown_months = months::format(&asked);
+    let timeout = request.wait_limit();
+    let guard = match request.acquire(client).await {
         Ok(guard) => guard,
         Err(e) if e.is_timeout() => {
-            let t = timeout.unwrap_or_default();
-            let who = holders(client, ym).await;
+            let who = holders(client, &asked).await;
             let who = if who.is_empty() {
                 "another session".to_string()
             } else {
                 who.join(", ")
             };
+            let what = match e.error() {
+                Error::NoneFree { .. } => {
+                    format!("no month of {shown_months} is free (held by {who})")
+                }
+                Error::NotAllFree { .. } => format!(
+                    "{shown_months} is not all free (held by {who}); not acquired within {}",
+                    humantime::format_duration(timeout.unwrap_or_default())
+                ),
+                _ => format!(
+                    "{shown_months} is held by {who}; not acquired within {}",
+                    humantime::format_duration(timeout.unwrap_or_default())
+                ),
+            };
             eprintln!(
-                "month-lock: {ym} is held by {who}; not acquired within {}, not running {}",
-                humantime::format_duration(t),
+                "month-lock: {what}, not running {}",
                 display_command(&command)
             );
             return EX_TEMPFAIL;
         }
         Err(e) => {
-            eprintln!("month-lock: cannot lock {ym}: {e}");
+            eprintln!("month-lock: cannot lock {shown_months}: {e}");
             return EX_UNAVAILABLE;
         }
     };
@@ -252,15 +313,63 @@ async fn run(
         interval: heartbeat,
         timeout: Some(heartbeat.max(Duration::from_secs(10))),
     });
-    run_holding(guard, grace, command).await
+    let env = match environment(&guard).await {
+        Ok(env) => env,
+        Err(Error::LockLost { reason, .. }) => {
+            eprintln!("month-lock: lost the lock on {shown_months} ({reason}) before starting CMD");
+            return EX_SOFTWARE_LOCK_LOST;
+        }
+        Err(e) => {
+            eprintln!("month-lock: cannot get the fencing token of {shown_months}: {e}");
+            let _ = guard.release().await;
+            return EX_UNAVAILABLE;
+        }
+    };
+    run_holding(guard, grace, command, env).await
+}
+
+/// The variables CMD gets (see `run --help`).
+const ENV_NAMES: [&str; 4] = [
+    "MONTH_LOCK_MONTH",
+    "MONTH_LOCK_MONTHS",
+    "MONTH_LOCK_TOKEN",
+    "MONTH_LOCK_TOKENS",
+];
+
+/// CMD's MONTH_LOCK_* variables for what `guard` holds.
+async fn environment(
+    guard: &MonthLockGuard<&Client>,
+) -> Result<Vec<(&'static str, String)>, Error> {
+    let held = guard.months();
+    let mut env = vec![("MONTH_LOCK_MONTHS", months::format(held))];
+    if let [one] = held {
+        env.push(("MONTH_LOCK_MONTH", one.to_string()));
+    }
+    if guard.mode() == LockMode::Exclusive {
+        match guard.tokens().await {
+            Ok(tokens) => {
+                let max = tokens.iter().map(|(_, t)| *t).max().unwrap_or_default();
+                let each: Vec<String> = tokens.iter().map(|(m, t)| format!("{m}:{t}")).collect();
+                env.push(("MONTH_LOCK_TOKEN", max.to_string()));
+                env.push(("MONTH_LOCK_TOKENS", each.join(",")));
+            }
+            Err(Error::ExtensionMissing { .. }) => eprintln!(
+                "month-lock: warning: this database's month_lock has no fencing tokens \
+                 (ALTER EXTENSION month_lock UPDATE); MONTH_LOCK_TOKEN is not set"
+            ),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(env)
 }
 
 async fn run_holding(
     guard: MonthLockGuard<&Client>,
     grace: Duration,
     command: Vec<OsString>,
+    env: Vec<(&'static str, String)>,
 ) -> i32 {
-    let ym = guard.year_month();
+    let ym = months::format(guard.months());
     let shown = display_command(&command);
     // Registered before CMD starts, so that no signal is missed (or kills us instead).
     let (Ok(mut sigint), Ok(mut sigterm), Ok(mut sighup)) = (
@@ -271,10 +380,13 @@ async fn run_holding(
         eprintln!("month-lock: cannot install signal handlers");
         return EX_UNAVAILABLE;
     };
-    let mut child = match tokio::process::Command::new(&command[0])
-        .args(&command[1..])
-        .spawn()
-    {
+    let mut cmd = tokio::process::Command::new(&command[0]);
+    cmd.args(&command[1..]);
+    for name in ENV_NAMES {
+        cmd.env_remove(name);
+    }
+    cmd.envs(env);
+    let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
             eprintln!("month-lock: cannot run {shown}: {e}");
@@ -414,7 +526,7 @@ async fn check(client: &Client, ym: YearMonth) -> Result<i32, Error> {
         println!("{ym} is free");
         return Ok(0);
     }
-    let who = holders(client, ym).await;
+    let who = holders(client, &[ym]).await;
     if who.is_empty() {
         println!("{ym} is locked");
     } else {

@@ -11,8 +11,9 @@
 //!   [`LOST_BOUND`] of the SIGQUIT (heartbeat [`HEARTBEAT`]);
 //! * before the promotion a multi-host `target_session_attrs=read-write` connection finds no
 //!   server to write to; after it, the same string reaches the new primary, where a new
-//!   worker takes 2024-03 and gets a token larger than the old holder's (and `month-lock run`
-//!   with that string takes 2024-04);
+//!   worker takes 2024-03 and gets a token larger than the old holder's, and `month-lock run`
+//!   with that string takes 2024-04 and gives its CMD a larger `MONTH_LOCK_TOKEN` than the old
+//!   run's CMD got;
 //! * the old holder's committed row survived; once the new holder wrote with its token, the
 //!   old holder's late write with the old token (on a connection to the new primary) touches
 //!   0 rows.
@@ -45,9 +46,10 @@ const FENCED_WRITE: &str = "INSERT INTO facts (month, value, token) VALUES ('202
      ON CONFLICT (month) DO UPDATE SET value = EXCLUDED.value, token = EXCLUDED.token \
      WHERE facts.token <= EXCLUDED.token";
 
-/// CMD of `month-lock run`: writes its pid, then appends a line to `marker` every 50 ms
-/// (bounded: at most ~45 s even if nobody stops it).
-const CMD_SCRIPT: &str = r#"echo $$ > "$1/cmd.pid"; i=0
+/// CMD of `month-lock run`: writes the fencing token it was given and its pid, then appends a
+/// line to `marker` every 50 ms (bounded: at most ~45 s even if nobody stops it).
+const CMD_SCRIPT: &str = r#"echo "${MONTH_LOCK_TOKEN:-none}" > "$1/cmd.token"
+echo $$ > "$1/cmd.pid"; i=0
 while [ $i -lt 900 ]; do echo $i >> "$1/marker"; i=$((i+1)); sleep 0.05; done"#;
 
 fn ym(s: &str) -> YearMonth {
@@ -108,6 +110,14 @@ fn cmd_pid(scratch: &std::path::Path) -> Option<i32> {
         .trim()
         .parse()
         .ok()
+}
+
+/// A token CMD wrote to `name` in `scratch`.
+fn token_file(scratch: &std::path::Path, name: &str) -> i64 {
+    let text = std::fs::read_to_string(scratch.join(name)).unwrap_or_default();
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}: no MONTH_LOCK_TOKEN given to CMD ({text:?})"))
 }
 
 fn marker_lines(scratch: &std::path::Path) -> usize {
@@ -179,6 +189,7 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
         .unwrap()
         .get(0);
     assert!(old_token > 0, "tokens are positive: {old_token}");
+    assert_eq!(guard.token().await.unwrap(), old_token, "guard.token()");
     let n = guard
         .client()
         .execute(FENCED_WRITE, &[&"old", &old_token])
@@ -229,6 +240,7 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
     })
     .await;
     let cmd = cmd_pid(&scratch).unwrap();
+    let cli_old_token = token_file(&scratch, "cmd.token");
     let holders = admin.locks().await.unwrap();
     assert!(
         holders.iter().any(|r| r.granted
@@ -327,12 +339,7 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
         .acquire(&new)
         .await
         .unwrap_or_else(|e| panic!("new worker takes {march} on the new primary: {e}"));
-    let new_token: i64 = new_guard
-        .client()
-        .query_one("SELECT month_lock_token(2024, 3)", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let new_token = new_guard.token().await.unwrap();
     assert!(
         new_token > old_token,
         "new holder's token {new_token} is not larger than the old holder's {old_token}"
@@ -365,7 +372,8 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
         ("new".to_string(), new_token)
     );
 
-    // `month-lock run` as a new worker through the same multi-host string takes April.
+    // `month-lock run` as a new worker through the same multi-host string takes April, and
+    // CMD gets a larger token than the old run's CMD.
     let multi_text = format!(
         "host=127.0.0.1,127.0.0.1 port={old_port},{new_port} user=postgres dbname={} \
          target_session_attrs=read-write connect_timeout=5",
@@ -374,7 +382,10 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
     let out = tokio::time::timeout(
         Duration::from_secs(30),
         cli(&multi_text)
-            .args(["run", "2024-04", "--timeout", "5s", "--", "true"])
+            .args(["run", "2024-04", "--timeout", "5s", "--", "sh", "-c"])
+            .arg(r#"echo "${MONTH_LOCK_TOKEN:-none}" > "$1/new.token""#)
+            .arg("sh")
+            .arg(&scratch)
             .output(),
     )
     .await
@@ -385,6 +396,12 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
         Some(0),
         "month-lock run through the multi-host string: {}",
         text(&out.stderr)
+    );
+    let cli_new_token = token_file(&scratch, "new.token");
+    assert!(
+        cli_new_token > cli_old_token,
+        "month-lock run's token after the failover {cli_new_token} is not larger than before \
+         {cli_old_token}"
     );
 
     new_guard.release().await.unwrap();
@@ -405,7 +422,8 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
         "failover: setup {setup:?}; heartbeat {HEARTBEAT:?}, bound {LOST_BOUND:?}; \
          guard.lost() after {lost_latency:?}; month-lock run exited 70 after {cli_latency:?}; \
          primary gone after {down:?}; pg_promote {promotion:?}; crash to promoted {failover:?}; \
-         tokens old {old_token} new {new_token}; total {:?}",
+         tokens: client old {old_token} new {new_token}, month-lock run old {cli_old_token} \
+         new {cli_new_token}; total {:?}",
         test_start.elapsed()
     );
     assert!(

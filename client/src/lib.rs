@@ -1,5 +1,6 @@
-//! Rust client for the `month_lock` PostgreSQL extension: lock one calendar month at a time,
-//! with waits in PostgreSQL's own lock queue.
+//! Rust client for the `month_lock` PostgreSQL extension: lock calendar months (one, a set all
+//! or nothing, or any free one of a list), with waits in PostgreSQL's own lock queue, and
+//! fencing tokens for the holds.
 //!
 //! **One way to take a month:** describe it with [`MonthLock`] (month, mode, timeout), then
 //! [`acquire`](MonthLock::acquire) it on a connection for a [`MonthLockGuard`], or
@@ -7,22 +8,26 @@
 //! wraps acquire-run-release for the common case.
 //!
 //! * [`YearMonth`]: a validated month (`2024-03`), with ranges ([`YearMonth::through`]).
-//! * [`MonthLock`]: a request for a month; [`LockMode`]: exclusive or shared.
+//! * [`MonthLock`]: a request: [`new`](MonthLock::new) (one month),
+//!   [`range`](MonthLock::range) / [`set`](MonthLock::set) (every month, all or nothing),
+//!   [`any_of`](MonthLock::any_of) (the first free month); [`LockMode`]: exclusive or shared.
 //! * [`MonthLockGuard`]: a held session lock; [`release`](MonthLockGuard::release) it, drop
 //!   it (the release is queued on its connection, also when the future holding it is
 //!   cancelled), or [`leak`](MonthLockGuard::leak) it to release it yourself;
-//!   [`lost`](MonthLockGuard::lost) tells when the lock is gone ([`Heartbeat`]).
+//!   [`lost`](MonthLockGuard::lost) tells when the lock (any month of it) is gone
+//!   ([`Heartbeat`]); [`token`](MonthLockGuard::token) is the hold's fencing token.
 //! * [`with_month_lock`] / [`MonthLockGuard::run`]: run a closure with the month held; stop it
 //!   if the lock is lost.
 //! * [`MonthLockExt`]: questions on a [`tokio_postgres::Client`]: `is_locked`, `held`, `locks`
 //!   (the `month_locks` view as [`MonthLockInfo`] rows), and `release_all`.
-//! * [`Error`]: one error type; match [`Error::Timeout`], [`Error::LockLost`],
+//! * [`Error`]: one error type; match [`Error::Timeout`] (and for sets and `any_of`
+//!   [`Error::NotAllFree`], [`Error::NoneFree`]), [`Error::LockLost`],
 //!   [`Error::AlreadyHeld`], [`Error::ExtensionMissing`], [`Error::InvalidMonth`],
 //!   [`Error::Database`]. A failed [`MonthLock::acquire`] hands the connection back in an
 //!   [`AcquireError`], which converts into [`Error`] with `?`.
 //!
-//! Every statement is sent typed (`INT4` parameters, typed answers), except the release a
-//! dropped guard queues without waiting.
+//! Every statement is sent typed (`INT4` and `DATE[]` parameters, typed answers), except the
+//! release a dropped guard queues without waiting.
 //!
 //! ```no_run
 //! use month_lock_client::{with_month_lock, Error, MonthLock, MonthLockExt, YearMonth};
@@ -40,6 +45,25 @@
 //!     let guard = MonthLock::new(ym).timeout(Duration::from_secs(5)).acquire(&client).await?;
 //!     println!("processing {ym}");
 //!     guard.release().await?;
+//!
+//!     // A fencing token for the hold: write only where the stored token is not newer.
+//!     let guard = MonthLock::new(ym).acquire(&client).await?;
+//!     let token = guard.token().await?;
+//!     guard.client().execute(
+//!         "UPDATE totals SET sum = 42, token = $1 WHERE month = '2024-03-01' AND token <= $1",
+//!         &[&token],
+//!     ).await?;
+//!     guard.release().await?;
+//!
+//!     // The first quarter all or nothing; then any free month of the year.
+//!     let q1 = MonthLock::range("2024-01".parse()?, "2024-03".parse()?).acquire(&client).await?;
+//!     q1.release().await?;
+//!     let year = "2024-01".parse::<YearMonth>()?.through("2024-12".parse()?);
+//!     match MonthLock::any_of(year).acquire(&client).await {
+//!         Ok(guard) => guard.release().await?,
+//!         Err(e) if e.is_timeout() => println!("no month of 2024 is free"),
+//!         Err(e) => return Err(e.into()),
+//!     }
 //!
 //!     // Walk a range of months; skip months another worker is busy with.
 //!     for ym in "2024-01".parse::<YearMonth>()?.through("2024-06".parse()?) {

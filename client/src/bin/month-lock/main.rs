@@ -108,7 +108,7 @@ enum Command {
         /// After a lost lock: time between SIGTERM and SIGKILL to CMD.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "10s", value_name = "DURATION")]
         grace: Duration,
-        /// How often to check that the lock is still held while CMD runs.
+        /// How often to check that the lock (every month held) is still held while CMD runs.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "1s", value_name = "DURATION")]
         heartbeat: Duration,
         /// The command and its arguments (after `--`).

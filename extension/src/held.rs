@@ -25,9 +25,8 @@
 use crate::keys::{month_text, raise};
 use crate::lockmgr::{self, Mode, MonthTag};
 use pgrx::prelude::*;
-use std::cell::RefCell;
+use std::sync::Mutex;
 
-#[derive(Default)]
 struct Held {
     /// Session-scope (month, mode) pairs month_lock took and has not released.
     all: Vec<(MonthTag, Mode)>,
@@ -41,8 +40,21 @@ struct Held {
     in_request: Vec<(MonthTag, Mode)>,
 }
 
-thread_local! {
-    static HELD: RefCell<Held> = RefCell::new(Held::default());
+/// One per backend process (PostgreSQL backends run SQL on one thread; the lock is never
+/// contended — a plain static, where a thread_local would cost a TLS lookup per call in a
+/// shared library).
+static HELD: Mutex<Held> = Mutex::new(Held {
+    all: Vec::new(),
+    session_tokens: Vec::new(),
+    xact_tokens: Vec::new(),
+    request: 0,
+    in_request: Vec::new(),
+});
+
+/// Runs `f` on the record (never re-entered: nothing inside calls back into it).
+fn with_held<T>(f: impl FnOnce(&mut Held) -> T) -> T {
+    let mut held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    f(&mut held)
 }
 
 /// Records a session-scope grant; `new` is false for a re-entry on a hold that already had a
@@ -50,7 +62,7 @@ thread_local! {
 /// anything else can raise.
 pub fn granted(tag: MonthTag, mode: Mode, new: bool) {
     let request = lockmgr::current_request();
-    HELD.with_borrow_mut(|held| {
+    with_held(|held| {
         if !held.all.contains(&(tag, mode)) {
             held.all.push((tag, mode));
         }
@@ -74,7 +86,7 @@ pub fn release(tag: MonthTag, mode: Mode) -> bool {
 
 /// Releases every pair month_lock took whose tag `select` accepts; counts real releases.
 pub fn release_all(select: impl Fn(MonthTag) -> bool) -> usize {
-    let chosen: Vec<(MonthTag, Mode)> = HELD.with_borrow_mut(|held| {
+    let chosen: Vec<(MonthTag, Mode)> = with_held(|held| {
         let chosen: Vec<_> = held.all.iter().copied().filter(|(tag, _)| select(*tag)).collect();
         for (tag, mode) in &chosen {
             held.forget(*tag, *mode);
@@ -88,7 +100,7 @@ pub fn release_all(select: impl Fn(MonthTag) -> bool) -> usize {
 /// `lockmgr::on_transaction_events`.
 pub fn undo_failed_request() {
     let request = lockmgr::current_request();
-    let undo = HELD.with_borrow_mut(|held| {
+    let undo = with_held(|held| {
         if held.request != request || held.in_request.is_empty() {
             return Vec::new();
         }
@@ -104,7 +116,7 @@ pub fn undo_failed_request() {
 }
 
 fn forget(tag: MonthTag, mode: Mode) {
-    HELD.with_borrow_mut(|held| held.forget(tag, mode));
+    with_held(|held| held.forget(tag, mode));
 }
 
 impl Held {
@@ -130,8 +142,8 @@ pub fn token(tag: MonthTag) -> i64 {
                 .into(),
         );
     }
-    let session = HELD.with_borrow(|held| held.all.contains(&(tag, Mode::Exclusive)));
-    let known = HELD.with_borrow(|held| {
+    let session = with_held(|held| held.all.contains(&(tag, Mode::Exclusive)));
+    let known = with_held(|held| {
         let tokens = if session { &held.session_tokens } else { &held.xact_tokens };
         tokens.iter().find(|(t, _)| *t == tag).map(|(_, token)| *token)
     });
@@ -139,7 +151,7 @@ pub fn token(tag: MonthTag) -> i64 {
         return token;
     }
     let token = next_token();
-    HELD.with_borrow_mut(|held| {
+    with_held(|held| {
         let tokens = if session { &mut held.session_tokens } else { &mut held.xact_tokens };
         tokens.push((tag, token));
     });
@@ -167,11 +179,11 @@ fn next_token() -> i64 {
 
 /// The transaction ended: transaction-scope holds and their tokens are gone.
 pub fn transaction_ended() {
-    HELD.with_borrow_mut(|held| held.xact_tokens.clear());
+    with_held(|held| held.xact_tokens.clear());
 }
 
 /// A subtransaction rolled back: it may have released transaction-scope holds, so their tokens
 /// are forgotten (a hold that survived gets a new, larger token when asked again).
 pub fn subtransaction_aborted() {
-    HELD.with_borrow_mut(|held| held.xact_tokens.clear());
+    with_held(|held| held.xact_tokens.clear());
 }

@@ -64,6 +64,7 @@ pub fn register_settings() {
 }
 
 /// The value of a setting, or ERROR 22023 naming it when its value cannot be used.
+#[inline]
 fn setting(index: usize) -> i32 {
     match SETTINGS[index].value() {
         Some(value) => value,
@@ -94,6 +95,7 @@ fn legacy_keys() -> bool {
 /// `(classid, objsubid)` of month locks under the current settings: fields 2 and 4 of the tag.
 /// Every month_lock function and the view go through here, so an unusable value of *any*
 /// month_lock setting makes each of them raise.
+#[inline]
 pub fn key_space() -> (u32, u16) {
     if let Some(unusable) = SETTINGS.iter().find(|s| s.value().is_none()) {
         invalid_setting(unusable);
@@ -136,6 +138,7 @@ pub fn month_of(tag: MonthTag) -> Option<(i32, i32)> {
 /// Validates `year` and `month` and returns the month's tag. Raises 22004 for NULL and 22023
 /// for a value out of range, naming the argument and the value. With legacy keys, years start
 /// at 1000 (six-digit keys).
+#[inline]
 pub fn checked_month(year: Option<i32>, month: Option<i32>) -> MonthTag {
     let (classid, objsubid) = key_space();
     let year = if objsubid == 1 {
@@ -181,10 +184,12 @@ pub fn first_day(tag: MonthTag) -> pgrx::datum::Date {
 }
 
 /// Validates `timeout_ms`: zero or more milliseconds.
+#[inline]
 pub fn checked_timeout(timeout_ms: Option<i32>) -> u32 {
     in_range("timeout_ms", timeout_ms, 0, i32::MAX, "") as u32
 }
 
+#[inline]
 fn in_range(name: &str, value: Option<i32>, low: i32, high: i32, why: &str) -> i32 {
     match value {
         Some(value) if (low..=high).contains(&value) => value,

@@ -106,7 +106,7 @@ pub fn try_now(tag: MonthTag, mode: Mode, scope: Scope) -> bool {
             pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {}
             // Already held, in some scope: only a second *session* reference is undone.
             _ if session && session_count(locallock) > 1 => {
-                pg_sys::LockRelease(&locktag, lockmode, true);
+                lock_release(&locktag, lockmode, true);
                 crate::held::granted(tag, mode, false);
                 return true;
             }
@@ -228,7 +228,7 @@ pub fn wait(tag: MonthTag, mode: Mode, scope: Scope, timeout: Option<NonZeroU32>
                     return granted_anyway;
                 }
                 if granted_anyway {
-                    pg_sys::LockRelease(&locktag, lockmode, session);
+                    lock_release(&locktag, lockmode, session);
                 }
                 (*error).rethrow()
             }
@@ -294,28 +294,24 @@ pub fn held_by_me(tag: MonthTag, mode: Mode) -> bool {
     held_by_me_locktag(&tag.locktag(), mode.lockmode())
 }
 
-/// Drops every session-scope reference this backend holds on (tag, mode) and tells whether
+/// Drops one session-scope reference this backend holds on (tag, mode) and tells whether
 /// there was one. Transaction-scope references stay.
 ///
 /// `LockRelease` is the only way to drop a session reference, and it returns false with a
 /// WARNING ("you don't own a lock of type ...") when there is none, e.g. when the month is not
 /// held or held only by the transaction. month_lock's release is documented to be quiet, and
 /// there is no public read-only way to ask the local lock table for the session count first
-/// (a probe costs two more lookups on the hot path), so that one expected WARNING is silenced
-/// while LockRelease runs: see [`WarningsSilenced`]. The loop drops references until none is
-/// left; month_lock itself never stacks them, so it normally runs once and ends with one quiet
-/// `false` (a second raw `pg_advisory_lock` on the same key is the only way to stack).
+/// (a probe costs another lookup on the hot path), so that one expected WARNING is silenced
+/// while LockRelease runs: see [`WarningsSilenced`].
+///
+/// month_lock never stacks session references (re-entry gives the extra one back), so one
+/// reference is the whole hold. Only raw `pg_advisory_lock` calls on the same key stack more;
+/// those are released by the raw functions (`pg_advisory_unlock`, `pg_advisory_unlock_all`).
 pub fn release_session(tag: MonthTag, mode: Mode) -> bool {
     let locktag = tag.locktag();
-    let lockmode = mode.lockmode();
     let _quiet = WarningsSilenced::new();
-    let mut released = false;
-    // SAFETY: LockRelease with a valid tag either drops one session reference (waking the next
-    // waiter when it was the last) or finds none and returns false without changing anything.
-    while unsafe { pg_sys::LockRelease(&locktag, lockmode, true) } {
-        released = true;
-    }
-    released
+    // SAFETY: see `lock_release`.
+    unsafe { lock_release(&locktag, mode.lockmode(), true) }
 }
 
 /// Drops one transaction-scope reference this backend holds on (tag, mode) under the current
@@ -323,9 +319,9 @@ pub fn release_session(tag: MonthTag, mode: Mode) -> bool {
 pub fn release_transaction(tag: MonthTag, mode: Mode) -> bool {
     let locktag = tag.locktag();
     let _quiet = WarningsSilenced::new();
-    // SAFETY: as in `release_session`; a transaction-scope release drops the reference of the
+    // SAFETY: see `lock_release`; a transaction-scope release drops the reference of the
     // current resource owner or finds none and returns false.
-    unsafe { pg_sys::LockRelease(&locktag, mode.lockmode(), false) }
+    unsafe { lock_release(&locktag, mode.lockmode(), false) }
 }
 
 /// While alive, messages below ERROR are neither sent to the client nor logged. Used around
@@ -380,8 +376,31 @@ pub fn granted_in_database(tag: MonthTag) -> bool {
 /// Identity of the client request this backend is executing: its statement start time, which
 /// PostgreSQL sets when a Query, Parse, Bind or Execute message arrives (`statement_timestamp()`).
 pub fn current_request() -> i64 {
-    // SAFETY: reads a backend-local timestamp; no preconditions.
-    unsafe { pg_sys::GetCurrentStatementStartTimestamp() }
+    // SAFETY: returns a backend-local static; it cannot raise, so it needs no error guard.
+    unsafe { unguarded::GetCurrentStatementStartTimestamp() }
+}
+
+/// `LockRelease` without pgrx's per-call error guard (a sigsetjmp, about a third of the cost of
+/// an uncontended release).
+///
+/// # Safety
+/// `locktag` must be a valid advisory tag and `lockmode` one of [`Mode`]'s. No PostgreSQL ERROR
+/// can cross this call, so no Rust frame is skipped by a longjmp: `LockRelease` raises only
+/// for an unrecognized lock method or mode (ours are the user lock method's constants) and
+/// otherwise reports a lock it does not hold with a WARNING, below ERROR, which returns. Its
+/// lock-manager LWLock is one of a handful a backend holds, far below the limit that raises.
+unsafe fn lock_release(locktag: &pg_sys::LOCKTAG, lockmode: pg_sys::LOCKMODE, session: bool) -> bool {
+    unsafe { unguarded::LockRelease(locktag, lockmode, session) }
+}
+
+/// Declarations of PostgreSQL functions called without pgrx's error guard. Each use states why
+/// no PostgreSQL ERROR can longjmp across the Rust frames that call it.
+mod unguarded {
+    use pgrx::pg_sys::{LOCKMODE, LOCKTAG};
+    extern "C-unwind" {
+        pub fn GetCurrentStatementStartTimestamp() -> i64;
+        pub fn LockRelease(locktag: *const LOCKTAG, lockmode: LOCKMODE, sessionLock: bool) -> bool;
+    }
 }
 
 // ---- transaction events: the failed-request rule, transaction ends ----------------------------

@@ -43,11 +43,14 @@ mod tests {
     }
 
     #[pg_test]
-    fn release_drops_references_stacked_by_raw_calls() {
+    fn raw_stacked_references_are_released_by_the_raw_functions() {
         Spi::run("SELECT pg_advisory_lock(1835821824, 200302)").unwrap();
         Spi::run("SELECT pg_advisory_lock(1835821824, 200302)").unwrap();
         assert!(bool_of("SELECT month_lock_try(2003, 2)"), "held already: true, no third reference");
-        assert!(bool_of("SELECT month_lock_release(2003, 2)"));
+        assert!(bool_of("SELECT month_lock_release(2003, 2)"), "drops month_lock's reference");
+        assert!(bool_of("SELECT month_lock_held(2003, 2)"), "the raw calls stacked another one");
+        assert_eq!(i64_of("SELECT month_lock_release_all()::bigint"), 0, "raw references are not month_lock's");
+        assert!(bool_of("SELECT pg_advisory_unlock(1835821824, 200302)"), "the documented path");
         assert!(!bool_of("SELECT month_lock_held(2003, 2)"));
         assert_eq!(my_advisory_locks(), "");
     }

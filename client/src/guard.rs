@@ -53,6 +53,7 @@ use crate::{sql, LockMode, YearMonth};
 ///   then drops the connection object (returning it to the pool): the next borrower's first
 ///   statement runs after the release. When the guard borrows the connection, the borrow
 ///   checker guarantees the guard is dropped before the connection can be returned.
+/// * A guard holding a set releases all of it at once, with `month_lock_release(date[])`.
 /// * [`MonthLockGuard::leak`] gives the connection handle back and releases nothing: the
 ///   session keeps the month until you release it (`month_lock_release`, or
 ///   `month_lock_release_all()`) or the session ends.

@@ -352,3 +352,26 @@ async fn sets_and_claims_in_transaction_scope() {
     tx.rollback().await.unwrap();
     assert!(!b.is_locked(ym("2024-01")).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_dropped_waiting_set_acquire_leaves_nothing_held() {
+    let db = server().await.fresh_db("all_dropped").await;
+    let (a, b) = (db.connect().await, db.connect().await);
+    let observer = db.connect().await;
+    let q = months("2024-01", "2024-03");
+    let busy = MonthLock::new(ym("2024-03")).acquire(&b).await.unwrap();
+    let a_pid = backend_pid(&a).await;
+    let waiting = MonthLock::set(q.clone())
+        .timeout(Duration::from_secs(30))
+        .acquire(&a);
+    let outcome = tokio::time::timeout(Duration::from_millis(300), async {
+        tokio::join!(waiting, wait_until_waiting(&observer, a_pid)).0
+    })
+    .await;
+    assert!(outcome.is_err(), "still waiting when dropped");
+    busy.release().await.unwrap();
+    assert_eq!(held_by(&a, &q).await, [false; 3], "nothing held afterwards");
+    for m in &q {
+        assert!(!observer.is_locked(*m).await.unwrap(), "{m}");
+    }
+}

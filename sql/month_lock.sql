@@ -65,20 +65,28 @@ COMMENT ON SEQUENCE @extschema@.month_lock_token_seq IS
 COMMENT ON VIEW @extschema@.month_locks IS
 'One row per holder or waiter of a month lock in the current database, under the current month_lock.namespace / month_lock.legacy_keys settings; readable by every role. waiting_since is NULL for holders. No query text is exposed. application_name and usename are shown for every session (as in pg_stat_activity); client_addr and backend_start of another role''s session are NULL unless the viewer is a member of that role or of pg_read_all_stats.';
 
+COMMENT ON FUNCTION @extschema@.month_lock_try(integer, integer) IS
+'month_lock_try(year, month, 0): one attempt, no wait. Its own function rather than a DEFAULT argument, so calls cost no default-argument planning.';
 COMMENT ON FUNCTION @extschema@.month_lock_try(integer, integer, integer) IS
 'Take the month exclusively for this session. timeout_ms = 0: one attempt; > 0: wait in PostgreSQL''s lock queue up to that many ms, then return false (no error). Already held by this session: true, not stacked. Released by month_lock_release or the end of the session; also undone if the request that took it ends in an error. Errors: 22004 on NULL, 22023 on year outside 1..9999 (1000..9999 with legacy keys), month outside 1..12, negative timeout_ms or an unusable month_lock setting; 55000 when month_lock.session_locks is off; 40P01 on deadlock; 57014 on cancel or statement_timeout.';
 COMMENT ON FUNCTION @extschema@.month_lock(integer, integer) IS
 'Take the month exclusively for this session, waiting without limit in PostgreSQL''s lock queue (cancel, statement_timeout and the deadlock detector apply; lock_timeout does not). Already held: returns at once, not stacked.';
 COMMENT ON FUNCTION @extschema@.month_lock(integer, integer, integer) IS
 'Like month_lock_try, but raises 55P03 (lock_not_available) instead of returning false when the month was not had within timeout_ms (0: one attempt). Returns only with the month held.';
+COMMENT ON FUNCTION @extschema@.month_lock_try_shared(integer, integer) IS
+'month_lock_try_shared(year, month, 0): one attempt, no wait.';
 COMMENT ON FUNCTION @extschema@.month_lock_try_shared(integer, integer, integer) IS
 'Like month_lock_try, in shared mode: any number of shared holders; excluded by an exclusive holder and vice versa.';
 COMMENT ON FUNCTION @extschema@.month_lock_shared(integer, integer) IS
 'Like month_lock, in shared mode.';
 COMMENT ON FUNCTION @extschema@.month_lock_shared(integer, integer, integer) IS
 'Like month_lock(year, month, timeout_ms), in shared mode.';
+COMMENT ON FUNCTION @extschema@.month_lock_try_xact(integer, integer) IS
+'month_lock_try_xact(year, month, 0): one attempt, no wait.';
 COMMENT ON FUNCTION @extschema@.month_lock_try_xact(integer, integer, integer) IS
 'Like month_lock_try, but held until the current transaction ends (commit or rollback); cannot be released earlier. The form that stays correct behind transaction-pooling proxies. Outside BEGIN ... COMMIT the transaction is the statement itself.';
+COMMENT ON FUNCTION @extschema@.month_lock_try_xact_shared(integer, integer) IS
+'month_lock_try_xact_shared(year, month, 0): one attempt, no wait.';
 COMMENT ON FUNCTION @extschema@.month_lock_try_xact_shared(integer, integer, integer) IS
 'Like month_lock_try_xact, in shared mode.';
 COMMENT ON FUNCTION @extschema@.month_lock_xact(integer, integer) IS
@@ -109,8 +117,12 @@ COMMENT ON FUNCTION @extschema@.month_lock_claim(date[]) IS
 'Take the first month of the array (in order; any day names its month) that is free right now, exclusively for this session, without waiting and without jumping a queued waiter; months this session already holds are skipped. Returns the month''s first day, or NULL (and takes nothing) if none is free. Never takes more than one.';
 COMMENT ON FUNCTION @extschema@.month_lock_claim_xact(date[]) IS
 'Like month_lock_claim, held until the current transaction ends.';
+COMMENT ON FUNCTION @extschema@.month_lock_all(date[]) IS
+'month_lock_all(months, 0): one attempt per month, no wait.';
 COMMENT ON FUNCTION @extschema@.month_lock_all(date[], integer) IS
 'Take every month of the set exclusively for this session, in ascending order (two such calls over overlapping sets cannot deadlock with each other), within one overall timeout_ms measured from the call''s start (0: one attempt per month). True with all held; false, having released every month this call took, at the timeout. On an error it releases what it took and re-raises.';
+COMMENT ON FUNCTION @extschema@.month_lock_all_xact(date[]) IS
+'month_lock_all_xact(months, 0): one attempt per month, no wait.';
 COMMENT ON FUNCTION @extschema@.month_lock_all_xact(date[], integer) IS
 'Like month_lock_all, held until the current transaction ends (on false, what this call took is released at once).';
 COMMENT ON FUNCTION @extschema@.month_lock_release(date[]) IS

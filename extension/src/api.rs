@@ -67,8 +67,15 @@ fn acquire_or_raise(year: Option<i32>, month: Option<i32>, mode: Mode, scope: Sc
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn month_lock_try(year: Option<i32>, month: Option<i32>, timeout_ms: default!(Option<i32>, 0)) -> bool {
+fn month_lock_try(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) -> bool {
     acquire(year, month, Mode::Exclusive, Scope::Session, Wait::from_ms(timeout_ms))
+}
+
+/// The one-attempt form as its own function rather than a `DEFAULT 0` argument, which
+/// PostgreSQL would re-read from the catalogue every time it plans a call.
+#[pg_extern(volatile, parallel_unsafe, name = "month_lock_try")]
+fn month_lock_try_now(year: Option<i32>, month: Option<i32>) -> bool {
+    acquire(year, month, Mode::Exclusive, Scope::Session, Wait::No)
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -82,12 +89,15 @@ fn month_lock_within(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn month_lock_try_shared(
-    year: Option<i32>,
-    month: Option<i32>,
-    timeout_ms: default!(Option<i32>, 0),
-) -> bool {
+fn month_lock_try_shared(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) -> bool {
     acquire(year, month, Mode::Shared, Scope::Session, Wait::from_ms(timeout_ms))
+}
+
+/// The one-attempt form as its own function rather than a `DEFAULT 0` argument, which
+/// PostgreSQL would re-read from the catalogue every time it plans a call.
+#[pg_extern(volatile, parallel_unsafe, name = "month_lock_try_shared")]
+fn month_lock_try_shared_now(year: Option<i32>, month: Option<i32>) -> bool {
+    acquire(year, month, Mode::Shared, Scope::Session, Wait::No)
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -101,21 +111,27 @@ fn month_lock_shared_within(year: Option<i32>, month: Option<i32>, timeout_ms: O
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn month_lock_try_xact(
-    year: Option<i32>,
-    month: Option<i32>,
-    timeout_ms: default!(Option<i32>, 0),
-) -> bool {
+fn month_lock_try_xact(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) -> bool {
     acquire(year, month, Mode::Exclusive, Scope::Transaction, Wait::from_ms(timeout_ms))
 }
 
+/// The one-attempt form as its own function rather than a `DEFAULT 0` argument, which
+/// PostgreSQL would re-read from the catalogue every time it plans a call.
+#[pg_extern(volatile, parallel_unsafe, name = "month_lock_try_xact")]
+fn month_lock_try_xact_now(year: Option<i32>, month: Option<i32>) -> bool {
+    acquire(year, month, Mode::Exclusive, Scope::Transaction, Wait::No)
+}
+
 #[pg_extern(volatile, parallel_unsafe)]
-fn month_lock_try_xact_shared(
-    year: Option<i32>,
-    month: Option<i32>,
-    timeout_ms: default!(Option<i32>, 0),
-) -> bool {
+fn month_lock_try_xact_shared(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) -> bool {
     acquire(year, month, Mode::Shared, Scope::Transaction, Wait::from_ms(timeout_ms))
+}
+
+/// The one-attempt form as its own function rather than a `DEFAULT 0` argument, which
+/// PostgreSQL would re-read from the catalogue every time it plans a call.
+#[pg_extern(volatile, parallel_unsafe, name = "month_lock_try_xact_shared")]
+fn month_lock_try_xact_shared_now(year: Option<i32>, month: Option<i32>) -> bool {
+    acquire(year, month, Mode::Shared, Scope::Transaction, Wait::No)
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -270,13 +286,23 @@ fn take_all(months: Option<Array<'_, Date>>, timeout_ms: Option<i32>, scope: Sco
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn month_lock_all(months: Option<Array<'_, Date>>, timeout_ms: default!(Option<i32>, 0)) -> bool {
+fn month_lock_all(months: Option<Array<'_, Date>>, timeout_ms: Option<i32>) -> bool {
     take_all(months, timeout_ms, Scope::Session)
 }
 
+#[pg_extern(volatile, parallel_unsafe, name = "month_lock_all")]
+fn month_lock_all_now(months: Option<Array<'_, Date>>) -> bool {
+    take_all(months, Some(0), Scope::Session)
+}
+
 #[pg_extern(volatile, parallel_unsafe)]
-fn month_lock_all_xact(months: Option<Array<'_, Date>>, timeout_ms: default!(Option<i32>, 0)) -> bool {
+fn month_lock_all_xact(months: Option<Array<'_, Date>>, timeout_ms: Option<i32>) -> bool {
     take_all(months, timeout_ms, Scope::Transaction)
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "month_lock_all_xact")]
+fn month_lock_all_xact_now(months: Option<Array<'_, Date>>) -> bool {
+    take_all(months, Some(0), Scope::Transaction)
 }
 
 /// Releases this session's session-scope exclusive holds of the months; counts releases.

@@ -198,6 +198,30 @@ async fn a_job_queued_behind_an_opposite_order_job_holds_only_the_lower_months_t
             "iteration {i}"
         );
     }
+    // Ascending is chronological across a year boundary: waiting for 2025-01, B holds 2024-12
+    // (and not the other way round).
+    assert!(q_bool(&a, "SELECT month_lock_try(2025, 1)").await);
+    let bb = b.clone();
+    let tb = tokio::spawn(async move {
+        bb.query_one(
+            "SELECT month_lock_all(ARRAY['2025-01-01', '2024-12-01', '2025-02-01']::date[], 10000)",
+            &[],
+        )
+        .await
+        .map(|r| r.get::<_, bool>(0))
+    });
+    wait_until_waiting(&observer, pid_b).await;
+    assert_eq!(locks_of(&observer, pid_b).await, excl(&[202412]));
+    assert!(q_bool(&a, "SELECT month_lock_release(2025, 1)").await);
+    assert!(tb.await.unwrap().unwrap());
+    assert_eq!(
+        locks_of(&observer, pid_b).await,
+        excl(&[202412, 202501, 202502])
+    );
+    assert_eq!(
+        q_i64(&b, "SELECT month_lock_release_all()::bigint").await,
+        3
+    );
     println!("queued: {ITERATIONS} iterations: B waited for 2024-03 holding 01..02 only, then got all eight");
 }
 
@@ -430,6 +454,17 @@ async fn duplicates_are_ignored_and_release_of_an_array_counts_what_it_released(
         q_i64(&c, &format!("SELECT month_lock_release({dup})::bigint")).await,
         0
     );
+    // A large set: 600 months (1990-01 .. 2039-12), given in descending order.
+    let big = "ARRAY(SELECT d::date FROM generate_series('2039-12-01'::date, '1990-01-01', '-1 month') d)";
+    let t = Instant::now();
+    assert!(q_bool(&c, &format!("SELECT month_lock_all({big}, 1000)")).await);
+    let took = t.elapsed();
+    assert_eq!(locks_of(&observer, pid).await.len(), 600);
+    assert_eq!(
+        q_i64(&c, &format!("SELECT month_lock_release({big})::bigint")).await,
+        600
+    );
+    println!("600 months: month_lock_all took {took:?}");
     // Empty set: true, nothing taken; release of an empty array: 0.
     assert!(q_bool(&c, "SELECT month_lock_all(ARRAY[]::date[], 100)").await);
     assert_eq!(

@@ -22,7 +22,7 @@ const LONG_WAIT_MS: u32 = 60_000;
 /// A connection whose backend has already run the method's calls once (uncontended, on a
 /// month no experiment uses), so that no figure includes a new backend's first-call costs
 /// (loading the extension's library, catalog cache misses).
-async fn connect_warm(db: &TestDb, method: Method, app: &str) -> Client {
+pub async fn connect_warm(db: &TestDb, method: Method, app: &str) -> Client {
     let client = db.connect_as(app).await;
     let queries = AtomicU64::new(0);
     assert!(
@@ -43,12 +43,12 @@ async fn connect_many(db: &TestDb, method: Method, n: usize, app: &str) -> Vec<A
     clients
 }
 
-fn ms(d: Duration) -> f64 {
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
 /// Number of backends queued (not granted) on the month's advisory lock in this database.
-async fn queued_on(observer: &Client, year: i32, month: i32) -> usize {
+pub async fn queued_on(observer: &Client, year: i32, month: i32) -> usize {
     let sql = format!(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
          AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
@@ -349,13 +349,17 @@ pub async fn in_server(db: &TestDb, n: u64, reps: usize) -> InServer {
             times[i].push(run(sql.clone()).await);
         }
     }
-    let fastest: Vec<(Option<Method>, f64)> = cases
+    let mut runs_of = cases
         .iter()
+        .map(|(method, _)| *method)
         .zip(times)
-        .map(|((method, _), t)| (*method, t.into_iter().fold(f64::MAX, f64::min)))
-        .collect();
-    let ns_of = |m: Option<Method>| fastest.iter().find(|(x, _)| *x == m).unwrap().1;
-    let figure = InServer::new(n, reps, ns_of(None), PerMethod::from_fn(|m| ns_of(Some(m))));
+        .collect::<Vec<(Option<Method>, Vec<f64>)>>();
+    let mut take = |m: Option<Method>| {
+        let i = runs_of.iter().position(|(x, _)| *x == m).unwrap();
+        std::mem::take(&mut runs_of[i].1)
+    };
+    let bare = take(None);
+    let figure = InServer::new(n, bare, PerMethod::from_fn(|m| take(Some(m))));
     for (method, net) in figure.ns_per_pair_net.iter() {
         eprintln!(
             "in-server {:<22} {net:.0} ns per pair ({:.0} ns raw, loop {:.0} ns)",
@@ -367,29 +371,46 @@ pub async fn in_server(db: &TestDb, n: u64, reps: usize) -> InServer {
     figure
 }
 
+/// `PGOPTIONS` of the built-in queued wait's pgbench sessions.
+pub const PGBENCH_QUEUED_OPTIONS: &str = "-c lock_timeout=1000";
+
 /// The pgbench transactions: per method, take a month of the client's own year (so the pair
-/// is uncontended even with 16 clients), release it; two round trips per transaction.
+/// is uncontended even with 16 clients), release it; two round trips per transaction. Every
+/// script gets its numbers ready from `\set` (year, month, and the built-in key and namespace),
+/// so every statement has the same shape, `SELECT f(:a, :b)` (`SELECT f($1, $2)` prepared).
+/// The built-in queued wait's 1 s `lock_timeout` is set for its pgbench sessions
+/// ([`PGBENCH_QUEUED_OPTIONS`]) rather than by a `SET LOCAL` in the script, which would make its
+/// first statement two (and cannot be prepared).
 fn pgbench_scripts() -> PerMethod<String> {
-    let k = "\\set k (2000 + :client_id) * 100 + random(1, 12)\n";
+    let vars = format!(
+        "\\set y 2000 + :client_id\n\\set m random(1, 12)\n\\set k :y * 100 + :m\n\\set ns {NS}\n"
+    );
     PerMethod {
-        month_lock: "\\set m random(1, 12)\n\
-             SELECT month_lock_try(2000 + :client_id, :m);\n\
-             SELECT month_lock_release(2000 + :client_id, :m);\n"
-            .to_string(),
+        month_lock: format!(
+            "{vars}SELECT month_lock_try(:y, :m);\n\
+             SELECT month_lock_release(:y, :m);\n"
+        ),
         builtin_queued_wait: format!(
-            "{k}SET LOCAL lock_timeout = 1000 \\; SELECT pg_advisory_lock({NS}, :k);\n\
-             SELECT pg_advisory_unlock({NS}, :k);\n"
+            "{vars}SELECT pg_advisory_lock(:ns, :k);\n\
+             SELECT pg_advisory_unlock(:ns, :k);\n"
         ),
         polling: format!(
-            "{k}SELECT pg_try_advisory_lock({NS}, :k);\n\
-             SELECT pg_advisory_unlock({NS}, :k);\n"
+            "{vars}SELECT pg_try_advisory_lock(:ns, :k);\n\
+             SELECT pg_advisory_unlock(:ns, :k);\n"
         ),
     }
 }
 
-/// Figure 3b: pgbench TPS of each script with `clients` clients, `reps` interleaved runs of
-/// `secs` seconds each (blocking: runs pgbench).
-pub fn pgbench(db: &TestDb, clients: u32, secs: u32, reps: usize, dir: &Path) -> Pgbench {
+/// Figure 3b: pgbench TPS of each script with `clients` clients in protocol `mode` (`simple`
+/// or `prepared`), `reps` interleaved runs of `secs` seconds each (blocking: runs pgbench).
+pub fn pgbench(
+    db: &TestDb,
+    mode: &'static str,
+    clients: u32,
+    secs: u32,
+    reps: usize,
+    dir: &Path,
+) -> Pgbench {
     let pgbench = pg_bindir().join("pgbench");
     let scripts = pgbench_scripts();
     let host = host_of(&db.config);
@@ -408,7 +429,7 @@ pub fn pgbench(db: &TestDb, clients: u32, secs: u32, reps: usize, dir: &Path) ->
             let script = dir.join(format!("pgbench_{name}.sql"));
             std::fs::write(&script, text).expect("write pgbench script");
             let out = Command::new(&pgbench)
-                .args(["-n", "-h", &host, "-p", &port, "-U", &user])
+                .args(["-n", "-M", mode, "-h", &host, "-p", &port, "-U", &user])
                 .args([
                     "-c",
                     &clients.to_string(),
@@ -419,6 +440,14 @@ pub fn pgbench(db: &TestDb, clients: u32, secs: u32, reps: usize, dir: &Path) ->
                 .arg(&script)
                 .arg(&db.name)
                 .env("PGAPPNAME", "bench pgbench")
+                .env(
+                    "PGOPTIONS",
+                    if method == Method::Queued {
+                        PGBENCH_QUEUED_OPTIONS
+                    } else {
+                        ""
+                    },
+                )
                 .output()
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", pgbench.display()));
             let stdout = String::from_utf8_lossy(&out.stdout);
@@ -436,10 +465,10 @@ pub fn pgbench(db: &TestDb, clients: u32, secs: u32, reps: usize, dir: &Path) ->
             runs[method].push(tps);
         }
     }
-    let figure = Pgbench::new(clients, secs, scripts, runs);
+    let figure = Pgbench::new(mode, clients, secs, scripts, runs);
     for (method, tps) in figure.tps_mean.iter() {
         eprintln!(
-            "pgbench {clients:>2} clients  {:<27} {tps:.0} TPS",
+            "pgbench {mode:<8} {clients:>2} clients  {:<27} {tps:.0} TPS",
             method.key()
         );
     }
@@ -448,7 +477,7 @@ pub fn pgbench(db: &TestDb, clients: u32, secs: u32, reps: usize, dir: &Path) ->
 
 /// CPU time of a process so far: (utime+stime in ms from /proc/<pid>/stat,
 /// on-CPU ns from /proc/<pid>/schedstat when the kernel keeps it).
-fn cpu_of(pid: i32) -> (f64, Option<u64>) {
+pub fn cpu_of(pid: i32) -> (f64, Option<u64>) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_else(|e| {
         panic!("read /proc/{pid}/stat: {e} (the server must run on this machine)")
     });

@@ -8,6 +8,7 @@
 //! `MONTH_LOCK_BENCH_QUICK=1` shortens every run (a smoke test of the benchmark itself; its
 //! figures mean little). `MONTH_LOCK_BENCH_OUT=dir` writes the outputs elsewhere.
 
+mod backfill;
 mod chart;
 mod experiments;
 mod figures;
@@ -15,6 +16,7 @@ mod machine;
 mod methods;
 mod plan;
 mod report;
+mod scaling;
 
 use figures::Figures;
 use month_lock_tests::sql::one;
@@ -45,7 +47,11 @@ async fn run(plan: &Plan) -> Results {
         "month_lock bench: starting a throwaway cluster{}",
         if plan.quick { " (quick mode)" } else { "" }
     );
-    let server = month_lock_tests::start_cluster(&[("max_connections", "300")]).await;
+    let server = month_lock_tests::start_cluster(&[
+        ("max_connections", "600"),
+        ("max_locks_per_transaction", "256"),
+    ])
+    .await;
     let db = server.fresh_db("bench").await;
     let admin = db.connect().await;
     let postgres: String = one(&admin, "SELECT version()").await;
@@ -81,21 +87,32 @@ async fn run(plan: &Plan) -> Results {
     let in_server = experiments::in_server(&db, plan.in_server_pairs, plan.in_server_reps).await;
     // 3b. pgbench.
     let mut pgbench = Vec::new();
-    for &clients in &plan.pgbench_clients {
-        let (db, dir) = (db.clone(), work_dir.clone());
-        let (secs, reps) = (plan.pgbench_secs, plan.pgbench_reps);
-        pgbench.push(
-            tokio::task::spawn_blocking(move || {
-                experiments::pgbench(&db, clients, secs, reps, &dir)
-            })
-            .await
-            .expect("pgbench task"),
-        );
+    for &mode in &plan.pgbench_modes {
+        for &clients in &plan.pgbench_clients {
+            let (db, dir) = (db.clone(), work_dir.clone());
+            let (secs, reps) = (plan.pgbench_secs, plan.pgbench_reps);
+            pgbench.push(
+                tokio::task::spawn_blocking(move || {
+                    experiments::pgbench(&db, mode, clients, secs, reps, &dir)
+                })
+                .await
+                .expect("pgbench task"),
+            );
+        }
     }
     // 4. Cost of waiting.
     let waiting_cost = experiments::waiting(&db, plan.waiters, plan.wait_secs).await;
     // 5. Throughput under contention.
     let throughput = experiments::throughput(&db, plan.workers, plan.throughput_secs, 77).await;
+    // 6. Handoff chains.
+    let handoff_chain = scaling::handoff_chains(&db, &plan.chain_waiters, plan.chain_runs).await;
+    // 7. Lookups against the lock table's size.
+    let lookup = scaling::lookups(&db, &plan.lookup_table_sizes, plan.lookup_reps).await;
+    // 8. Release all against months held.
+    let release_all =
+        scaling::release_all(&db, &plan.release_all_held, plan.release_all_reps).await;
+    // 9. Backfill.
+    let backfill = backfill::backfill(&db, plan.backfill_runs).await;
 
     let machine = meter.finish(server.dir.as_deref());
     let library = library.finish();
@@ -118,6 +135,10 @@ async fn run(plan: &Plan) -> Results {
         pgbench,
         waiting_cost,
         throughput,
+        handoff_chain,
+        lookup,
+        release_all,
+        backfill,
     };
     Results::new(info, figures)
 }

@@ -162,6 +162,8 @@ pub fn markdown(r: &Results) -> String {
         );
     }
     md.push_str(&table(&r.figures.rows()));
+    let _ = writeln!(md);
+    md.push_str(&r.figures.backfill.table());
     let _ = writeln!(
         md,
         "\nAll targets met: {}.\n",

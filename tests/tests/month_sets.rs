@@ -55,6 +55,12 @@ fn excl(keys: &[i64]) -> Vec<String> {
     keys.iter().map(|k| format!("{k} ExclusiveLock")).collect()
 }
 
+/// Waits until the session has finished its previous request (ReadyForQuery): a client sees an
+/// ErrorResponse before the backend's abort processing, which releases what it undoes, ends.
+async fn settle(c: &Client) {
+    q_i64(c, "SELECT 1::bigint").await;
+}
+
 // ---- no deadlock ---------------------------------------------------------------------------
 
 #[tokio::test]
@@ -655,6 +661,7 @@ async fn cancel_statement_timeout_deadlock_and_failed_requests_leave_nothing() {
         "{}",
         describe(&err)
     );
+    settle(&c).await;
     assert_eq!(locks_of(&observer, pid).await, before, "after cancel");
 
     // statement_timeout.
@@ -671,6 +678,7 @@ async fn cancel_statement_timeout_deadlock_and_failed_requests_leave_nothing() {
         describe(&err)
     );
     assert!(t0.elapsed() < Duration::from_secs(5));
+    settle(&c).await;
     assert_eq!(
         locks_of(&observer, pid).await,
         before,
@@ -710,6 +718,7 @@ async fn cancel_statement_timeout_deadlock_and_failed_requests_leave_nothing() {
         th.await.unwrap().unwrap(),
         "the other lock user gets 2024-01"
     );
+    settle(&c).await;
     assert_eq!(locks_of(&observer, pid).await, before, "after 40P01");
     assert_eq!(
         q_i64(&holder, "SELECT month_lock_release_all()::bigint").await,
@@ -749,7 +758,7 @@ async fn cancel_statement_timeout_deadlock_and_failed_requests_leave_nothing() {
 /// nothing (false / 57014), never part of the set.
 #[tokio::test]
 async fn cancel_or_timeout_racing_the_last_grant_is_all_or_nothing() {
-    const ITERATIONS: usize = 200;
+    const ITERATIONS: usize = 400;
     let db = db("all_race").await;
     let role = db.with_new_role("set_race").await;
     let observer = db.connect().await;
@@ -757,17 +766,26 @@ async fn cancel_or_timeout_racing_the_last_grant_is_all_or_nothing() {
     let pid = backend_pid(&c).await;
     let c = Arc::new(c);
     let set = months_2024(1..=3);
-    let (mut all, mut none_false, mut none_cancel) = (0, 0, 0);
+    let (mut all, mut none_false, mut none_cancel, mut transient) = (0, 0, 0, 0);
     for i in 0..ITERATIONS {
         assert!(q_bool(&holder, "SELECT month_lock_try(2024, 3)").await);
         let by_timeout = i % 2 == 1;
         let timeout = if by_timeout { 60 } else { 30000 };
         let cc = c.clone();
         let s = set.clone();
+        // Extended protocol in half the iterations, simple protocol in the other half.
+        let simple = (i / 2) % 2 == 1;
         let t = tokio::spawn(async move {
-            cc.query_one(&format!("SELECT month_lock_all({s}, {timeout})"), &[])
-                .await
-                .map(|r| r.get::<_, bool>(0))
+            let sql = format!("SELECT month_lock_all({s}, {timeout})");
+            if simple {
+                cc.simple_query(&sql).await.map(|msgs| {
+                    msgs.iter().any(|m| {
+                        matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t"))
+                    })
+                })
+            } else {
+                cc.query_one(&sql, &[]).await.map(|r| r.get::<_, bool>(0))
+            }
         });
         wait_until_waiting(&observer, pid).await;
         if by_timeout {
@@ -785,7 +803,16 @@ async fn cancel_or_timeout_racing_the_last_grant_is_all_or_nothing() {
             assert!(row.get::<_, bool>(0));
         }
         let r = t.await.unwrap();
+        // Right after the client saw the outcome, and after C's next request (the session
+        // has finished the failed request: the abort that undoes its grants runs after the
+        // ErrorResponse is sent).
+        let seen_at_once = locks_of(&observer, pid).await;
+        settle(&c).await;
         let locks = locks_of(&observer, pid).await;
+        if seen_at_once != locks {
+            transient += 1;
+            eprintln!("iteration {i}: at the client's outcome {seen_at_once:?}, after its next request {locks:?}");
+        }
         match r {
             Ok(true) => {
                 assert_eq!(
@@ -809,6 +836,7 @@ async fn cancel_or_timeout_racing_the_last_grant_is_all_or_nothing() {
     }
     println!(
         "all-or-nothing race: {ITERATIONS} iterations: {all} true with all three, {none_false} false \
-         and {none_cancel} cancelled holding nothing; never part of the set"
+         and {none_cancel} cancelled holding nothing; never part of the set ({transient} times pg_locks \
+         still showed months at the instant the client saw the error, gone by its next request)"
     );
 }

@@ -58,9 +58,12 @@ SELECT month_lock_release_shared(2024, 4);
 -- The raw two-int unlock releases the month: it is the same lock.
 SELECT pg_advisory_unlock(1835821824, 202403) AS raw_unlock, month_lock_held(2024, 3) AS held_after_raw_unlock;
 SELECT month_lock_try(2024, 3);
--- The same lock as the two-int advisory form: a raw call stacks on it, release drops both.
+-- The same lock as the two-int advisory form: a raw call stacks a reference of its own on it.
+-- month_lock_release drops month_lock's one reference; the raw one is the raw caller's.
 SELECT pg_try_advisory_lock(1835821824, 202403) AS raw_same_lock;
-SELECT month_lock_release(2024, 3), month_lock_held(2024, 3) AS held_after_one_release;
+SELECT month_lock_release(2024, 3), month_lock_held(2024, 3) AS held_by_the_raw_reference;
+SELECT month_lock_release_all() AS release_all_leaves_it;
+SELECT pg_advisory_unlock(1835821824, 202403) AS raw_unlock, month_lock_held(2024, 3) AS held_after_raw_unlock;
 -- Other advisory locks are not month locks.
 SELECT pg_advisory_lock(202403);
 SELECT month_is_locked(2024, 3) AS bigint_key_is_not_a_month_lock, month_lock_release_all();

@@ -86,11 +86,12 @@ pub fn release(tag: MonthTag, mode: Mode) -> bool {
 
 /// Releases every pair month_lock took whose tag `select` accepts; counts real releases.
 pub fn release_all(select: impl Fn(MonthTag) -> bool) -> usize {
+    // One pass over each list (forgetting pair by pair would be quadratic in months held).
     let chosen: Vec<(MonthTag, Mode)> = with_held(|held| {
-        let chosen: Vec<_> = held.all.iter().copied().filter(|(tag, _)| select(*tag)).collect();
-        for (tag, mode) in &chosen {
-            held.forget(*tag, *mode);
-        }
+        let (chosen, rest) = held.all.drain(..).partition(|(tag, _)| select(*tag));
+        held.all = rest;
+        held.in_request.retain(|(tag, _)| !select(*tag));
+        held.session_tokens.retain(|(tag, _)| !select(*tag));
         chosen
     });
     chosen.into_iter().filter(|(tag, mode)| lockmgr::release_session(*tag, *mode)).count()

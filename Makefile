@@ -163,11 +163,15 @@ installcheck:
 
 # Multi-connection tests (including the soak test, SOAK_SECS=15 by default) and the client's
 # tests, against throwaway clusters from the private tree.
+# Every test binary runs even when an earlier one failed (--no-fail-fast, and the client suite
+# after a failed itest suite), so that one run shows every failure.
 itest: tree-install
-	@echo "=== month_lock suite: itest (PostgreSQL $(PG)) ==="
-	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) test --locked -p month-lock-tests -- --show-output
-	@echo "=== month_lock suite: client (PostgreSQL $(PG)) ==="
-	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) test --locked -p month-lock-client --all-features
+	@status=0; \
+	echo "=== month_lock suite: itest (PostgreSQL $(PG)) ==="; \
+	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) test --locked --no-fail-fast -p month-lock-tests -- --show-output || status=1; \
+	echo "=== month_lock suite: client (PostgreSQL $(PG)) ==="; \
+	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) test --locked --no-fail-fast -p month-lock-client --all-features || status=1; \
+	exit $$status
 
 test: pgtest regress itest
 

@@ -33,6 +33,7 @@ for v in "$@"; do
     suite == "regress" && /[0-9]+ of [0-9]+ tests failed/ {
       for (i = 1; i <= NF; i++) if ($i == "of") { f[suite] += $(i-1); p[suite] += $(i+1) - $(i-1); break }
     }
+    suite == "regress" && /^[a-z-]+: [0-9]+ passed, [0-9]+ failed$/ { xp[suite] += $2; xf[suite] += $4 }
     suite == "regress" && /^ok [0-9]+ /  { tap_p[suite]++ }
     suite == "regress" && /^not ok [0-9]+ / { tap_f[suite]++ }
     END {
@@ -40,15 +41,19 @@ for v in "$@"; do
       for (s in f) printf "F_%s=%d\n", s, f[s]
       for (s in tap_p) printf "TP_%s=%d\n", s, tap_p[s]
       for (s in tap_f) printf "TF_%s=%d\n", s, tap_f[s]
+      for (s in xp) printf "XP_%s=%d\nXF_%s=%d\n", s, xp[s], s, xf[s]
     }' "$log")"
   for s in $suites; do
     pass=$(eval echo "\${P_$s:-}"); fail=$(eval echo "\${F_$s:-0}")
     tp=$(eval echo "\${TP_$s:-}"); tf=$(eval echo "\${TF_$s:-0}")
     # pg_regress 16+ prints TAP lines; 14/15 print "All N tests passed".
     if [ -n "$tp" ] && [ -z "$pass" ]; then pass=$tp; fail=$tf; fi
+    # upgrade-check.sh and install-while-loaded.sh: "NAME: N passed, M failed".
+    xp=$(eval echo "\${XP_$s:-}"); xf=$(eval echo "\${XF_$s:-0}")
+    if [ -n "$xp" ]; then pass=$(( ${pass:-0} + xp )); fail=$(( fail + xf )); fi
     if [ -z "$pass" ]; then cell="-"; else cell="$pass"; [ "$fail" != 0 ] && cell="$cell ($fail failed)"; fi
     result[$v,$s]=$cell
-    unset "P_$s" "F_$s" "TP_$s" "TF_$s"
+    unset "P_$s" "F_$s" "TP_$s" "TF_$s" "XP_$s" "XF_$s"
   done
   result[$v,time]="${secs}s"
 done

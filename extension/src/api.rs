@@ -7,7 +7,8 @@
 //! them re-entry is simply true.
 
 use crate::keys::{
-    checked_month, checked_months, checked_timeout, first_day, month_of, month_text, raise, require_session_locks,
+    checked_month, checked_months, checked_timeout, first_day, month_of, month_text, raise,
+    require_session_locks,
 };
 use crate::lockmgr::{self, Mode, Scope};
 use pgrx::datum::Date;
@@ -68,7 +69,13 @@ fn acquire_or_raise(year: Option<i32>, month: Option<i32>, mode: Mode, scope: Sc
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_try(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) -> bool {
-    acquire(year, month, Mode::Exclusive, Scope::Session, Wait::from_ms(timeout_ms))
+    acquire(
+        year,
+        month,
+        Mode::Exclusive,
+        Scope::Session,
+        Wait::from_ms(timeout_ms),
+    )
 }
 
 /// The one-attempt form as its own function rather than a `DEFAULT 0` argument, which
@@ -85,12 +92,24 @@ fn month_lock(year: Option<i32>, month: Option<i32>) {
 
 #[pg_extern(volatile, parallel_unsafe, name = "month_lock")]
 fn month_lock_within(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) {
-    acquire_or_raise(year, month, Mode::Exclusive, Scope::Session, Wait::from_ms(timeout_ms));
+    acquire_or_raise(
+        year,
+        month,
+        Mode::Exclusive,
+        Scope::Session,
+        Wait::from_ms(timeout_ms),
+    );
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_try_shared(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) -> bool {
-    acquire(year, month, Mode::Shared, Scope::Session, Wait::from_ms(timeout_ms))
+    acquire(
+        year,
+        month,
+        Mode::Shared,
+        Scope::Session,
+        Wait::from_ms(timeout_ms),
+    )
 }
 
 /// The one-attempt form as its own function rather than a `DEFAULT 0` argument, which
@@ -107,12 +126,24 @@ fn month_lock_shared(year: Option<i32>, month: Option<i32>) {
 
 #[pg_extern(volatile, parallel_unsafe, name = "month_lock_shared")]
 fn month_lock_shared_within(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) {
-    acquire_or_raise(year, month, Mode::Shared, Scope::Session, Wait::from_ms(timeout_ms));
+    acquire_or_raise(
+        year,
+        month,
+        Mode::Shared,
+        Scope::Session,
+        Wait::from_ms(timeout_ms),
+    );
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_try_xact(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) -> bool {
-    acquire(year, month, Mode::Exclusive, Scope::Transaction, Wait::from_ms(timeout_ms))
+    acquire(
+        year,
+        month,
+        Mode::Exclusive,
+        Scope::Transaction,
+        Wait::from_ms(timeout_ms),
+    )
 }
 
 /// The one-attempt form as its own function rather than a `DEFAULT 0` argument, which
@@ -123,8 +154,18 @@ fn month_lock_try_xact_now(year: Option<i32>, month: Option<i32>) -> bool {
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn month_lock_try_xact_shared(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) -> bool {
-    acquire(year, month, Mode::Shared, Scope::Transaction, Wait::from_ms(timeout_ms))
+fn month_lock_try_xact_shared(
+    year: Option<i32>,
+    month: Option<i32>,
+    timeout_ms: Option<i32>,
+) -> bool {
+    acquire(
+        year,
+        month,
+        Mode::Shared,
+        Scope::Transaction,
+        Wait::from_ms(timeout_ms),
+    )
 }
 
 /// The one-attempt form as its own function rather than a `DEFAULT 0` argument, which
@@ -136,12 +177,24 @@ fn month_lock_try_xact_shared_now(year: Option<i32>, month: Option<i32>) -> bool
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_xact(year: Option<i32>, month: Option<i32>) {
-    acquire_or_raise(year, month, Mode::Exclusive, Scope::Transaction, Wait::Forever);
+    acquire_or_raise(
+        year,
+        month,
+        Mode::Exclusive,
+        Scope::Transaction,
+        Wait::Forever,
+    );
 }
 
 #[pg_extern(volatile, parallel_unsafe, name = "month_lock_xact")]
 fn month_lock_xact_within(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) {
-    acquire_or_raise(year, month, Mode::Exclusive, Scope::Transaction, Wait::from_ms(timeout_ms));
+    acquire_or_raise(
+        year,
+        month,
+        Mode::Exclusive,
+        Scope::Transaction,
+        Wait::from_ms(timeout_ms),
+    );
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -151,7 +204,13 @@ fn month_lock_xact_shared(year: Option<i32>, month: Option<i32>) {
 
 #[pg_extern(volatile, parallel_unsafe, name = "month_lock_xact_shared")]
 fn month_lock_xact_shared_within(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) {
-    acquire_or_raise(year, month, Mode::Shared, Scope::Transaction, Wait::from_ms(timeout_ms));
+    acquire_or_raise(
+        year,
+        month,
+        Mode::Shared,
+        Scope::Transaction,
+        Wait::from_ms(timeout_ms),
+    );
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -181,7 +240,9 @@ fn month_is_locked(year: Option<i32>, month: Option<i32>) -> bool {
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_held(year: Option<i32>, month: Option<i32>) -> bool {
     let tag = checked_month(year, month);
-    Mode::ALL.into_iter().any(|mode| lockmgr::held_by_me(tag, mode))
+    Mode::ALL
+        .into_iter()
+        .any(|mode| lockmgr::held_by_me(tag, mode))
 }
 
 /// `pg_locks.classid` of month locks under the current settings (used by the view).
@@ -213,7 +274,11 @@ fn claim(months: Option<Array<'_, Date>>, scope: Scope) -> Option<Date> {
         require_session_locks();
     }
     tags.into_iter()
-        .filter(|tag| !Mode::ALL.into_iter().any(|mode| lockmgr::held_by_me(*tag, mode)))
+        .filter(|tag| {
+            !Mode::ALL
+                .into_iter()
+                .any(|mode| lockmgr::held_by_me(*tag, mode))
+        })
         .find(|tag| lockmgr::try_now(*tag, Mode::Exclusive, scope))
         .map(first_day)
 }
@@ -264,11 +329,16 @@ fn take_all(months: Option<Array<'_, Date>>, timeout_ms: Option<i32>, scope: Sco
     tags.sort_unstable();
     tags.dedup();
     let deadline = Instant::now() + budget;
-    let mut taken = TakenByThisCall { scope, tags: Vec::with_capacity(tags.len()) };
+    let mut taken = TakenByThisCall {
+        scope,
+        tags: Vec::with_capacity(tags.len()),
+    };
     for tag in tags {
         let held_before = lockmgr::held_by_me(tag, Mode::Exclusive);
         let got = lockmgr::try_now(tag, Mode::Exclusive, scope) || {
-            let left = deadline.saturating_duration_since(Instant::now()).as_millis();
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis();
             match NonZeroU32::new(left.min(u128::from(u32::MAX)) as u32) {
                 Some(ms) => lockmgr::wait(tag, Mode::Exclusive, scope, Some(ms)),
                 None => false,
@@ -311,5 +381,7 @@ fn month_lock_release_months(months: Option<Array<'_, Date>>) -> i32 {
     let mut tags = checked_months("months", months);
     tags.sort_unstable();
     tags.dedup();
-    tags.into_iter().filter(|tag| crate::held::release(*tag, Mode::Exclusive)).count() as i32
+    tags.into_iter()
+        .filter(|tag| crate::held::release(*tag, Mode::Exclusive))
+        .count() as i32
 }

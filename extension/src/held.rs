@@ -94,7 +94,10 @@ pub fn release_all(select: impl Fn(MonthTag) -> bool) -> usize {
         held.session_tokens.retain(|(tag, _)| !select(*tag));
         chosen
     });
-    chosen.into_iter().filter(|(tag, mode)| lockmgr::release_session(*tag, *mode)).count()
+    chosen
+        .into_iter()
+        .filter(|(tag, mode)| lockmgr::release_session(*tag, *mode))
+        .count()
 }
 
 /// Undoes the session-scope grants of the request that is failing. Registered with
@@ -137,7 +140,10 @@ pub fn token(tag: MonthTag) -> i64 {
     if !lockmgr::held_by_me(tag, Mode::Exclusive) {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("month_lock: month {} is not held exclusively by this session", month_text(tag)),
+            format!(
+                "month_lock: month {} is not held exclusively by this session",
+                month_text(tag)
+            ),
             "Take the month first (month_lock_try, month_lock, month_lock_try_xact, ...): a token \
              belongs to a hold."
                 .into(),
@@ -145,15 +151,26 @@ pub fn token(tag: MonthTag) -> i64 {
     }
     let session = with_held(|held| held.all.contains(&(tag, Mode::Exclusive)));
     let known = with_held(|held| {
-        let tokens = if session { &held.session_tokens } else { &held.xact_tokens };
-        tokens.iter().find(|(t, _)| *t == tag).map(|(_, token)| *token)
+        let tokens = if session {
+            &held.session_tokens
+        } else {
+            &held.xact_tokens
+        };
+        tokens
+            .iter()
+            .find(|(t, _)| *t == tag)
+            .map(|(_, token)| *token)
     });
     if let Some(token) = known {
         return token;
     }
     let token = next_token();
     with_held(|held| {
-        let tokens = if session { &mut held.session_tokens } else { &mut held.xact_tokens };
+        let tokens = if session {
+            &mut held.session_tokens
+        } else {
+            &mut held.xact_tokens
+        };
         tokens.push((tag, token));
     });
     token

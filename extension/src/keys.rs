@@ -24,7 +24,6 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::PgLogLevel;
 
-
 /// Index of each setting in [`SETTINGS`].
 const NAMESPACE: usize = 0;
 const LEGACY_KEYS: usize = 1;
@@ -77,14 +76,22 @@ fn invalid_setting(setting: &CheckedSetting) -> ! {
     let name = setting.name();
     raise(
         PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        format!("month_lock: setting {name} has the value \"{}\", which month_lock cannot use", setting.text()),
-        format!("month_lock does not fall back to the default: SET {name} to {} (or RESET it).", setting.expected()),
+        format!(
+            "month_lock: setting {name} has the value \"{}\", which month_lock cannot use",
+            setting.text()
+        ),
+        format!(
+            "month_lock does not fall back to the default: SET {name} to {} (or RESET it).",
+            setting.expected()
+        ),
     )
 }
 
 /// ERROR with a hint.
 pub fn raise(code: PgSqlErrorCode, message: String, hint: String) -> ! {
-    ErrorReport::new(code, message, "month_lock").set_hint(hint).report(PgLogLevel::ERROR);
+    ErrorReport::new(code, message, "month_lock")
+        .set_hint(hint)
+        .report(PgLogLevel::ERROR);
     unreachable!("an ERROR does not return")
 }
 
@@ -147,14 +154,23 @@ pub fn checked_month(year: Option<i32>, month: Option<i32>) -> MonthTag {
         in_range("year", year, 1, 9999, "")
     };
     let month = in_range("month", month, 1, 12, "");
-    MonthTag { classid, objid: (year * 100 + month) as u32, objsubid }
+    MonthTag {
+        classid,
+        objid: (year * 100 + month) as u32,
+        objsubid,
+    }
 }
 
 /// Validates the months of a `date[]` argument (any day names its month) and returns their tags
 /// in the array's order. Raises 22004 for a NULL array or element and 22023 for a date outside
 /// the years month_lock accepts, naming the argument.
-pub fn checked_months(name: &str, months: Option<pgrx::Array<'_, pgrx::datum::Date>>) -> Vec<MonthTag> {
-    let Some(months) = months else { null_argument(name) };
+pub fn checked_months(
+    name: &str,
+    months: Option<pgrx::Array<'_, pgrx::datum::Date>>,
+) -> Vec<MonthTag> {
+    let Some(months) = months else {
+        null_argument(name)
+    };
     let (classid, objsubid) = key_space();
     let first_year = if objsubid == 1 { 1000 } else { 1 };
     months
@@ -218,8 +234,11 @@ fn null_element(name: &str) -> ! {
 
 #[cold]
 fn out_of_range(name: &str, value: i32, low: i32, high: i32, why: &str) -> ! {
-    let expected =
-        if high == i32::MAX { format!("at least {low}") } else { format!("between {low} and {high}") };
+    let expected = if high == i32::MAX {
+        format!("at least {low}")
+    } else {
+        format!("between {low} and {high}")
+    };
     ereport!(
         ERROR,
         PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

@@ -24,7 +24,11 @@ extension_sql!(
     name = "psql_guard",
     bootstrap
 );
-extension_sql_file!("../../sql/month_lock.sql", name = "month_lock_sql", finalize);
+extension_sql_file!(
+    "../../sql/month_lock.sql",
+    name = "month_lock_sql",
+    finalize
+);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

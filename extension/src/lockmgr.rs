@@ -134,7 +134,9 @@ unsafe fn acquire_extended(
     #[cfg(not(feature = "pg18"))]
     return pg_sys::LockAcquireExtended(locktag, lockmode, session, dont_wait, true, locallock);
     #[cfg(feature = "pg18")]
-    return pg_sys::LockAcquireExtended(locktag, lockmode, session, dont_wait, true, locallock, false);
+    return pg_sys::LockAcquireExtended(
+        locktag, lockmode, session, dont_wait, true, locallock, false,
+    );
 }
 
 /// Session-scope references recorded in a LOCALLOCK: PostgreSQL counts references per owner,
@@ -143,10 +145,17 @@ unsafe fn acquire_extended(
 /// # Safety
 /// `locallock` must point at a live LOCALLOCK entry (one whose lock this backend holds).
 unsafe fn session_count(locallock: *const pg_sys::LOCALLOCK) -> i64 {
-    assert!(!locallock.is_null(), "LockAcquireExtended returned no local lock entry");
+    assert!(
+        !locallock.is_null(),
+        "LockAcquireExtended returned no local lock entry"
+    );
     let entry = &*locallock;
     let owners = std::slice::from_raw_parts(entry.lockOwners, entry.numLockOwners as usize);
-    owners.iter().filter(|o| o.owner.is_null()).map(|o| o.nLocks).sum()
+    owners
+        .iter()
+        .filter(|o| o.owner.is_null())
+        .map(|o| o.nLocks)
+        .sum()
 }
 
 /// Queue for the lock in PostgreSQL's own lock manager, like any lock wait, for up to `timeout`
@@ -252,7 +261,9 @@ impl LockTimeoutFor {
         // (configuration reloads are processed only between client requests), and `drop`
         // restores the exact value.
         unsafe {
-            let saved = LockTimeoutFor { saved: pg_sys::LockTimeout };
+            let saved = LockTimeoutFor {
+                saved: pg_sys::LockTimeout,
+            };
             pg_sys::LockTimeout = ms;
             saved
         }
@@ -338,7 +349,10 @@ impl WarningsSilenced {
         // read and written on the backend's only thread; no GUC machinery runs while they are
         // changed (LockRelease reads no settings), and `drop` restores the exact values.
         unsafe {
-            let saved = WarningsSilenced { client: pg_sys::client_min_messages, log: pg_sys::log_min_messages };
+            let saved = WarningsSilenced {
+                client: pg_sys::client_min_messages,
+                log: pg_sys::log_min_messages,
+            };
             pg_sys::client_min_messages = pgrx::PgLogLevel::ERROR as i32;
             pg_sys::log_min_messages = pgrx::PgLogLevel::ERROR as i32;
             saved
@@ -389,7 +403,11 @@ pub fn current_request() -> i64 {
 /// for an unrecognized lock method or mode (ours are the user lock method's constants) and
 /// otherwise reports a lock it does not hold with a WARNING, below ERROR, which returns. Its
 /// lock-manager LWLock is one of a handful a backend holds, far below the limit that raises.
-unsafe fn lock_release(locktag: &pg_sys::LOCKTAG, lockmode: pg_sys::LOCKMODE, session: bool) -> bool {
+unsafe fn lock_release(
+    locktag: &pg_sys::LOCKTAG,
+    lockmode: pg_sys::LOCKMODE,
+    session: bool,
+) -> bool {
     unsafe { unguarded::LockRelease(locktag, lockmode, session) }
 }
 
@@ -448,7 +466,10 @@ unsafe extern "C-unwind" fn after_xact_event(event: pg_sys::XactEvent::Type, _ar
     if event == XACT_EVENT_ABORT && request_failed() {
         call(hooks.failed_request);
     }
-    if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE) {
+    if matches!(
+        event,
+        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE
+    ) {
         call(hooks.transaction_ended);
     }
 }
@@ -471,7 +492,10 @@ unsafe extern "C-unwind" fn after_subxact_event(
 
 fn request_failed() -> bool {
     // SAFETY: plain backend-local globals, read on the backend's own thread.
-    unsafe { pg_sys::MyBackendType == pg_sys::BackendType::B_BACKEND && pg_sys::debug_query_string.is_null() }
+    unsafe {
+        pg_sys::MyBackendType == pg_sys::BackendType::B_BACKEND
+            && pg_sys::debug_query_string.is_null()
+    }
 }
 
 /// Runs a hook from inside PostgreSQL's transaction processing: nothing may unwind into it.
@@ -538,7 +562,10 @@ impl CheckedSetting {
 
     /// The setting's current text, as `SHOW` prints it.
     pub fn text(&self) -> String {
-        self.text.get().map(|t| t.to_string_lossy().into_owned()).unwrap_or_default()
+        self.text
+            .get()
+            .map(|t| t.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     pub fn expected(&self) -> &'static str {
@@ -574,10 +601,16 @@ static DEFINING: AtomicBool = AtomicBool::new(false);
 /// reserves `prefix`: from then on an unknown `prefix.name` is an error (PostgreSQL 15+; 14
 /// only warns).
 pub fn define_settings(settings: &'static [CheckedSetting; 3], prefix: &CStr) {
-    const CHECK: [unsafe extern "C-unwind" fn(*mut *mut c_char, *mut *mut c_void, pg_sys::GucSource::Type) -> bool; 3] =
-        [check_setting::<0>, check_setting::<1>, check_setting::<2>];
-    const ASSIGN: [unsafe extern "C-unwind" fn(*const c_char, *mut c_void); 3] =
-        [assign_setting::<0>, assign_setting::<1>, assign_setting::<2>];
+    const CHECK: [unsafe extern "C-unwind" fn(
+        *mut *mut c_char,
+        *mut *mut c_void,
+        pg_sys::GucSource::Type,
+    ) -> bool; 3] = [check_setting::<0>, check_setting::<1>, check_setting::<2>];
+    const ASSIGN: [unsafe extern "C-unwind" fn(*const c_char, *mut c_void); 3] = [
+        assign_setting::<0>,
+        assign_setting::<1>,
+        assign_setting::<2>,
+    ];
     DEFINING.store(true, Relaxed);
     for (i, setting) in settings.iter().enumerate() {
         // SAFETY: the hooks never panic or raise (see below), and the setting's storage is a
@@ -622,7 +655,10 @@ unsafe extern "C-unwind" fn check_setting<const I: usize>(
     if setting.parse(text).is_some() {
         return true;
     }
-    let interactive = matches!(source, PGC_S_CLIENT | PGC_S_OVERRIDE | PGC_S_INTERACTIVE | PGC_S_TEST | PGC_S_SESSION);
+    let interactive = matches!(
+        source,
+        PGC_S_CLIENT | PGC_S_OVERRIDE | PGC_S_INTERACTIVE | PGC_S_TEST | PGC_S_SESSION
+    );
     if DEFINING.load(Relaxed) || !interactive {
         return true; // kept; every month_lock call raises until it is replaced
     }
@@ -636,10 +672,14 @@ unsafe extern "C-unwind" fn check_setting<const I: usize>(
 
 /// Assign hook of setting `I`: PostgreSQL calls it for every value that becomes current,
 /// including values restored at transaction or subtransaction end.
-unsafe extern "C-unwind" fn assign_setting<const I: usize>(newval: *const c_char, _extra: *mut c_void) {
+unsafe extern "C-unwind" fn assign_setting<const I: usize>(
+    newval: *const c_char,
+    _extra: *mut c_void,
+) {
     let setting = &crate::keys::SETTINGS[I];
     // SAFETY: PostgreSQL passes the new value, a NUL-terminated string or NULL.
-    let parsed = unsafe { newval.as_ref() }.and_then(|p| setting.parse(unsafe { CStr::from_ptr(p) }));
+    let parsed =
+        unsafe { newval.as_ref() }.and_then(|p| setting.parse(unsafe { CStr::from_ptr(p) }));
     setting.value.store(parsed.unwrap_or(0), Relaxed);
     setting.valid.store(parsed.is_some(), Relaxed);
 }

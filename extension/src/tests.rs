@@ -19,7 +19,9 @@ mod tests {
     }
 
     fn text_of(sql: &str) -> String {
-        Spi::get_one::<String>(sql).expect(sql).expect("NULL result")
+        Spi::get_one::<String>(sql)
+            .expect(sql)
+            .expect("NULL result")
     }
 
     /// Our advisory locks as "classid/objid/objsubid/mode" lines, sorted.
@@ -46,11 +48,27 @@ mod tests {
     fn raw_stacked_references_are_released_by_the_raw_functions() {
         Spi::run("SELECT pg_advisory_lock(1835821824, 200302)").unwrap();
         Spi::run("SELECT pg_advisory_lock(1835821824, 200302)").unwrap();
-        assert!(bool_of("SELECT month_lock_try(2003, 2)"), "held already: true, no third reference");
-        assert!(bool_of("SELECT month_lock_release(2003, 2)"), "drops month_lock's reference");
-        assert!(bool_of("SELECT month_lock_held(2003, 2)"), "the raw calls stacked another one");
-        assert_eq!(i64_of("SELECT month_lock_release_all()::bigint"), 0, "raw references are not month_lock's");
-        assert!(bool_of("SELECT pg_advisory_unlock(1835821824, 200302)"), "the documented path");
+        assert!(
+            bool_of("SELECT month_lock_try(2003, 2)"),
+            "held already: true, no third reference"
+        );
+        assert!(
+            bool_of("SELECT month_lock_release(2003, 2)"),
+            "drops month_lock's reference"
+        );
+        assert!(
+            bool_of("SELECT month_lock_held(2003, 2)"),
+            "the raw calls stacked another one"
+        );
+        assert_eq!(
+            i64_of("SELECT month_lock_release_all()::bigint"),
+            0,
+            "raw references are not month_lock's"
+        );
+        assert!(
+            bool_of("SELECT pg_advisory_unlock(1835821824, 200302)"),
+            "the documented path"
+        );
         assert!(!bool_of("SELECT month_lock_held(2003, 2)"));
         assert_eq!(my_advisory_locks(), "");
     }
@@ -62,7 +80,9 @@ mod tests {
         Spi::run("SELECT pg_advisory_lock(7, 200103)").unwrap(); // another namespace
         assert!(bool_of("SELECT month_lock_try(2001, 3)"));
         assert!(bool_of("SELECT month_lock_try_shared(2001, 4)"));
-        assert!(bool_of("SELECT month_lock_try(2001, 5) AND month_lock_try_shared(2001, 5)"));
+        assert!(bool_of(
+            "SELECT month_lock_try(2001, 5) AND month_lock_try_shared(2001, 5)"
+        ));
         assert_eq!(i64_of("SELECT month_lock_release_all()::bigint"), 4);
         assert_eq!(
             my_advisory_locks(),
@@ -88,10 +108,17 @@ mod tests {
         assert_eq!(my_advisory_locks(), "42/200108/2/ExclusiveLock");
         assert_eq!(i64_of("SELECT count(*) FROM month_locks"), 1);
         Spi::run("SET LOCAL month_lock.namespace = -1").unwrap();
-        assert!(!bool_of("SELECT month_lock_held(2001, 8)"), "other key space");
+        assert!(
+            !bool_of("SELECT month_lock_held(2001, 8)"),
+            "other key space"
+        );
         assert_eq!(i64_of("SELECT count(*) FROM month_locks"), 0);
         assert!(bool_of("SELECT month_lock_try(2001, 8)"));
-        assert_eq!(i64_of("SELECT count(*) FROM month_locks"), 1, "negative namespace works");
+        assert_eq!(
+            i64_of("SELECT count(*) FROM month_locks"),
+            1,
+            "negative namespace works"
+        );
         assert_eq!(i64_of("SELECT month_lock_release_all()::bigint"), 1);
         Spi::run("SET LOCAL month_lock.namespace = 42").unwrap();
         assert!(bool_of("SELECT month_lock_held(2001, 8)"));
@@ -105,7 +132,10 @@ mod tests {
         assert!(bool_of("SELECT month_lock_try(2001, 9)"));
         assert_eq!(my_advisory_locks(), "0/200109/1/ExclusiveLock");
         assert!(bool_of("SELECT month_is_locked(2001, 9)"));
-        assert_eq!(i64_of("SELECT count(*) FROM month_locks WHERE year = 2001 AND month = 9"), 1);
+        assert_eq!(
+            i64_of("SELECT count(*) FROM month_locks WHERE year = 2001 AND month = 9"),
+            1
+        );
         // The original application's unlock releases it: it is the same lock.
         assert!(bool_of("SELECT pg_advisory_unlock(200109)"));
         assert!(!bool_of("SELECT month_is_locked(2001, 9)"));
@@ -128,7 +158,10 @@ mod tests {
         // A session lock on top of it is its own reference.
         assert!(bool_of("SELECT month_lock_try(2002, 1)"));
         assert!(bool_of("SELECT month_lock_release(2002, 1)"));
-        assert!(bool_of("SELECT month_lock_held(2002, 1)"), "the transaction lock remains");
+        assert!(
+            bool_of("SELECT month_lock_held(2002, 1)"),
+            "the transaction lock remains"
+        );
         assert!(bool_of("SELECT month_lock_try_xact_shared(2002, 2)"));
         assert!(!bool_of("SELECT month_lock_release_shared(2002, 2)"));
     }
@@ -141,7 +174,9 @@ mod tests {
         assert!(bool_of("SELECT month_lock_try(2002, 6, 1000)"));
         assert!(bool_of("SELECT month_lock_try_xact(2002, 7, 1000)"));
         assert_eq!(text_of("SHOW lock_timeout"), "7s");
-        assert!(bool_of("SELECT month_is_locked(2002, 4) AND month_is_locked(2002, 5)"));
+        assert!(bool_of(
+            "SELECT month_is_locked(2002, 4) AND month_is_locked(2002, 5)"
+        ));
         assert!(!bool_of("SELECT month_is_locked(2002, 8)"));
         assert_eq!(i64_of("SELECT month_lock_release_all()::bigint"), 3);
     }

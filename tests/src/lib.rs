@@ -565,9 +565,18 @@ pub(crate) fn unprivileged_os_user(why: &str) -> Option<(u32, u32, String)> {
     }
     let name = std::env::var("MONTH_LOCK_TEST_OS_USER").unwrap_or_else(|_| "postgres".into());
     let id = |flag: &str| -> u32 {
-        let out = Command::new("id").args([flag, &name]).output().expect("run id");
-        assert!(out.status.success(), "running as root, but OS user {name:?} does not exist ({why})");
-        String::from_utf8_lossy(&out.stdout).trim().parse().expect("numeric id")
+        let out = Command::new("id")
+            .args([flag, &name])
+            .output()
+            .expect("run id");
+        assert!(
+            out.status.success(),
+            "running as root, but OS user {name:?} does not exist ({why})"
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("numeric id")
     };
     Some((id("-u"), id("-g"), name))
 }

@@ -54,7 +54,6 @@ pub fn binary() -> PathBuf {
     );
 }
 
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind a loopback port")

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 async fn one_bool(c: &Client, sql: &str) -> bool {
-    c.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+    c.query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
 }
 
 async fn print_view(c: &Client) {
@@ -20,7 +23,10 @@ async fn print_view(c: &Client) {
         )
         .await
         .expect("month_locks");
-    println!("    {:<8} {:<9} {:<7} {:>7}  {:<12} waiting_since", "month", "mode", "granted", "pid", "application");
+    println!(
+        "    {:<8} {:<9} {:<7} {:>7}  {:<12} waiting_since",
+        "month", "mode", "granted", "pid", "application"
+    );
     for r in rows {
         println!(
             "    {:<8} {:<9} {:<7} {:>7}  {:<12} {}",
@@ -39,10 +45,17 @@ async fn main() {
     let t0 = Instant::now();
     let server = server().await;
     let db = server.fresh_db("demo").await;
-    println!("== month_lock demo on a throwaway PostgreSQL ({}), database {}", server_desc(server), db.name);
+    println!(
+        "== month_lock demo on a throwaway PostgreSQL ({}), database {}",
+        server_desc(server),
+        db.name
+    );
     let observer = db.connect_as("observer").await;
     let version: String = observer
-        .query_one("SELECT extversion FROM pg_extension WHERE extname = 'month_lock'", &[])
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'month_lock'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -57,12 +70,21 @@ async fn main() {
     let mut attempts = Vec::new();
     for (i, w) in workers.iter().enumerate() {
         let w = w.clone();
-        attempts.push(tokio::spawn(async move { (i + 1, one_bool(&w, "SELECT month_lock_try(2024, 1)").await) }));
+        attempts.push(tokio::spawn(async move {
+            (i + 1, one_bool(&w, "SELECT month_lock_try(2024, 1)").await)
+        }));
     }
     let mut winner = 0;
     for a in attempts {
         let (i, got) = a.await.unwrap();
-        println!("   worker-{i}: {}", if got { "true  (it holds 2024-01)" } else { "false" });
+        println!(
+            "   worker-{i}: {}",
+            if got {
+                "true  (it holds 2024-01)"
+            } else {
+                "false"
+            }
+        );
         if got {
             winner = i;
         }
@@ -73,7 +95,10 @@ async fn main() {
     let late = workers[(winner + 1) % 4].clone();
 
     // 2. Another worker queues in PostgreSQL's lock queue; the view shows holder and waiter.
-    println!("\n2. worker-{} queues with month_lock_try(2024, 1, 5000); the month_locks view meanwhile:", winner % 4 + 1);
+    println!(
+        "\n2. worker-{} queues with month_lock_try(2024, 1, 5000); the month_locks view meanwhile:",
+        winner % 4 + 1
+    );
     let next_pid = backend_pid(&next).await;
     let queued = {
         let next = next.clone();
@@ -119,21 +144,36 @@ async fn main() {
         .unwrap();
     let t5 = Instant::now();
     let mut jobs = Vec::new();
-    for (i, order) in [[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1], [3, 1, 5, 2, 6, 4]].into_iter().enumerate() {
+    for (i, order) in [[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1], [3, 1, 5, 2, 6, 4]]
+        .into_iter()
+        .enumerate()
+    {
         let w = workers[i].clone();
         jobs.push(tokio::spawn(async move {
             let name = format!("worker-{}", i + 1);
             for m in order {
                 let got = one_bool(&w, &format!("SELECT month_lock_try(2024, {m}, 1000)")).await;
                 if !got {
-                    println!("   {:>6.0} ms  {name}: 2024-{m:02} busy for 1 s, moving on", t_ms(t5));
+                    println!(
+                        "   {:>6.0} ms  {name}: 2024-{m:02} busy for 1 s, moving on",
+                        t_ms(t5)
+                    );
                     continue;
                 }
-                let done = one_bool(&w, &format!("SELECT EXISTS (SELECT 1 FROM done WHERE month = {m})")).await;
+                let done = one_bool(
+                    &w,
+                    &format!("SELECT EXISTS (SELECT 1 FROM done WHERE month = {m})"),
+                )
+                .await;
                 if !done {
                     println!("   {:>6.0} ms  {name}: processing 2024-{m:02}", t_ms(t5));
                     tokio::time::sleep(Duration::from_millis(150)).await;
-                    w.execute("INSERT INTO done (month, worker) VALUES ($1, $2)", &[&m, &name]).await.unwrap();
+                    w.execute(
+                        "INSERT INTO done (month, worker) VALUES ($1, $2)",
+                        &[&m, &name],
+                    )
+                    .await
+                    .unwrap();
                 }
                 assert!(one_bool(&w, &format!("SELECT month_lock_release(2024, {m})")).await);
             }
@@ -142,12 +182,22 @@ async fn main() {
     for j in jobs {
         j.await.unwrap();
     }
-    let rows = observer.query("SELECT month, worker FROM done ORDER BY month", &[]).await.unwrap();
+    let rows = observer
+        .query("SELECT month, worker FROM done ORDER BY month", &[])
+        .await
+        .unwrap();
     println!("   result: {} months, each processed once:", rows.len());
     for r in rows {
-        println!("     2024-{:02} by {}", r.get::<_, i32>(0), r.get::<_, String>(1));
+        println!(
+            "     2024-{:02} by {}",
+            r.get::<_, i32>(0),
+            r.get::<_, String>(1)
+        );
     }
-    println!("\n== done in {:.1} s; the throwaway server stops as this program exits", t0.elapsed().as_secs_f64());
+    println!(
+        "\n== done in {:.1} s; the throwaway server stops as this program exits",
+        t0.elapsed().as_secs_f64()
+    );
 }
 
 fn t_ms(since: Instant) -> f64 {

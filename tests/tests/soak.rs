@@ -499,14 +499,14 @@ async fn soak_with_terminations_cancels_closed_sockets_and_a_restart() {
     println!("soak: {WORKERS} workers, {MONTHS} months, {secs} s, seed {seed}");
 
     let mut tasks = Vec::new();
-    for id in 0..WORKERS {
+    for (id, close_now) in closers.iter().enumerate() {
         let mut config = db.config.clone();
-        config.user(ROLE).application_name(&format!("soak-{id}"));
+        config.user(ROLE).application_name(format!("soak-{id}"));
         let mut worker = Worker {
             id,
             config,
             conn: None,
-            close_now: closers[id].clone(),
+            close_now: close_now.clone(),
             counts: counts.clone(),
             rng: Rng(seed.wrapping_mul(id as u64 * 2 + 1).rotate_left(id as u32) | 1),
             holds: Vec::new(),

@@ -58,11 +58,11 @@ for v in "$@"; do
   result[$v,time]="${secs}s"
 done
 echo
-printf '%-10s' "PostgreSQL"; for s in $suites; do printf '%-14s' "$s"; done; printf '%-8s%s\n' time result
+printf '%-12s' "PostgreSQL"; for s in $suites; do printf '%-16s' "$s"; done; printf '%-8s%s\n' time result
 overall=0
 for v in "$@"; do
-  printf '%-10s' "$v"
-  for s in $suites; do printf '%-14s' "${result[$v,$s]}"; done
+  printf '%-12s' "$v"
+  for s in $suites; do printf '%-16s' "${result[$v,$s]}"; done
   if [ "${status[$v]}" = 0 ]; then r=green; else r="FAILED (exit ${status[$v]})"; overall=1; fi
   printf '%-8s%s\n' "${result[$v,time]}" "$r"
 done

@@ -144,18 +144,21 @@ async fn any_of_skips_busy_months_and_reports_none_free() {
 #[tokio::test]
 async fn any_of_does_not_jump_the_queue() {
     let db = server().await.fresh_db("claim_queue").await;
-    let (a, b, c) = (db.connect().await, db.connect().await, db.connect().await);
+    let (a, b, c) = (
+        db.connect().await,
+        db.connect().await,
+        Arc::new(db.connect().await),
+    );
     let observer = db.connect().await;
     let holder = MonthLock::new(ym("2024-01")).acquire(&b).await.unwrap();
     let c_pid = backend_pid(&c).await;
+    // The waiter keeps its guard (and so the month) until the claim below has run.
     let waiter = tokio::spawn(async move {
-        let ok = MonthLock::new(ym("2024-01"))
+        MonthLock::new(ym("2024-01"))
             .timeout(Duration::from_secs(10))
-            .acquire(&c)
+            .acquire(c)
             .await
-            .map(drop)
-            .is_ok();
-        (ok, c)
+            .map_err(|e| e.into_error())
     });
     wait_until_waiting(&observer, c_pid).await;
     drop(holder);
@@ -165,8 +168,11 @@ async fn any_of_does_not_jump_the_queue() {
         .await
         .unwrap();
     assert_eq!(claimed.year_month(), ym("2024-02"));
-    let (ok, _c) = waiter.await.unwrap();
-    assert!(ok, "the queued waiter got 2024-01");
+    let got = waiter
+        .await
+        .unwrap()
+        .expect("the queued waiter got 2024-01");
+    assert_eq!(got.year_month(), ym("2024-01"));
 }
 
 #[tokio::test]

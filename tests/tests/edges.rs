@@ -211,6 +211,38 @@ async fn failed_statement_rule_cancel_racing_a_handoff_never_leaves_a_lock_behin
     assert_eq!(tally.saw_false, 0, "a 5 s wait never times out here");
 }
 
+/// `RESET statement_timeout`, which itself runs under the 30 ms timeout it removes: on two
+/// loaded cores it is sometimes cancelled (57014) before it takes effect, so try again.
+async fn reset_statement_timeout(client: &Client) {
+    for _ in 0..50 {
+        match client.batch_execute("RESET statement_timeout").await {
+            Ok(()) => return,
+            Err(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => continue,
+            Err(e) => panic!("RESET statement_timeout: {}", describe(&e)),
+        }
+    }
+    panic!("RESET statement_timeout was cancelled 50 times");
+}
+
+/// Waits until `observer` can take the month (then releases it): a failed request's grant is
+/// undone when PostgreSQL rolls the request back, microseconds after the client has received
+/// the error, so another session may see it held for that long. Returns how long it took.
+async fn becomes_free(observer: &Client, y: i32, m: i32) -> Duration {
+    let start = Instant::now();
+    loop {
+        if q_bool(observer, &format!("SELECT month_lock_try({y}, {m})")).await {
+            assert!(q_bool(observer, &format!("SELECT month_lock_release({y}, {m})")).await);
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < SLOW,
+            "{y}-{m:02} still held {:?} after the error",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 async fn statement_timeout_race_pair(db: TestDb, y: i32, m: i32, iterations: usize) -> Tally {
     const WAIT_MS: u64 = 30;
     let (a, b, observer) = (db.connect().await, db.connect().await, db.connect().await);
@@ -254,7 +286,7 @@ async fn statement_timeout_race_pair(db: TestDb, y: i32, m: i32, iterations: usi
             "{what}"
         );
         let result = call.await.unwrap();
-        exec(&b, "RESET statement_timeout").await;
+        reset_statement_timeout(&b).await;
         tally.add(judge(&b, y, m, result, &format!("{what} ({form})")).await);
     }
     assert_eq!(advisory_count(&observer, pid_b).await, 0);
@@ -353,10 +385,12 @@ async fn failed_statement_rule_a_later_error_in_the_same_request_releases_the_gr
     )
     .await;
     assert_eq!(c, SqlState::DIVISION_BY_ZERO);
+    let took = becomes_free(&b, 2024, 6).await;
     assert!(
-        q_bool(&b, "SELECT month_lock_try(2024, 6)").await,
-        "released before ROLLBACK"
+        took < Duration::from_millis(500),
+        "released before ROLLBACK: {took:?}"
     );
+    assert!(q_bool(&b, "SELECT month_lock_try(2024, 6)").await);
     assert!(
         !q_bool(&b, "SELECT month_lock_try(2024, 5)").await,
         "the earlier lock is held"
@@ -378,11 +412,11 @@ async fn failed_statement_rule_a_later_error_in_the_same_request_releases_the_gr
     )
     .await;
     assert_eq!(c, SqlState::DIVISION_BY_ZERO);
+    let took = becomes_free(&b, 2024, 8).await;
     assert!(
-        q_bool(&b, "SELECT month_lock_try(2024, 8)").await,
-        "released as the error is raised"
+        took < Duration::from_millis(500),
+        "released with the failed request: {took:?}"
     );
-    assert!(q_bool(&b, "SELECT month_lock_release(2024, 8)").await);
     exec(&a, "ROLLBACK TO s").await;
     assert!(held(&a, 2024, 7).await && !held(&a, 2024, 8).await);
     exec(&a, "COMMIT").await;
@@ -965,9 +999,15 @@ async fn settings_with_unusable_values_fail_closed() {
     let (code, message) = error_of(&loaded, "SET month_lock.namespace = 'seven'").await;
     assert_eq!(code, SqlState::INVALID_PARAMETER_VALUE, "{message}");
     assert!(message.contains("month_lock.namespace"), "{message}");
-    let (code, message) = error_of(&loaded, "SET month_lock.namspace = 1").await;
-    assert_eq!(code, SqlState::INVALID_NAME, "{message}");
-    assert!(message.contains("month_lock.namspace"), "{message}");
+    let version: i32 = one(&loaded, "SELECT current_setting('server_version_num')::int").await;
+    if version >= 150000 {
+        let (code, message) = error_of(&loaded, "SET month_lock.namspace = 1").await;
+        assert_eq!(code, SqlState::INVALID_NAME, "{message}");
+        assert!(message.contains("month_lock.namspace"), "{message}");
+    } else {
+        // PostgreSQL 14 has no reserved prefixes: it only warned when the library was loaded.
+        exec(&loaded, "SET month_lock.namspace = 1").await;
+    }
     assert!(
         q_bool(&loaded, "SELECT month_lock_try(2027, 4)").await,
         "session still usable"
@@ -1218,9 +1258,13 @@ async fn a_shared_holder_waiting_for_exclusive_goes_ahead_of_a_queued_waiter() {
     let w =
         tokio::spawn(async move { (q_bool(&b, "SELECT month_lock_try(2041, 2, 10000)").await, b) });
     wait_until_waiting(&observer, pid_b).await;
-    assert!(
-        !q_bool(&a, "SELECT month_lock_try(2041, 2)").await,
-        "no-wait: b is queued"
+    // PostgreSQL 17 applies the "holders go ahead of waiters they do not conflict with" rule to
+    // no-wait requests too; 14..16 refuse a no-wait request while anyone is queued.
+    let version: i32 = one(&a, "SELECT current_setting('server_version_num')::int").await;
+    assert_eq!(
+        q_bool(&a, "SELECT month_lock_try(2041, 2)").await,
+        version >= 170000,
+        "no-wait while b is queued, PostgreSQL {version}"
     );
     let start = Instant::now();
     assert!(

@@ -2,7 +2,7 @@
 //! started by each test on a free loopback port; default_pool_size = 3).
 //!
 //! Clients log in to PgBouncer as the ordinary role `pooled_app`, which has
-//! `ALTER ROLE pooled_app SET month_lock.session_locks = off`, and use the simple query
+//! `ALTER ROLE pooled_app IN DATABASE … SET month_lock.session_locks = off`, and use the simple query
 //! protocol (PgBouncer 1.18 does not carry prepared statements across server connections in
 //! transaction mode). Observers and holders that need a session of their own connect directly
 //! to the server (as `postgres` or the ordinary role `direct_app`).
@@ -36,9 +36,14 @@ async fn setup(hint: &str) -> (TestDb, Client, PgBouncer) {
         )
         .await;
     }
+    // Per database: the roles are cluster-wide and tests run in parallel, and concurrent
+    // ALTER ROLE ... SET of one role can collide (23505 in pg_db_role_setting).
     exec(
         &admin,
-        &format!("ALTER ROLE {POOLED} SET month_lock.session_locks = off"),
+        &format!(
+            "ALTER ROLE {POOLED} IN DATABASE \"{}\" SET month_lock.session_locks = off",
+            db.name
+        ),
     )
     .await;
     let bouncer = PgBouncer::start(

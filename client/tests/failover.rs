@@ -256,7 +256,7 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
     );
     drop(admin);
     // Still synchronous: the token's and the row's commits were flushed on the standby.
-    replica::wait_for_sync(&pair.primary, Duration::from_secs(1)).await;
+    pair.wait_for_sync(Duration::from_secs(1)).await;
 
     // --- the primary stops abruptly ----------------------------------------------------------
     let crash_at = Instant::now();

@@ -4,9 +4,10 @@
 //! `max_wal_senders`, `synchronous_standby_names='standby1'`, `synchronous_commit=on`), makes
 //! sure its `pg_hba.conf` lets replication connections in from 127.0.0.1, clones it with
 //! `pg_basebackup -R` (as the servers' OS user) into `<primary dir>/standby/data`, starts the
-//! standby on a port of its own with `application_name=standby1` in its `primary_conninfo`,
-//! tied to this process ([`crate::faults::spawn_tied`], SIGINT when the process exits), and
-//! waits until `pg_stat_replication` shows it as the synchronous standby. Both are
+//! standby on a port of its own with a `primary_conninfo` of our own (see `start_standby`:
+//! `application_name=standby1`, nothing else than host, port and user), tied to this process
+//! ([`crate::faults::spawn_tied`], SIGINT when the process exits), and waits until
+//! `pg_stat_replication` shows it as the synchronous standby. Both are
 //! [`crate::Server`]s with the usual layout (`dir/data`, `dir/server.log`), so
 //! [`crate::faults::postmaster_pid`] and [`crate::Server::log_tail`] work on either.
 //!
@@ -45,6 +46,35 @@ impl Drop for Pair {
 }
 
 impl Pair {
+    /// Waits until the primary reports [`STANDBY_NAME`] with `sync_state = 'sync'`; the panic
+    /// after `limit` shows both servers' logs (a walreceiver that cannot connect says why only
+    /// in the standby's).
+    pub async fn wait_for_sync(&self, limit: Duration) {
+        let admin = crate::connect_config(self.primary.admin_config()).await;
+        let deadline = Instant::now() + limit;
+        loop {
+            let state: Option<String> = admin
+                .query_opt(
+                    "SELECT sync_state FROM pg_stat_replication WHERE application_name = $1",
+                    &[&STANDBY_NAME],
+                )
+                .await
+                .expect("read pg_stat_replication")
+                .map(|r| r.get(0));
+            if state.as_deref() == Some("sync") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the standby is not synchronous after {limit:?} (sync_state {state:?})\n\
+                 --- primary log ---\n{}\n--- standby log ---\n{}",
+                self.primary.log_tail(),
+                self.standby.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Fast shutdown of both servers (those still running), waiting until they are gone.
     pub async fn stop(&self) {
         for server in [&self.primary, &self.standby] {
@@ -86,8 +116,9 @@ pub async fn start_pair(settings: &[(&str, &str)]) -> Pair {
     let primary = crate::start_cluster(&primary_settings).await;
     allow_replication(&primary).await;
     let standby = start_standby(&primary, settings).await;
-    wait_for_sync(&primary, Duration::from_secs(30)).await;
-    Pair { primary, standby }
+    let pair = Pair { primary, standby };
+    pair.wait_for_sync(Duration::from_secs(30)).await;
+    pair
 }
 
 /// Adds `host replication all 127.0.0.1/32 trust` to the primary's pg_hba.conf unless a
@@ -126,6 +157,18 @@ async fn allow_replication(primary: &Server) {
 }
 
 /// `pg_basebackup -R` of `primary` into `<primary dir>/standby/data`, then starts the standby.
+///
+/// `-R` writes `standby.signal` and a `primary_conninfo` that spells out every option the
+/// libpq of `pg_basebackup` knows, defaults included (16 adds `sslcertmode` and
+/// `load_balance_hosts`, 17 `sslnegotiation`, ...). The walreceiver parses that string with
+/// the libpq *it* loads, which need not be the same: in a relocated tree (PyPI wheels:
+/// `bin/`, `lib/`) `libpqwalreceiver.so` has a RUNPATH of its build prefix
+/// (`/opt/postgresql/lib`), so it falls back to the system's libpq (Debian 12: 15), which
+/// rejects the newer options ("invalid connection option \"sslnegotiation\"") and retries
+/// every 5 s forever: the standby never connects. So the standby gets, on its command line
+/// (which wins over `postgresql.auto.conf`), a `primary_conninfo` any libpq parses, and, when
+/// the tree ships its own libpq in `<bindir>/../lib`, `LD_LIBRARY_PATH` pointing there so the
+/// walreceiver uses the libpq of its own major.
 async fn start_standby(primary: &Server, settings: &[(&str, &str)]) -> Server {
     let bindir = crate::pg_bindir();
     let os_user = crate::server_os_user();
@@ -164,17 +207,19 @@ async fn start_standby(primary: &Server, settings: &[(&str, &str)]) -> Server {
         String::from_utf8_lossy(&out.stderr),
         primary.log_tail()
     );
-    let auto = fs::read_to_string(data.join("postgresql.auto.conf")).unwrap_or_default();
     assert!(
-        auto.contains(&format!("application_name={STANDBY_NAME}")),
-        "pg_basebackup -R did not keep application_name in primary_conninfo:\n{auto}"
+        data.join("standby.signal").exists(),
+        "pg_basebackup -R wrote no standby.signal"
     );
+    let settings: Vec<(&str, &str)> = std::iter::once(("primary_conninfo", conninfo.as_str()))
+        .chain(settings.iter().copied())
+        .collect();
 
     let mut attempt = 0;
     loop {
         attempt += 1;
         let port = crate::free_port();
-        match spawn_standby(&bindir, &dir, &data, port, settings, os_user).await {
+        match spawn_standby(&bindir, &dir, &data, port, &settings, os_user).await {
             Ok(server) => return server,
             Err(reason) if attempt < 8 => {
                 eprintln!("month_lock standby: port {port} unusable ({reason}), retrying");
@@ -221,6 +266,16 @@ async fn spawn_standby(
         .stderr(log);
     for (name, value) in settings {
         cmd.arg("-c").arg(format!("{name}={value}"));
+    }
+    // The walreceiver's libpq: the tree's own, if it has one (see `start_standby`).
+    let libdir = bindir.join("..").join("lib");
+    if libdir.join("libpq.so.5").exists() {
+        let mut path = std::ffi::OsString::from(&libdir);
+        if let Some(old) = std::env::var_os("LD_LIBRARY_PATH").filter(|old| !old.is_empty()) {
+            path.push(":");
+            path.push(old);
+        }
+        cmd.env("LD_LIBRARY_PATH", path);
     }
     crate::as_user(&mut cmd, os_user);
     let mut child = faults::spawn_tied(cmd, libc::SIGINT).expect("start the standby postgres");
@@ -271,31 +326,6 @@ async fn spawn_standby(
             Instant::now() < deadline,
             "standby did not accept connections\n{}",
             server.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until the primary reports [`STANDBY_NAME`] with `sync_state = 'sync'`.
-pub async fn wait_for_sync(primary: &Server, limit: Duration) {
-    let admin = crate::connect_config(primary.admin_config()).await;
-    let deadline = Instant::now() + limit;
-    loop {
-        let state: Option<String> = admin
-            .query_opt(
-                "SELECT sync_state FROM pg_stat_replication WHERE application_name = $1",
-                &[&STANDBY_NAME],
-            )
-            .await
-            .expect("read pg_stat_replication")
-            .map(|r| r.get(0));
-        if state.as_deref() == Some("sync") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the standby is not synchronous after {limit:?} (sync_state {state:?})\n{}",
-            primary.log_tail()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

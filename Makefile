@@ -40,10 +40,13 @@ PG_CACHE ?= $(if $(IS_ROOT),/var/cache/month_lock,$(HOME)/.cache/month_lock)
 # The private installation tree of major $(PG) and its pg_config, one per checkout (two clones
 # on one machine never install into each other's tree).
 CHECKOUT_ID := $(notdir $(CURDIR))-$(shell echo '$(CURDIR)' | md5sum | cut -c1-8)
-TREE := $(PG_CACHE)/trees/$(CHECKOUT_ID)/$(PG)
-TEST_PG_CONFIG := $(if $(filter 15,$(PG)),$(TREE)/usr/lib/postgresql/15/bin/pg_config,$(TREE)/bin/pg_config)
+# Release builds (bench, demo) get a tree of their own: a test run installing its debug build
+# never swaps the library under a running benchmark.
+TREE_FLAVOR = $(if $(filter release,$(TEST_PROFILE)),-release)
+TREE = $(PG_CACHE)/trees/$(CHECKOUT_ID)$(TREE_FLAVOR)/$(PG)
+TEST_PG_CONFIG = $(if $(filter 15,$(PG)),$(TREE)/usr/lib/postgresql/15/bin/pg_config,$(TREE)/bin/pg_config)
 # cargo-pgrx's home for the tests of major $(PG): its config.toml names the private pg_config.
-TEST_PGRX_HOME := $(TREE)/.pgrx
+TEST_PGRX_HOME = $(TREE)/.pgrx
 # pgrx's test cluster, one per checkout and major (two clones never delete each other's).
 PGTEST_DIR ?= /tmp/month_lock_pgrx_test/$(CHECKOUT_ID)/$(PG)
 # Test builds are debug builds (fast to compile); bench and demo use release builds.
@@ -59,7 +62,7 @@ APT_PACKAGES := postgresql-15 postgresql-server-dev-15 postgresql-client-15 clan
   sudo pkg-config pgbouncer python3 $(if $(filter 15,$(PG)),,python3-pip)
 
 .PHONY: all deps apt-deps cargo-pgrx pg-tree tree-install install package pgtest regress \
-  installcheck itest test test-all demo bench soak lint clean
+  installcheck itest test test-all demo demo-run bench bench-run soak lint clean
 
 all: install
 
@@ -173,7 +176,7 @@ itest: tree-install
 	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) test --locked --no-fail-fast -p month-lock-client --all-features || status=1; \
 	exit $$status
 
-test: pgtest regress itest
+test: lint pgtest regress itest
 
 # Every major, 14..18; a table major x suite at the end (logs in $(PG_CACHE)/logs).
 test-all:
@@ -181,7 +184,9 @@ test-all:
 
 ## --- demo -----------------------------------------------------------------------------------
 demo:
-	$(MAKE) tree-install TEST_PROFILE=release
+	$(MAKE) --no-print-directory demo-run TEST_PROFILE=release
+
+demo-run: tree-install
 	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) run --locked --release -q -p month-lock-tests --bin month-lock-demo
 
 ## --- benchmarks -----------------------------------------------------------------------------
@@ -190,7 +195,9 @@ demo:
 BENCH_APT_PACKAGES := fonts-dejavu-core
 
 bench:
-	$(MAKE) tree-install TEST_PROFILE=release
+	$(MAKE) --no-print-directory bench-run TEST_PROFILE=release
+
+bench-run: tree-install
 	$(call apt_ensure,$(BENCH_APT_PACKAGES))
 	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) run --locked --release -q -p month-lock-bench
 
@@ -199,10 +206,12 @@ soak: tree-install
 	PG_CONFIG=$(TEST_PG_CONFIG) SOAK_SECS=$(SOAK_SECS) \
 	  $(CARGO) test --locked -p month-lock-tests --test soak -- --nocapture
 
-## --- lint (not part of `make test` yet) -----------------------------------------------------
+## --- lint (part of `make test`): formatting and clippy, warnings are errors -----------------
 lint: pg-tree
+	@echo "=== month_lock suite: lint ==="
 	$(CARGO) fmt --all --check
-	PGRX_HOME=$(TEST_PGRX_HOME) $(CARGO) clippy --workspace --all-targets -- -D warnings
+	PGRX_HOME=$(TEST_PGRX_HOME) $(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p month-lock-client --all-targets --all-features -- -D warnings
 
 # Removes what the Makefile made outside Cargo; `cargo clean` is left to you (CARGO_TARGET_DIR may
 # be shared).

@@ -24,30 +24,6 @@ async fn claim(c: &Client, sql: &str) -> Option<String> {
     one::<Option<String>>(c, &format!("SELECT ({sql})::text")).await
 }
 
-fn arr(months: &[&str]) -> String {
-    let items: Vec<String> = months.iter().map(|m| format!("'{m}'")).collect();
-    format!("ARRAY[{}]::date[]", items.join(", "))
-}
-
-async fn held(c: &Client, y: i32, m: i32) -> bool {
-    q_bool(c, &format!("SELECT month_lock_held({y}, {m})")).await
-}
-
-/// Advisory locks of `pid` as "objid mode" strings, sorted (month keys are year*100+month).
-async fn locks_of(observer: &Client, pid: i32) -> Vec<String> {
-    observer
-        .query(
-            "SELECT objid::text || ' ' || mode FROM pg_locks \
-              WHERE locktype = 'advisory' AND pid = $1 AND granted ORDER BY 1",
-            &[&pid],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("pg_locks: {}", describe(&e)))
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
 async fn advisory_total(observer: &Client) -> i64 {
     q_i64(
         observer,
@@ -585,12 +561,4 @@ async fn a_failed_request_keeps_no_claimed_month() {
         q_i64(&c, "SELECT month_lock_release_all()::bigint").await,
         1
     );
-}
-
-async fn advisory_count(observer: &Client, pid: i32) -> i64 {
-    q_i64(
-        observer,
-        &format!("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = {pid}"),
-    )
-    .await
 }

@@ -16,28 +16,12 @@ async fn db(hint: &str) -> TestDb {
     server().await.fresh_db(hint).await
 }
 
-fn code(e: &tokio_postgres::Error) -> Option<SqlState> {
-    e.as_db_error().map(|d| d.code().clone())
-}
-
 /// The first value of the first row of a simple-protocol result.
 fn first_value(messages: &[SimpleQueryMessage]) -> Option<String> {
     messages.iter().find_map(|m| match m {
         SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string).unwrap_or_default()),
         _ => None,
     })
-}
-
-async fn held(c: &Client, y: i32, m: i32) -> bool {
-    q_bool(c, &format!("SELECT month_lock_held({y}, {m})")).await
-}
-
-async fn advisory_count(observer: &Client, pid: i32) -> i64 {
-    q_i64(
-        observer,
-        &format!("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = {pid}"),
-    )
-    .await
 }
 
 // ---- 1. the failed-statement rule ----------------------------------------------------------

@@ -18,20 +18,8 @@ async fn db(hint: &str) -> TestDb {
     server().await.fresh_db(hint).await
 }
 
-fn code(e: &tokio_postgres::Error) -> Option<SqlState> {
-    e.as_db_error().map(|d| d.code().clone())
-}
-
 async fn token(c: &Client, y: i32, m: i32) -> i64 {
     q_i64(c, &format!("SELECT month_lock_token({y}, {m})")).await
-}
-
-async fn advisory_count(observer: &Client, pid: i32) -> i64 {
-    q_i64(
-        observer,
-        &format!("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = {pid}"),
-    )
-    .await
 }
 
 /// The stale-writer write of the documented pattern; returns the rows it touched.

@@ -18,15 +18,6 @@ async fn db(hint: &str) -> TestDb {
     server().await.fresh_db(hint).await
 }
 
-fn code(e: &tokio_postgres::Error) -> Option<SqlState> {
-    e.as_db_error().map(|d| d.code().clone())
-}
-
-fn arr(months: &[&str]) -> String {
-    let items: Vec<String> = months.iter().map(|m| format!("'{m}'")).collect();
-    format!("ARRAY[{}]::date[]", items.join(", "))
-}
-
 /// Months of 2024 (by number), as dates, in the order given.
 fn months_2024(list: impl IntoIterator<Item = i32>) -> String {
     let items: Vec<String> = list
@@ -34,21 +25,6 @@ fn months_2024(list: impl IntoIterator<Item = i32>) -> String {
         .map(|m| format!("'2024-{m:02}-01'"))
         .collect();
     format!("ARRAY[{}]::date[]", items.join(", "))
-}
-
-/// Granted advisory locks of `pid` as "objid mode" strings, sorted.
-async fn locks_of(observer: &Client, pid: i32) -> Vec<String> {
-    observer
-        .query(
-            "SELECT objid::text || ' ' || mode FROM pg_locks \
-              WHERE locktype = 'advisory' AND pid = $1 AND granted ORDER BY 1",
-            &[&pid],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("pg_locks: {}", describe(&e)))
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 fn excl(keys: &[i64]) -> Vec<String> {

@@ -90,6 +90,15 @@ pub fn postmaster_pid(server: &crate::Server) -> Option<i32> {
 /// port and settings, same OS user, log appended to `server.log`), tied to this process, and
 /// wait until it accepts connections. Returns how long the server was unavailable.
 pub async fn restart(server: &crate::Server) -> Duration {
+    stop_and_start(server, libc::SIGINT).await
+}
+
+/// Like [`restart`], with an immediate shutdown (SIGQUIT): the next start runs crash recovery.
+pub async fn crash_restart(server: &crate::Server) -> Duration {
+    stop_and_start(server, libc::SIGQUIT).await
+}
+
+async fn stop_and_start(server: &crate::Server, stop_signal: libc::c_int) -> Duration {
     let dir = server
         .dir
         .as_ref()
@@ -115,14 +124,17 @@ pub async fn restart(server: &crate::Server) -> Duration {
     let cwd = fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_else(|_| dir.clone());
 
     let down_at = Instant::now();
-    assert!(signal(pid, libc::SIGINT), "SIGINT to postmaster {pid}");
+    assert!(
+        signal(pid, stop_signal),
+        "signal {stop_signal} to postmaster {pid}"
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     // The postmaster is reaped by the thread that started it; it is gone once kill(pid, 0)
     // fails and postmaster.pid has been removed.
     while process_exists(pid) || dir.join("data").join("postmaster.pid").exists() {
         assert!(
             Instant::now() < deadline,
-            "postmaster {pid} did not stop after SIGINT\n{}",
+            "postmaster {pid} did not stop after signal {stop_signal}\n{}",
             server.log_tail()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;

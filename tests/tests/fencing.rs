@@ -10,7 +10,7 @@ use common::*;
 use month_lock_tests::faults;
 use month_lock_tests::{backend_pid, server, start_cluster, wait_until_waiting, TestDb};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
@@ -496,7 +496,14 @@ async fn committed_tokens_survive_a_server_restart() {
     // An immediate shutdown (SIGQUIT: crash recovery at the next start) as well.
     let before = t3.max(t4);
     drop(c);
-    let down_crash = crash_and_start(&server).await;
+    let down_crash = faults::crash_restart(&server).await;
+    let log = std::fs::read_to_string(server.dir.as_ref().expect("ours").join("server.log"))
+        .unwrap_or_default();
+    assert!(
+        log.contains("not properly shut down") || log.contains("automatic recovery"),
+        "the start after SIGQUIT ran crash recovery:\n{}",
+        server.log_tail()
+    );
     let c = role.connect().await;
     assert!(q_bool(&c, "SELECT month_lock_try(2024, 3)").await);
     let t5 = token(&c, 2024, 3).await;
@@ -505,74 +512,6 @@ async fn committed_tokens_survive_a_server_restart() {
     println!(
         "restart: tokens {t_session}/{t_xact} before, {t3}/{t4} after a fast restart (down {down:?}), {t5} after a crash (down {down_crash:?})"
     );
-}
-
-/// Immediate shutdown (SIGQUIT) of a cluster of ours and a start on the same command line:
-/// the next start runs crash recovery. Like `faults::restart`, which only does a fast shutdown.
-async fn crash_and_start(server: &month_lock_tests::Server) -> Duration {
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
-    let dir = server.dir.clone().expect("a cluster of our own");
-    let pid = faults::postmaster_pid(server).expect("postmaster running");
-    let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .expect("postmaster command line")
-        .split(|b| *b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let id_of = |field: &str| -> u32 {
-        status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {field}"))
-    };
-    let (uid, gid) = (id_of("Uid:"), id_of("Gid:"));
-    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_else(|_| dir.clone());
-    let down_at = Instant::now();
-    assert!(faults::signal(pid, libc::SIGQUIT), "SIGQUIT to {pid}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while faults::process_exists(pid) || dir.join("data").join("postmaster.pid").exists() {
-        assert!(Instant::now() < deadline, "postmaster {pid} did not stop");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let log = std::fs::OpenOptions::new()
-        .append(true)
-        .open(dir.join("server.log"))
-        .expect("server.log");
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("dup log"))
-        .stderr(log);
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        cmd.uid(uid)
-            .gid(gid)
-            .env("HOME", "/tmp")
-            .env("USER", "postgres");
-    }
-    let child = faults::spawn_tied(cmd, libc::SIGINT).expect("start postgres again");
-    faults::reap_in_background(child);
-    loop {
-        match server.admin_config().connect(tokio_postgres::NoTls).await {
-            Ok(_) => break,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("no restart after the crash: {e}\n{}", server.log_tail()),
-        }
-    }
-    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-    assert!(
-        log.contains("not properly shut down") || log.contains("automatic recovery"),
-        "the start after SIGQUIT ran crash recovery:\n{}",
-        server.log_tail()
-    );
-    down_at.elapsed()
 }
 
 /// However a hold ends, the next hold of the month in the same session (nothing in between)

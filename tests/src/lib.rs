@@ -114,15 +114,30 @@ pub async fn start_cluster(settings: &[(&str, &str)]) -> Server {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The port is free when chosen but may be taken by someone else before postgres binds it:
-    // then postgres exits ("could not bind ... Address already in use") and we retry with
-    // another port. A server that answers on the port but is not ours (its data_directory
-    // differs) counts as the same failure.
+    start_postgres(&bindir, &dir, &data, settings, os_user, &[]).await
+}
+
+/// Starts postgres on the data directory `data` (inside `dir`, which gets the socket and
+/// `server.log`) on a free loopback port, with extra `-c` settings and environment, tied to
+/// this process; returns once it accepts connections.
+///
+/// The port is free when chosen but may be taken by someone else before postgres binds it:
+/// then postgres exits ("could not bind ... Address already in use") and we retry with
+/// another port. A server that answers on the port but is not ours (its data_directory
+/// differs) counts as the same failure.
+pub(crate) async fn start_postgres(
+    bindir: &Path,
+    dir: &Path,
+    data: &Path,
+    settings: &[(&str, &str)],
+    os_user: Option<(u32, u32)>,
+    env: &[(&str, std::ffi::OsString)],
+) -> Server {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let port = free_port();
-        match spawn_postgres(&bindir, &dir, &data, port, settings, os_user).await {
+        match spawn_postgres(bindir, dir, data, port, settings, os_user, env).await {
             Ok(server) => return server,
             Err(reason) if attempt < 8 => {
                 eprintln!("month_lock test cluster: port {port} unusable ({reason}), retrying");
@@ -141,6 +156,7 @@ async fn spawn_postgres(
     port: u16,
     settings: &[(&str, &str)],
     os_user: Option<(u32, u32)>,
+    env: &[(&str, std::ffi::OsString)],
 ) -> Result<Server, String> {
     let log_path = dir.join("server.log");
     let log = fs::File::create(&log_path).expect("create server log");
@@ -168,6 +184,7 @@ async fn spawn_postgres(
     for (name, value) in settings {
         postgres.arg("-c").arg(format!("{name}={value}"));
     }
+    postgres.envs(env.iter().map(|(name, value)| (name, value)));
     as_user(&mut postgres, os_user);
     stop_with_this_process(&mut postgres);
 

@@ -15,11 +15,11 @@
 //! create databases only after [`start_pair`] returns.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Config, NoTls};
+use tokio_postgres::Config;
 
 use crate::faults;
 use crate::Server;
@@ -211,124 +211,35 @@ async fn start_standby(primary: &Server, settings: &[(&str, &str)]) -> Server {
         data.join("standby.signal").exists(),
         "pg_basebackup -R wrote no standby.signal"
     );
-    let settings: Vec<(&str, &str)> = std::iter::once(("primary_conninfo", conninfo.as_str()))
-        .chain(settings.iter().copied())
-        .collect();
-
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let port = crate::free_port();
-        match spawn_standby(&bindir, &dir, &data, port, &settings, os_user).await {
-            Ok(server) => return server,
-            Err(reason) if attempt < 8 => {
-                eprintln!("month_lock standby: port {port} unusable ({reason}), retrying");
-            }
-            Err(reason) => panic!("standby did not start after {attempt} attempts: {reason}"),
-        }
-    }
-}
-
-async fn spawn_standby(
-    bindir: &Path,
-    dir: &Path,
-    data: &Path,
-    port: u16,
-    settings: &[(&str, &str)],
-    os_user: Option<(u32, u32)>,
-) -> Result<Server, String> {
-    let log_path = dir.join("server.log");
-    let log = fs::File::create(&log_path).expect("create standby log");
-    if let Some((uid, gid)) = os_user {
-        crate::chown(&log_path, uid, gid);
-    }
-    let mut cmd = Command::new(bindir.join("postgres"));
-    cmd.arg("-D")
-        .arg(data)
-        .args(["-p", &port.to_string(), "-k"])
-        .arg(dir)
-        .args([
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-            "-c",
-            "max_connections=200",
-            "-c",
-            "hot_standby=on",
-            // Once promoted it must not wait for a standby of its own.
-            "-c",
-            "synchronous_standby_names=",
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("dup log"))
-        .stderr(log);
-    for (name, value) in settings {
-        cmd.arg("-c").arg(format!("{name}={value}"));
-    }
-    // The walreceiver's libpq: the tree's own, if it has one (see `start_standby`).
+    let settings: Vec<(&str, &str)> = [
+        ("primary_conninfo", conninfo.as_str()),
+        ("hot_standby", "on"),
+        // Once promoted it must not wait for a standby of its own.
+        ("synchronous_standby_names", ""),
+    ]
+    .into_iter()
+    .chain(settings.iter().copied())
+    .collect();
+    // The walreceiver's libpq: the tree's own, if it has one (see above).
     let libdir = bindir.join("..").join("lib");
+    let mut env = Vec::new();
     if libdir.join("libpq.so.5").exists() {
         let mut path = std::ffi::OsString::from(&libdir);
         if let Some(old) = std::env::var_os("LD_LIBRARY_PATH").filter(|old| !old.is_empty()) {
             path.push(":");
             path.push(old);
         }
-        cmd.env("LD_LIBRARY_PATH", path);
+        env.push(("LD_LIBRARY_PATH", path));
     }
-    crate::as_user(&mut cmd, os_user);
-    let mut child = faults::spawn_tied(cmd, libc::SIGINT).expect("start the standby postgres");
-
-    let mut admin = Config::new();
-    admin
-        .host("127.0.0.1")
-        .port(port)
-        .user("postgres")
-        .dbname("postgres");
-    let server = Server {
-        admin,
-        dir: Some(dir.to_path_buf()),
-    };
-    let want_data = fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = fs::read_to_string(&log_path).unwrap_or_default();
-            if log.contains("could not bind") || log.contains("could not create any TCP/IP") {
-                return Err(format!("standby exited ({status}) on a bind failure"));
-            }
-            panic!("standby exited at start ({status}):\n{}", server.log_tail());
-        }
-        if let Ok((client, connection)) = server.admin.connect(NoTls).await {
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            let row = client
-                .query_one(
-                    "SELECT current_setting('data_directory'), pg_is_in_recovery()",
-                    &[],
-                )
-                .await
-                .expect("ask the standby");
-            let theirs = PathBuf::from(row.get::<_, String>(0));
-            let theirs = fs::canonicalize(&theirs).unwrap_or(theirs);
-            if theirs != want_data {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("port {port} belongs to {}", theirs.display()));
-            }
-            assert!(row.get::<_, bool>(1), "the standby is not in recovery");
-            faults::reap_in_background(child);
-            return Ok(server);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "standby did not accept connections\n{}",
-            server.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let standby = crate::start_postgres(&bindir, &dir, &data, &settings, os_user, &env).await;
+    let admin = crate::connect_config(standby.admin_config()).await;
+    let in_recovery: bool = admin
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .expect("ask the standby")
+        .get(0);
+    assert!(in_recovery, "the standby is not in recovery");
+    standby
 }
 
 /// Immediate shutdown of `server` (SIGQUIT to the postmaster: every backend exits at once, no

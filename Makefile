@@ -176,7 +176,10 @@ itest: tree-install
 	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) test --locked --no-fail-fast -p month-lock-client --all-features || status=1; \
 	exit $$status
 
-test: lint pgtest regress itest
+# One file per edition or package (SQL-only edition, npm package, Debian packages) in mk/: each
+# adds its targets and appends its suite to EXTRA_TESTS, which `make test` runs last.
+-include mk/*.mk
+test: lint pgtest regress itest $(EXTRA_TESTS)
 
 # Every major, 14..18; a table major x suite at the end (logs in $(PG_CACHE)/logs).
 test-all:

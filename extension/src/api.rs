@@ -39,7 +39,7 @@ fn acquire(year: Option<i32>, month: Option<i32>, mode: Mode, scope: Scope, wait
         require_session_locks();
     }
     // Already ours (any scope): true at once, without a second session reference.
-    if lockmgr::try_now(tag, mode, scope) {
+    if lockmgr::try_now(tag, mode, scope).granted() {
         return true;
     }
     match wait {
@@ -279,7 +279,7 @@ fn claim(months: Option<Array<'_, Date>>, scope: Scope) -> Option<Date> {
                 .into_iter()
                 .any(|mode| lockmgr::held_by_me(*tag, mode))
         })
-        .find(|tag| lockmgr::try_now(*tag, Mode::Exclusive, scope))
+        .find(|tag| lockmgr::try_now(*tag, Mode::Exclusive, scope).granted())
         .map(first_day)
 }
 
@@ -334,20 +334,27 @@ fn take_all(months: Option<Array<'_, Date>>, timeout_ms: Option<i32>, scope: Sco
         tags: Vec::with_capacity(tags.len()),
     };
     for tag in tags {
-        let held_before = lockmgr::held_by_me(tag, Mode::Exclusive);
-        let got = lockmgr::try_now(tag, Mode::Exclusive, scope) || {
-            let left = deadline
-                .saturating_duration_since(Instant::now())
-                .as_millis();
-            match NonZeroU32::new(left.min(u128::from(u32::MAX)) as u32) {
-                Some(ms) => lockmgr::wait(tag, Mode::Exclusive, scope, Some(ms)),
-                None => false,
+        // What this call adds is given back on failure, and only that: a session reference
+        // the session did not have in session scope (it may have held the month in
+        // transaction scope only), and every transaction reference (they stack).
+        let added = match lockmgr::try_now(tag, Mode::Exclusive, scope) {
+            lockmgr::Attempt::Added => true,
+            lockmgr::Attempt::AlreadyHeld => false,
+            lockmgr::Attempt::Refused => {
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_millis();
+                let got = match NonZeroU32::new(left.min(u128::from(u32::MAX)) as u32) {
+                    Some(ms) => lockmgr::wait(tag, Mode::Exclusive, scope, Some(ms)),
+                    None => false,
+                };
+                if !got {
+                    return false; // `taken` releases what this call took
+                }
+                true
             }
         };
-        if !got {
-            return false; // `taken` releases what this call took
-        }
-        if !held_before {
+        if added {
             taken.tags.push(tag);
         }
     }

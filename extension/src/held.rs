@@ -1,23 +1,29 @@
-//! The session-scope month locks this backend took through month_lock, and which of them the
-//! running client request took. Safe Rust; lock-manager calls come from `lockmgr`.
+//! The session-scope month locks this backend took through month_lock, which of them the
+//! running client request took, and the fencing tokens of its holds. Safe Rust; lock-manager
+//! calls come from `lockmgr`.
 //!
-//! Two rules rest on this record:
+//! Three rules rest on this record:
 //!
 //! - **A session lock never outlives a failed request that took it.** A client that saw its
-//!   statement fail (cancel, `statement_timeout`, `SELECT month_lock_try(2024, 3), 1/0`, an
-//!   error in a later statement of the same query string) must not be left holding a month
-//!   it does not know about. Grants made by the running request are listed in `in_request`;
-//!   when the request fails, [`undo_failed_request`] releases them as the error is raised
-//!   (`lockmgr::on_transaction_events` says how a failed request is recognised). A request that
-//!   completes keeps its locks with the usual session semantics: they survive a later
-//!   `ROLLBACK`, a later failed request and an EXCEPTION block that caught an error.
+//!   request fail (cancel, `statement_timeout`, `SELECT month_lock_try(2024, 3), 1/0`, an
+//!   error in a later statement of the same query string, a commit that fails at Sync) must
+//!   not be left holding a month it does not know about. Grants made by the running request
+//!   are listed in `in_request`; when the request fails, [`undo_failed_request`] releases them
+//!   as the error is raised (`lockmgr::on_transaction_events` says how a failed request is
+//!   recognised). Outside a transaction block the request is the whole implicit transaction (a
+//!   query string, or extended-protocol messages up to the Sync that commits them); inside a
+//!   block it is one query string or one Execute. A request that completes keeps its locks
+//!   with the usual session semantics: they survive a later `ROLLBACK`, a later failed
+//!   request and an EXCEPTION block that caught an error.
 //! - **`month_lock_release_all()` costs O(months held)**, not a copy of the shared lock table,
 //!   and releases only what month_lock took: never another library's advisory lock that
 //!   merely reads as a month (legacy keys), nor a raw `pg_advisory_lock(namespace, yyyymm)`.
-//!
-//! - **Fencing tokens**: a hold's token (`month_lock_token`) is kept with the hold, so the same
-//!   hold always answers the same token; a transaction-scope hold's token is kept until the
-//!   transaction ends (or, conservatively, until a subtransaction rolls back).
+//!   `month_lock_release` likewise releases only a hold month_lock took (or took over by
+//!   taking a month the session already held).
+//! - **Fencing tokens** (`month_lock_token`): one per hold — an uninterrupted exclusive hold in
+//!   either scope, as `lockmgr::exclusive_hold` defines it — drawn from the extension's sequence
+//!   when the hold first asks, and durable before the commit of any transaction that received
+//!   it returns.
 //!
 //! The record can claim a lock that is gone (a raw `pg_advisory_unlock` released it): every
 //! use goes through `lockmgr::release_session`, which reports what it really released.
@@ -30,12 +36,12 @@ use std::sync::Mutex;
 struct Held {
     /// Session-scope (month, mode) pairs month_lock took and has not released.
     all: Vec<(MonthTag, Mode)>,
-    /// Tokens of session-scope exclusive holds in `all`.
-    session_tokens: Vec<(MonthTag, i64)>,
-    /// Tokens of transaction-scope exclusive holds of the current transaction.
-    xact_tokens: Vec<(MonthTag, i64)>,
-    /// The client request `in_request` belongs to (`lockmgr::current_request`).
-    request: i64,
+    /// Tokens of exclusive holds, valid while `lockmgr::exclusive_hold` reports them marked.
+    tokens: Vec<(MonthTag, i64)>,
+    /// Top-level transactions ended so far in this backend.
+    transactions: u64,
+    /// The client request `in_request` belongs to (see [`request_key`]).
+    request: (u64, i64),
     /// Pairs newly granted during that request.
     in_request: Vec<(MonthTag, Mode)>,
 }
@@ -45,11 +51,23 @@ struct Held {
 /// shared library).
 static HELD: Mutex<Held> = Mutex::new(Held {
     all: Vec::new(),
-    session_tokens: Vec::new(),
-    xact_tokens: Vec::new(),
-    request: 0,
+    tokens: Vec::new(),
+    transactions: 0,
+    request: (0, 0),
     in_request: Vec::new(),
 });
+
+/// Identity of the running client request: outside a transaction block, the implicit
+/// transaction (every statement and message up to its commit); inside one, the query string or
+/// Execute message (its statement start time, `lockmgr::current_request`).
+fn request_key(held: &Held) -> (u64, i64) {
+    let statement = if lockmgr::in_transaction_block() {
+        lockmgr::current_request()
+    } else {
+        0
+    };
+    (held.transactions, statement)
+}
 
 /// Runs `f` on the record (never re-entered: nothing inside calls back into it).
 fn with_held<T>(f: impl FnOnce(&mut Held) -> T) -> T {
@@ -61,12 +79,12 @@ fn with_held<T>(f: impl FnOnce(&mut Held) -> T) -> T {
 /// session reference. Called by `lockmgr` right after the lock manager granted it, before
 /// anything else can raise.
 pub fn granted(tag: MonthTag, mode: Mode, new: bool) {
-    let request = lockmgr::current_request();
     with_held(|held| {
         if !held.all.contains(&(tag, mode)) {
             held.all.push((tag, mode));
         }
         if new {
+            let request = request_key(held);
             if held.request != request {
                 held.request = request;
                 held.in_request.clear();
@@ -78,10 +96,10 @@ pub fn granted(tag: MonthTag, mode: Mode, new: bool) {
     });
 }
 
-/// Releases this session's session-scope hold of (tag, mode); true if there was one.
+/// Releases this session's session-scope hold of (tag, mode) if month_lock took it; true if
+/// there was one. A hold only ever taken with the raw advisory functions is theirs to release.
 pub fn release(tag: MonthTag, mode: Mode) -> bool {
-    forget(tag, mode);
-    lockmgr::release_session(tag, mode)
+    with_held(|held| held.forget(tag, mode)) && lockmgr::release_session(tag, mode)
 }
 
 /// Releases every pair month_lock took whose tag `select` accepts; counts real releases.
@@ -91,7 +109,6 @@ pub fn release_all(select: impl Fn(MonthTag) -> bool) -> usize {
         let (chosen, rest) = held.all.drain(..).partition(|(tag, _)| select(*tag));
         held.all = rest;
         held.in_request.retain(|(tag, _)| !select(*tag));
-        held.session_tokens.retain(|(tag, _)| !select(*tag));
         chosen
     });
     chosen
@@ -103,9 +120,8 @@ pub fn release_all(select: impl Fn(MonthTag) -> bool) -> usize {
 /// Undoes the session-scope grants of the request that is failing. Registered with
 /// `lockmgr::on_transaction_events`.
 pub fn undo_failed_request() {
-    let request = lockmgr::current_request();
     let undo = with_held(|held| {
-        if held.request != request || held.in_request.is_empty() {
+        if held.in_request.is_empty() || held.request != request_key(held) {
             return Vec::new();
         }
         let undo = std::mem::take(&mut held.in_request);
@@ -119,26 +135,28 @@ pub fn undo_failed_request() {
     }
 }
 
-fn forget(tag: MonthTag, mode: Mode) {
-    with_held(|held| held.forget(tag, mode));
-}
-
 impl Held {
-    fn forget(&mut self, tag: MonthTag, mode: Mode) {
+    /// Drops (tag, mode) from the record; true if it was there.
+    fn forget(&mut self, tag: MonthTag, mode: Mode) -> bool {
+        let before = self.all.len();
         self.all.retain(|pair| *pair != (tag, mode));
         self.in_request.retain(|pair| *pair != (tag, mode));
-        if mode == Mode::Exclusive {
-            self.session_tokens.retain(|(t, _)| *t != tag);
-        }
+        self.all.len() != before
     }
 }
 
 /// The fencing token of this session's exclusive hold of `tag`: the same for the whole hold,
 /// larger than any token handed out before it (by any session, for any month). Raises 55000
 /// unless the month is held exclusively, in either scope.
+///
+/// Durability: the commit of a transaction that receives a token — drawn now or remembered —
+/// flushes the WAL that covers the token and waits for synchronous standbys as
+/// `synchronous_commit` says (`lockmgr::commit_covers_wal_so_far`).
+/// Without that, a token drawn from the sequence's cached range carries no WAL of its own: a
+/// crash after such a commit could hand the same number out again.
 pub fn token(tag: MonthTag) -> i64 {
-    if !lockmgr::held_by_me(tag, Mode::Exclusive) {
-        raise(
+    let marked = match lockmgr::exclusive_hold(tag, false) {
+        lockmgr::ExclusiveHold::NotHeld => raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!(
                 "month_lock: month {} is not held exclusively by this session",
@@ -147,38 +165,32 @@ pub fn token(tag: MonthTag) -> i64 {
             "Take the month first (month_lock_try, month_lock, month_lock_try_xact, ...): a token \
              belongs to a hold."
                 .into(),
-        );
-    }
-    let session = with_held(|held| held.all.contains(&(tag, Mode::Exclusive)));
-    let known = with_held(|held| {
-        let tokens = if session {
-            &held.session_tokens
-        } else {
-            &held.xact_tokens
-        };
-        tokens
-            .iter()
-            .find(|(t, _)| *t == tag)
-            .map(|(_, token)| *token)
-    });
-    if let Some(token) = known {
-        return token;
+        ),
+        lockmgr::ExclusiveHold::Held { marked } => marked,
+    };
+    if marked {
+        let known = with_held(|held| {
+            held.tokens
+                .iter()
+                .find(|(t, _)| *t == tag)
+                .map(|(_, token)| *token)
+        });
+        if let Some(token) = known {
+            lockmgr::commit_covers_wal_so_far();
+            return token;
+        }
     }
     let token = next_token();
+    lockmgr::exclusive_hold(tag, true);
+    lockmgr::commit_covers_wal_so_far();
     with_held(|held| {
-        let tokens = if session {
-            &mut held.session_tokens
-        } else {
-            &mut held.xact_tokens
-        };
-        tokens.push((tag, token));
+        held.tokens.retain(|(t, _)| *t != tag);
+        held.tokens.push((tag, token));
     });
     token
 }
 
-/// The next value of the extension's token sequence. Durable once the transaction that took it
-/// commits (the sequence's WAL record is flushed at that commit), and it never goes backwards
-/// on a server, across crashes, or on a synchronous standby.
+/// The next value of the extension's token sequence.
 fn next_token() -> i64 {
     const NEXT: &str = "SELECT pg_catalog.nextval(c.oid::pg_catalog.regclass) \
           FROM pg_catalog.pg_class c, pg_catalog.pg_extension e \
@@ -195,13 +207,14 @@ fn next_token() -> i64 {
     }
 }
 
-/// The transaction ended: transaction-scope holds and their tokens are gone.
+/// The top-level transaction ended: a new request begins, and remembered tokens of holds that
+/// are gone are dropped (a hold that goes on keeps its token; see [`token`]).
 pub fn transaction_ended() {
-    with_held(|held| held.xact_tokens.clear());
-}
-
-/// A subtransaction rolled back: it may have released transaction-scope holds, so their tokens
-/// are forgotten (a hold that survived gets a new, larger token when asked again).
-pub fn subtransaction_aborted() {
-    with_held(|held| held.xact_tokens.clear());
+    with_held(|held| {
+        held.transactions += 1;
+        if !held.tokens.is_empty() {
+            held.tokens
+                .retain(|(tag, _)| lockmgr::held_by_me(*tag, Mode::Exclusive));
+        }
+    });
 }

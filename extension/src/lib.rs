@@ -36,7 +36,6 @@ pub extern "C-unwind" fn _PG_init() {
     lockmgr::on_transaction_events(lockmgr::TransactionHooks {
         failed_request: held::undo_failed_request,
         transaction_ended: held::transaction_ended,
-        subtransaction_aborted: held::subtransaction_aborted,
     });
 }
 

@@ -80,6 +80,25 @@ impl MonthTag {
     }
 }
 
+/// What one attempt without waiting did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// Not granted: another session holds the month in a conflicting mode, or waits for it.
+    Refused,
+    /// Granted, and this call added a reference in the requested scope: undoing the call
+    /// means releasing one reference in that scope.
+    Added,
+    /// Granted with nothing added: a session-scope request on a month this backend already
+    /// held in session scope (re-entry does not stack).
+    AlreadyHeld,
+}
+
+impl Attempt {
+    pub fn granted(self) -> bool {
+        self != Attempt::Refused
+    }
+}
+
 /// One attempt without waiting. Respects the queue: PostgreSQL refuses a new request that
 /// conflicts with an already queued waiter, so this never jumps ahead of one.
 /// If this backend already holds the lock in any scope, the grant is local and immediate.
@@ -87,9 +106,9 @@ impl MonthTag {
 /// Re-entry does not stack: a session lock this backend already holds in session scope keeps a
 /// single session reference (the extra one this call took is given back at once), so one
 /// release always frees it. Transaction-scope references are left to stack: they all end
-/// together with the transaction. Session-scope grants are recorded in [`crate::held`] at
-/// once, before anything that could raise.
-pub fn try_now(tag: MonthTag, mode: Mode, scope: Scope) -> bool {
+/// together with the transaction, and each one a call added can be given back alone. Session-
+/// scope grants are recorded in [`crate::held`] at once, before anything that could raise.
+pub fn try_now(tag: MonthTag, mode: Mode, scope: Scope) -> Attempt {
     let locktag = tag.locktag();
     let lockmode = mode.lockmode();
     let session = scope == Scope::Session;
@@ -102,22 +121,23 @@ pub fn try_now(tag: MonthTag, mode: Mode, scope: Scope) -> bool {
     unsafe {
         let result = acquire_extended(&locktag, lockmode, session, true, &mut locallock);
         match result {
-            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => return false,
+            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => return Attempt::Refused,
             pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {}
             // Already held, in some scope: only a second *session* reference is undone.
             _ if session && session_count(locallock) > 1 => {
                 lock_release(&locktag, lockmode, true);
                 crate::held::granted(tag, mode, false);
-                return true;
+                return Attempt::AlreadyHeld;
             }
-            // Held by the transaction only: this call added the first session reference.
+            // Held by the transaction only (or a transaction reference stacked): this call
+            // added the reference.
             _ => {}
         }
     }
     if session {
         crate::held::granted(tag, mode, true);
     }
-    true
+    Attempt::Added
 }
 
 /// `LockAcquireExtended`, whose signature grew a parameter in PostgreSQL 18.
@@ -204,6 +224,7 @@ pub fn wait(tag: MonthTag, mode: Mode, scope: Scope, timeout: Option<NonZeroU32>
         pg_sys::CurrentResourceOwner = caller_owner;
         let outcome: Result<(), Box<CaughtError>> = PgTryBuilder::new(|| {
             pg_sys::LockAcquire(&locktag, lockmode, session, false);
+            consume_own_lock_timeout();
             if session {
                 // Recorded before anything else can raise: see held::granted.
                 crate::held::granted(tag, mode, true);
@@ -241,6 +262,33 @@ pub fn wait(tag: MonthTag, mode: Mode, scope: Scope, timeout: Option<NonZeroU32>
                 }
                 (*error).rethrow()
             }
+        }
+    }
+}
+
+/// The lock was granted: if month_lock's own lock timeout fired in the same instant, take back
+/// the cancel it left pending.
+///
+/// When the lock-timeout timer fires while the lock is being granted, PostgreSQL's `ProcSleep`
+/// returns with the grant but keeps the timer's indicator set, and the timer has already
+/// signalled this backend (`QueryCancelPending`). The next `CHECK_FOR_INTERRUPTS` — in the next
+/// month's wait, or in the executor after month_lock returned `true` — would then report
+/// "canceling statement due to lock timeout" for a wait that succeeded. The timer is ours (the
+/// caller's `lock_timeout` is not in force during the wait, see [`LockTimeoutFor`]), so its
+/// indicator is cleared, and with it the pending cancel — unless `statement_timeout` fired too:
+/// then the cancel stays and is reported as the statement timeout it is. A `pg_cancel_backend`
+/// that lands in the very same instant sends the same signal as the timer and cannot be told
+/// apart from it; it is taken as the timer's, as if it had arrived just after the statement.
+fn consume_own_lock_timeout() {
+    // SAFETY: get_timeout_indicator reads (and with reset = true clears) a flag in the
+    // backend-local timeout table; QueryCancelPending is a backend-local flag written by signal
+    // handlers, which only ever set it: clearing it after the indicators were read loses no
+    // statement timeout (its indicator keeps the cancel).
+    unsafe {
+        if unguarded::get_timeout_indicator(unguarded::LOCK_TIMEOUT, true)
+            && !unguarded::get_timeout_indicator(unguarded::STATEMENT_TIMEOUT, false)
+        {
+            std::ptr::write_volatile(std::ptr::addr_of_mut!(pg_sys::QueryCancelPending), 0);
         }
     }
 }
@@ -303,6 +351,76 @@ fn held_by_me_locktag(locktag: &pg_sys::LOCKTAG, lockmode: pg_sys::LOCKMODE) -> 
 /// Whether this backend holds (tag, mode) in any scope (session or transaction).
 pub fn held_by_me(tag: MonthTag, mode: Mode) -> bool {
     held_by_me_locktag(&tag.locktag(), mode.lockmode())
+}
+
+/// This backend's exclusive hold of a month, as the lock manager sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExclusiveHold {
+    NotHeld,
+    /// Held; `marked` tells whether [`exclusive_hold`] marked it since it began.
+    Held { marked: bool },
+}
+
+/// Looks at this backend's exclusive hold of `tag` and, with `mark`, marks it.
+///
+/// A hold is one uninterrupted period in which this backend holds the month exclusively, in
+/// either scope or both (session then transaction, or the reverse, is one hold: no other
+/// session can take the month in between). The mark lives in the hold's entry of the local lock
+/// table, in the `lockCleared` flag that PostgreSQL uses only for relation locks (advisory
+/// locks never set it): PostgreSQL resets it and drops the entry when the last reference goes,
+/// by whatever path — month_lock's release, `pg_advisory_unlock`, `pg_advisory_unlock_all`,
+/// `DISCARD ALL`, the end of a transaction or a subtransaction rollback — and a new entry starts
+/// unmarked. So a marked hold is exactly the hold that was marked.
+pub fn exclusive_hold(tag: MonthTag, mark: bool) -> ExclusiveHold {
+    if !held_by_me(tag, Mode::Exclusive) {
+        return ExclusiveHold::NotHeld;
+    }
+    let locktag = tag.locktag();
+    let lockmode = Mode::Exclusive.lockmode();
+    let mut locallock: *mut pg_sys::LOCALLOCK = std::ptr::null_mut();
+    // SAFETY: the lock is held (checked above), so LockAcquireExtended only adds a local
+    // transaction reference under the current resource owner (no shared memory, no wait) and
+    // reports through its result whether the entry's lockCleared flag is set; it can raise only
+    // out of memory, before anything changed. `locallock` then points at the live entry, which
+    // MarkLockClear marks (it requires a held lock: it is). The reference is given back at once
+    // under the same owner, so the hold's counts end as they began.
+    unsafe {
+        let result = acquire_extended(&locktag, lockmode, false, true, &mut locallock);
+        let marked = result == pg_sys::LockAcquireResult::LOCKACQUIRE_ALREADY_CLEAR;
+        if mark && !marked {
+            pg_sys::MarkLockClear(locallock);
+        }
+        lock_release(&locktag, lockmode, false);
+        ExclusiveHold::Held { marked }
+    }
+}
+
+/// Makes the running transaction's commit durable for everything logged so far: when it
+/// commits, PostgreSQL flushes the WAL up to its commit record before the commit returns and,
+/// when `synchronous_commit` asks for it, waits until the synchronous standbys confirm it.
+/// WAL is one sequence, so that covers every record inserted before this call, whichever
+/// backend wrote it — such as the sequence record behind a token drawn from the sequence's
+/// cached range, which the transaction that wrote it may have rolled back.
+///
+/// PostgreSQL commits synchronously only a transaction that has a transaction id *and* wrote
+/// WAL itself (`RecordTransactionCommit` reads `XactLastRecEnd`); a transaction that only read a
+/// sequence value from the cached range has neither, and its commit neither flushes nor waits.
+/// So the transaction gets an id, and its end of WAL is moved to the current insert position.
+/// Raises on a standby (no transaction ids during recovery).
+pub fn commit_covers_wal_so_far() {
+    // SAFETY: GetTopTransactionId is pgrx-guarded: an ERROR (recovery, xid wraparound limits)
+    // comes back as the same ERROR. GetXLogInsertRecPtr reads the insert position under its
+    // spinlock and cannot raise. XactLastRecEnd is this backend's own variable, which
+    // PostgreSQL advances after each WAL insert of this backend and resets when the transaction
+    // ends: moving it forward to a position already inserted only makes the commit flush (and
+    // wait for) more; it is never moved backwards.
+    unsafe {
+        pg_sys::GetTopTransactionId();
+        let inserted = pg_sys::GetXLogInsertRecPtr();
+        if pg_sys::XactLastRecEnd < inserted {
+            pg_sys::XactLastRecEnd = inserted;
+        }
+    }
 }
 
 /// Drops one session-scope reference this backend holds on (tag, mode) and tells whether
@@ -415,8 +533,18 @@ unsafe fn lock_release(
 /// no PostgreSQL ERROR can longjmp across the Rust frames that call it.
 mod unguarded {
     use pgrx::pg_sys::{LOCKMODE, LOCKTAG};
+
+    /// `TimeoutId` of utils/timeout.h, which pgrx does not bind. The predefined reasons up to
+    /// `STATEMENT_TIMEOUT` have had these values in every major since 9.3, 14..18 included
+    /// (later releases add reasons after them).
+    pub type TimeoutId = std::ffi::c_int;
+    pub const LOCK_TIMEOUT: TimeoutId = 2;
+    pub const STATEMENT_TIMEOUT: TimeoutId = 3;
+
     extern "C-unwind" {
         pub fn GetCurrentStatementStartTimestamp() -> i64;
+        pub fn IsTransactionBlock() -> bool;
+        pub fn get_timeout_indicator(id: TimeoutId, reset: bool) -> bool;
         pub fn LockRelease(locktag: *const LOCKTAG, lockmode: LOCKMODE, sessionLock: bool) -> bool;
     }
 }
@@ -429,9 +557,6 @@ pub struct TransactionHooks {
     pub failed_request: fn(),
     /// The top-level transaction ended (commit, abort or prepare).
     pub transaction_ended: fn(),
-    /// A subtransaction (savepoint, EXCEPTION block) rolled back; not called for the internal
-    /// subtransaction of [`wait`], which only ever holds the awaited lock.
-    pub subtransaction_aborted: fn(),
 }
 
 static HOOKS: std::sync::OnceLock<TransactionHooks> = std::sync::OnceLock::new();
@@ -442,13 +567,21 @@ static IN_OWN_ROLLBACK: AtomicBool = AtomicBool::new(false);
 /// Registers `hooks` (once per process) with PostgreSQL's transaction and subtransaction
 /// callbacks.
 ///
-/// How a failed client request is told apart from other aborts: PostgreSQL's top-level error
-/// handler (PostgresMain) clears `debug_query_string` before it calls
-/// `AbortCurrentTransaction`, while every abort that happens *during* a request — an EXCEPTION
-/// block catching an error, an internal subtransaction rolled back by its owner (as [`wait`]
-/// does), a `ROLLBACK` or `ROLLBACK TO SAVEPOINT` command — runs with the request's text still
-/// set. Only client backends have requests: in background workers `failed_request` is never
-/// called.
+/// How a failed client request is told apart from other aborts: only PostgreSQL's top-level
+/// error handler (PostgresMain) aborts with both of these true:
+/// - `debug_query_string` is NULL: the handler clears it before `AbortCurrentTransaction`,
+///   while an abort *during* a request — an EXCEPTION block catching an error, an internal
+///   subtransaction rolled back by its owner (as [`wait`] does), `ROLLBACK` or `ROLLBACK TO
+///   SAVEPOINT` — runs with the request's text still set;
+/// - interrupts are held twice: the handler holds them before it aborts, and the abort
+///   (`AbortTransaction`, `AbortSubTransaction`) holds them again. An error that reaches any
+///   other handler resets the count to zero when it is raised, so an abort there holds them
+///   once. This is what tells the handler apart from the aborts that run while
+///   `debug_query_string` is NULL for other reasons: between an extended-protocol Execute and
+///   the Sync that commits (deferred triggers, `WITH HOLD` cursors materialised at commit,
+///   both of which can catch errors in EXCEPTION blocks) and during fast-path function calls.
+///
+/// Only client backends have requests: in background workers `failed_request` is never called.
 pub fn on_transaction_events(hooks: TransactionHooks) {
     if HOOKS.set(hooks).is_ok() {
         // SAFETY: registering callbacks once per process, from _PG_init; the functions are
@@ -487,7 +620,6 @@ unsafe extern "C-unwind" fn after_subxact_event(
     if request_failed() {
         call(hooks.failed_request);
     }
-    call(hooks.subtransaction_aborted);
 }
 
 fn request_failed() -> bool {
@@ -495,7 +627,16 @@ fn request_failed() -> bool {
     unsafe {
         pg_sys::MyBackendType == pg_sys::BackendType::B_BACKEND
             && pg_sys::debug_query_string.is_null()
+            && std::ptr::read_volatile(std::ptr::addr_of!(pg_sys::InterruptHoldoffCount)) >= 2
     }
+}
+
+/// Whether the running request is inside a transaction block (`BEGIN`, or the implicit block of
+/// a query string with several statements): then a client request is one query string or one
+/// extended-protocol Execute; outside a block it is the whole implicit transaction.
+pub fn in_transaction_block() -> bool {
+    // SAFETY: reads the backend-local transaction state; it cannot raise.
+    unsafe { unguarded::IsTransactionBlock() }
 }
 
 /// Runs a hook from inside PostgreSQL's transaction processing: nothing may unwind into it.

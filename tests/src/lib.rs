@@ -30,6 +30,7 @@ use tokio_postgres::{Client, Config, NoTls};
 pub mod faults;
 pub mod pgbouncer;
 pub mod replica;
+pub mod wire;
 
 /// Name prefix of the cluster directories this harness creates under the temp dir.
 const DIR_PREFIX: &str = "month_lock_cluster.";

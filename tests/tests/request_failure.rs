@@ -1,0 +1,243 @@
+//! A session grant is undone only when the client request that made it failed (README,
+//! "A session lock never outlives a failed request that took it"): never by an error that
+//! was caught while the request was still succeeding — at the Sync that commits an
+//! extended-protocol request, while a holdable cursor is materialised at commit, in a
+//! fast-path call — and, outside a transaction block, always when the implicit transaction
+//! fails, up to and including its commit at Sync.
+
+mod common;
+
+use common::*;
+use month_lock_tests::wire::{Answer, Wire};
+use month_lock_tests::{server, TestDb};
+use tokio_postgres::Client;
+
+/// A table whose deferred constraint trigger runs at commit and catches an error there, and
+/// one whose deferred trigger fails at commit; a function that takes a month and then catches
+/// an error. Created by the superuser; used by an ordinary role.
+async fn db(hint: &str) -> (TestDb, TestDb) {
+    let db = server().await.fresh_db(hint).await;
+    let admin = db.connect().await;
+    exec(
+        &admin,
+        "CREATE TABLE log (x int);
+         CREATE FUNCTION catches() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             BEGIN PERFORM 1/0; EXCEPTION WHEN others THEN NULL; END;
+             RETURN NULL;
+           END $$;
+         CREATE CONSTRAINT TRIGGER catches AFTER INSERT ON log
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION catches();
+         CREATE TABLE bad (x int);
+         CREATE FUNCTION fails() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'deferred check failed' USING ERRCODE = '23514'; END $$;
+         CREATE CONSTRAINT TRIGGER fails AFTER INSERT ON bad
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fails();
+         CREATE FUNCTION take_then_catch(y int, m int) RETURNS boolean LANGUAGE plpgsql AS $$
+           DECLARE got boolean;
+           BEGIN
+             got := month_lock_try(y, m);
+             BEGIN PERFORM 1/0; EXCEPTION WHEN others THEN NULL; END;
+             RETURN got;
+           END $$;
+         GRANT ALL ON log, bad TO PUBLIC;",
+    )
+    .await;
+    let role = db.with_new_role("request_failure").await;
+    (db, role)
+}
+
+/// The month is held by `holder`'s session: `month_lock_held` there, refused elsewhere.
+async fn held_by(holder: &Client, other: &Client, y: i32, m: i32) -> bool {
+    let mine = q_bool(holder, &format!("SELECT month_lock_held({y}, {m})")).await;
+    let free = q_bool(other, &format!("SELECT month_lock_try({y}, {m})")).await;
+    if free {
+        exec(other, &format!("SELECT month_lock_release({y}, {m})")).await;
+    }
+    assert_eq!(mine, !free, "month_lock_held and another session disagree");
+    mine
+}
+
+#[tokio::test]
+async fn a_grant_survives_an_error_caught_by_a_deferred_trigger_at_syncs_commit() {
+    let (_, role) = db("deferred_catch").await;
+    let (c, other) = (role.connect().await, role.connect().await);
+    for round in 0..50 {
+        let x = round;
+        // tokio-postgres sends Parse/Bind/Execute/Sync: the trigger runs at Sync's commit.
+        let row = c
+            .query_one(
+                "WITH i AS (INSERT INTO log VALUES ($1) RETURNING x) SELECT month_lock_try(2050, 5) FROM i",
+                &[&x],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}", describe(&e)));
+        assert!(row.get::<_, bool>(0));
+        assert!(held_by(&c, &other, 2050, 5).await, "round {round}: grant kept");
+        let claimed: Option<String> = c
+            .query_one(
+                "WITH i AS (INSERT INTO log VALUES ($1) RETURNING x) \
+                 SELECT month_lock_claim(ARRAY['2050-06-01']::date[])::text FROM i",
+                &[&x],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(claimed.as_deref(), Some("2050-06-01"));
+        let all: bool = c
+            .query_one(
+                "WITH i AS (INSERT INTO log VALUES ($1) RETURNING x) \
+                 SELECT month_lock_all(ARRAY['2050-07-01', '2050-08-01']::date[], 100) FROM i",
+                &[&x],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(all);
+        for m in [6, 7, 8] {
+            assert!(held_by(&c, &other, 2050, m).await, "round {round}: 2050-{m:02} kept");
+        }
+        assert_eq!(q_i64(&c, "SELECT month_lock_release_all()::bigint").await, 4);
+    }
+}
+
+#[tokio::test]
+async fn a_grant_made_while_a_holdable_cursor_is_materialised_at_commit_survives_a_caught_error()
+{
+    let (_, role) = db("holdable_cursor").await;
+    let (c, other) = (role.connect().await, role.connect().await);
+    for round in 0..20 {
+        // Extended protocol (tokio-postgres prepares every statement) and simple protocol.
+        c.execute(
+            "DECLARE cur CURSOR WITH HOLD FOR SELECT take_then_catch(2050, 9)",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}", describe(&e)));
+        assert!(held_by(&c, &other, 2050, 9).await, "round {round}, extended");
+        exec(&c, "CLOSE cur; SELECT month_lock_release(2050, 9)").await;
+        c.batch_execute("DECLARE cur CURSOR WITH HOLD FOR SELECT take_then_catch(2050, 9)")
+            .await
+            .unwrap();
+        assert!(held_by(&c, &other, 2050, 9).await, "round {round}, simple");
+        exec(&c, "CLOSE cur; SELECT month_lock_release(2050, 9)").await;
+    }
+}
+
+#[tokio::test]
+async fn a_grant_made_in_a_fast_path_call_survives_an_error_caught_in_it() {
+    let (_, role) = db("fast_path").await;
+    let other = role.connect().await;
+    let oid = q_i64(&other, "SELECT 'take_then_catch(int, int)'::regprocedure::oid::bigint").await;
+    let config = role.config.clone();
+    let (answer, pid) = tokio::task::spawn_blocking(move || {
+        let mut wire = Wire::connect(&config);
+        let answer = wire.call(oid as u32, &["2050", "10"]);
+        let pid = wire.pid();
+        (answer, pid, wire)
+    })
+    .await
+    .map(|(a, p, wire)| {
+        std::mem::forget(wire); // keep the session (and its month) open until the test ends
+        (a, p)
+    })
+    .unwrap();
+    assert_eq!(answer, Answer::Rows(vec![Some("t".into())]));
+    assert!(
+        !q_bool(&other, "SELECT month_lock_try(2050, 10)").await,
+        "the fast-path caller kept the month"
+    );
+    let holders = q_i64(
+        &other,
+        &format!(
+            "SELECT count(*) FROM month_locks WHERE year = 2050 AND month = 10 AND granted AND pid = {pid}"
+        ),
+    )
+    .await;
+    assert_eq!(holders, 1);
+}
+
+/// Outside a transaction block the request is the implicit transaction up to Sync: a grant
+/// is undone when anything before the commit fails, the commit included — whether the
+/// failing write is in the same Execute or a later one.
+#[tokio::test]
+async fn outside_a_block_a_pipeline_whose_commit_fails_at_sync_keeps_no_grant() {
+    let (_, role) = db("pipeline_commit").await;
+    let other = role.connect().await;
+    let config = role.config.clone();
+    let outcomes = tokio::task::spawn_blocking(move || {
+        let mut wire = Wire::connect(&config);
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            // The failing write in the same Execute as the grant.
+            out.push(wire.pipeline(&[
+                "WITH i AS (INSERT INTO bad VALUES (1) RETURNING x) SELECT month_lock_try(2051, 1) FROM i",
+            ]));
+            out.push(wire.pipeline(&["SELECT month_lock_held(2051, 1)"]));
+            // In a later Execute.
+            out.push(wire.pipeline(&[
+                "SELECT month_lock_try(2051, 2)",
+                "INSERT INTO bad VALUES (2)",
+            ]));
+            out.push(wire.pipeline(&["SELECT month_lock_held(2051, 2)"]));
+            // A later Execute that fails at once.
+            out.push(wire.pipeline(&["SELECT month_lock_try(2051, 3)", "SELECT 1/0"]));
+            out.push(wire.pipeline(&["SELECT month_lock_held(2051, 3)"]));
+            // A pipeline that commits: the grant stays.
+            out.push(wire.pipeline(&[
+                "SELECT month_lock_try(2051, 4)",
+                "INSERT INTO log VALUES (1)",
+            ]));
+            out.push(wire.pipeline(&["SELECT month_lock_held(2051, 4)"]));
+            out.push(wire.pipeline(&["SELECT month_lock_release(2051, 4)"]));
+        }
+        out
+    })
+    .await
+    .unwrap();
+    let t = || Answer::Rows(vec![Some("t".into())]);
+    let f = || Answer::Rows(vec![Some("f".into())]);
+    for round in outcomes.chunks(9) {
+        assert_eq!(round[0].len(), 2, "{:?}", round[0]);
+        assert!(matches!(&round[0][1], Answer::Error(code, _) if code == "23514"));
+        assert_eq!(round[1], vec![f()], "same Execute: undone");
+        assert_eq!(round[2][0], t());
+        assert!(matches!(&round[2][2], Answer::Error(code, _) if code == "23514"));
+        assert_eq!(round[3], vec![f()], "later Execute: undone");
+        assert_eq!(round[4][0], t());
+        assert!(matches!(&round[4][1], Answer::Error(code, _) if code == "22012"));
+        assert_eq!(round[5], vec![f()], "failing Execute: undone");
+        assert_eq!(round[7], vec![t()], "committed pipeline: kept");
+        assert_eq!(round[8], vec![t()]);
+    }
+    assert_eq!(
+        q_i64(&other, "SELECT count(*) FROM month_locks WHERE year = 2051").await,
+        0
+    );
+}
+
+/// Inside a transaction block each Execute is a request: a completed one keeps its grant
+/// when a later one fails, and through the ROLLBACK that follows.
+#[tokio::test]
+async fn inside_a_block_a_completed_execute_keeps_its_grant_when_a_later_one_fails() {
+    let (_, role) = db("pipeline_block").await;
+    let (c, other) = (role.connect().await, role.connect().await);
+    let config = role.config.clone();
+    let (answers, held, pid, wire) = tokio::task::spawn_blocking(move || {
+        let mut wire = Wire::connect(&config);
+        wire.pipeline(&["BEGIN"]);
+        let answers = wire.pipeline(&["SELECT month_lock_try(2051, 5)", "SELECT 1/0"]);
+        wire.pipeline(&["ROLLBACK"]);
+        let held = wire.pipeline(&["SELECT month_lock_held(2051, 5)"]);
+        let pid = wire.pid();
+        (answers, held, pid, wire)
+    })
+    .await
+    .unwrap();
+    assert_eq!(answers[0], Answer::Rows(vec![Some("t".into())]));
+    assert!(matches!(&answers[1], Answer::Error(code, _) if code == "22012"));
+    assert_eq!(held, vec![Answer::Rows(vec![Some("t".into())])]);
+    assert!(!q_bool(&other, "SELECT month_lock_try(2051, 5)").await);
+    let _ = (c, pid);
+    drop(wire);
+}

@@ -341,9 +341,12 @@ fn take_all(months: Option<Array<'_, Date>>, timeout_ms: Option<i32>, scope: Sco
             lockmgr::Attempt::Added => true,
             lockmgr::Attempt::AlreadyHeld => false,
             lockmgr::Attempt::Refused => {
+                // Rounded up: a budget with 0.4 ms left still waits (1 ms), as a 1 ms
+                // timeout on one month does.
                 let left = deadline
                     .saturating_duration_since(Instant::now())
-                    .as_millis();
+                    .as_micros()
+                    .div_ceil(1000);
                 let got = match NonZeroU32::new(left.min(u128::from(u32::MAX)) as u32) {
                     Some(ms) => lockmgr::wait(tag, Mode::Exclusive, scope, Some(ms)),
                     None => false,

@@ -358,7 +358,9 @@ pub fn held_by_me(tag: MonthTag, mode: Mode) -> bool {
 pub enum ExclusiveHold {
     NotHeld,
     /// Held; `marked` tells whether [`exclusive_hold`] marked it since it began.
-    Held { marked: bool },
+    Held {
+        marked: bool,
+    },
 }
 
 /// Looks at this backend's exclusive hold of `tag` and, with `mark`, marks it.

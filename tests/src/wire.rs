@@ -163,7 +163,9 @@ impl Wire {
         self.stream.read_exact(&mut head).expect("read a message");
         let len = i32::from_be_bytes(head[1..5].try_into().unwrap()) as usize - 4;
         let mut payload = vec![0u8; len];
-        self.stream.read_exact(&mut payload).expect("read a message");
+        self.stream
+            .read_exact(&mut payload)
+            .expect("read a message");
         (head[0], payload)
     }
 }

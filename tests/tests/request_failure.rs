@@ -73,7 +73,10 @@ async fn a_grant_survives_an_error_caught_by_a_deferred_trigger_at_syncs_commit(
             .await
             .unwrap_or_else(|e| panic!("{}", describe(&e)));
         assert!(row.get::<_, bool>(0));
-        assert!(held_by(&c, &other, 2050, 5).await, "round {round}: grant kept");
+        assert!(
+            held_by(&c, &other, 2050, 5).await,
+            "round {round}: grant kept"
+        );
         let claimed: Option<String> = c
             .query_one(
                 "WITH i AS (INSERT INTO log VALUES ($1) RETURNING x) \
@@ -95,15 +98,20 @@ async fn a_grant_survives_an_error_caught_by_a_deferred_trigger_at_syncs_commit(
             .get(0);
         assert!(all);
         for m in [6, 7, 8] {
-            assert!(held_by(&c, &other, 2050, m).await, "round {round}: 2050-{m:02} kept");
+            assert!(
+                held_by(&c, &other, 2050, m).await,
+                "round {round}: 2050-{m:02} kept"
+            );
         }
-        assert_eq!(q_i64(&c, "SELECT month_lock_release_all()::bigint").await, 4);
+        assert_eq!(
+            q_i64(&c, "SELECT month_lock_release_all()::bigint").await,
+            4
+        );
     }
 }
 
 #[tokio::test]
-async fn a_grant_made_while_a_holdable_cursor_is_materialised_at_commit_survives_a_caught_error()
-{
+async fn a_grant_made_while_a_holdable_cursor_is_materialised_at_commit_survives_a_caught_error() {
     let (_, role) = db("holdable_cursor").await;
     let (c, other) = (role.connect().await, role.connect().await);
     for round in 0..20 {
@@ -114,7 +122,10 @@ async fn a_grant_made_while_a_holdable_cursor_is_materialised_at_commit_survives
         )
         .await
         .unwrap_or_else(|e| panic!("{}", describe(&e)));
-        assert!(held_by(&c, &other, 2050, 9).await, "round {round}, extended");
+        assert!(
+            held_by(&c, &other, 2050, 9).await,
+            "round {round}, extended"
+        );
         exec(&c, "CLOSE cur; SELECT month_lock_release(2050, 9)").await;
         c.batch_execute("DECLARE cur CURSOR WITH HOLD FOR SELECT take_then_catch(2050, 9)")
             .await
@@ -128,7 +139,11 @@ async fn a_grant_made_while_a_holdable_cursor_is_materialised_at_commit_survives
 async fn a_grant_made_in_a_fast_path_call_survives_an_error_caught_in_it() {
     let (_, role) = db("fast_path").await;
     let other = role.connect().await;
-    let oid = q_i64(&other, "SELECT 'take_then_catch(int, int)'::regprocedure::oid::bigint").await;
+    let oid = q_i64(
+        &other,
+        "SELECT 'take_then_catch(int, int)'::regprocedure::oid::bigint",
+    )
+    .await;
     let config = role.config.clone();
     let (answer, pid) = tokio::task::spawn_blocking(move || {
         let mut wire = Wire::connect(&config);

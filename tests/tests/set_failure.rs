@@ -76,7 +76,11 @@ async fn run(before: Before, failure: Failure, xact_call: bool) {
         }
     );
     if let Failure::StatementTimeout = failure {
-        exec(&c, "SAVEPOINT before_call; SET LOCAL statement_timeout = 200").await;
+        exec(
+            &c,
+            "SAVEPOINT before_call; SET LOCAL statement_timeout = 200",
+        )
+        .await;
     } else {
         exec(&c, "SAVEPOINT before_call").await;
     }
@@ -114,12 +118,21 @@ async fn run(before: Before, failure: Failure, xact_call: bool) {
 
     // Exactly the references held before: release those by their documented means and
     // nothing may be left.
-    let session_before = matches!(before, Before::Session | Before::Both | Before::SharedSession);
+    let session_before = matches!(
+        before,
+        Before::Session | Before::Both | Before::SharedSession
+    );
     if matches!(before, Before::Session | Before::Both) {
-        assert!(q_bool(&c, "SELECT month_lock_release(2024, 1)").await, "{tag}");
+        assert!(
+            q_bool(&c, "SELECT month_lock_release(2024, 1)").await,
+            "{tag}"
+        );
     }
     if matches!(before, Before::SharedSession) {
-        assert!(q_bool(&c, "SELECT month_lock_release_shared(2024, 1)").await, "{tag}");
+        assert!(
+            q_bool(&c, "SELECT month_lock_release_shared(2024, 1)").await,
+            "{tag}"
+        );
     }
     if matches!(before, Before::Session | Before::SharedSession) {
         assert_eq!(

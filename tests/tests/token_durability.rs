@@ -49,8 +49,11 @@ async fn a_committed_token_is_never_handed_out_again_after_a_crash() {
                         exec(&a, "ROLLBACK").await;
                     } else {
                         let pid = backend_pid(&a).await;
-                        exec(&admin_now, &format!("SELECT pg_terminate_backend({pid}, 5000)"))
-                            .await;
+                        exec(
+                            &admin_now,
+                            &format!("SELECT pg_terminate_backend({pid}, 5000)"),
+                        )
+                        .await;
                     }
                     Some(t)
                 }
@@ -93,7 +96,10 @@ async fn a_token_is_never_handed_to_a_hold_other_than_its_own() {
         format!("SELECT pg_advisory_unlock({key})"),
     ];
     for how in &vanish {
-        for retake in ["SELECT month_lock_try(2060, 11)", "SELECT month_lock_try_xact(2060, 11)"] {
+        for retake in [
+            "SELECT month_lock_try(2060, 11)",
+            "SELECT month_lock_try_xact(2060, 11)",
+        ] {
             // Session hold with a token, gone behind month_lock's back.
             assert!(q_bool(&a, "SELECT month_lock_try(2060, 11)").await);
             let old = token(&a, 2060, 11).await;
@@ -121,7 +127,10 @@ async fn a_token_is_never_handed_to_a_hold_other_than_its_own() {
         exec(&a, how).await;
         exec(&a, &format!("SELECT pg_advisory_lock({key})")).await;
         let again = token(&a, 2060, 11).await;
-        assert!(again > old, "{how}, then pg_advisory_lock: {old} then {again}");
+        assert!(
+            again > old,
+            "{how}, then pg_advisory_lock: {old} then {again}"
+        );
         exec(&a, &format!("SELECT pg_advisory_unlock({key})")).await;
         exec(&a, "SELECT month_lock_release_all()").await;
     }

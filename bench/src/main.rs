@@ -17,6 +17,7 @@ mod methods;
 mod plan;
 mod report;
 mod scaling;
+mod token_cost;
 
 use figures::Figures;
 use month_lock_tests::sql::one;
@@ -113,6 +114,8 @@ async fn run(plan: &Plan) -> Results {
         scaling::release_all(&db, &plan.release_all_held, plan.release_all_reps).await;
     // 9. Backfill.
     let backfill = backfill::backfill(&db, plan.backfill_runs).await;
+    // 10. Fencing token cost.
+    let token_cost = token_cost::measure(&db, plan.token_statements).await;
 
     let machine = meter.finish(server.dir.as_deref());
     let library = library.finish();
@@ -139,6 +142,7 @@ async fn run(plan: &Plan) -> Results {
         lookup,
         release_all,
         backfill,
+        token_cost,
     };
     Results::new(info, figures)
 }

@@ -36,6 +36,8 @@ pub struct Plan {
     pub release_all_reps: usize,
     /// Figure 9: interleaved runs of each backfill method (120 months, 8 workers, 20 ms each).
     pub backfill_runs: usize,
+    /// Figure 10: autocommit token statements (and as many plain `nextval` calls).
+    pub token_statements: usize,
 }
 
 /// One queue length of figure 1; each round is `waiters` handoffs. Polling needs fewer rounds:
@@ -89,6 +91,7 @@ impl Plan {
             release_all_held: vec![1, 10, 100, 1000],
             release_all_reps: 15,
             backfill_runs: 3,
+            token_statements: 2000,
         }
     }
 
@@ -114,6 +117,7 @@ impl Plan {
             release_all_held: vec![1, 10, 100, 1000],
             release_all_reps: 3,
             backfill_runs: 1,
+            token_statements: 200,
         }
     }
 }

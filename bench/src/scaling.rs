@@ -214,7 +214,8 @@ pub async fn lookups(db: &TestDb, sizes: &[u64], reps: usize) -> Vec<Lookup> {
                 times[i].push(us);
             }
         }
-        let figure = Lookup::new(size, &times[0], &times[1]);
+        let baseline = figures.first().map(|f: &Lookup| f.month_is_locked_us.p50);
+        let figure = Lookup::new(size, &times[0], &times[1], baseline);
         eprintln!(
             "lookup, {size:>6} other locks  month_is_locked {} µs, pg_locks {} µs",
             fus(figure.month_is_locked_us.p50),

@@ -234,7 +234,7 @@ fn month_lock_release_all() -> i32 {
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_is_locked(year: Option<i32>, month: Option<i32>) -> bool {
     let tag = checked_month(year, month);
-    lockmgr::granted_in_database(tag)
+    lockmgr::requested_in_database(tag)
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

@@ -5,10 +5,10 @@
 //! Three rules rest on this record:
 //!
 //! - **A session lock never outlives a failed request that took it.** A client that saw its
-//!   request fail (cancel, `statement_timeout`, `SELECT month_lock_try(2024, 3), 1/0`, an
+//!   request fail (cancel, `statement_timeout`, `SELECT month_lock_try(2024, 3), 1 / (random() * 0)::int`, an
 //!   error in a later statement of the same query string, a commit that fails at Sync) must
 //!   not be left holding a month it does not know about. Grants made by the running request
-//!   are listed in `in_request`; when the request fails, [`undo_failed_request`] releases them
+//!   are marked with it in the record; when the request fails, [`undo_failed_request`] releases them
 //!   as the error is raised (`lockmgr::on_transaction_events` says how a failed request is
 //!   recognised). Outside a transaction block the request is the whole implicit transaction (a
 //!   query string, or extended-protocol messages up to the Sync that commits them); inside a
@@ -29,50 +29,56 @@
 //! use goes through `lockmgr::release_session`, which reports what it really released.
 
 use crate::keys::{month_text, raise};
-use crate::lockmgr::{self, Mode, MonthTag};
+use crate::lockmgr::{self, BackendLocal, Mode, MonthTag};
 use pgrx::prelude::*;
-use std::sync::Mutex;
+
+/// A client request (see [`request_key`]); `NO_REQUEST` for a hold month_lock took over from
+/// the raw functions, which no request of month_lock's granted.
+type Request = (u64, i64);
+const NO_REQUEST: Request = (u64::MAX, 0);
 
 struct Held {
-    /// Session-scope (month, mode) pairs month_lock took and has not released.
-    all: Vec<(MonthTag, Mode)>,
+    /// Session-scope (month, mode) pairs month_lock took and has not released, each with the
+    /// request that granted it.
+    all: Vec<(MonthTag, Mode, Request)>,
     /// Tokens of exclusive holds, valid while `lockmgr::exclusive_hold` reports them marked.
     tokens: Vec<(MonthTag, i64)>,
     /// Top-level transactions ended so far in this backend.
     transactions: u64,
-    /// The client request `in_request` belongs to (see [`request_key`]).
-    request: (u64, i64),
-    /// Pairs newly granted during that request.
-    in_request: Vec<(MonthTag, Mode)>,
 }
 
-/// One per backend process (PostgreSQL backends run SQL on one thread; the lock is never
-/// contended — a plain static, where a thread_local would cost a TLS lookup per call in a
-/// shared library).
-static HELD: Mutex<Held> = Mutex::new(Held {
+/// One per backend process: PostgreSQL runs SQL on one thread per backend.
+static HELD: BackendLocal<Held> = BackendLocal::new(Held {
     all: Vec::new(),
     tokens: Vec::new(),
     transactions: 0,
-    request: (0, 0),
-    in_request: Vec::new(),
 });
 
-/// Identity of the running client request: outside a transaction block, the implicit
-/// transaction (every statement and message up to its commit); inside one, the query string or
-/// Execute message (its statement start time, `lockmgr::current_request`).
-fn request_key(held: &Held) -> (u64, i64) {
-    let statement = if lockmgr::in_transaction_block() {
-        lockmgr::current_request()
+/// The request a grant is made in: the top-level transaction (counted by this backend) and
+/// the statement start time of the query string or extended-protocol message
+/// (`lockmgr::current_request`). Which grants a failed request takes back is decided when it
+/// fails, by [`failed_request_made`].
+fn request_key(held: &Held) -> Request {
+    (held.transactions, lockmgr::current_request())
+}
+
+/// Whether a grant made in `request` belongs to the request that is failing now. Outside a
+/// transaction block the failing request is the whole implicit transaction (a query string, or
+/// extended-protocol messages up to the Sync that commits them): every grant of this top-level
+/// transaction. Inside a block it is the query string or Execute that is running. The block
+/// state is read when the request fails, at the top level: a grant is often made inside a
+/// subtransaction (month_lock's own wait, an EXCEPTION block), which looks like a block.
+fn failed_request_made(held: &Held, request: Request) -> bool {
+    if lockmgr::in_transaction_block() {
+        request == request_key(held)
     } else {
-        0
-    };
-    (held.transactions, statement)
+        request.0 == held.transactions
+    }
 }
 
 /// Runs `f` on the record (never re-entered: nothing inside calls back into it).
 fn with_held<T>(f: impl FnOnce(&mut Held) -> T) -> T {
-    let mut held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    f(&mut held)
+    HELD.with(f)
 }
 
 /// Records a session-scope grant; `new` is false for a re-entry on a hold that already had a
@@ -80,18 +86,15 @@ fn with_held<T>(f: impl FnOnce(&mut Held) -> T) -> T {
 /// anything else can raise.
 pub fn granted(tag: MonthTag, mode: Mode, new: bool) {
     with_held(|held| {
-        if !held.all.contains(&(tag, mode)) {
-            held.all.push((tag, mode));
-        }
-        if new {
-            let request = request_key(held);
-            if held.request != request {
-                held.request = request;
-                held.in_request.clear();
-            }
-            if !held.in_request.contains(&(tag, mode)) {
-                held.in_request.push((tag, mode));
-            }
+        let request = if new { request_key(held) } else { NO_REQUEST };
+        match held
+            .all
+            .iter_mut()
+            .find(|(t, m, _)| (*t, *m) == (tag, mode))
+        {
+            Some(entry) if new => entry.2 = request,
+            Some(_) => {}
+            None => held.all.push((tag, mode, request)),
         }
     });
 }
@@ -104,33 +107,37 @@ pub fn release(tag: MonthTag, mode: Mode) -> bool {
 
 /// Releases every pair month_lock took whose tag `select` accepts; counts real releases.
 pub fn release_all(select: impl Fn(MonthTag) -> bool) -> usize {
-    // One pass over each list (forgetting pair by pair would be quadratic in months held).
-    let chosen: Vec<(MonthTag, Mode)> = with_held(|held| {
-        let (chosen, rest) = held.all.drain(..).partition(|(tag, _)| select(*tag));
+    // One pass (forgetting pair by pair would be quadratic in months held).
+    let chosen: Vec<(MonthTag, Mode, Request)> = with_held(|held| {
+        let (chosen, rest) = held.all.drain(..).partition(|(tag, _, _)| select(*tag));
         held.all = rest;
-        held.in_request.retain(|(tag, _)| !select(*tag));
         chosen
     });
     chosen
         .into_iter()
-        .filter(|(tag, mode)| lockmgr::release_session(*tag, *mode))
+        .filter(|(tag, mode, _)| lockmgr::release_session(*tag, *mode))
         .count()
 }
 
 /// Undoes the session-scope grants of the request that is failing. Registered with
 /// `lockmgr::on_transaction_events`.
 pub fn undo_failed_request() {
-    let undo = with_held(|held| {
-        if held.in_request.is_empty() || held.request != request_key(held) {
+    let undo: Vec<(MonthTag, Mode, Request)> = with_held(|held| {
+        if !held
+            .all
+            .iter()
+            .any(|(_, _, r)| failed_request_made(held, *r))
+        {
             return Vec::new();
         }
-        let undo = std::mem::take(&mut held.in_request);
-        for (tag, mode) in &undo {
-            held.forget(*tag, *mode);
-        }
+        let all = std::mem::take(&mut held.all);
+        let (undo, rest) = all
+            .into_iter()
+            .partition(|(_, _, r)| failed_request_made(held, *r));
+        held.all = rest;
         undo
     });
-    for (tag, mode) in undo {
+    for (tag, mode, _) in undo {
         lockmgr::release_session(tag, mode);
     }
 }
@@ -138,10 +145,17 @@ pub fn undo_failed_request() {
 impl Held {
     /// Drops (tag, mode) from the record; true if it was there.
     fn forget(&mut self, tag: MonthTag, mode: Mode) -> bool {
-        let before = self.all.len();
-        self.all.retain(|pair| *pair != (tag, mode));
-        self.in_request.retain(|pair| *pair != (tag, mode));
-        self.all.len() != before
+        match self
+            .all
+            .iter()
+            .position(|(t, m, _)| (*t, *m) == (tag, mode))
+        {
+            Some(i) => {
+                self.all.swap_remove(i);
+                true
+            }
+            None => false,
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! The only module that calls PostgreSQL's C API directly: the lock manager, subtransactions,
 //! transaction callbacks and setting hooks. Everything unsafe in the extension lives here; each
 //! `unsafe` block states the invariant it relies on. The rest of the crate sees a small safe
-//! surface: [`try_now`], [`wait`], [`release_session`], [`held_by_me`],
-//! [`release_transaction`], [`granted_in_database`], [`on_transaction_events`] and
-//! [`define_settings`].
+//! surface: [`try_now`], [`wait`], [`release_session`], [`release_transaction`],
+//! [`held_by_me`], [`exclusive_hold`], [`requested_in_database`],
+//! [`commit_covers_wal_so_far`], [`current_request`], [`in_transaction_block`],
+//! [`on_transaction_events`] and [`define_settings`].
 //!
 //! All functions must be called from a backend inside a transaction (any SQL-callable function
 //! is), on the backend's main thread (pgrx enforces that).
@@ -16,6 +17,44 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
+
+/// State of this backend process, for the safe modules: a PostgreSQL backend runs SQL on one
+/// thread (pgrx refuses calls from any other), so one value per process needs no lock. Access
+/// goes through [`BackendLocal::with`], which panics instead of handing out a second `&mut` if
+/// it is ever re-entered.
+pub struct BackendLocal<T> {
+    value: std::cell::UnsafeCell<T>,
+    busy: std::cell::Cell<bool>,
+}
+
+// SAFETY: only the backend's main thread runs month_lock's code (SQL functions, transaction
+// callbacks and setting hooks are all called on it), so the value is never reached from two
+// threads.
+unsafe impl<T> Sync for BackendLocal<T> {}
+
+impl<T> BackendLocal<T> {
+    pub const fn new(value: T) -> Self {
+        BackendLocal {
+            value: std::cell::UnsafeCell::new(value),
+            busy: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Runs `f` on the value.
+    #[inline]
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        assert!(!self.busy.replace(true), "BackendLocal re-entered");
+        struct Done<'a>(&'a std::cell::Cell<bool>);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let _done = Done(&self.busy);
+        // SAFETY: one thread (see the Sync impl), and `busy` rules out a second live borrow.
+        f(unsafe { &mut *self.value.get() })
+    }
+}
 
 /// Lock strength: the same modes `pg_advisory_lock` (exclusive) and `pg_advisory_lock_shared`
 /// (shared) use, so a month lock and a raw advisory lock on the same key conflict as expected.
@@ -65,18 +104,6 @@ impl MonthTag {
             locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
             locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
         }
-    }
-
-    fn from_locktag(tag: &pg_sys::LOCKTAG) -> Option<MonthTag> {
-        // SAFETY: as in `locktag`.
-        let db = unsafe { pg_sys::MyDatabaseId }.to_u32();
-        (tag.locktag_type == pg_sys::LockTagType::LOCKTAG_ADVISORY as u8
-            && tag.locktag_field1 == db)
-            .then_some(MonthTag {
-                classid: tag.locktag_field2,
-                objid: tag.locktag_field3,
-                objsubid: tag.locktag_field4,
-            })
     }
 }
 
@@ -491,20 +518,19 @@ impl Drop for WarningsSilenced {
 }
 
 /// Whether any backend holds an advisory lock with this tag in the current database, in any
-/// mode (a snapshot of the shared lock table, as `pg_locks` reads it; waiters do not count).
-pub fn granted_in_database(tag: MonthTag) -> bool {
-    // SAFETY: GetLockStatusData takes every lock-partition LWLock briefly, copies the table into
-    // memory palloc'd in CurrentMemoryContext and returns; `nelements` entries are valid.
-    unsafe {
-        let data = pg_sys::GetLockStatusData();
-        let instances = std::slice::from_raw_parts((*data).locks, (*data).nelements as usize);
-        let found = instances
-            .iter()
-            .any(|inst| inst.holdMask != 0 && MonthTag::from_locktag(&inst.locktag) == Some(tag));
-        pg_sys::pfree((*data).locks.cast());
-        pg_sys::pfree(data.cast());
-        found
-    }
+/// mode, or waits for it: one lookup in one partition of the shared lock table.
+///
+/// `LockWaiterCount` returns the lock object's number of requests, granted and awaited, read
+/// under its partition lock. An awaited request implies a granted one at that instant: a
+/// release grants every waiter that no longer conflicts while it holds the same partition
+/// lock, so a queue never stands without a holder (a waiter that gave up leaves it under that
+/// lock too). So "any request" is "held by someone", including this backend.
+pub fn requested_in_database(tag: MonthTag) -> bool {
+    let locktag = tag.locktag();
+    // SAFETY: `locktag` is a valid advisory tag of the user lock method; LockWaiterCount takes
+    // and releases one partition LWLock around a hash lookup and raises only for an
+    // unrecognized lock method (ours is USER_LOCKMETHOD).
+    unsafe { pg_sys::LockWaiterCount(&locktag) > 0 }
 }
 
 /// Identity of the client request this backend is executing: its statement start time, which

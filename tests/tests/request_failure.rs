@@ -9,7 +9,8 @@ mod common;
 
 use common::*;
 use month_lock_tests::wire::{Answer, Wire};
-use month_lock_tests::{server, TestDb};
+use month_lock_tests::{backend_pid, server, wait_until_waiting, TestDb};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 /// A table whose deferred constraint trigger runs at commit and catches an error there, and
@@ -38,6 +39,12 @@ async fn db(hint: &str) -> (TestDb, TestDb) {
            BEGIN
              got := month_lock_try(y, m);
              BEGIN PERFORM 1/0; EXCEPTION WHEN others THEN NULL; END;
+             RETURN got;
+           END $$;
+         CREATE FUNCTION take_in_block(y int, m int) RETURNS boolean LANGUAGE plpgsql AS $$
+           DECLARE got boolean;
+           BEGIN
+             BEGIN got := month_lock_try(y, m); EXCEPTION WHEN others THEN NULL; END;
              RETURN got;
            END $$;
          GRANT ALL ON log, bad TO PUBLIC;",
@@ -255,4 +262,52 @@ async fn inside_a_block_a_completed_execute_keeps_its_grant_when_a_later_one_fai
     assert!(!q_bool(&other, "SELECT month_lock_try(2051, 5)").await);
     let _ = (c, pid);
     drop(wire);
+}
+
+/// A grant made inside a subtransaction (an EXCEPTION block; month_lock's own wait) belongs to
+/// the request like any other: undone when the request fails later, in and outside a block.
+#[tokio::test]
+async fn a_grant_made_inside_a_subtransaction_is_undone_when_its_request_fails() {
+    let (_, role) = db("subtransaction_grant").await;
+    let (c, other, observer) = (
+        role.connect().await,
+        role.connect().await,
+        role.connect().await,
+    );
+    let pid = backend_pid(&c).await;
+    for round in 0..20 {
+        for sql in [
+            // Each fails after its grant (a constant 1/0 would fail at planning, before it).
+            "SELECT 1/(take_in_block(2052, 1)::int - 1)",
+            "SELECT 1/(month_lock_try(2052, 1, 1000)::int - 1)",
+            "SELECT 1/(month_lock_all(ARRAY['2052-01-01']::date[], 1000)::int - 1)",
+        ] {
+            let (code, _) = error_of(&c, sql).await;
+            assert_eq!(code, SqlState::DIVISION_BY_ZERO);
+            assert!(!held_by(&c, &other, 2052, 1).await, "round {round}: {sql}");
+            exec(&c, "BEGIN").await;
+            let (code, _) = error_of(&c, sql).await;
+            assert_eq!(code, SqlState::DIVISION_BY_ZERO);
+            exec(&c, "ROLLBACK").await;
+            assert!(
+                !held_by(&c, &other, 2052, 1).await,
+                "round {round}, in a block: {sql}"
+            );
+        }
+        // Through a wait that was really queued: another session held the month.
+        assert!(q_bool(&other, "SELECT month_lock_try(2052, 2)").await);
+        let releaser = async {
+            wait_until_waiting(&observer, pid).await;
+            exec(&other, "SELECT month_lock_release(2052, 2)").await;
+        };
+        let (failed, _) = tokio::join!(
+            error_of(&c, "SELECT 1/(month_lock_try(2052, 2, 5000)::int - 1)"),
+            releaser
+        );
+        assert_eq!(failed.0, SqlState::DIVISION_BY_ZERO);
+        assert!(
+            !held_by(&c, &other, 2052, 2).await,
+            "round {round}: after a queued wait"
+        );
+    }
 }

@@ -2,8 +2,9 @@
 //!
 //! A primary and a synchronous streaming standby on loopback (`month_lock_tests::replica`).
 //! On the primary, an old holder takes 2024-03 through the client library, gets its fencing
-//! token (`month_lock_token`, autocommit: committed, so flushed on the synchronous standby)
-//! and writes a row with it, while `month-lock run` holds 2024-04 around a shell loop that
+//! token (`month_lock_token`, autocommit: committed, so flushed on the synchronous standby —
+//! also when the sequence's WAL record behind it was written by another transaction that
+//! rolled back, with the primary's WAL writer slowed to 10 s) and writes a row with it, while `month-lock run` holds 2024-04 around a shell loop that
 //! appends to a marker file. Then the primary stops abruptly (SIGQUIT: immediate shutdown)
 //! and the standby is promoted. Asserted:
 //!
@@ -150,6 +151,12 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
     // Created after the standby is in sync: these commits are flushed on the standby too.
     let db: TestDb = pair.primary.fresh_db("failover").await;
     let admin = db.connect().await;
+    // The primary's WAL writer waits 10 s between rounds (below), so WAL that no commit
+    // flushed is neither on disk nor streamed when the primary crashes.
+    admin
+        .batch_execute("ALTER SYSTEM SET wal_writer_delay = '10s'; SELECT pg_reload_conf()")
+        .await
+        .unwrap();
     let tokens: i64 = admin
         .query_one(
             "SELECT count(*) FROM pg_proc WHERE proname = 'month_lock_token'",
@@ -180,8 +187,20 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
             interval: HEARTBEAT,
             timeout: Some(Duration::from_secs(2)),
         });
+    // The sequence's WAL record that covers the old holder's token is written by a logger
+    // that rolls back (the first token after a checkpoint): the old holder's token then comes
+    // from the cached range, with no WAL of its own.
+    admin.batch_execute("CHECKPOINT").await.unwrap();
+    let logger = db.connect_as("rolled-back logger").await;
+    logger
+        .batch_execute(
+            "BEGIN; SELECT month_lock_try_xact(2024, 5); SELECT month_lock_token(2024, 5); ROLLBACK",
+        )
+        .await
+        .unwrap();
     // Autocommit: the transaction that took the token has committed (and, with
-    // synchronous_commit=on, is flushed on the standby) before the token is used.
+    // synchronous_commit=on, is flushed on the standby) before the token is used — its commit
+    // covers the logger's record too.
     let old_token: i64 = guard
         .client()
         .query_one("SELECT month_lock_token(2024, 3)", &[])

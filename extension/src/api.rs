@@ -293,21 +293,27 @@ fn month_lock_claim_xact(months: Option<Array<'_, Date>>) -> Option<Date> {
     claim(months, Scope::Transaction)
 }
 
-/// Months one `month_lock_all` call took so far; released again unless the call succeeds, also
-/// when an ERROR unwinds through it.
+/// What one `month_lock_all` call changed so far; undone unless the call succeeds, also when
+/// an ERROR unwinds through it: references it added are released, holds it took over from the
+/// raw functions are given back to them.
 struct TakenByThisCall {
     scope: Scope,
     tags: Vec<lockmgr::MonthTag>,
+    adopted: Vec<lockmgr::MonthTag>,
 }
 
 impl TakenByThisCall {
     fn keep(mut self) {
         self.tags.clear();
+        self.adopted.clear();
     }
 }
 
 impl Drop for TakenByThisCall {
     fn drop(&mut self) {
+        for tag in self.adopted.drain(..) {
+            crate::held::disown(tag, Mode::Exclusive);
+        }
         for tag in self.tags.drain(..).rev() {
             match self.scope {
                 Scope::Session => crate::held::release(tag, Mode::Exclusive),
@@ -332,6 +338,7 @@ fn take_all(months: Option<Array<'_, Date>>, timeout_ms: Option<i32>, scope: Sco
     let mut taken = TakenByThisCall {
         scope,
         tags: Vec::with_capacity(tags.len()),
+        adopted: Vec::new(),
     };
     for tag in tags {
         // What this call adds is given back on failure, and only that: a session reference
@@ -340,6 +347,10 @@ fn take_all(months: Option<Array<'_, Date>>, timeout_ms: Option<i32>, scope: Sco
         let added = match lockmgr::try_now(tag, Mode::Exclusive, scope) {
             lockmgr::Attempt::Added => true,
             lockmgr::Attempt::AlreadyHeld => false,
+            lockmgr::Attempt::Adopted => {
+                taken.adopted.push(tag);
+                false
+            }
             lockmgr::Attempt::Refused => {
                 // Rounded up: a budget with 0.4 ms left still waits (1 ms), as a 1 ms
                 // timeout on one month does.

@@ -32,15 +32,25 @@ use crate::keys::{month_text, raise};
 use crate::lockmgr::{self, BackendLocal, Mode, MonthTag};
 use pgrx::prelude::*;
 
-/// A client request (see [`request_key`]); `NO_REQUEST` for a hold month_lock took over from
-/// the raw functions, which no request of month_lock's granted.
+/// A client request (see [`request_key`]).
 type Request = (u64, i64);
-const NO_REQUEST: Request = (u64::MAX, 0);
+
+/// A session-scope hold in the record.
+#[derive(Clone, Copy)]
+struct Entry {
+    tag: MonthTag,
+    mode: Mode,
+    /// The request that granted it, or took it over.
+    request: Request,
+    /// Taken over: the session held it already (raw `pg_advisory_lock`) when a month_lock
+    /// function asked for it. Undoing that request gives the hold back to the raw caller
+    /// instead of releasing it.
+    adopted: bool,
+}
 
 struct Held {
-    /// Session-scope (month, mode) pairs month_lock took and has not released, each with the
-    /// request that granted it.
-    all: Vec<(MonthTag, Mode, Request)>,
+    /// Session-scope holds month_lock took (or took over) and has not released.
+    all: Vec<Entry>,
     /// Tokens of exclusive holds, valid while `lockmgr::exclusive_hold` reports them marked.
     tokens: Vec<(MonthTag, i64)>,
     /// Top-level transactions ended so far in this backend.
@@ -56,24 +66,22 @@ static HELD: BackendLocal<Held> = BackendLocal::new(Held {
 
 /// The request a grant is made in: the top-level transaction (counted by this backend) and
 /// the statement start time of the query string or extended-protocol message
-/// (`lockmgr::current_request`). Which grants a failed request takes back is decided when it
-/// fails, by [`failed_request_made`].
+/// (`lockmgr::current_request`, which transaction control inside the request — a procedure's
+/// COMMIT, a COMMIT in a query string — leaves alone). Which grants a failed request takes
+/// back is decided when it fails, by [`failed_request_made`].
 fn request_key(held: &Held) -> Request {
     (held.transactions, lockmgr::current_request())
 }
 
-/// Whether a grant made in `request` belongs to the request that is failing now. Outside a
-/// transaction block the failing request is the whole implicit transaction (a query string, or
-/// extended-protocol messages up to the Sync that commits them): every grant of this top-level
-/// transaction. Inside a block it is the query string or Execute that is running. The block
-/// state is read when the request fails, at the top level: a grant is often made inside a
-/// subtransaction (month_lock's own wait, an EXCEPTION block), which looks like a block.
+/// Whether a grant made in `request` belongs to the request that is failing now: the query
+/// string or extended-protocol message that is running (also across COMMITs inside it) and,
+/// outside a transaction block, the whole implicit transaction (extended-protocol messages up
+/// to the Sync that commits them). The block state is read when the request fails, at the top
+/// level: a grant is often made inside a subtransaction (month_lock's own wait, an EXCEPTION
+/// block), which looks like a block.
 fn failed_request_made(held: &Held, request: Request) -> bool {
-    if lockmgr::in_transaction_block() {
-        request == request_key(held)
-    } else {
-        request.0 == held.transactions
-    }
+    request.1 == lockmgr::current_request()
+        || (!lockmgr::in_transaction_block() && request.0 == held.transactions)
 }
 
 /// Runs `f` on the record (never re-entered: nothing inside calls back into it).
@@ -83,20 +91,34 @@ fn with_held<T>(f: impl FnOnce(&mut Held) -> T) -> T {
 
 /// Records a session-scope grant; `new` is false for a re-entry on a hold that already had a
 /// session reference. Called by `lockmgr` right after the lock manager granted it, before
-/// anything else can raise.
-pub fn granted(tag: MonthTag, mode: Mode, new: bool) {
+/// anything else can raise. True when a re-entry took over a hold the record did not have
+/// (the raw functions took it): see [`disown`].
+pub fn granted(tag: MonthTag, mode: Mode, new: bool) -> bool {
     with_held(|held| {
-        let request = if new { request_key(held) } else { NO_REQUEST };
-        match held
-            .all
-            .iter_mut()
-            .find(|(t, m, _)| (*t, *m) == (tag, mode))
-        {
-            Some(entry) if new => entry.2 = request,
-            Some(_) => {}
-            None => held.all.push((tag, mode, request)),
+        let request = request_key(held);
+        let fresh = Entry {
+            tag,
+            mode,
+            request,
+            adopted: !new,
+        };
+        match held.all.iter_mut().find(|e| (e.tag, e.mode) == (tag, mode)) {
+            Some(entry) if new => {
+                *entry = fresh;
+                false
+            }
+            Some(_) => false,
+            None => {
+                held.all.push(fresh);
+                !new
+            }
         }
-    });
+    })
+}
+
+/// Gives a hold that [`granted`] took over back to the raw functions (forgets it, keeps it).
+pub fn disown(tag: MonthTag, mode: Mode) {
+    with_held(|held| held.forget(tag, mode));
 }
 
 /// Releases this session's session-scope hold of (tag, mode) if month_lock took it; true if
@@ -108,48 +130,45 @@ pub fn release(tag: MonthTag, mode: Mode) -> bool {
 /// Releases every pair month_lock took whose tag `select` accepts; counts real releases.
 pub fn release_all(select: impl Fn(MonthTag) -> bool) -> usize {
     // One pass (forgetting pair by pair would be quadratic in months held).
-    let chosen: Vec<(MonthTag, Mode, Request)> = with_held(|held| {
-        let (chosen, rest) = held.all.drain(..).partition(|(tag, _, _)| select(*tag));
+    let chosen: Vec<Entry> = with_held(|held| {
+        let (chosen, rest) = held.all.drain(..).partition(|e| select(e.tag));
         held.all = rest;
         chosen
     });
     chosen
         .into_iter()
-        .filter(|(tag, mode, _)| lockmgr::release_session(*tag, *mode))
+        .filter(|e| lockmgr::release_session(e.tag, e.mode))
         .count()
 }
 
 /// Undoes the session-scope grants of the request that is failing. Registered with
 /// `lockmgr::on_transaction_events`.
 pub fn undo_failed_request() {
-    let undo: Vec<(MonthTag, Mode, Request)> = with_held(|held| {
+    let undo: Vec<Entry> = with_held(|held| {
         if !held
             .all
             .iter()
-            .any(|(_, _, r)| failed_request_made(held, *r))
+            .any(|e| failed_request_made(held, e.request))
         {
             return Vec::new();
         }
         let all = std::mem::take(&mut held.all);
         let (undo, rest) = all
             .into_iter()
-            .partition(|(_, _, r)| failed_request_made(held, *r));
+            .partition(|e| failed_request_made(held, e.request));
         held.all = rest;
         undo
     });
-    for (tag, mode, _) in undo {
-        lockmgr::release_session(tag, mode);
+    // A hold the request only took over stays with the raw caller who had it.
+    for e in undo.into_iter().filter(|e| !e.adopted) {
+        lockmgr::release_session(e.tag, e.mode);
     }
 }
 
 impl Held {
     /// Drops (tag, mode) from the record; true if it was there.
     fn forget(&mut self, tag: MonthTag, mode: Mode) -> bool {
-        match self
-            .all
-            .iter()
-            .position(|(t, m, _)| (*t, *m) == (tag, mode))
-        {
+        match self.all.iter().position(|e| (e.tag, e.mode) == (tag, mode)) {
             Some(i) => {
                 self.all.swap_remove(i);
                 true

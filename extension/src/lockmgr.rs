@@ -118,6 +118,9 @@ pub enum Attempt {
     /// Granted with nothing added: a session-scope request on a month this backend already
     /// held in session scope (re-entry does not stack).
     AlreadyHeld,
+    /// As `AlreadyHeld`, and the hold was the raw functions' only: month_lock's record took it
+    /// over (`crate::held::granted`); undoing the call gives it back (`crate::held::disown`).
+    Adopted,
 }
 
 impl Attempt {
@@ -153,8 +156,11 @@ pub fn try_now(tag: MonthTag, mode: Mode, scope: Scope) -> Attempt {
             // Already held, in some scope: only a second *session* reference is undone.
             _ if session && session_count(locallock) > 1 => {
                 lock_release(&locktag, lockmode, true);
-                crate::held::granted(tag, mode, false);
-                return Attempt::AlreadyHeld;
+                return if crate::held::granted(tag, mode, false) {
+                    Attempt::Adopted
+                } else {
+                    Attempt::AlreadyHeld
+                };
             }
             // Held by the transaction only (or a transaction reference stacked): this call
             // added the reference.
@@ -609,7 +615,9 @@ static IN_OWN_ROLLBACK: AtomicBool = AtomicBool::new(false);
 ///   the Sync that commits (deferred triggers, `WITH HOLD` cursors materialised at commit,
 ///   both of which can catch errors in EXCEPTION blocks) and during fast-path function calls.
 ///
-/// Only client backends have requests: in background workers `failed_request` is never called.
+/// Only client connections have requests (ordinary backends, and walsenders of
+/// `replication=database` connections, which run SQL too): in background workers
+/// `failed_request` is never called.
 pub fn on_transaction_events(hooks: TransactionHooks) {
     if HOOKS.set(hooks).is_ok() {
         // SAFETY: registering callbacks once per process, from _PG_init; the functions are
@@ -653,8 +661,10 @@ unsafe extern "C-unwind" fn after_subxact_event(
 fn request_failed() -> bool {
     // SAFETY: plain backend-local globals, read on the backend's own thread.
     unsafe {
-        pg_sys::MyBackendType == pg_sys::BackendType::B_BACKEND
-            && pg_sys::debug_query_string.is_null()
+        matches!(
+            pg_sys::MyBackendType,
+            pg_sys::BackendType::B_BACKEND | pg_sys::BackendType::B_WAL_SENDER
+        ) && pg_sys::debug_query_string.is_null()
             && std::ptr::read_volatile(std::ptr::addr_of!(pg_sys::InterruptHoldoffCount)) >= 2
     }
 }

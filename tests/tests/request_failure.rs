@@ -47,6 +47,18 @@ async fn db(hint: &str) -> (TestDb, TestDb) {
              BEGIN got := month_lock_try(y, m); EXCEPTION WHEN others THEN NULL; END;
              RETURN got;
            END $$;
+         CREATE PROCEDURE take_commit_fail(y int, m int) LANGUAGE plpgsql AS $$
+           BEGIN
+             PERFORM month_lock_try(y, m);
+             COMMIT;
+             PERFORM 1/(month_lock_held(y, m)::int - 1);
+           END $$;
+         CREATE PROCEDURE take_commit_fails(y int, m int) LANGUAGE plpgsql AS $$
+           BEGIN
+             PERFORM month_lock_try(y, m);
+             INSERT INTO bad VALUES (1);
+             COMMIT;
+           END $$;
          GRANT ALL ON log, bad TO PUBLIC;",
     )
     .await;
@@ -310,4 +322,121 @@ async fn a_grant_made_inside_a_subtransaction_is_undone_when_its_request_fails()
             "round {round}: after a queued wait"
         );
     }
+}
+
+/// A request that commits partway (a procedure's COMMIT, a COMMIT inside a query string) and
+/// then fails is still one failed request: its grants are undone, before and after the COMMIT,
+/// also when the COMMIT itself is what fails.
+#[tokio::test]
+async fn a_request_that_commits_partway_and_then_fails_keeps_no_grant() {
+    let (_, role) = db("commit_partway").await;
+    let (c, other) = (role.connect().await, role.connect().await);
+    for round in 0..10 {
+        for (sql, code) in [
+            ("CALL take_commit_fail(2053, 1)", SqlState::DIVISION_BY_ZERO),
+            ("CALL take_commit_fails(2053, 1)", SqlState::CHECK_VIOLATION),
+            (
+                "DO $$ BEGIN PERFORM month_lock_try(2053, 1); COMMIT; \
+                 PERFORM 1/(month_lock_held(2053, 1)::int - 1); END $$",
+                SqlState::DIVISION_BY_ZERO,
+            ),
+            (
+                "SELECT month_lock_try(2053, 1); COMMIT; SELECT 1/(month_lock_held(2053, 1)::int - 1)",
+                SqlState::DIVISION_BY_ZERO,
+            ),
+        ] {
+            // Simple protocol, and (single statements) the extended protocol.
+            let (got, _) = error_of(&c, sql).await;
+            assert_eq!(got, code, "{sql}");
+            assert!(!held_by(&c, &other, 2053, 1).await, "round {round}: {sql}");
+            if !sql.contains("; ") {
+                let err = c.execute(sql, &[]).await.expect_err(sql);
+                assert_eq!(common::code(&err), Some(code.clone()), "{sql}");
+                assert!(!held_by(&c, &other, 2053, 1).await, "round {round}, extended: {sql}");
+            }
+        }
+    }
+}
+
+/// A hold only the raw functions took stays theirs when a month_lock call that took it over
+/// fails: `month_lock_all` returning false or raising, a failed request.
+#[tokio::test]
+async fn a_failed_call_gives_a_raw_hold_back_to_the_raw_functions() {
+    let (_, role) = db("raw_adopt").await;
+    let (c, other) = (role.connect().await, role.connect().await);
+    let key = format!("{DEFAULT_NAMESPACE}, {}", ym(2054, 1));
+    assert!(q_bool(&other, "SELECT month_lock_try(2054, 2)").await);
+    for (sql, raises) in [
+        (
+            "SELECT month_lock_all(ARRAY['2054-01-01', '2054-02-01']::date[])",
+            false,
+        ),
+        (
+            "SELECT month_lock_all(ARRAY['2054-01-01', '2054-02-01']::date[], 20)",
+            false,
+        ),
+        ("SELECT 1/(month_lock_try(2054, 1)::int - 1)", true),
+        (
+            "SELECT 1/(month_lock_claim(ARRAY['2054-01-01']::date[]) IS NULL)::int",
+            false,
+        ),
+    ] {
+        exec(&c, &format!("SELECT pg_advisory_lock({key})")).await;
+        if raises {
+            error_of(&c, sql).await;
+        } else {
+            c.simple_query(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)));
+        }
+        assert!(
+            !q_bool(&c, "SELECT month_lock_release(2054, 1)").await,
+            "{sql}: the raw hold is not month_lock's"
+        );
+        assert!(q_bool(&c, "SELECT month_lock_held(2054, 1)").await, "{sql}");
+        assert!(
+            q_bool(&c, &format!("SELECT pg_advisory_unlock({key})")).await,
+            "{sql}"
+        );
+        assert!(
+            !q_bool(&c, "SELECT month_lock_held(2054, 1)").await,
+            "{sql}"
+        );
+    }
+}
+
+/// A `replication=database` connection runs SQL in a walsender: its failed requests are
+/// undone too.
+#[tokio::test]
+async fn a_failed_request_on_a_replication_connection_keeps_no_grant() {
+    let (db, role) = db("walsender").await;
+    let admin = db.connect().await;
+    exec(
+        &admin,
+        &format!("ALTER ROLE \"{}\" REPLICATION", role.user()),
+    )
+    .await;
+    let other = role.connect().await;
+    let host = host_of(&role.config);
+    let port = role.config.get_ports().first().copied().unwrap_or(5432);
+    let conninfo = format!(
+        "host={host} port={port} user={} dbname={} replication=database",
+        role.user(),
+        role.name
+    );
+    let out = std::process::Command::new(pg_bindir().join("psql"))
+        .args(["-X", "-At", "-d", &conninfo])
+        .args(["-c", "SELECT month_lock_try(2055, 1)"])
+        .args(["-c", "SELECT 1/(month_lock_try(2055, 2)::int - 1)"])
+        .args(["-c", "SELECT month_lock_held(2055, 1), month_lock_held(2055, 2), backend_type FROM pg_stat_activity WHERE pid = pg_backend_pid()"])
+        .output()
+        .expect("run psql");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("division by zero"), "{stderr}");
+    assert!(
+        stdout.lines().any(|l| l == "t|f|walsender"),
+        "the completed request kept its month, the failed one none:\n{stdout}\n{stderr}"
+    );
+    assert!(q_bool(&other, "SELECT month_lock_try(2055, 2)").await);
 }

@@ -153,10 +153,12 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
     let admin = db.connect().await;
     // The primary's WAL writer waits 10 s between rounds (below), so WAL that no commit
     // flushed is neither on disk nor streamed when the primary crashes.
-    admin
-        .batch_execute("ALTER SYSTEM SET wal_writer_delay = '10s'; SELECT pg_reload_conf()")
-        .await
-        .unwrap();
+    for sql in [
+        "ALTER SYSTEM SET wal_writer_delay = '10s'",
+        "SELECT pg_reload_conf()",
+    ] {
+        admin.batch_execute(sql).await.unwrap();
+    }
     let tokens: i64 = admin
         .query_one(
             "SELECT count(*) FROM pg_proc WHERE proname = 'month_lock_token'",

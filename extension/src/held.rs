@@ -10,9 +10,8 @@
 //!   not be left holding a month it does not know about. Grants made by the running request
 //!   are marked with it in the record; when the request fails, [`undo_failed_request`] releases them
 //!   as the error is raised (`lockmgr::on_transaction_events` says how a failed request is
-//!   recognised). Outside a transaction block the request is the whole implicit transaction (a
-//!   query string, or extended-protocol messages up to the Sync that commits them); inside a
-//!   block it is one query string or one Execute. A request that completes keeps its locks
+//!   recognised). A request is one query string, or one extended-protocol Execute with the Sync
+//!   that commits it. A request that completes keeps its locks
 //!   with the usual session semantics: they survive a later `ROLLBACK`, a later failed
 //!   request and an EXCEPTION block that caught an error.
 //! - **`month_lock_release_all()` costs O(months held)**, not a copy of the shared lock table,
@@ -33,7 +32,7 @@ use crate::lockmgr::{self, BackendLocal, Mode, MonthTag};
 use pgrx::prelude::*;
 
 /// A client request (see [`request_key`]).
-type Request = (u64, i64);
+type Request = i64;
 
 /// A session-scope hold in the record.
 #[derive(Clone, Copy)]
@@ -53,35 +52,28 @@ struct Held {
     all: Vec<Entry>,
     /// Tokens of exclusive holds, valid while `lockmgr::exclusive_hold` reports them marked.
     tokens: Vec<(MonthTag, i64)>,
-    /// Top-level transactions ended so far in this backend.
-    transactions: u64,
 }
 
 /// One per backend process: PostgreSQL runs SQL on one thread per backend.
 static HELD: BackendLocal<Held> = BackendLocal::new(Held {
     all: Vec::new(),
     tokens: Vec::new(),
-    transactions: 0,
 });
 
-/// The request a grant is made in: the top-level transaction (counted by this backend) and
-/// the statement start time of the query string or extended-protocol message
-/// (`lockmgr::current_request`, which transaction control inside the request — a procedure's
-/// COMMIT, a COMMIT in a query string — leaves alone). Which grants a failed request takes
-/// back is decided when it fails, by [`failed_request_made`].
-fn request_key(held: &Held) -> Request {
-    (held.transactions, lockmgr::current_request())
+/// The request a grant is made in: the statement start time of the query string or
+/// extended-protocol message that made it (`lockmgr::current_request`), which transaction
+/// control inside the request — a procedure's COMMIT, a COMMIT in a query string — and the
+/// Sync that commits an Execute leave alone.
+fn request_key() -> Request {
+    lockmgr::current_request()
 }
 
 /// Whether a grant made in `request` belongs to the request that is failing now: the query
-/// string or extended-protocol message that is running (also across COMMITs inside it) and,
-/// outside a transaction block, the whole implicit transaction (extended-protocol messages up
-/// to the Sync that commits them). The block state is read when the request fails, at the top
-/// level: a grant is often made inside a subtransaction (month_lock's own wait, an EXCEPTION
-/// block), which looks like a block.
-fn failed_request_made(held: &Held, request: Request) -> bool {
-    request.1 == lockmgr::current_request()
-        || (!lockmgr::in_transaction_block() && request.0 == held.transactions)
+/// string, or the extended-protocol Execute with the Sync that commits it. In a pipeline of
+/// several Executes each is a request of its own, in every PostgreSQL version (17 and later
+/// run such a pipeline in an implicit transaction block, earlier ones do not).
+fn failed_request_made(request: Request) -> bool {
+    request == request_key()
 }
 
 /// Runs `f` on the record (never re-entered: nothing inside calls back into it).
@@ -95,7 +87,7 @@ fn with_held<T>(f: impl FnOnce(&mut Held) -> T) -> T {
 /// (the raw functions took it): see [`disown`].
 pub fn granted(tag: MonthTag, mode: Mode, new: bool) -> bool {
     with_held(|held| {
-        let request = request_key(held);
+        let request = request_key();
         let fresh = Entry {
             tag,
             mode,
@@ -145,17 +137,13 @@ pub fn release_all(select: impl Fn(MonthTag) -> bool) -> usize {
 /// `lockmgr::on_transaction_events`.
 pub fn undo_failed_request() {
     let undo: Vec<Entry> = with_held(|held| {
-        if !held
-            .all
-            .iter()
-            .any(|e| failed_request_made(held, e.request))
-        {
+        if !held.all.iter().any(|e| failed_request_made(e.request)) {
             return Vec::new();
         }
         let all = std::mem::take(&mut held.all);
         let (undo, rest) = all
             .into_iter()
-            .partition(|e| failed_request_made(held, e.request));
+            .partition(|e| failed_request_made(e.request));
         held.all = rest;
         undo
     });
@@ -240,11 +228,10 @@ fn next_token() -> i64 {
     }
 }
 
-/// The top-level transaction ended: a new request begins, and remembered tokens of holds that
+/// The top-level transaction ended: remembered tokens of holds that
 /// are gone are dropped (a hold that goes on keeps its token; see [`token`]).
 pub fn transaction_ended() {
     with_held(|held| {
-        held.transactions += 1;
         if !held.tokens.is_empty() {
             held.tokens
                 .retain(|(tag, _)| lockmgr::held_by_me(*tag, Mode::Exclusive));

@@ -3,7 +3,7 @@
 //! `unsafe` block states the invariant it relies on. The rest of the crate sees a small safe
 //! surface: [`try_now`], [`wait`], [`release_session`], [`release_transaction`],
 //! [`held_by_me`], [`exclusive_hold`], [`requested_in_database`],
-//! [`commit_covers_wal_so_far`], [`current_request`], [`in_transaction_block`],
+//! [`commit_covers_wal_so_far`], [`current_request`],
 //! [`on_transaction_events`] and [`define_settings`].
 //!
 //! All functions must be called from a backend inside a transaction (any SQL-callable function
@@ -577,7 +577,6 @@ mod unguarded {
 
     extern "C-unwind" {
         pub fn GetCurrentStatementStartTimestamp() -> i64;
-        pub fn IsTransactionBlock() -> bool;
         pub fn get_timeout_indicator(id: TimeoutId, reset: bool) -> bool;
         pub fn LockRelease(locktag: *const LOCKTAG, lockmode: LOCKMODE, sessionLock: bool) -> bool;
     }
@@ -667,14 +666,6 @@ fn request_failed() -> bool {
         ) && pg_sys::debug_query_string.is_null()
             && std::ptr::read_volatile(std::ptr::addr_of!(pg_sys::InterruptHoldoffCount)) >= 2
     }
-}
-
-/// Whether the running request is inside a transaction block (`BEGIN`, or the implicit block of
-/// a query string with several statements): then a client request is one query string or one
-/// extended-protocol Execute; outside a block it is the whole implicit transaction.
-pub fn in_transaction_block() -> bool {
-    // SAFETY: reads the backend-local transaction state; it cannot raise.
-    unsafe { unguarded::IsTransactionBlock() }
 }
 
 /// Runs a hook from inside PostgreSQL's transaction processing: nothing may unwind into it.

@@ -2,8 +2,8 @@
 //! "A session lock never outlives a failed request that took it"): never by an error that
 //! was caught while the request was still succeeding — at the Sync that commits an
 //! extended-protocol request, while a holdable cursor is materialised at commit, in a
-//! fast-path call — and, outside a transaction block, always when the implicit transaction
-//! fails, up to and including its commit at Sync.
+//! fast-path call — and always when the request fails: one query string (also across COMMITs
+//! inside it), or one extended-protocol Execute up to and including its commit at Sync.
 
 mod common;
 
@@ -191,11 +191,11 @@ async fn a_grant_made_in_a_fast_path_call_survives_an_error_caught_in_it() {
     assert_eq!(holders, 1);
 }
 
-/// Outside a transaction block the request is the implicit transaction up to Sync: a grant
-/// is undone when anything before the commit fails, the commit included — whether the
-/// failing write is in the same Execute or a later one.
+/// A request is one Execute with the Sync that commits it: a grant is undone when the same
+/// Execute fails, or the commit at its Sync fails; in a pipeline of several Executes, a grant
+/// an earlier Execute reported stays when a later one, or the commit, fails.
 #[tokio::test]
-async fn outside_a_block_a_pipeline_whose_commit_fails_at_sync_keeps_no_grant() {
+async fn in_a_pipeline_each_execute_is_a_request_and_its_commit_at_sync_belongs_to_it() {
     let (_, role) = db("pipeline_commit").await;
     let other = role.connect().await;
     let config = role.config.clone();
@@ -203,27 +203,30 @@ async fn outside_a_block_a_pipeline_whose_commit_fails_at_sync_keeps_no_grant() 
         let mut wire = Wire::connect(&config);
         let mut out = Vec::new();
         for _ in 0..20 {
-            // The failing write in the same Execute as the grant.
+            // The failing write in the same Execute as the grant: its commit fails at Sync.
             out.push(wire.pipeline(&[
                 "WITH i AS (INSERT INTO bad VALUES (1) RETURNING x) SELECT month_lock_try(2051, 1) FROM i",
             ]));
             out.push(wire.pipeline(&["SELECT month_lock_held(2051, 1)"]));
-            // In a later Execute.
+            // In a later Execute, failing at the commit.
             out.push(wire.pipeline(&[
                 "SELECT month_lock_try(2051, 2)",
                 "INSERT INTO bad VALUES (2)",
             ]));
             out.push(wire.pipeline(&["SELECT month_lock_held(2051, 2)"]));
             // A later Execute that fails at once.
-            out.push(wire.pipeline(&["SELECT month_lock_try(2051, 3)", "SELECT 1/0"]));
+            out.push(wire.pipeline(&[
+                "SELECT month_lock_try(2051, 3)",
+                "SELECT 1/(month_lock_held(2051, 3)::int - 1)",
+            ]));
             out.push(wire.pipeline(&["SELECT month_lock_held(2051, 3)"]));
-            // A pipeline that commits: the grant stays.
+            // A pipeline that commits.
             out.push(wire.pipeline(&[
                 "SELECT month_lock_try(2051, 4)",
                 "INSERT INTO log VALUES (1)",
             ]));
             out.push(wire.pipeline(&["SELECT month_lock_held(2051, 4)"]));
-            out.push(wire.pipeline(&["SELECT month_lock_release(2051, 4)"]));
+            out.push(wire.pipeline(&["SELECT month_lock_release_all()"]));
         }
         out
     })
@@ -234,15 +237,27 @@ async fn outside_a_block_a_pipeline_whose_commit_fails_at_sync_keeps_no_grant() 
     for round in outcomes.chunks(9) {
         assert_eq!(round[0].len(), 2, "{:?}", round[0]);
         assert!(matches!(&round[0][1], Answer::Error(code, _) if code == "23514"));
-        assert_eq!(round[1], vec![f()], "same Execute: undone");
+        assert_eq!(
+            round[1],
+            vec![f()],
+            "the Execute whose commit failed: undone"
+        );
         assert_eq!(round[2][0], t());
         assert!(matches!(&round[2][2], Answer::Error(code, _) if code == "23514"));
-        assert_eq!(round[3], vec![f()], "later Execute: undone");
+        assert_eq!(
+            round[3],
+            vec![t()],
+            "an earlier Execute of the pipeline: kept"
+        );
         assert_eq!(round[4][0], t());
         assert!(matches!(&round[4][1], Answer::Error(code, _) if code == "22012"));
-        assert_eq!(round[5], vec![f()], "failing Execute: undone");
+        assert_eq!(
+            round[5],
+            vec![t()],
+            "an earlier Execute of the pipeline: kept"
+        );
         assert_eq!(round[7], vec![t()], "committed pipeline: kept");
-        assert_eq!(round[8], vec![t()]);
+        assert_eq!(round[8], vec![Answer::Rows(vec![Some("3".into())])]);
     }
     assert_eq!(
         q_i64(&other, "SELECT count(*) FROM month_locks WHERE year = 2051").await,

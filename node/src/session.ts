@@ -145,20 +145,22 @@ class SessionLock implements MonthSessionLock {
     }
   }
 
-  #stop(): void {
+  #stopHeartbeat(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
-    this.#unwatch();
   }
 
   #lose(why: "session-gone" | "not-held", cause?: unknown): void {
-    this.#stop();
+    // The connection's listeners stay until release(): a broken pg connection emits more than
+    // one error, and one without a listener would crash the process.
+    this.#stopHeartbeat();
     if (!this.lost.aborted) this.#controller.abort(new MonthLockLostError(this.month, why, { cause }));
   }
 
   release(): Promise<boolean> {
     this.#released ??= (async () => {
-      this.#stop();
+      this.#stopHeartbeat();
+      this.#unwatch();
       if (this.lost.aborted) return false;
       try {
         return await release(this.conn, this.month, this.mode === "shared");

@@ -90,13 +90,14 @@ DRIVERS.forEach((driver, i) => {
           // The work's own statement must never be hit by the cancel meant for the wait.
           return (await q(tx, "SELECT pg_sleep(0.001), 7 AS seven"))[0].seven;
         }, { signal: controller.signal });
+        const settled = waiting.then((v) => v, (e: unknown) => e); // handled from the start
         await waitUntilWaiting(db.observer, await theWaiter());
         const delay = round % 4; // 0..3 ms between the release and the abort
         await Promise.all([
           release(year, 5),
           new Promise<void>((r) => setTimeout(() => (controller.abort(), r()), delay)),
         ]);
-        const outcome = await waiting.then((v) => v, (e: unknown) => e);
+        const outcome = await settled;
         if (outcome === 7) granted++;
         else {
           assert.equal((outcome as Error).name, "AbortError", String(outcome));

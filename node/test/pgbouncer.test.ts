@@ -94,15 +94,18 @@ describe("through PgBouncer in transaction mode", () => {
       let release!: () => void;
       const released = new Promise<void>((r) => (release = r));
       const holding = withMonthLock(holder.db, "2060-04", () => released);
-      await waitUntil("held", async () => (await lockRows(db.observer)).length === 1);
-      const controller = new AbortController();
-      const waiting = withMonthLock(w.db, "2060-04", () => assert.fail("ran"), { signal: controller.signal });
-      await waitUntil("queued", async () => (await waitingPids(db.observer)).length === 1);
-      controller.abort();
-      await assert.rejects(waiting, { name: "AbortError" }, w.name);
-      assert.equal((await lockRows(db.observer)).length, 1, `${w.name}: only the holder is left`);
-      release();
-      await holding;
+      try {
+        await waitUntil("held", async () => (await lockRows(db.observer)).length === 1);
+        const controller = new AbortController();
+        const waiting = withMonthLock(w.db, "2060-04", () => assert.fail("ran"), { signal: controller.signal });
+        await waitUntil("queued", async () => (await waitingPids(db.observer)).length === 1);
+        controller.abort();
+        await assert.rejects(waiting, { name: "AbortError" }, `${w.name}; PgBouncer's log:\n${bouncer.log()}`);
+        assert.equal((await lockRows(db.observer)).length, 1, `${w.name}: only the holder is left`);
+      } finally {
+        release();
+        await holding;
+      }
       assert.deepEqual(await lockRows(db.observer), []);
     }
   });

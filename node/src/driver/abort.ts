@@ -37,3 +37,18 @@ export async function runAbortable<R extends Row>(
     signal.removeEventListener("abort", onAbort);
   }
 }
+
+/** Milliseconds between repeated cancels while the statement has not ended yet. */
+const CANCEL_REPEAT_MS = 100;
+
+/**
+ * Sends `pg_cancel_backend` (through `send`) until the statement has ended: a cancel that
+ * reaches the backend between statements (the waiting statement not started yet) is ignored
+ * by the server, so one is not enough.
+ */
+export async function cancelUntilSettled(send: () => Promise<unknown>, settled: () => boolean): Promise<void> {
+  while (!settled()) {
+    await send();
+    await new Promise((resolve) => setTimeout(resolve, CANCEL_REPEAT_MS));
+  }
+}

@@ -1,6 +1,6 @@
 // node-postgres (`pg`): a Pool, a Client, or a client checked out of a pool.
 import * as SQL from "../sql.js";
-import { runAbortable } from "./abort.js";
+import { cancelUntilSettled, runAbortable } from "./abort.js";
 import type { Conn, Dedicated, Driver, Row } from "./types.js";
 
 /** The parts of a pg.Client (or PoolClient) used here. */
@@ -29,14 +29,10 @@ export function isPgClient(db: unknown): db is PgClientLike {
     && "connectionParameters" in db;
 }
 
-/** Milliseconds between repeated cancels while the statement has not ended yet. */
-const CANCEL_REPEAT_MS = 100;
-
 /**
  * pg has no public cancel: a second connection with the same settings asks the server to
- * `pg_cancel_backend` the waiter. A cancel that reaches the backend between statements is
- * ignored by the server, so it is repeated until the statement has ended. Behind a
- * transaction pooler this second connection needs a free server connection of the pool.
+ * `pg_cancel_backend` the waiter. Behind a transaction pooler this second connection needs a
+ * free server connection of the pool.
  */
 async function cancelFromSecondConnection(client: PgClientLike, pid: number, settled: () => boolean) {
   const Ctor = (client as unknown as { constructor: new (config: unknown) => PgClientLike & {
@@ -46,10 +42,7 @@ async function cancelFromSecondConnection(client: PgClientLike, pid: number, set
   other.on?.("error", () => undefined);
   try {
     await other.connect();
-    while (!settled()) {
-      await other.query(SQL.CANCEL_BACKEND, [pid]);
-      await new Promise((resolve) => setTimeout(resolve, CANCEL_REPEAT_MS));
-    }
+    await cancelUntilSettled(() => other.query(SQL.CANCEL_BACKEND, [pid]), settled);
   } finally {
     await other.end().catch(() => undefined);
   }

@@ -1,5 +1,6 @@
 // postgres.js (`postgres`): an `sql` instance, a reserved connection, or a transaction's `sql`.
-import { runAbortable } from "./abort.js";
+import * as SQL from "../sql.js";
+import { cancelUntilSettled, runAbortable } from "./abort.js";
 import type { Conn, Dedicated, Driver, Row } from "./types.js";
 
 /** The parts of a postgres.js query used here. */
@@ -21,16 +22,29 @@ export function isPostgresSql(db: unknown): db is PostgresSqlLike {
   return typeof db === "function" && typeof (db as PostgresSqlLike).unsafe === "function";
 }
 
-function sqlConn(sql: PostgresSqlLike): Conn {
+/**
+ * `sql` runs the statements. A wait is cancelled with `pg_cancel_backend` sent through
+ * `pool` (the application's sql: another of its connections) when there is one with room for
+ * it; otherwise with postgres.js's own cancel (the protocol's CancelRequest), which is fine on
+ * a direct connection but which PgBouncer 1.18 and 1.19 can exit on (pgbouncer#847).
+ */
+function sqlConn(sql: PostgresSqlLike, pool?: PostgresSqlLike): Conn {
+  let pid: number | undefined;
   return {
-    run<R extends Row>(text: string, params: unknown[], signal?: AbortSignal) {
+    async run<R extends Row>(text: string, params: unknown[], signal?: AbortSignal) {
+      if (signal && pool) {
+        signal.throwIfAborted();
+        // The pid of this transaction's server backend: one extra round trip, only for calls
+        // that pass a signal.
+        pid ??= ((await sql.unsafe(SQL.BACKEND_PID, [])) as Array<{ pid: number }>)[0].pid;
+      }
       const query = sql.unsafe(text, params as any[]);
       return runAbortable<R>(
         signal,
         async () => (await query) as R[],
-        // postgres.js cancels with the protocol's CancelRequest (which poolers forward) and
-        // resolves once it is sent; a query not sent yet is just taken off the queue.
-        async () => void (await query.cancel()),
+        pool
+          ? (settled) => cancelUntilSettled(() => Promise.resolve(pool.unsafe(SQL.CANCEL_BACKEND, [pid!])), settled)
+          : async () => void (await query.cancel()),
       );
     },
   };
@@ -44,7 +58,9 @@ export function postgresDriver(sql: PostgresSqlLike): Driver {
       if (typeof sql.begin !== "function") {
         throw new TypeError("month-lock: this postgres.js sql cannot begin a transaction (already inside one?)");
       }
-      return (await sql.begin((tx) => body(sqlConn(tx), tx))) as R;
+      // A cancel needs another connection of the pool; with { max: 1 } there is none.
+      const pool = (sql.options?.max ?? 1) > 1 ? sql : undefined;
+      return (await sql.begin((tx) => body(sqlConn(tx, pool), tx))) as R;
     },
     dedicated(): Dedicated {
       const dedicated = typeof sql.release === "function" || typeof sql.savepoint === "function"
@@ -54,7 +70,8 @@ export function postgresDriver(sql: PostgresSqlLike): Driver {
           "month-lock: session scope needs one connection: pass `await sql.reserve()` or an sql made with { max: 1 }",
         );
       }
-      // postgres.js reports no connection events: the heartbeat notices a lost session.
+      // A direct connection: postgres.js's own cancel. postgres.js reports no connection
+      // events: the heartbeat notices a lost session.
       return { conn: sqlConn(sql), watch: () => () => undefined };
     },
   };

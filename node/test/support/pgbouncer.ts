@@ -99,7 +99,12 @@ export async function startPgBouncer(server: Target, poolSize = 4): Promise<PgBo
   child.stdout!.on("data", (d) => (log += d));
   child.stderr!.on("data", (d) => (log += d));
   let exited: string | undefined;
-  child.once("exit", (code, signal) => (exited = `exit ${code ?? signal}`));
+  let stopping = false;
+  child.once("exit", (code, signal) => {
+    exited = `exit ${code ?? signal}`;
+    // Said at once: every later failure of the tests through it follows from this.
+    if (!stopping) console.error(`pgbouncer stopped unexpectedly (${exited}); its log:\n${log}`);
+  });
   child.once("error", (e) => (exited = String(e)));
 
   const deadline = Date.now() + 15_000;
@@ -115,6 +120,7 @@ export async function startPgBouncer(server: Target, poolSize = 4): Promise<PgBo
     log: () => log,
     async stop() {
       process.removeListener("exit", stopAtExit);
+      stopping = true;
       if (!exited) {
         const gone = new Promise((r) => child.once("exit", r));
         child.kill("SIGTERM");

@@ -7,6 +7,8 @@ import { availableParallelism, loadavg } from "node:os";
 import type pg from "pg";
 import type postgres from "postgres";
 import { withMonthLock } from "month-lock";
+// The statement the package sends (not exported; compiled along with the bench).
+import * as SQL from "../src/sql.js";
 import { createTestDb, pgClient, postgresSql } from "../test/support/env.js";
 
 const N = Number(process.env.MONTH_LOCK_BENCH_N ?? 3000);
@@ -54,11 +56,20 @@ async function main(out: string) {
     await c.query(RAW, [month(i).year, month(i).month]);
     await c.query("COMMIT");
   });
+  await pgMethod("raw SQL: the same with month_lock_token", async (c, i) => {
+    await c.query("BEGIN");
+    await c.query(SQL.XACT_TRY, [month(i).year, month(i).month, 0]);
+    await c.query("COMMIT");
+  });
   await pgMethod("withMonthLock (with fencing token)", (c, i) => withMonthLock(c, month(i), () => undefined, { timeoutMs: 0 }));
+  await pgMethod("withMonthLock { token: false }", (c, i) => withMonthLock(c, month(i), () => undefined, { timeoutMs: 0, token: false }));
   pjsMethod("sql.begin only (baseline)", (s) => s.begin(async () => undefined));
   pjsMethod("raw SQL: sql.begin + month_lock_try_xact", (s, i) =>
     s.begin((tx) => tx.unsafe(RAW, [month(i).year, month(i).month])));
+  pjsMethod("raw SQL: the same with month_lock_token", (s, i) =>
+    s.begin((tx) => tx.unsafe(SQL.XACT_TRY, [month(i).year, month(i).month, 0])));
   pjsMethod("withMonthLock (with fencing token)", (s, i) => withMonthLock(s, month(i), () => undefined, { timeoutMs: 0 }));
+  pjsMethod("withMonthLock { token: false }", (s, i) => withMonthLock(s, month(i), () => undefined, { timeoutMs: 0, token: false }));
 
   for (const m of methods) for (let i = 0; i < WARMUP; i++) await m.hold(i);
   const sentBefore = methods.map((m) => m.sent());

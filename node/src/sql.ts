@@ -13,6 +13,8 @@ const TOKEN = `month_lock_token(${Y}, ${M})::pg_catalog.text`;
 // --- transaction scope: `token` is NULL when the month was not had. ---
 export const XACT_TRY = `SELECT CASE WHEN month_lock_try_xact(${Y}, ${M}, ${T}) THEN ${TOKEN} END AS token`;
 export const XACT_WAIT = `SELECT CASE WHEN (SELECT true FROM month_lock_xact(${Y}, ${M})) THEN ${TOKEN} END AS token`;
+export const XACT_TRY_UNFENCED = `SELECT month_lock_try_xact(${Y}, ${M}, ${T}) AS ok`;
+export const XACT_WAIT_UNFENCED = `SELECT (SELECT true FROM month_lock_xact(${Y}, ${M})) AS ok`;
 export const XACT_TRY_SHARED = `SELECT month_lock_try_xact_shared(${Y}, ${M}, ${T}) AS ok`;
 export const XACT_WAIT_SHARED = `SELECT (SELECT true FROM month_lock_xact_shared(${Y}, ${M})) AS ok`;
 

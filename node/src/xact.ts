@@ -17,13 +17,19 @@ export interface HoldOptions {
   shared?: boolean;
   /** Aborting stops a wait (the statement is cancelled on the server); nothing stays held. */
   signal?: AbortSignal;
+  /**
+   * `false`: skip the fencing token of an exclusive hold (`hold.token` is null). The token is
+   * fetched by the acquiring statement itself; leaving it out makes that statement cheaper
+   * (bench/node-results.md) for work that never hands the token to anything.
+   */
+  token?: boolean;
 }
 
 /** What `fn` learns about its hold. */
 export interface MonthHold {
   readonly month: YearMonth;
   readonly mode: "exclusive" | "shared";
-  /** Fencing token of an exclusive hold (larger for every later hold of the month); null when shared. */
+  /** Fencing token of an exclusive hold (larger for every later hold of the month); null when shared or `token: false`. */
   readonly token: bigint | null;
 }
 
@@ -48,12 +54,14 @@ function throwIfLate(ran: { abortedLate: boolean }, signal: AbortSignal | undefi
 async function acquireXact(conn: Conn, month: YearMonth, options: HoldOptions): Promise<MonthHold> {
   const timeout = options.timeoutMs;
   const args = timeout === undefined ? [month.year, month.month] : [month.year, month.month, timeout];
-  if (options.shared) {
-    const ran = await conn.run<{ ok: boolean }>(
-      timeout === undefined ? SQL.XACT_WAIT_SHARED : SQL.XACT_TRY_SHARED, args, options.signal);
+  if (options.shared || options.token === false) {
+    const text = options.shared
+      ? (timeout === undefined ? SQL.XACT_WAIT_SHARED : SQL.XACT_TRY_SHARED)
+      : (timeout === undefined ? SQL.XACT_WAIT_UNFENCED : SQL.XACT_TRY_UNFENCED);
+    const ran = await conn.run<{ ok: boolean }>(text, args, options.signal);
     throwIfLate(ran, options.signal);
     if (!ran.rows[0].ok) throw new MonthBusyError([month], timeout, "timeout");
-    return Object.freeze({ month, mode: "shared" as const, token: null });
+    return Object.freeze({ month, mode: options.shared ? "shared" as const : "exclusive" as const, token: null });
   }
   const ran = await conn.run<{ token: string | null }>(
     timeout === undefined ? SQL.XACT_WAIT : SQL.XACT_TRY, args, options.signal);

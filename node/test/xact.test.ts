@@ -116,6 +116,13 @@ DRIVERS.forEach((driver, i) => {
         await withMonthLock(h.db, `${year}-05`, (_tx, hold) => void tokens.push(hold.token!));
       }
       assert.ok(tokens[0] < tokens[1] && tokens[1] < tokens[2], tokens.join(" < "));
+      // { token: false }: still exclusive, no token.
+      await withMonthLock(h.db, `${year}-05`, async (_tx, hold) => {
+        assert.deepEqual([hold.mode, hold.token], ["exclusive", null]);
+        assert.equal((await other.query("SELECT month_lock_try_shared($1, 5) AS ok", [year])).rows[0].ok, false);
+      }, { token: false });
+      await withMonthLock(h.db, `${year}-05`, (_tx, hold) => void tokens.push(hold.token!));
+      assert.ok(tokens[3] > tokens[2], "a hold without a token does not reuse or skip backwards");
       // Two shared holders at once (the other worker shares too); an exclusive one is refused.
       assert.equal((await other.query("SELECT month_lock_try_shared($1, 5) AS ok", [year])).rows[0].ok, true);
       await withMonthLock(h.db, `${year}-05`, async (tx, hold) => {

@@ -82,11 +82,16 @@ export async function withMonthLock<T>(
   if (!(await acquireMonthLock(sql, year, month, timeoutMs))) {
     throw new MonthBusyError([{ year, month }], timeoutMs, "timeout");
   }
+  let result: T;
   try {
-    return await fn();
-  } finally {
-    await releaseMonthLock(sql, year, month);
+    result = await fn();
+  } catch (error) {
+    // fn's error is the one reported, even if the release fails too (the connection broke).
+    await releaseMonthLock(sql, year, month).catch(() => undefined);
+    throw error;
   }
+  await releaseMonthLock(sql, year, month);
+  return result;
 }
 
 /** Whether any session holds the month. */

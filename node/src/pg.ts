@@ -1,5 +1,5 @@
 // `month-lock/pg`: the API typed for node-postgres. Transaction scope takes a Pool (a client is
-// checked out for the transaction) or a Client; session scope takes a Client or a pool's client.
+// checked out for the transaction), a Client or a pool's client, idle (not inside a transaction); session scope takes a Client or a pool's client.
 import type { Client, Pool, PoolClient } from "pg";
 import * as inspect from "./inspect.js";
 import type { MonthInput } from "./month.js";
@@ -12,20 +12,20 @@ export * from "./index.js";
 export type PgTransaction = PoolClient | Client;
 
 export const withMonthLock: <R>(
-  db: Pool | Client,
+  db: Pool | Client | PoolClient,
   month: MonthInput,
   fn: (tx: PgTransaction, hold: xact.MonthHold) => R | Promise<R>,
   options?: xact.HoldOptions,
 ) => Promise<R> = xact.withMonthLock;
 
 export const withAnyMonth: <R>(
-  db: Pool | Client,
+  db: Pool | Client | PoolClient,
   months: Iterable<MonthInput>,
   fn: (tx: PgTransaction, hold: xact.MonthHold) => R | Promise<R>,
 ) => Promise<R> = xact.withAnyMonth;
 
 export const withAllMonths: <R>(
-  db: Pool | Client,
+  db: Pool | Client | PoolClient,
   months: Iterable<MonthInput>,
   fn: (tx: PgTransaction, hold: xact.MonthsHold) => R | Promise<R>,
   options?: { timeoutMs?: number; signal?: AbortSignal },

@@ -95,11 +95,16 @@ export async function withMonthSessionLock<R>(
 ): Promise<R> {
   if (typeof fn !== "function") throw new TypeError("month-lock: fn must be a function");
   const lock = await lockMonthSession(conn, month, options);
+  let result: R;
   try {
-    return await fn(lock);
-  } finally {
-    await lock.release();
+    result = await fn(lock);
+  } catch (error) {
+    // fn's error is the one reported, even if the release fails too.
+    await lock.release().catch(() => undefined);
+    throw error;
   }
+  await lock.release();
+  return result;
 }
 
 async function release(c: Conn, ym: YearMonth, shared: boolean): Promise<boolean> {

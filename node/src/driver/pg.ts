@@ -83,7 +83,10 @@ export function pgDriver(db: PgPoolLike | PgClientLike): Driver {
       const client = pool ? await pool.connect() : (db as PgClientLike);
       let broken: unknown;
       try {
-        await client.query("BEGIN");
+        await client.query("BEGIN").catch((e: unknown) => {
+          broken = e;
+          throw e;
+        });
         let result: R;
         try {
           result = await body(clientConn(client), client);

@@ -191,6 +191,28 @@ DRIVERS.forEach((driver, i) => {
       await otherReleases(year, 12);
     });
 
+    test("two holds crossing two months: one gets the deadlock error (40P01), the other finishes", async () => {
+      const second = await driver.open(db.app);
+      try {
+        let inside = 0;
+        let bothInside!: () => void;
+        const ready = new Promise<void>((r) => (bothInside = r));
+        // Each holds its first month, then (inside its transaction) asks for the other's.
+        const cross = (d: any, first: number, then: number) => withMonthLock(d, { year, month: first }, async (tx) => {
+          if (++inside === 2) bothInside();
+          await ready;
+          await q(tx, "SELECT month_lock_xact($1::int, $2::int)", [year, then]);
+          return "done";
+        });
+        const outcomes = await Promise.allSettled([cross(h.db, 8, 9), cross(second.db, 9, 8)]);
+        const codes = outcomes.map((o) => (o.status === "fulfilled" ? o.value : (o.reason as { code?: string }).code));
+        assert.deepEqual([...codes].sort(), ["40P01", "done"], String(codes));
+        assert.deepEqual(await lockRows(db.observer), [], "nothing held afterwards");
+      } finally {
+        await second.close();
+      }
+    });
+
     test("a statement_timeout cancelling the wait keeps its SQLSTATE (57014), nothing held", async () => {
       const limited = await driver.open(db.app, driver.name === "postgres.js"
         ? { connection: { statement_timeout: 100 } } : { statement_timeout: 100 });

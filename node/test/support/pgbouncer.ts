@@ -11,8 +11,12 @@ import { join } from "node:path";
 import type { Target } from "./env.js";
 
 export function pgbouncerBinary(): string {
+  const given = process.env.PGBOUNCER;
+  if (given) {
+    if (!existsSync(given)) throw new Error(`PGBOUNCER=${given} is not a file`);
+    return given;
+  }
   const candidates = [
-    process.env.PGBOUNCER,
     ...(process.env.PATH ?? "").split(":").map((d) => join(d, "pgbouncer")),
     "/usr/sbin/pgbouncer",
     "/usr/local/sbin/pgbouncer",

@@ -55,8 +55,11 @@ export function parseMonth(input: MonthInput, name = "month"): YearMonth {
   throw new InvalidArgumentError(name, input, 'a "YYYY-MM" string, { year, month } or a Date');
 }
 
-/** A list of months: each checked, duplicates dropped, in ascending order. */
-export function parseMonths(inputs: Iterable<MonthInput>, name = "months"): YearMonth[] {
+/**
+ * A list of months: each checked, duplicates dropped, in ascending order (`"ascending"`) or
+ * in the order given (`"given"`, a priority order).
+ */
+export function parseMonths(inputs: Iterable<MonthInput>, name = "months", order: "ascending" | "given" = "ascending"): YearMonth[] {
   if (inputs === null || typeof inputs !== "object" || !(Symbol.iterator in inputs)) {
     throw new InvalidArgumentError(name, inputs, "an array of months");
   }
@@ -64,10 +67,13 @@ export function parseMonths(inputs: Iterable<MonthInput>, name = "months"): Year
   let i = 0;
   for (const input of inputs) {
     const ym = parseMonth(input, `${name}[${i++}]`);
-    byKey.set(ym.year * 100 + ym.month, ym);
+    const key = ym.year * 100 + ym.month;
+    if (!byKey.has(key)) byKey.set(key, ym);
   }
   if (byKey.size === 0) throw new InvalidArgumentError(name, inputs, "at least one month");
-  return [...byKey.entries()].sort((a, b) => a[0] - b[0]).map(([, ym]) => ym);
+  const entries = [...byKey.entries()];
+  if (order === "ascending") entries.sort((a, b) => a[0] - b[0]);
+  return entries.map(([, ym]) => ym);
 }
 
 /** `"2024-03"`. */

@@ -103,16 +103,7 @@ export async function withAnyMonth<Tx = any, R = unknown>(
   months: Iterable<MonthInput>,
   fn: (tx: Tx, hold: MonthHold) => R | Promise<R>,
 ): Promise<R> {
-  // Keep the caller's order (it is the priority order); only duplicates are dropped.
-  const list: YearMonth[] = [];
-  const seen = new Set<number>();
-  let i = 0;
-  for (const input of checkIterable(months)) {
-    const ym = parseMonth(input, `months[${i++}]`);
-    if (!seen.has(ym.year * 100 + ym.month)) list.push(ym);
-    seen.add(ym.year * 100 + ym.month);
-  }
-  if (list.length === 0) parseMonths([]);
+  const list = parseMonths(months, "months", "given");
   if (typeof fn !== "function") throw new TypeError("month-lock: fn must be a function");
   const driver = driverOf(db);
   return driver.transaction(async (conn, tx) => {
@@ -122,13 +113,6 @@ export async function withAnyMonth<Tx = any, R = unknown>(
     const hold = Object.freeze({ month: monthOfDate(rows[0].month), mode: "exclusive" as const, token: BigInt(rows[0].token!) });
     return fn(tx as Tx, hold);
   });
-}
-
-function checkIterable<T>(value: Iterable<T>): Iterable<T> {
-  if (value === null || typeof value !== "object" || !(Symbol.iterator in value)) {
-    parseMonths(value as never);
-  }
-  return value;
 }
 
 /**

@@ -163,6 +163,22 @@ describe("session scope refuses a pool", () => {
     }
   });
 
+  test("heartbeats meeting a failed transaction block on the connection do not fire lost", async () => {
+    const c = await pgClient(db.app);
+    try {
+      const lock = await lockMonthSession(c, "2059-02", { heartbeatMs: 20 });
+      await c.query("BEGIN");
+      await assert.rejects(c.query("SELECT 1 / 0"), { code: "22012" });
+      await new Promise((r) => setTimeout(r, 200)); // heartbeats answered 25P02 meanwhile
+      assert.equal(lock.lost.aborted, false);
+      await c.query("ROLLBACK");
+      assert.equal(await heldByMe(c, "2059-02"), true);
+      assert.equal(await lock.release(), true);
+    } finally {
+      await c.end();
+    }
+  });
+
   test("a release behind the lock's back fires lost as not-held", async () => {
     const sql = postgresSql(db.app, { max: 1 });
     try {

@@ -117,7 +117,10 @@ export async function startPgBouncer(server: Target, poolSize = 4): Promise<PgBo
     if (Date.now() > deadline) throw new Error(`pgbouncer did not listen on ${port}:\n${log}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  const stopAtExit = () => child.kill("SIGTERM");
+  const stopAtExit = () => {
+    child.kill("SIGTERM");
+    rmSync(dir, { recursive: true, force: true });
+  };
   process.once("exit", stopAtExit);
   return {
     target: { ...server, host: "127.0.0.1", port, password: undefined },

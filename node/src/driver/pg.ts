@@ -1,0 +1,133 @@
+// node-postgres (`pg`): a Pool, a Client, or a client checked out of a pool.
+import * as SQL from "../sql.js";
+import { cancelUntilSettled, runAbortable } from "./abort.js";
+import type { Conn, Dedicated, Driver, Row } from "./types.js";
+
+/** The parts of a pg.Client (or PoolClient) used here. */
+export interface PgClientLike {
+  query(text: string, values?: unknown[]): Promise<{ rows: any[]; command: string }>;
+  connectionParameters?: unknown;
+  on?(event: string, listener: (...args: any[]) => void): unknown;
+  removeListener?(event: string, listener: (...args: any[]) => void): unknown;
+  release?(destroy?: boolean | Error): void;
+}
+
+/** The parts of a pg.Pool used here. */
+export interface PgPoolLike {
+  query(text: string, values?: unknown[]): Promise<{ rows: any[]; command: string }>;
+  connect(): Promise<PgClientLike>;
+  readonly totalCount: number;
+}
+
+export function isPgPool(db: unknown): db is PgPoolLike {
+  return typeof db === "object" && db !== null && typeof (db as PgPoolLike).connect === "function"
+    && typeof (db as PgPoolLike).query === "function" && "totalCount" in db;
+}
+
+export function isPgClient(db: unknown): db is PgClientLike {
+  return typeof db === "object" && db !== null && typeof (db as PgClientLike).query === "function"
+    && "connectionParameters" in db;
+}
+
+/**
+ * pg has no public cancel: a second connection with the same settings asks the server to
+ * `pg_cancel_backend` the waiter. Behind a transaction pooler this second connection needs a
+ * free server connection of the pool.
+ */
+async function cancelFromSecondConnection(client: PgClientLike, pid: number, settled: () => boolean) {
+  const Ctor = (client as unknown as { constructor: new (config: unknown) => PgClientLike & {
+    connect(): Promise<void>; end(): Promise<void>;
+  } }).constructor;
+  const other = new Ctor(client.connectionParameters);
+  other.on?.("error", () => undefined);
+  try {
+    await other.connect();
+    await cancelUntilSettled(() => other.query(SQL.CANCEL_BACKEND, [pid]), settled);
+  } finally {
+    await other.end().catch(() => undefined);
+  }
+}
+
+function clientConn(client: PgClientLike): Conn {
+  let pid: number | undefined;
+  return {
+    async run<R extends Row>(text: string, params: unknown[], signal?: AbortSignal) {
+      if (signal) {
+        signal.throwIfAborted();
+        // The pid of this transaction's server backend (behind a pooler the client's own
+        // BackendKeyData names the pooler's, not the server's): one extra round trip, only
+        // for calls that pass a signal.
+        pid ??= (await client.query(SQL.BACKEND_PID)).rows[0].pid as number;
+      }
+      return runAbortable<R>(
+        signal,
+        async () => (await client.query(text, params)).rows as R[],
+        (settled) => cancelFromSecondConnection(client, pid!, settled),
+      );
+    },
+  };
+}
+
+export function pgDriver(db: PgPoolLike | PgClientLike): Driver {
+  const pool = isPgPool(db) ? db : undefined;
+  return {
+    name: "pg",
+    get any(): Conn {
+      return {
+        async run<R extends Row>(text: string, params: unknown[]) {
+          return { rows: (await db.query(text, params)).rows as R[], abortedLate: false };
+        },
+      };
+    },
+    async transaction<R>(body: (conn: Conn, tx: unknown) => Promise<R>): Promise<R> {
+      const client = pool ? await pool.connect() : (db as PgClientLike);
+      let broken: unknown;
+      try {
+        await client.query("BEGIN").catch((e: unknown) => {
+          broken = e;
+          throw e;
+        });
+        let result: R;
+        try {
+          result = await body(clientConn(client), client);
+        } catch (error) {
+          await client.query("ROLLBACK").catch((e: unknown) => (broken = e));
+          throw error;
+        }
+        const done = await client.query("COMMIT").catch((e: unknown) => {
+          broken = e;
+          throw e;
+        });
+        if (done.command !== "COMMIT") {
+          // The server answers COMMIT of a failed transaction with ROLLBACK, not an error.
+          throw new Error("month-lock: the transaction was rolled back (a statement in it failed)");
+        }
+        return result;
+      } finally {
+        // A client whose ROLLBACK or COMMIT failed is not handed to the next user of the pool.
+        if (pool) client.release?.(broken instanceof Error ? broken : broken !== undefined);
+      }
+    },
+    dedicated(): Dedicated {
+      if (pool) {
+        throw new TypeError(
+          "month-lock: session scope needs one connection, not a pool: pass `await pool.connect()` or a pg.Client",
+        );
+      }
+      const client = db as PgClientLike;
+      return {
+        conn: clientConn(client),
+        watch(gone) {
+          const onError = (e: unknown) => gone(e);
+          const onEnd = () => gone(new Error("connection ended"));
+          client.on?.("error", onError);
+          client.on?.("end", onEnd);
+          return () => {
+            client.removeListener?.("error", onError);
+            client.removeListener?.("end", onEnd);
+          };
+        },
+      };
+    },
+  };
+}

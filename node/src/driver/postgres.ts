@@ -1,0 +1,78 @@
+// postgres.js (`postgres`): an `sql` instance, a reserved connection, or a transaction's `sql`.
+import * as SQL from "../sql.js";
+import { cancelUntilSettled, runAbortable } from "./abort.js";
+import type { Conn, Dedicated, Driver, Row } from "./types.js";
+
+/** The parts of a postgres.js query used here. */
+interface PendingLike extends PromiseLike<any[]> {
+  cancel(): unknown;
+}
+
+/** The parts of a postgres.js `sql` (Sql, ReservedSql, TransactionSql) used here. */
+export interface PostgresSqlLike {
+  (...args: any[]): unknown;
+  unsafe(text: string, params?: any[]): PendingLike;
+  begin?: (cb: (tx: PostgresSqlLike) => unknown) => PromiseLike<unknown>;
+  release?: () => unknown;
+  savepoint?: unknown;
+  options?: { max?: number };
+}
+
+export function isPostgresSql(db: unknown): db is PostgresSqlLike {
+  return typeof db === "function" && typeof (db as PostgresSqlLike).unsafe === "function";
+}
+
+/**
+ * `sql` runs the statements. A wait is cancelled with `pg_cancel_backend` sent through
+ * `pool` (the application's sql: another of its connections) when there is one with room for
+ * it; otherwise with postgres.js's own cancel (the protocol's CancelRequest), which is fine on
+ * a direct connection but which PgBouncer 1.18 and 1.19 can exit on (pgbouncer#847).
+ */
+function sqlConn(sql: PostgresSqlLike, pool?: PostgresSqlLike): Conn {
+  let pid: number | undefined;
+  return {
+    async run<R extends Row>(text: string, params: unknown[], signal?: AbortSignal) {
+      if (signal && pool) {
+        signal.throwIfAborted();
+        // The pid of this transaction's server backend: one extra round trip, only for calls
+        // that pass a signal.
+        pid ??= ((await sql.unsafe(SQL.BACKEND_PID, [])) as Array<{ pid: number }>)[0].pid;
+      }
+      const query = sql.unsafe(text, params as any[]);
+      return runAbortable<R>(
+        signal,
+        async () => (await query) as R[],
+        pool
+          ? (settled) => cancelUntilSettled(() => Promise.resolve(pool.unsafe(SQL.CANCEL_BACKEND, [pid!])), settled)
+          : async () => void (await query.cancel()),
+      );
+    },
+  };
+}
+
+export function postgresDriver(sql: PostgresSqlLike): Driver {
+  return {
+    name: "postgres",
+    any: sqlConn(sql),
+    async transaction<R>(body: (conn: Conn, tx: unknown) => Promise<R>): Promise<R> {
+      if (typeof sql.begin !== "function") {
+        throw new TypeError("month-lock: this postgres.js sql cannot begin a transaction (already inside one?)");
+      }
+      // A cancel needs another connection of the pool; with { max: 1 } there is none.
+      const pool = (sql.options?.max ?? 1) > 1 ? sql : undefined;
+      return (await sql.begin((tx) => body(sqlConn(tx, pool), tx))) as R;
+    },
+    dedicated(): Dedicated {
+      const dedicated = typeof sql.release === "function" || typeof sql.savepoint === "function"
+        || sql.options?.max === 1;
+      if (!dedicated) {
+        throw new TypeError(
+          "month-lock: session scope needs one connection: pass `await sql.reserve()` or an sql made with { max: 1 }",
+        );
+      }
+      // A direct connection: postgres.js's own cancel. postgres.js reports no connection
+      // events: the heartbeat notices a lost session.
+      return { conn: sqlConn(sql), watch: () => () => undefined };
+    },
+  };
+}

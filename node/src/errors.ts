@@ -1,0 +1,85 @@
+// The errors this package raises itself. Server errors are passed on as the driver reports
+// them (pg's DatabaseError, postgres.js's PostgresError), with their SQLSTATE in `code`.
+import type { YearMonth } from "./month.js";
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? "Invalid Date" : value.toISOString();
+  if (typeof value === "object" && value !== null) {
+    try {
+      return JSON.stringify(value);
+    } catch {
+      return Object.prototype.toString.call(value);
+    }
+  }
+  return String(value);
+}
+
+function label(months: readonly YearMonth[]): string {
+  return months.map((m) => `${String(m.year).padStart(4, "0")}-${String(m.month).padStart(2, "0")}`).join(", ");
+}
+
+/**
+ * A bad argument (month, year, timeout, list of months), reported before any query is sent.
+ * `code` is the SQLSTATE the server uses for the same mistake (22023 invalid_parameter_value).
+ */
+export class InvalidArgumentError extends RangeError {
+  readonly code = "22023";
+  constructor(
+    readonly argument: string,
+    readonly value: unknown,
+    expected: string,
+  ) {
+    super(`month-lock: ${argument} must be ${expected}, got ${describe(value)}`);
+    this.name = "InvalidArgumentError";
+  }
+}
+
+/**
+ * The month (or set of months) was not had: busy at the timeout, none of the months free
+ * (claim-any), or not all of them free in time (all-or-nothing). Nothing is held.
+ * `code` is 55P03 (lock_not_available), the SQLSTATE of the server's raising forms.
+ */
+export class MonthBusyError extends Error {
+  readonly code = "55P03";
+  constructor(
+    readonly months: readonly YearMonth[],
+    readonly timeoutMs: number | undefined,
+    readonly reason: "timeout" | "none-free" | "not-all-free",
+  ) {
+    super(
+      reason === "none-free"
+        ? `month-lock: none of ${label(months)} is free`
+        : reason === "not-all-free"
+          ? `month-lock: ${label(months)} not all free within ${timeoutMs} ms`
+          : `month-lock: ${label(months)} is busy (waited ${timeoutMs} ms)`,
+    );
+    this.name = "MonthBusyError";
+  }
+}
+
+/** A session-scope lock was asked for a month this session already holds (locks do not stack). */
+export class MonthAlreadyHeldError extends Error {
+  readonly code = "55000";
+  constructor(readonly month: YearMonth) {
+    super(`month-lock: this session already holds ${label([month])}; month locks do not stack`);
+    this.name = "MonthAlreadyHeldError";
+  }
+}
+
+/** The reason of a session lock's `lost` signal: the session is gone or no longer holds the month. */
+export class MonthLockLostError extends Error {
+  constructor(
+    readonly month: YearMonth,
+    readonly why: "session-gone" | "not-held",
+    options?: { cause?: unknown },
+  ) {
+    super(
+      why === "not-held"
+        ? `month-lock: the session no longer holds ${label([month])}`
+        : `month-lock: the session holding ${label([month])} is gone`,
+      options,
+    );
+    this.name = "MonthLockLostError";
+  }
+}

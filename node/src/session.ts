@@ -1,0 +1,184 @@
+// Session scope, for a connection of its own (a pg.Client, a pool's client, postgres.js
+// `sql.reserve()` or an sql with { max: 1 }): the month stays held across transactions until
+// released or until the session ends. Not for transaction poolers, where the next statement
+// may run on another server session.
+import { driverOf } from "./driver/detect.js";
+import type { Conn } from "./driver/types.js";
+import { MonthAlreadyHeldError, MonthBusyError, MonthLockLostError } from "./errors.js";
+import { checkTimeout, parseMonth, type MonthInput, type YearMonth } from "./month.js";
+import * as SQL from "./sql.js";
+import { sqlstate } from "./driver/types.js";
+
+export interface SessionLockOptions {
+  /** Wait at most this long (ms); 0 = one attempt; left out = no limit. */
+  timeoutMs?: number;
+  shared?: boolean;
+  /** Aborting stops a wait; nothing stays held. */
+  signal?: AbortSignal;
+  /**
+   * How often (ms) the session is asked whether it still holds the month; 0 turns the
+   * heartbeat off (a pg connection's own close and error events still fire `lost`). Default 1000.
+   */
+  heartbeatMs?: number;
+}
+
+/** A month held by a session. `await using lock = await lockMonthSession(...)` releases it at the block's end. */
+export interface MonthSessionLock {
+  readonly month: YearMonth;
+  readonly mode: "exclusive" | "shared";
+  /** Fencing token of an exclusive hold; null when shared. */
+  readonly token: bigint | null;
+  /**
+   * Fires (reason: `MonthLockLostError`) when the session is gone or no longer holds the month:
+   * the connection broke or was terminated, the server restarted, or a heartbeat answered no.
+   * Pass it to the work so that the work stops.
+   */
+  readonly lost: AbortSignal;
+  /** Releases the month: true if this session still held it. Quiet and idempotent. */
+  release(): Promise<boolean>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+// Node 18 has no Symbol.asyncDispose; the well-known fallback keeps `await using` working with
+// TypeScript's down-levelled helpers there.
+const asyncDispose: typeof Symbol.asyncDispose =
+  (Symbol as { asyncDispose?: typeof Symbol.asyncDispose }).asyncDispose
+  ?? (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
+
+const DEFAULT_HEARTBEAT_MS = 1000;
+/** The server's answer to any statement in a failed transaction block: says nothing about the lock. */
+const IN_FAILED_TRANSACTION = "25P02";
+
+/** Takes the month in session scope on `conn` (see `MonthSessionLock`). */
+export async function lockMonthSession(
+  conn: unknown,
+  month: MonthInput,
+  options: SessionLockOptions = {},
+): Promise<MonthSessionLock> {
+  const ym = parseMonth(month);
+  const timeout = checkTimeout(options.timeoutMs);
+  const heartbeatMs = checkTimeout(options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, "heartbeatMs")!;
+  const signal = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError("month-lock: signal must be an AbortSignal");
+  }
+  const { conn: c, watch } = driverOf(conn).dedicated();
+  signal?.throwIfAborted();
+  const shared = options.shared === true;
+  const args = timeout === undefined ? [ym.year, ym.month] : [ym.year, ym.month, timeout];
+  const text = shared
+    ? (timeout === undefined ? SQL.SESSION_WAIT_SHARED : SQL.SESSION_TRY_SHARED)
+    : (timeout === undefined ? SQL.SESSION_WAIT : SQL.SESSION_TRY);
+  // A statement that fails (cancel, error) takes nothing: the extension undoes a session grant
+  // of a failed request.
+  const ran = await c.run<{ held: boolean; token?: string | null; ok?: boolean | null }>(text, args, signal);
+  const row = ran.rows[0];
+  if (row.held) throw new MonthAlreadyHeldError(ym);
+  const got = shared ? row.ok === true : row.token !== null;
+  if (ran.abortedLate) {
+    if (got) await release(c, ym, shared).catch(() => undefined);
+    throw signal!.reason;
+  }
+  if (!got) throw new MonthBusyError([ym], timeout, "timeout");
+  return new SessionLock(c, watch, ym, shared, shared ? null : BigInt(row.token!), heartbeatMs);
+}
+
+/**
+ * Runs `fn` with the month held in session scope and releases it afterwards, also when `fn`
+ * throws (its error is passed on). `fn` gets the lock; `lock.lost` fires if the session goes.
+ */
+export async function withMonthSessionLock<R>(
+  conn: unknown,
+  month: MonthInput,
+  fn: (lock: MonthSessionLock) => R | Promise<R>,
+  options: SessionLockOptions = {},
+): Promise<R> {
+  if (typeof fn !== "function") throw new TypeError("month-lock: fn must be a function");
+  const lock = await lockMonthSession(conn, month, options);
+  let result: R;
+  try {
+    result = await fn(lock);
+  } catch (error) {
+    // fn's error is the one reported, even if the release fails too.
+    await lock.release().catch(() => undefined);
+    throw error;
+  }
+  await lock.release();
+  return result;
+}
+
+async function release(c: Conn, ym: YearMonth, shared: boolean): Promise<boolean> {
+  const { rows } = await c.run<{ released: boolean }>(shared ? SQL.RELEASE_SHARED : SQL.RELEASE, [ym.year, ym.month]);
+  return rows[0].released;
+}
+
+class SessionLock implements MonthSessionLock {
+  readonly mode: "exclusive" | "shared";
+  readonly lost: AbortSignal;
+  #controller = new AbortController();
+  #released: Promise<boolean> | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #unwatch: () => void;
+
+  constructor(
+    private readonly conn: Conn,
+    watch: (gone: (cause: unknown) => void) => () => void,
+    readonly month: YearMonth,
+    shared: boolean,
+    readonly token: bigint | null,
+    heartbeatMs: number,
+  ) {
+    this.mode = shared ? "shared" : "exclusive";
+    this.lost = this.#controller.signal;
+    this.#unwatch = watch((cause) => this.#lose("session-gone", cause));
+    if (heartbeatMs > 0) {
+      let inFlight = false;
+      this.#timer = setInterval(() => {
+        if (inFlight) return;
+        inFlight = true;
+        this.conn.run<{ held: boolean }>(SQL.HELD_BY_ME, [month.year, month.month]).then(
+          ({ rows }) => {
+            if (!rows[0].held && !this.#released) this.#lose("not-held");
+          },
+          (error) => {
+            if (sqlstate(error) !== IN_FAILED_TRANSACTION && !this.#released) this.#lose("session-gone", error);
+          },
+        ).finally(() => (inFlight = false));
+      }, heartbeatMs);
+      // The heartbeat alone does not keep the process alive.
+      this.#timer.unref?.();
+    }
+  }
+
+  #stopHeartbeat(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #lose(why: "session-gone" | "not-held", cause?: unknown): void {
+    // The connection's listeners stay until release(): a broken pg connection emits more than
+    // one error, and one without a listener would crash the process.
+    this.#stopHeartbeat();
+    if (!this.lost.aborted) this.#controller.abort(new MonthLockLostError(this.month, why, { cause }));
+  }
+
+  release(): Promise<boolean> {
+    this.#released ??= (async () => {
+      this.#stopHeartbeat();
+      this.#unwatch();
+      if (this.lost.aborted) return false;
+      try {
+        return await release(this.conn, this.month, this.mode === "shared");
+      } catch (error) {
+        // The session went away while releasing: the server released with it.
+        if (this.lost.aborted) return false;
+        throw error;
+      }
+    })();
+    return this.#released;
+  }
+
+  async [asyncDispose](): Promise<void> {
+    await this.release();
+  }
+}

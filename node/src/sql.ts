@@ -1,0 +1,55 @@
+// Every statement the package sends, in one place. Each acquisition is one statement: the lock
+// and, for exclusive holds, its fencing token come back in one round trip. Arguments are cast
+// so that the server, not the driver, decides their types (postgres.js with fetch_types off,
+// pg with untyped parameters); tokens come back as text so that no driver setting turns an
+// int8 into a lossy number. Names are not schema-qualified: like the Rust client, the package
+// calls the extension through the search_path of the role it runs as.
+
+const Y = "$1::pg_catalog.int4";
+const M = "$2::pg_catalog.int4";
+const T = "$3::pg_catalog.int4";
+const TOKEN = `month_lock_token(${Y}, ${M})::pg_catalog.text`;
+
+// --- transaction scope: `token` is NULL when the month was not had. ---
+export const XACT_TRY = `SELECT CASE WHEN month_lock_try_xact(${Y}, ${M}, ${T}) THEN ${TOKEN} END AS token`;
+export const XACT_WAIT = `SELECT CASE WHEN (SELECT true FROM month_lock_xact(${Y}, ${M})) THEN ${TOKEN} END AS token`;
+export const XACT_TRY_UNFENCED = `SELECT month_lock_try_xact(${Y}, ${M}, ${T}) AS ok`;
+export const XACT_WAIT_UNFENCED = `SELECT (SELECT true FROM month_lock_xact(${Y}, ${M})) AS ok`;
+export const XACT_TRY_SHARED = `SELECT month_lock_try_xact_shared(${Y}, ${M}, ${T}) AS ok`;
+export const XACT_WAIT_SHARED = `SELECT (SELECT true FROM month_lock_xact_shared(${Y}, ${M})) AS ok`;
+
+/** Claim any: the first free month of $1 (date[]), or NULL; its token. */
+export const XACT_CLAIM =
+  "SELECT c.m::pg_catalog.text AS month, CASE WHEN c.m IS NOT NULL THEN month_lock_token(" +
+  "pg_catalog.date_part('year', c.m)::pg_catalog.int4, pg_catalog.date_part('month', c.m)::pg_catalog.int4" +
+  ")::pg_catalog.text END AS token FROM (SELECT month_lock_claim_xact($1::pg_catalog.date[]) AS m) c";
+
+/** All or nothing: every month of $1 (date[]) within $2 ms; their tokens in the array's order. */
+export const XACT_ALL =
+  "SELECT CASE WHEN month_lock_all_xact($1::pg_catalog.date[], $2::pg_catalog.int4) THEN pg_catalog.array_to_string(ARRAY(" +
+  "SELECT month_lock_token(pg_catalog.date_part('year', u.d)::pg_catalog.int4, " +
+  "pg_catalog.date_part('month', u.d)::pg_catalog.int4)::pg_catalog.text " +
+  "FROM pg_catalog.unnest($1::pg_catalog.date[]) WITH ORDINALITY AS u(d, i) ORDER BY u.i), ',') END AS tokens";
+
+// --- session scope: `held` = already held by this session (nothing taken then). ---
+const HELD = `(SELECT month_lock_held(${Y}, ${M}) AS held) h`;
+export const SESSION_TRY = `SELECT h.held, CASE WHEN h.held THEN NULL WHEN month_lock_try(${Y}, ${M}, ${T}) THEN ${TOKEN} END AS token FROM ${HELD}`;
+export const SESSION_WAIT = `SELECT h.held, CASE WHEN h.held THEN NULL WHEN (SELECT true FROM month_lock(${Y}, ${M})) THEN ${TOKEN} END AS token FROM ${HELD}`;
+export const SESSION_TRY_SHARED = `SELECT h.held, CASE WHEN h.held THEN NULL ELSE month_lock_try_shared(${Y}, ${M}, ${T}) END AS ok FROM ${HELD}`;
+export const SESSION_WAIT_SHARED = `SELECT h.held, CASE WHEN h.held THEN NULL ELSE (SELECT true FROM month_lock_shared(${Y}, ${M})) END AS ok FROM ${HELD}`;
+export const RELEASE = `SELECT month_lock_release(${Y}, ${M}) AS released`;
+export const RELEASE_SHARED = `SELECT month_lock_release_shared(${Y}, ${M}) AS released`;
+export const TRY_SESSION_PLAIN = `SELECT month_lock_try(${Y}, ${M}, ${T}) AS ok`;
+
+// --- questions ---
+export const IS_LOCKED = `SELECT month_is_locked(${Y}, ${M}) AS locked`;
+export const HELD_BY_ME = `SELECT month_lock_held(${Y}, ${M}) AS held`;
+export const LIST =
+  "SELECT year, month, month_start::pg_catalog.text AS month_start, mode, granted, pid, waiting_since, " +
+  "application_name, usename::pg_catalog.text AS usename, client_addr::pg_catalog.text AS client_addr, backend_start " +
+  "FROM month_locks";
+export const ALL_ROWS = "SELECT * FROM month_locks";
+
+/** For cancelling a waiter from a second connection (pg). */
+export const BACKEND_PID = "SELECT pg_catalog.pg_backend_pid() AS pid";
+export const CANCEL_BACKEND = "SELECT pg_catalog.pg_cancel_backend($1::pg_catalog.int4) AS cancelled";

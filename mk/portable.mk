@@ -12,6 +12,8 @@
 #                       (bench/portable-results.md)
 
 PORTABLE_DIST := dist
+PORTABLE_BENCH_TREE = $(PG_CACHE)/trees/$(CHECKOUT_ID)-release/$(PG)
+PORTABLE_BENCH_PG_CONFIG = $(if $(filter 15,$(PG)),$(PORTABLE_BENCH_TREE)/usr/lib/postgresql/15/bin/pg_config,$(PORTABLE_BENCH_TREE)/bin/pg_config)
 PORTABLE_SOURCES := sql/portable/month_lock-portable.sql sql/month_lock.sql tools/portable-build.sh Cargo.toml
 
 .PHONY: portable portable-test portable-bench
@@ -29,7 +31,7 @@ portable-test: portable tree-install
 # The edition's costs beside the native extension's, on a throwaway cluster (release build).
 portable-bench: portable
 	$(MAKE) --no-print-directory tree-install TEST_PROFILE=release
-	tools/with-cluster.sh $(PG_CACHE)/trees/$(CHECKOUT_ID)-release/$(PG)/$(if $(filter 15,$(PG)),usr/lib/postgresql/15/bin/pg_config,bin/pg_config) \
-	  bench/portable.sh $(CURDIR)/$(PORTABLE_DIST) bench/portable-results.md
+	tools/with-cluster.sh $(PORTABLE_BENCH_PG_CONFIG) \
+	  bench/portable.sh $(PORTABLE_BENCH_PG_CONFIG) $(CURDIR)/$(PORTABLE_DIST) bench/portable-results.md
 
 EXTRA_TESTS += portable-test

@@ -106,6 +106,7 @@ for m in re.finditer(r'CREATE OR REPLACE FUNCTION @extschema@\.(\w+)\(([^)]*)\)'
     sigs.append(f"{m.group(1)}({', '.join(args)})")
 drops = ''.join(f'DROP FUNCTION IF EXISTS @extschema@.{s};\n' for s in sigs)
 ubody = ('DROP VIEW IF EXISTS @extschema@.month_locks;\n' + drops +
+         'DROP SEQUENCE IF EXISTS @extschema@.month_lock__hint_seq;\n'
          'DROP SEQUENCE IF EXISTS @extschema@.month_lock_token_seq;\n')
 uninstall = f"""-- month_lock {version}, SQL-only edition: drops every object of the edition from the schema first
 -- in search_path, the token sequence included (read its position first when moving to the

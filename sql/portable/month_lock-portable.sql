@@ -272,6 +272,73 @@ BEGIN
 END
 $fn$;
 
+-- Which session-scope holds this session took through month_lock: a hint that spares the common
+-- acquisition a read of the whole lock table (pg_lock_status costs grow with the server's lock
+-- table size: max_locks_per_transaction x max_connections). The hint lives in the session
+-- setting month_lock_sql.held as 'G|,key,key,' (key: classid.objsubid.yyyymm.x|s). Settings are
+-- transactional: a ROLLBACK rewinds the hint although session locks stay. So every write also
+-- draws G from the sequence below, whose per-session currval no ROLLBACK rewinds: a hint whose G
+-- is not currval was rewound and is rebuilt from the lock table. A key in the hint is only a
+-- hint (a raw pg_advisory_unlock can end the hold): re-entry is confirmed by
+-- month_lock__reenter, which never leaves the month unheld and never stacks.
+CREATE SEQUENCE IF NOT EXISTS @extschema@.month_lock__hint_seq AS pg_catalog.int8 CACHE 1000;
+GRANT USAGE ON SEQUENCE @extschema@.month_lock__hint_seq TO PUBLIC;
+
+-- The hint, checked: NULL when there is none, it was rewound, or the transaction is read-only
+-- (no sequence there: callers then read the lock table).
+CREATE OR REPLACE FUNCTION @extschema@.month_lock__hint()
+RETURNS text LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  h text := pg_catalog.current_setting('month_lock_sql.held', true);
+BEGIN
+  IF COALESCE(h, '') = '' OR pg_catalog.current_setting('transaction_read_only') = 'on' THEN
+    RETURN NULL;
+  END IF;
+  IF pg_catalog.split_part(h, '|', 1)::bigint = pg_catalog.currval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass) THEN
+    RETURN h;
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+
+-- A new hint from the lock table: every granted advisory lock of this session that looks like a
+-- month lock (either scope: a transaction-scope key is harmless, re-entry confirms it).
+CREATE OR REPLACE FUNCTION @extschema@.month_lock__hint_rebuild()
+RETURNS text LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  RETURN COALESCE((
+    SELECT ',' || pg_catalog.string_agg(l.classid::text || '.' || l.objsubid::text || '.' || l.objid::text
+                                 || CASE WHEN l.mode = 'ExclusiveLock' THEN 'x' ELSE 's' END, ',') || ','
+      FROM pg_catalog.pg_lock_status() l
+     WHERE l.locktype = 'advisory' AND l.pid = pg_catalog.pg_backend_pid() AND l.granted
+       AND l.mode IN ('ExclusiveLock', 'ShareLock')), '');
+END
+$fn$;
+
+-- Stores a hint's key list (',key,key,' or ''), with a new G.
+CREATE OR REPLACE FUNCTION @extschema@.month_lock__hint_store(keys text)
+RETURNS pg_catalog.void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  PERFORM pg_catalog.set_config('month_lock_sql.held',
+    pg_catalog.nextval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass)::text || '|'
+      || CASE WHEN keys = '' THEN ',' ELSE keys END, false);
+END
+$fn$;
+
+-- Forgets the hint: the next acquisition reads the lock table.
+CREATE OR REPLACE FUNCTION @extschema@.month_lock__hint_forget()
+RETURNS pg_catalog.void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF COALESCE(pg_catalog.current_setting('month_lock_sql.held', true), '') <> '' THEN
+    PERFORM pg_catalog.set_config('month_lock_sql.held', '', false);
+  END IF;
+END
+$fn$;
+
 -- Every acquisition. wait: 0 one attempt, 1 up to timeout_ms, 2 without limit. The common path
 -- (settings unset, arguments in range) is written inline: every call of a function with a pinned
 -- search_path costs a few microseconds of its own.
@@ -283,6 +350,9 @@ DECLARE
   sp bigint[];
   ym integer;
   got boolean;
+  key text;
+  hint text;
+  keys text;
 BEGIN
   IF wait = 1 AND (timeout_ms IS NULL OR timeout_ms <= 0) THEN
     IF @extschema@.month_lock__timeout(timeout_ms) = 0 THEN
@@ -305,13 +375,33 @@ BEGIN
     IF sp[4] = 0 THEN
       PERFORM @extschema@.month_lock__require_session_locks(sp);  -- raises
     END IF;
-    -- Already ours in this mode: true at once, without a second session reference. This read of
-    -- the whole lock table is the SQL-only edition's price for re-entry detection.
-    IF EXISTS (SELECT FROM pg_catalog.pg_lock_status() l
-                WHERE l.locktype = 'advisory' AND l.pid = pg_catalog.pg_backend_pid() AND l.granted
-                  AND l.classid::bigint = sp[1] AND l.objid::bigint = ym AND l.objsubid::integer = sp[2]
-                  AND l.mode = CASE WHEN excl THEN 'ExclusiveLock' ELSE 'ShareLock' END) THEN
-      RETURN @extschema@.month_lock__reenter(sp, ym, excl);
+    -- Already ours in this mode: true at once, without a second session reference. The hint
+    -- (month_lock__hint) answers "not ours" without reading the lock table; without a usable
+    -- hint the whole lock table is read, the SQL-only edition's price for re-entry detection.
+    key := ',' || sp[1]::text || '.' || sp[2]::text || '.' || ym::text || CASE WHEN excl THEN 'x' ELSE 's' END || ',';
+    -- month_lock__hint, inline (every function call with a pinned search_path costs microseconds)
+    hint := pg_catalog.current_setting('month_lock_sql.held', true);
+    IF COALESCE(hint, '') = '' OR pg_catalog.current_setting('transaction_read_only') = 'on' THEN
+      hint := NULL;
+    ELSIF pg_catalog.split_part(hint, '|', 1)::bigint
+          <> pg_catalog.currval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass) THEN
+      hint := NULL;  -- rewound by a ROLLBACK
+    END IF;
+    IF hint IS NULL AND pg_catalog.current_setting('transaction_read_only') = 'off' THEN
+      keys := @extschema@.month_lock__hint_rebuild();
+      PERFORM @extschema@.month_lock__hint_store(keys);
+    ELSIF hint IS NOT NULL THEN
+      keys := pg_catalog.substr(hint, pg_catalog.strpos(hint, '|') + 1);
+    END IF;
+    IF keys IS NOT NULL THEN
+      IF pg_catalog.strpos(keys, key) > 0 THEN
+        RETURN @extschema@.month_lock__reenter(sp, ym, excl);
+      END IF;
+    ELSIF EXISTS (SELECT FROM pg_catalog.pg_lock_status() l
+                   WHERE l.locktype = 'advisory' AND l.pid = pg_catalog.pg_backend_pid() AND l.granted
+                     AND l.classid::bigint = sp[1] AND l.objid::bigint = ym AND l.objsubid::integer = sp[2]
+                     AND l.mode = CASE WHEN excl THEN 'ExclusiveLock' ELSE 'ShareLock' END) THEN
+      RETURN @extschema@.month_lock__reenter(sp, ym, excl);  -- read-only transaction: no hint
     END IF;
   END IF;
   IF sp[2] = 1 THEN
@@ -331,6 +421,12 @@ BEGIN
   END IF;
   IF NOT got AND wait <> 0 THEN
     got := @extschema@.month_lock__wait(sp, ym, excl, sess, CASE WHEN wait = 1 THEN timeout_ms ELSE 0 END);
+  END IF;
+  IF got AND sess AND keys IS NOT NULL THEN
+    -- month_lock__hint_store, inline
+    PERFORM pg_catalog.set_config('month_lock_sql.held',
+      pg_catalog.nextval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass)::text || '|'
+        || CASE WHEN keys = '' OR keys = ',' THEN key ELSE keys || pg_catalog.substr(key, 2) END, false);
   END IF;
   IF NOT got AND raising THEN
     RAISE EXCEPTION USING ERRCODE = '55P03',
@@ -437,6 +533,9 @@ SET search_path = pg_catalog, pg_temp SET client_min_messages = error AS $fn$
 DECLARE
   sp bigint[];
   ym integer;
+  done boolean;
+  hint text;
+  key text;
 BEGIN
   IF COALESCE(pg_catalog.current_setting('month_lock.namespace', true), '') = ''
      AND COALESCE(pg_catalog.current_setting('month_lock.legacy_keys', true), '') = ''
@@ -451,11 +550,26 @@ BEGIN
     ym := @extschema@.month_lock__month(year, month, sp);  -- raises
   END IF;
   IF sp[2] = 1 THEN
-    IF excl THEN RETURN pg_catalog.pg_advisory_unlock(ym::bigint); END IF;
-    RETURN pg_catalog.pg_advisory_unlock_shared(ym::bigint);
+    done := CASE WHEN excl THEN pg_catalog.pg_advisory_unlock(ym::bigint)
+                 ELSE pg_catalog.pg_advisory_unlock_shared(ym::bigint) END;
+  ELSE
+    done := CASE WHEN excl THEN pg_catalog.pg_advisory_unlock(sp[3]::integer, ym)
+                 ELSE pg_catalog.pg_advisory_unlock_shared(sp[3]::integer, ym) END;
   END IF;
-  IF excl THEN RETURN pg_catalog.pg_advisory_unlock(sp[3]::integer, ym); END IF;
-  RETURN pg_catalog.pg_advisory_unlock_shared(sp[3]::integer, ym);
+  -- Keep the hint exact where it is usable (an unusable one is rebuilt by the next acquisition).
+  hint := pg_catalog.current_setting('month_lock_sql.held', true);
+  IF COALESCE(hint, '') <> '' AND pg_catalog.current_setting('transaction_read_only') = 'off' THEN
+    key := ',' || sp[1]::text || '.' || sp[2]::text || '.' || ym::text || CASE WHEN excl THEN 'x' ELSE 's' END || ',';
+    IF pg_catalog.strpos(hint, key) = 0 THEN
+      NULL;
+    ELSIF pg_catalog.split_part(hint, '|', 1)::bigint
+          = pg_catalog.currval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass) THEN
+      PERFORM pg_catalog.set_config('month_lock_sql.held',
+        pg_catalog.nextval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass)::text || '|'
+          || pg_catalog.replace(pg_catalog.substr(hint, pg_catalog.strpos(hint, '|') + 1), key, ','), false);
+    END IF;
+  END IF;
+  RETURN done;
 END
 $fn$;
 CREATE OR REPLACE FUNCTION @extschema@.month_lock_release(year integer, month integer)
@@ -494,6 +608,7 @@ BEGIN
       n := n + 1;
     END IF;
   END LOOP;
+  PERFORM @extschema@.month_lock__hint_forget();
   RETURN n;
 END
 $fn$;
@@ -592,6 +707,9 @@ BEGIN
   FOREACH ym IN ARRAY yms LOOP
     CONTINUE WHEN ym = ANY (mine);
     IF @extschema@.month_lock__try(sp, ym, true, sess) THEN
+      IF sess THEN
+        PERFORM @extschema@.month_lock__hint_forget();
+      END IF;
       RETURN pg_catalog.make_date(ym / 100, ym % 100, 1);
     END IF;
   END LOOP;
@@ -640,6 +758,9 @@ BEGIN
        AND l.classid::bigint = sp[1] AND l.objsubid::integer = sp[2] AND l.mode = 'ExclusiveLock';
   END IF;
   SELECT COALESCE(pg_catalog.array_agg(DISTINCT u.m ORDER BY u.m), '{}') INTO yms FROM pg_catalog.unnest(yms) AS u(m);
+  IF sess THEN
+    PERFORM @extschema@.month_lock__hint_forget();
+  END IF;
   BEGIN
     FOREACH ym IN ARRAY yms LOOP
       IF sess AND ym = ANY (mine) THEN
@@ -712,6 +833,7 @@ BEGIN
       n := n + 1;
     END IF;
   END LOOP;
+  PERFORM @extschema@.month_lock__hint_forget();
   RETURN n;
 END
 $fn$;

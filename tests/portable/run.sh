@@ -98,6 +98,9 @@ spec_tests=$(cd "$here/specs" && ls *.spec | sed 's/\.spec$//' | sort)
 PGUSER=$owner "$pg_isolation_regress" --bindir="$bindir" --inputdir="$here" --outputdir="$out/specs" \
   --use-existing --dbname=ml_portable_specs $spec_tests || fail "isolation specs (tests/portable)"
 
+step "3b. timeouts racing grants, as $owner"
+"$here/race.sh" "$pg_config" "$owner" ml_portable_suite || fail "timeouts racing grants"
+
 step "4. native and SQL-only sessions in one database"
 "$here/cross.sh" "$pg_config" "$dist" "$owner" "$out/cross" || fail "cross-edition"
 

@@ -73,7 +73,7 @@ handoff() { # handoff SCHEMA N -> N latencies in µs, one per line
         SELECT g, t INTO got, t1 FROM dblink_get_result('w') AS r(g boolean, t timestamptz);
         PERFORM * FROM dblink_get_result('w') AS r(g boolean, t timestamptz);
         IF NOT got THEN RAISE EXCEPTION 'waiter not granted'; END IF;
-        PERFORM dblink_exec('w', 'SELECT $1.month_lock_release(2024, 4)');
+        PERFORM * FROM dblink('w', 'SELECT $1.month_lock_release(2024, 4)') AS r(b boolean);
         out := out || (extract(epoch FROM t1 - t0) * 1e6)::numeric(10,1) || ',';
       END LOOP;
       PERFORM dblink_disconnect('w');
@@ -131,6 +131,26 @@ wait
   echo "|---|---|"
   echo "| native | $(handoff native 200 | pct) |"
   echo "| SQL-only | $(handoff portable 200 | pct) |"
+} >>"$results.tmp"
+# Memory: 10,000 waited grants (transaction scope) in one transaction, by the wait path of each
+# method on free months, in a fresh session: growth of the backend's memory contexts.
+memory() { # memory SQL-FOR-MONTH-i -> kB
+  "${psql[@]}" -d $db -At <<SQL | grep -v '^$' | tail -1
+BEGIN;
+SELECT sum(total_bytes) AS before FROM pg_backend_memory_contexts \\gset
+DO \$\$ BEGIN FOR i IN 0..9999 LOOP $1; END LOOP; END \$\$;
+SELECT ((sum(total_bytes) - :before) / 1024)::bigint FROM pg_backend_memory_contexts;
+COMMIT;
+SQL
+}
+{
+  echo
+  echo "## Memory: 10,000 waited grants in one transaction (growth of the backend's memory contexts)"
+  echo
+  echo "| method | kB |"
+  echo "|---|---|"
+  echo "| built-in pg_advisory_xact_lock | $(memory "PERFORM pg_advisory_xact_lock(1835821824, (1000 + i / 12) * 100 + 1 + i % 12)") |"
+  echo "| SQL-only wait path (month_lock__wait: EXCEPTION block, lock_timeout) | $(memory "PERFORM portable.month_lock__wait('{1835821824,2,1835821824,1}', (1000 + i / 12) * 100 + 1 + i % 12, true, false, 10000)") |"
 } >>"$results.tmp"
 mv "$results.tmp" "$results"
 cat "$results"

@@ -67,6 +67,32 @@ COMMIT;
 SELECT month_lock_held(2024, 6) AS session_hold_survives_commit;
 SELECT month_lock_release(2024, 6) AS released, month_lock_held(2024, 6) AS still_held;
 
+-- The session hint (month_lock_sql.held) is a setting, which ROLLBACK rewinds while session
+-- locks stay: a rewound hint is detected and rebuilt from the lock table, so re-entry after a
+-- ROLLBACK or ROLLBACK TO SAVEPOINT still does not stack, and a hold ended behind month_lock's
+-- back (raw unlock) is taken afresh.
+BEGIN;
+SELECT month_lock_try(2024, 9) AS taken_in_rolled_back_transaction;
+ROLLBACK;
+SELECT month_lock_try(2024, 9) AS reentry, month_lock_try_shared(2024, 9) AS shared_too;
+BEGIN;
+SAVEPOINT s;
+SELECT month_lock_release_shared(2024, 9) AS released_shared, month_lock_try(2024, 10) AS october;
+ROLLBACK TO s;
+SELECT month_lock_try(2024, 10) AS october_again, month_lock_try_shared(2024, 9) AS shared_again;
+COMMIT;
+SELECT month_lock_release(2024, 9) AS sep, month_lock_release_shared(2024, 9) AS sep_shared,
+       month_lock_release(2024, 10) AS oct, month_lock_held(2024, 9) OR month_lock_held(2024, 10) AS still_held;
+SELECT month_lock_try(2024, 11), pg_advisory_unlock(1835821824, 202411) AS raw_unlock;
+SELECT month_lock_try(2024, 11) AS taken_again, month_lock_release(2024, 11) AS released,
+       month_lock_held(2024, 11) AS still_held;
+-- In a read-only transaction there is no hint (no sequence): the lock table is read.
+BEGIN READ ONLY;
+SELECT month_lock_try(2024, 12) AS read_only, month_lock_try(2024, 12) AS reentry;
+COMMIT;
+SELECT month_lock_release(2024, 12) AS released, month_lock_held(2024, 12) AS still_held;
+SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+
 -- Fencing tokens: every call draws a new, larger token (no per-hold memory without the
 -- library), and the transaction that drew one has a transaction id and WAL of its own, so its
 -- COMMIT waits for the flush.

@@ -132,6 +132,71 @@ wait
   echo "| native | $(handoff native 200 | pct) |"
   echo "| SQL-only | $(handoff portable 200 | pct) |"
 } >>"$results.tmp"
+# Backfill: 120 months (2020-01..2029-12), 8 workers (dblink, asynchronous), each claiming the
+# first free month not yet done (month_lock_claim), 5 ms of work per month (pg_sleep), then
+# releasing it; wall time from the start to the last worker's end. Ideal: 120 x 5 ms / 8.
+backfill() { # backfill SCHEMA -> ms
+  "${psql[@]}" -d $db -At <<SQL | grep -v '^$' | tail -1
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS bench_done;
+CREATE UNLOGGED TABLE bench_done (month date PRIMARY KEY);
+DO \$\$
+DECLARE t0 timestamptz; w integer; n integer;
+  worker text := \$w\$
+    DO \$d\$
+    DECLARE m date; todo date[];
+    BEGIN
+      LOOP
+        todo := ARRAY(SELECT d::date FROM generate_series(date '2020-01-01', date '2029-12-01', interval '1 month') d
+                       WHERE NOT EXISTS (SELECT FROM public.bench_done b WHERE b.month = d::date));
+        EXIT WHEN pg_catalog.cardinality(todo) = 0;
+        m := $1.month_lock_claim(todo);
+        IF m IS NULL THEN PERFORM pg_sleep(0.0005); CONTINUE; END IF;
+        IF NOT EXISTS (SELECT FROM public.bench_done b WHERE b.month = m) THEN
+          PERFORM pg_sleep(0.005);
+          INSERT INTO public.bench_done VALUES (m);
+        END IF;
+        COMMIT;
+        PERFORM $1.month_lock_release(extract(year FROM m)::integer, extract(month FROM m)::integer);
+      END LOOP;
+    END \$d\$ \$w\$;
+BEGIN
+  FOR w IN 1..8 LOOP
+    PERFORM dblink_connect('b' || w, 'dbname=$db host=$PGHOST port=$PGPORT user=$PGUSER');
+  END LOOP;
+  t0 := clock_timestamp();
+  FOR w IN 1..8 LOOP
+    PERFORM dblink_send_query('b' || w, worker);
+  END LOOP;
+  FOR w IN 1..8 LOOP
+    PERFORM * FROM dblink_get_result('b' || w) AS r(status text);
+    PERFORM * FROM dblink_get_result('b' || w) AS r(status text);
+  END LOOP;
+  PERFORM set_config('bench.ms', (extract(epoch FROM clock_timestamp() - t0) * 1000)::numeric(10,1)::text, false);
+  n := (SELECT count(*) FROM bench_done);
+  IF n <> 120 THEN RAISE EXCEPTION 'backfill: % months done, not 120', n; END IF;
+  FOR w IN 1..8 LOOP
+    PERFORM dblink_disconnect('b' || w);
+  END LOOP;
+END \$\$;
+SELECT current_setting('bench.ms');
+SQL
+}
+backfill_row() { # backfill_row LABEL SCHEMA
+  local vals=""
+  for _ in $(seq "$runs"); do vals+="$(backfill "$2")"$'\n'; done
+  printf '| %s | %s |\n' "$1" "$(printf '%s' "$vals" | stats)"
+}
+{
+  echo
+  echo "## Backfill: 120 months, 8 workers, claim any, 5 ms of work per month (ideal 75 ms)"
+  echo
+  echo "| edition | wall ms |"
+  echo "|---|---|"
+  backfill_row native native
+  backfill_row SQL-only portable
+} >>"$results.tmp"
+
 # Memory: 10,000 waited grants (transaction scope) in one transaction, by the wait path of each
 # method on free months, in a fresh session: growth of the backend's memory contexts.
 memory() { # memory SQL-FOR-MONTH-i -> kB

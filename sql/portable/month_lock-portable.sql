@@ -353,6 +353,7 @@ DECLARE
   key text;
   hint text;
   keys text;
+  g bigint;
 BEGIN
   IF wait = 1 AND (timeout_ms IS NULL OR timeout_ms <= 0) THEN
     IF @extschema@.month_lock__timeout(timeout_ms) = 0 THEN
@@ -403,6 +404,12 @@ BEGIN
                      AND l.mode = CASE WHEN excl THEN 'ExclusiveLock' ELSE 'ShareLock' END) THEN
       RETURN @extschema@.month_lock__reenter(sp, ym, excl);  -- read-only transaction: no hint
     END IF;
+    -- The new G is drawn before the lock is: if anything ends this statement between the grant
+    -- and the hint's update below (a cancel, say), the hint no longer matches currval and is
+    -- rebuilt, instead of missing a month this session holds.
+    IF keys IS NOT NULL THEN
+      g := pg_catalog.nextval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass);
+    END IF;
   END IF;
   IF sp[2] = 1 THEN
     IF sess THEN
@@ -422,11 +429,16 @@ BEGIN
   IF NOT got AND wait <> 0 THEN
     got := @extschema@.month_lock__wait(sp, ym, excl, sess, CASE WHEN wait = 1 THEN timeout_ms ELSE 0 END);
   END IF;
-  IF got AND sess AND keys IS NOT NULL THEN
-    -- month_lock__hint_store, inline
-    PERFORM pg_catalog.set_config('month_lock_sql.held',
-      pg_catalog.nextval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass)::text || '|'
-        || CASE WHEN keys = '' OR keys = ',' THEN key ELSE keys || pg_catalog.substr(key, 2) END, false);
+  IF got AND sess AND keys IS NULL THEN
+    -- read-only transaction: no new G can be drawn, so the hint is dropped (see docs/editions.md
+    -- for the one case this leaves open: that transaction rolled back)
+    PERFORM @extschema@.month_lock__hint_forget();
+  ELSIF sess AND keys IS NOT NULL THEN
+    -- month_lock__hint_store, inline, with the G drawn above
+    PERFORM pg_catalog.set_config('month_lock_sql.held', g::text || '|'
+      || CASE WHEN NOT got THEN CASE WHEN keys = '' THEN ',' ELSE keys END
+              WHEN keys = '' OR keys = ',' THEN key
+              ELSE keys || pg_catalog.substr(key, 2) END, false);
   END IF;
   IF NOT got AND raising THEN
     RAISE EXCEPTION USING ERRCODE = '55P03',
@@ -558,7 +570,9 @@ BEGIN
   END IF;
   -- Keep the hint exact where it is usable (an unusable one is rebuilt by the next acquisition).
   hint := pg_catalog.current_setting('month_lock_sql.held', true);
-  IF COALESCE(hint, '') <> '' AND pg_catalog.current_setting('transaction_read_only') = 'off' THEN
+  IF COALESCE(hint, '') <> '' AND pg_catalog.current_setting('transaction_read_only') = 'on' THEN
+    PERFORM pg_catalog.set_config('month_lock_sql.held', '', false);
+  ELSIF COALESCE(hint, '') <> '' THEN
     key := ',' || sp[1]::text || '.' || sp[2]::text || '.' || ym::text || CASE WHEN excl THEN 'x' ELSE 's' END || ',';
     IF pg_catalog.strpos(hint, key) = 0 THEN
       NULL;
@@ -746,6 +760,7 @@ DECLARE
   left_ms integer;
   got boolean;
   mine bigint[];
+  current integer;
   i integer;
 BEGIN
   IF sess THEN
@@ -768,6 +783,7 @@ BEGIN
         PERFORM @extschema@.month_lock__reenter(sp, ym, true);
         CONTINUE;
       END IF;
+      current := ym;
       got := @extschema@.month_lock__try(sp, ym, true, sess);
       IF NOT got THEN
         left_ms := pg_catalog.ceil(pg_catalog.date_part('epoch', deadline - pg_catalog.clock_timestamp()) * 1000)::integer;
@@ -781,6 +797,7 @@ BEGIN
       IF sess THEN
         taken := taken || ym;
       END IF;
+      current := NULL;
     END LOOP;
   EXCEPTION
     WHEN SQLSTATE 'MLALL' THEN
@@ -789,6 +806,11 @@ BEGIN
       END LOOP;
       RETURN false;
     WHEN query_canceled OR OTHERS THEN
+      -- A cancel can be processed after the month being acquired was granted and before it was
+      -- recorded in taken: it was not held before the call, so if it is held now it is ours.
+      IF sess AND current IS NOT NULL AND (@extschema@.month_lock__mine(sp, current) & 1) <> 0 THEN
+        PERFORM @extschema@.month_lock__unlock(sp, current, true);
+      END IF;
       FOR i IN REVERSE pg_catalog.cardinality(taken)..1 LOOP
         PERFORM @extschema@.month_lock__unlock(sp, taken[i], true);
       END LOOP;

@@ -90,6 +90,7 @@ SELECT month_lock_try(2024, 11) AS taken_again, month_lock_release(2024, 11) AS 
 BEGIN READ ONLY;
 SELECT month_lock_try(2024, 12) AS read_only, month_lock_try(2024, 12) AS reentry;
 COMMIT;
+SELECT month_lock_try(2024, 12) AS reentry_read_write;
 SELECT month_lock_release(2024, 12) AS released, month_lock_held(2024, 12) AS still_held;
 SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
 

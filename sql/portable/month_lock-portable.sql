@@ -251,14 +251,16 @@ $fn$;
 -- lock. An extra transaction-scope reference pins the lock while one session reference is
 -- dropped and one taken back (both granted locally at once), then the subtransaction that owns
 -- the pin is rolled back. If the hold was transaction-scope only, the drop finds no session
--- reference (a WARNING in the server log) and the take adds the first one.
+-- reference (a WARNING in the server log) and the take adds the first one. False when the pin
+-- is refused: the month is not this session's after all (a stale hint: a raw unlock ended the
+-- hold and another session holds it or waits for it), and nothing was done.
 CREATE OR REPLACE FUNCTION @extschema@.month_lock__reenter(sp bigint[], ym integer, excl boolean)
 RETURNS boolean LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp SET client_min_messages = error AS $fn$
 BEGIN
   BEGIN
     IF NOT @extschema@.month_lock__try(sp, ym, excl, false) THEN
-      RAISE EXCEPTION 'month_lock: internal error: a held month could not be pinned';
+      RETURN false;
     END IF;
     PERFORM @extschema@.month_lock__unlock(sp, ym, excl);
     IF NOT @extschema@.month_lock__try(sp, ym, excl, true) THEN
@@ -396,13 +398,17 @@ BEGIN
     END IF;
     IF keys IS NOT NULL THEN
       IF pg_catalog.strpos(keys, key) > 0 THEN
-        RETURN @extschema@.month_lock__reenter(sp, ym, excl);
+        IF @extschema@.month_lock__reenter(sp, ym, excl) THEN
+          RETURN true;
+        END IF;
+        keys := pg_catalog.replace(keys, key, ',');  -- a stale key: the hold had ended
       END IF;
     ELSIF EXISTS (SELECT FROM pg_catalog.pg_lock_status() l
                    WHERE l.locktype = 'advisory' AND l.pid = pg_catalog.pg_backend_pid() AND l.granted
                      AND l.classid::bigint = sp[1] AND l.objid::bigint = ym AND l.objsubid::integer = sp[2]
-                     AND l.mode = CASE WHEN excl THEN 'ExclusiveLock' ELSE 'ShareLock' END) THEN
-      RETURN @extschema@.month_lock__reenter(sp, ym, excl);  -- read-only transaction: no hint
+                     AND l.mode = CASE WHEN excl THEN 'ExclusiveLock' ELSE 'ShareLock' END)
+          AND @extschema@.month_lock__reenter(sp, ym, excl) THEN
+      RETURN true;  -- read-only transaction: no hint
     END IF;
     -- The new G is drawn before the lock is: if anything ends this statement between the grant
     -- and the hint's update below (a cancel, say), the hint no longer matches currval and is

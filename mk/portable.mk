@@ -61,3 +61,5 @@ portable-bench: portable
 	  bench/portable.sh $(PORTABLE_BENCH_PG_CONFIG) $(CURDIR)/$(PORTABLE_DIST) bench/portable-results.md
 
 EXTRA_TESTS += portable-test portable-itest
+# make bench measures both editions side by side (bench/portable-results.md) before its own run.
+bench: portable-bench

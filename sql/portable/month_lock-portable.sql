@@ -297,7 +297,7 @@ BEGIN
   IF COALESCE(h, '') = '' OR pg_catalog.current_setting('transaction_read_only') = 'on' THEN
     RETURN NULL;
   END IF;
-  IF pg_catalog.split_part(h, '|', 1)::bigint = pg_catalog.currval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass) THEN
+  IF pg_catalog.split_part(h, '|', 1) = pg_catalog.currval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass)::text THEN
     RETURN h;
   END IF;
   RETURN NULL;
@@ -386,8 +386,8 @@ BEGIN
     hint := pg_catalog.current_setting('month_lock_sql.held', true);
     IF COALESCE(hint, '') = '' OR pg_catalog.current_setting('transaction_read_only') = 'on' THEN
       hint := NULL;
-    ELSIF pg_catalog.split_part(hint, '|', 1)::bigint
-          <> pg_catalog.currval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass) THEN
+    ELSIF pg_catalog.split_part(hint, '|', 1)
+          <> pg_catalog.currval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass)::text THEN
       hint := NULL;  -- rewound by a ROLLBACK
     END IF;
     IF hint IS NULL AND pg_catalog.current_setting('transaction_read_only') = 'off' THEN
@@ -582,8 +582,8 @@ BEGIN
     key := ',' || sp[1]::text || '.' || sp[2]::text || '.' || ym::text || CASE WHEN excl THEN 'x' ELSE 's' END || ',';
     IF pg_catalog.strpos(hint, key) = 0 THEN
       NULL;
-    ELSIF pg_catalog.split_part(hint, '|', 1)::bigint
-          = pg_catalog.currval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass) THEN
+    ELSIF pg_catalog.split_part(hint, '|', 1)
+          = pg_catalog.currval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass)::text THEN
       PERFORM pg_catalog.set_config('month_lock_sql.held',
         pg_catalog.nextval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass)::text || '|'
           || pg_catalog.replace(pg_catalog.substr(hint, pg_catalog.strpos(hint, '|') + 1), key, ','), false);

@@ -7,7 +7,8 @@
 #   1. a non-superuser role owns databases and installs the edition there with psql -f
 #   2. tests/regress (pg_regress + isolation specs) against it as that role, with the expected
 #      output of tests/regress/expected, replaced by tests/portable/regress-expected/NAME.out
-#      only for tests whose difference docs/editions.md names
+#      only for tests whose difference docs/editions.md names (settings_1.out: PostgreSQL 14,
+#      where an unknown month_lock.* name is accepted by the server itself)
 #   3. the edition's own suite tests/portable/sql + specs as that role
 #   4. native and SQL-only sessions in one database (two schemas) exclude each other, and both
 #      catalogs match (tests/portable/cross.sh)

@@ -39,8 +39,7 @@ PORTABLE_CLIENT_TESTS := --test guard --test sets --test with_lock --test cli
 PORTABLE_SKIP := --skip a_failed_request_keeps_no_claimed_month \
   --skip cancel_statement_timeout_deadlock_and_failed_requests_leave_nothing \
   --skip cancel_or_timeout_racing_the_last_grant_is_all_or_nothing
-# One token per hold (the SQL-only edition draws a new, larger token per call):
-PORTABLE_CLIENT_SKIP := --skip token_is_the_same_for_a_hold_and_larger_for_the_next_holder
+PORTABLE_CLIENT_SKIP :=
 PORTABLE_ENV = MONTH_LOCK_TEST_EDITION=portable \
   MONTH_LOCK_PORTABLE_SQL=$(CURDIR)/$(PORTABLE_DIST)/month_lock-portable.sql PG_CONFIG=$(TEST_PG_CONFIG)
 

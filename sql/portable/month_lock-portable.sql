@@ -14,6 +14,23 @@
 --
 -- Internal helpers are named month_lock__*; they are not part of the API.
 
+-- Internal helpers (month_lock__*) are dropped and created again below, so that a newer script
+-- may change their signatures; the API functions, the view and the sequences are replaced or
+-- kept in place.
+DO $drop$
+DECLARE
+  f record;
+BEGIN
+  FOR f IN SELECT p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid) AS args
+             FROM pg_catalog.pg_proc p
+            WHERE p.pronamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+              AND p.proname OPERATOR(pg_catalog.~~) 'month\_lock\_\_%'
+  LOOP
+    EXECUTE pg_catalog.format('DROP FUNCTION @extschema@.%I(%s)', f.proname, f.args);
+  END LOOP;
+END
+$drop$;
+
 -- The key space under the current settings, checked: {classid, objsubid, namespace,
 -- session_locks (1/0)}. A value the native library could not parse raises 22023 naming the
 -- setting; values the two editions might read differently (hexadecimal, octal, fractions) are
@@ -251,18 +268,21 @@ $fn$;
 -- lock. An extra transaction-scope reference pins the lock while one session reference is
 -- dropped and one taken back (both granted locally at once), then the subtransaction that owns
 -- the pin is rolled back. If the hold was transaction-scope only, the drop finds no session
--- reference (a WARNING in the server log) and the take adds the first one. False when the pin
--- is refused: the month is not this session's after all (a stale hint: a raw unlock ended the
--- hold and another session holds it or waits for it), and nothing was done.
+-- reference (a WARNING in the server log) and the take adds the first one. Returns 1 when a
+-- session reference existed (the same hold), 2 when this added the first one (a new session
+-- hold), 0 when the pin is refused: the month is not this session's after all (a stale hint: a
+-- raw unlock ended the hold and another session holds it or waits for it), and nothing was done.
 CREATE OR REPLACE FUNCTION @extschema@.month_lock__reenter(sp bigint[], ym integer, excl boolean)
-RETURNS boolean LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+RETURNS integer LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp SET client_min_messages = error AS $fn$
+DECLARE
+  had_session boolean;
 BEGIN
   BEGIN
     IF NOT @extschema@.month_lock__try(sp, ym, excl, false) THEN
-      RETURN false;
+      RETURN 0;
     END IF;
-    PERFORM @extschema@.month_lock__unlock(sp, ym, excl);
+    had_session := @extschema@.month_lock__unlock(sp, ym, excl);
     IF NOT @extschema@.month_lock__try(sp, ym, excl, true) THEN
       RAISE EXCEPTION 'month_lock: internal error: a pinned month could not be taken back';
     END IF;
@@ -270,14 +290,16 @@ BEGIN
   EXCEPTION WHEN SQLSTATE 'MLPIN' THEN
     NULL;
   END;
-  RETURN true;
+  RETURN CASE WHEN had_session THEN 1 ELSE 2 END;
 END
 $fn$;
 
 -- Which session-scope holds this session took through month_lock: a hint that spares the common
 -- acquisition a read of the whole lock table (pg_lock_status costs grow with the server's lock
 -- table size: max_locks_per_transaction x max_connections). The hint lives in the session
--- setting month_lock_sql.held as 'G|,key,key,' (key: classid.objsubid.yyyymm.x|s). Settings are
+-- setting month_lock_sql.held as 'G|,key,key,|,tok,tok,' (key: classid.objsubid.yyyymm.x|s;
+-- tok: classid.objsubid.yyyymm=TOKEN for an exclusive session hold that month_lock confirmed,
+-- TOKEN empty until month_lock_token is first asked). Settings are
 -- transactional: a ROLLBACK rewinds the hint although session locks stay. So every write also
 -- draws G from the sequence below, whose per-session currval no ROLLBACK rewinds: a hint whose G
 -- is not currval was rewound and is rebuilt from the lock table. A key in the hint is only a
@@ -319,25 +341,76 @@ BEGIN
 END
 $fn$;
 
--- Stores a hint's key list (',key,key,' or ''), with a new G.
-CREATE OR REPLACE FUNCTION @extschema@.month_lock__hint_store(keys text)
+-- Stores a hint (key list and token list, each ',...,' or ''), with a new G.
+CREATE OR REPLACE FUNCTION @extschema@.month_lock__hint_store(keys text, toks text)
 RETURNS pg_catalog.void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
   PERFORM pg_catalog.set_config('month_lock_sql.held',
     pg_catalog.nextval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass)::text || '|'
-      || CASE WHEN keys = '' THEN ',' ELSE keys END, false);
+      || CASE WHEN COALESCE(keys, '') = '' THEN ',' ELSE keys END || '|'
+      || CASE WHEN COALESCE(toks, '') = '' THEN ',' ELSE toks END, false);
 END
 $fn$;
 
--- Forgets the hint: the next acquisition reads the lock table.
+-- A token list without the entry of one month (tk: ',classid.objsubid.yyyymm=').
+CREATE OR REPLACE FUNCTION @extschema@.month_lock__tok_drop(toks text, tk text)
+RETURNS text LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  p integer := pg_catalog.strpos(toks, tk);
+BEGIN
+  IF p = 0 THEN
+    RETURN toks;
+  END IF;
+  -- ',a=1,b=2,' without 'b=2,': keep up to the comma before the entry, then what follows the
+  -- comma after it
+  RETURN pg_catalog.substr(toks, 1, p)
+      || pg_catalog.substr(toks, p + pg_catalog.length(tk)
+                                 + pg_catalog.strpos(pg_catalog.substr(toks, p + pg_catalog.length(tk)), ','));
+END
+$fn$;
+
+-- Forgets the hint: the next acquisition reads the lock table. Drawing from the sequence first
+-- makes sure a ROLLBACK that brings the old hint back cannot make it usable again (not possible
+-- in a read-only transaction: see docs/editions.md).
 CREATE OR REPLACE FUNCTION @extschema@.month_lock__hint_forget()
 RETURNS pg_catalog.void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
   IF COALESCE(pg_catalog.current_setting('month_lock_sql.held', true), '') <> '' THEN
+    IF pg_catalog.current_setting('transaction_read_only') = 'off' THEN
+      PERFORM pg_catalog.nextval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass);
+    END IF;
     PERFORM pg_catalog.set_config('month_lock_sql.held', '', false);
   END IF;
+END
+$fn$;
+
+-- Whether this session holds a session-scope reference on (month, mode), which the lock table
+-- cannot tell from a transaction-scope one: pinned by a transaction-scope reference in a
+-- subtransaction, one session reference is dropped and, if there was one, taken back; the
+-- subtransaction is then rolled back. The caller guarantees the session holds the month in this
+-- mode. When there is no session reference, pg_advisory_unlock's WARNING reaches the server log.
+CREATE OR REPLACE FUNCTION @extschema@.month_lock__has_session(sp bigint[], ym integer, excl boolean)
+RETURNS boolean LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp SET client_min_messages = error AS $fn$
+DECLARE
+  had_session boolean;
+BEGIN
+  BEGIN
+    IF NOT @extschema@.month_lock__try(sp, ym, excl, false) THEN
+      RAISE EXCEPTION 'month_lock: internal error: a held month could not be pinned';
+    END IF;
+    had_session := @extschema@.month_lock__unlock(sp, ym, excl);
+    IF had_session AND NOT @extschema@.month_lock__try(sp, ym, excl, true) THEN
+      RAISE EXCEPTION 'month_lock: internal error: a pinned month could not be taken back';
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'MLPIN';
+  EXCEPTION WHEN SQLSTATE 'MLPIN' THEN
+    NULL;
+  END;
+  RETURN had_session;
 END
 $fn$;
 
@@ -355,6 +428,9 @@ DECLARE
   key text;
   hint text;
   keys text;
+  toks text;
+  tk text;
+  r integer;
   g bigint;
 BEGIN
   IF wait = 1 AND (timeout_ms IS NULL OR timeout_ms <= 0) THEN
@@ -392,29 +468,42 @@ BEGIN
     END IF;
     IF hint IS NULL AND pg_catalog.current_setting('transaction_read_only') = 'off' THEN
       keys := @extschema@.month_lock__hint_rebuild();
-      PERFORM @extschema@.month_lock__hint_store(keys);
+      toks := ',';
     ELSIF hint IS NOT NULL THEN
-      keys := pg_catalog.substr(hint, pg_catalog.strpos(hint, '|') + 1);
+      keys := pg_catalog.split_part(hint, '|', 2);
+      toks := pg_catalog.split_part(hint, '|', 3);
     END IF;
+    tk := ',' || sp[1]::text || '.' || sp[2]::text || '.' || ym::text || '=';
     IF keys IS NOT NULL THEN
+      -- The new G is drawn before anything can grant the lock: if anything ends this statement
+      -- between the grant and the hint's update below (a cancel, say), the hint no longer
+      -- matches currval and is rebuilt, instead of missing a month this session holds. So
+      -- every path from here stores the hint.
+      g := pg_catalog.nextval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass);
       IF pg_catalog.strpos(keys, key) > 0 THEN
-        IF @extschema@.month_lock__reenter(sp, ym, excl) THEN
+        r := @extschema@.month_lock__reenter(sp, ym, excl);
+        IF r = 0 THEN
+          keys := pg_catalog.replace(keys, key, ',');  -- a stale key: the hold had ended
+        END IF;
+        IF r <> 1 AND excl THEN
+          toks := @extschema@.month_lock__tok_drop(toks, tk);  -- not the hold its token was for
+        END IF;
+        IF (r = 2 OR (r = 1 AND pg_catalog.strpos(COALESCE(toks, ''), tk) = 0)) AND excl THEN
+          -- confirmed as this session's exclusive hold, without a token yet
+          toks := CASE WHEN COALESCE(toks, '') IN ('', ',') THEN tk || ',' ELSE toks || pg_catalog.substr(tk, 2) || ',' END;
+        END IF;
+        IF r <> 0 THEN
+          PERFORM pg_catalog.set_config('month_lock_sql.held', g::text || '|' || keys || '|'
+            || CASE WHEN COALESCE(toks, '') = '' THEN ',' ELSE toks END, false);
           RETURN true;
         END IF;
-        keys := pg_catalog.replace(keys, key, ',');  -- a stale key: the hold had ended
       END IF;
     ELSIF EXISTS (SELECT FROM pg_catalog.pg_lock_status() l
                    WHERE l.locktype = 'advisory' AND l.pid = pg_catalog.pg_backend_pid() AND l.granted
                      AND l.classid::bigint = sp[1] AND l.objid::bigint = ym AND l.objsubid::integer = sp[2]
                      AND l.mode = CASE WHEN excl THEN 'ExclusiveLock' ELSE 'ShareLock' END)
-          AND @extschema@.month_lock__reenter(sp, ym, excl) THEN
+          AND @extschema@.month_lock__reenter(sp, ym, excl) <> 0 THEN
       RETURN true;  -- read-only transaction: no hint
-    END IF;
-    -- The new G is drawn before the lock is: if anything ends this statement between the grant
-    -- and the hint's update below (a cancel, say), the hint no longer matches currval and is
-    -- rebuilt, instead of missing a month this session holds.
-    IF keys IS NOT NULL THEN
-      g := pg_catalog.nextval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass);
     END IF;
   END IF;
   IF sp[2] = 1 THEN
@@ -440,11 +529,19 @@ BEGIN
     -- for the one case this leaves open: that transaction rolled back)
     PERFORM @extschema@.month_lock__hint_forget();
   ELSIF sess AND keys IS NOT NULL THEN
-    -- month_lock__hint_store, inline, with the G drawn above
+    -- month_lock__hint_store, inline, with the G drawn above; a new exclusive hold is confirmed
+    -- (its token entry, empty until asked, replaces any stale one)
+    IF got AND excl THEN
+      IF pg_catalog.strpos(toks, tk) > 0 THEN
+        toks := @extschema@.month_lock__tok_drop(toks, tk);
+      END IF;
+      toks := CASE WHEN COALESCE(toks, '') IN ('', ',') THEN tk || ',' ELSE toks || pg_catalog.substr(tk, 2) || ',' END;
+    END IF;
     PERFORM pg_catalog.set_config('month_lock_sql.held', g::text || '|'
       || CASE WHEN NOT got THEN CASE WHEN keys = '' THEN ',' ELSE keys END
               WHEN keys = '' OR keys = ',' THEN key
-              ELSE keys || pg_catalog.substr(key, 2) END, false);
+              ELSE keys || pg_catalog.substr(key, 2) END
+      || '|' || CASE WHEN COALESCE(toks, '') = '' THEN ',' ELSE toks END, false);
   END IF;
   IF NOT got AND raising THEN
     RAISE EXCEPTION USING ERRCODE = '55P03',
@@ -554,6 +651,9 @@ DECLARE
   done boolean;
   hint text;
   key text;
+  toks text;
+  tk text;
+  p integer;
 BEGIN
   IF COALESCE(pg_catalog.current_setting('month_lock.namespace', true), '') = ''
      AND COALESCE(pg_catalog.current_setting('month_lock.legacy_keys', true), '') = ''
@@ -580,14 +680,31 @@ BEGIN
     PERFORM pg_catalog.set_config('month_lock_sql.held', '', false);
   ELSIF COALESCE(hint, '') <> '' THEN
     key := ',' || sp[1]::text || '.' || sp[2]::text || '.' || ym::text || CASE WHEN excl THEN 'x' ELSE 's' END || ',';
-    IF pg_catalog.strpos(hint, key) = 0 THEN
+    IF pg_catalog.strpos(pg_catalog.split_part(hint, '|', 2), key) = 0 THEN
       NULL;
     ELSIF pg_catalog.split_part(hint, '|', 1)
           = pg_catalog.currval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass)::text THEN
+      -- the key goes, and with an exclusive hold its token entry (month_lock__tok_drop, inline)
+      toks := pg_catalog.split_part(hint, '|', 3);
+      tk := ',' || sp[1]::text || '.' || sp[2]::text || '.' || ym::text || '=';
+      p := pg_catalog.strpos(toks, tk);
+      IF excl AND p > 0 THEN
+        toks := pg_catalog.substr(toks, 1, p)
+             || pg_catalog.substr(toks, p + pg_catalog.length(tk)
+                                        + pg_catalog.strpos(pg_catalog.substr(toks, p + pg_catalog.length(tk)), ','));
+      END IF;
       PERFORM pg_catalog.set_config('month_lock_sql.held',
         pg_catalog.nextval('@extschema@.month_lock__hint_seq'::pg_catalog.regclass)::text || '|'
-          || pg_catalog.replace(pg_catalog.substr(hint, pg_catalog.strpos(hint, '|') + 1), key, ','), false);
+          || pg_catalog.replace(pg_catalog.split_part(hint, '|', 2), key, ',') || '|'
+          || CASE WHEN COALESCE(toks, '') = '' THEN ',' ELSE toks END, false);
     END IF;
+  END IF;
+  -- A token this transaction cached for the month (month_lock_token) belonged to the hold that
+  -- just ended.
+  IF excl AND done AND pg_catalog.strpos(COALESCE(pg_catalog.current_setting('month_lock_sql.xtok', true), ''),
+                                         ',' || sp[1]::text || '.' || sp[2]::text || '.' || ym::text || '=') > 0 THEN
+    PERFORM pg_catalog.set_config('month_lock_sql.xtok', @extschema@.month_lock__tok_drop(
+      pg_catalog.current_setting('month_lock_sql.xtok', true), ',' || sp[1]::text || '.' || sp[2]::text || '.' || ym::text || '='), true);
   END IF;
   RETURN done;
 END
@@ -610,11 +727,14 @@ CREATE OR REPLACE FUNCTION @extschema@.month_lock_release_all()
 RETURNS integer LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE STRICT
 SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-  sp bigint[] := @extschema@.month_lock__space();
-  first_key bigint := CASE WHEN sp[2] = 1 THEN 100001 ELSE 101 END;
+  sp bigint[];
+  first_key bigint;
   r record;
-  n integer := 0;
+  n integer;
 BEGIN
+  sp := @extschema@.month_lock__space();
+  first_key := CASE WHEN sp[2] = 1 THEN 100001 ELSE 101 END;
+  n := 0;
   FOR r IN
     SELECT l.objid::bigint AS key, l.mode = 'ExclusiveLock' AS excl
       FROM pg_catalog.pg_lock_status() l
@@ -629,6 +749,9 @@ BEGIN
     END IF;
   END LOOP;
   PERFORM @extschema@.month_lock__hint_forget();
+  IF COALESCE(pg_catalog.current_setting('month_lock_sql.xtok', true), '') <> '' THEN
+    PERFORM pg_catalog.set_config('month_lock_sql.xtok', '', true);
+  END IF;
   RETURN n;
 END
 $fn$;
@@ -637,9 +760,11 @@ CREATE OR REPLACE FUNCTION @extschema@.month_is_locked(year integer, month integ
 RETURNS boolean LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-  sp bigint[] := @extschema@.month_lock__space();
-  ym integer := @extschema@.month_lock__month(year, month, sp);
+  sp bigint[];
+  ym integer;
 BEGIN
+  sp := @extschema@.month_lock__space();
+  ym := @extschema@.month_lock__month(year, month, sp);
   RETURN EXISTS (
     SELECT FROM pg_catalog.pg_lock_status() l
      WHERE l.locktype = 'advisory' AND l.granted
@@ -653,8 +778,9 @@ CREATE OR REPLACE FUNCTION @extschema@.month_lock_held(year integer, month integ
 RETURNS boolean LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-  sp bigint[] := @extschema@.month_lock__space();
+  sp bigint[];
 BEGIN
+  sp := @extschema@.month_lock__space();
   RETURN @extschema@.month_lock__mine(sp, @extschema@.month_lock__month(year, month, sp)) <> 0;
 END
 $fn$;
@@ -673,30 +799,74 @@ $fn$;
 
 -- ---- fencing tokens, claim any, all or nothing --------------------------------------------------
 
--- A fencing token for this session's exclusive hold of the month. Without the library there is
--- no per-hold memory that a ROLLBACK cannot rewind, so every call draws a new token: larger than
--- any token drawn before it, by any session, so larger than every token of earlier holds of the
--- month (fencing stays safe; ask once per hold and keep it). Durability: a value nextval takes
--- from the sequence's pre-logged range carries no WAL and no transaction id, so its transaction
--- would commit without a flush. The transactional logical message gives the transaction both:
--- its COMMIT returns only once the token's sequence record is flushed (and, with
--- synchronous_commit = on and synchronous standbys, replicated).
+-- A fencing token for this session's exclusive hold of the month: the same for the whole hold,
+-- larger than every token drawn before it by any session. An exclusive session hold that
+-- month_lock confirmed keeps its token in the session hint (month_lock_sql.held); any other
+-- exclusive hold (transaction scope, or a session hold the hint cannot vouch for, e.g. after a
+-- ROLLBACK rewound it) keeps it in the transaction-local setting month_lock_sql.xtok, which ends
+-- with the transaction and is rewound with the subtransaction that could have ended the hold. A
+-- cache that cannot vouch for the hold is dropped, never used: the hold then gets a new, larger
+-- token. Durability: a value nextval takes from the sequence's pre-logged range carries no WAL
+-- and no transaction id, so its transaction would commit without a flush. The transactional
+-- logical message gives the transaction both: its COMMIT returns only once the token's sequence
+-- record is flushed (and, with synchronous_commit = on and synchronous standbys, replicated).
 CREATE OR REPLACE FUNCTION @extschema@.month_lock_token(year integer, month integer)
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-  sp bigint[] := @extschema@.month_lock__space();
-  ym integer := @extschema@.month_lock__month(year, month, sp);
+  sp bigint[];
+  ym integer;
+  tk text;
+  hint text;
+  toks text;
+  x text;
+  p integer;
+  cached text;
   token bigint;
 BEGIN
+  sp := @extschema@.month_lock__space();
+  ym := @extschema@.month_lock__month(year, month, sp);
+  tk := ',' || sp[1]::text || '.' || sp[2]::text || '.' || ym::text || '=';
   IF (@extschema@.month_lock__mine(sp, ym) & 1) = 0 THEN
     RAISE EXCEPTION USING ERRCODE = '55000',
       MESSAGE = pg_catalog.format('month_lock: month %s-%s is not held exclusively by this session',
                                   pg_catalog.lpad((ym / 100)::text, 4, '0'), pg_catalog.lpad((ym % 100)::text, 2, '0')),
       HINT = 'Take the month first (month_lock_try, month_lock, month_lock_try_xact, ...): a token belongs to a hold.';
   END IF;
+  hint := @extschema@.month_lock__hint();
+  toks := pg_catalog.split_part(hint, '|', 3);
+  p := pg_catalog.strpos(COALESCE(toks, ''), tk);
+  IF p > 0 AND NOT @extschema@.month_lock__has_session(sp, ym, true) THEN
+    -- the confirmed session hold has ended (a rolled-back read-only transaction can leave such
+    -- an entry behind); the month is held in transaction scope now: not that hold's token
+    PERFORM @extschema@.month_lock__hint_store(pg_catalog.split_part(hint, '|', 2),
+                                               @extschema@.month_lock__tok_drop(toks, tk));
+    hint := @extschema@.month_lock__hint();
+    toks := pg_catalog.split_part(hint, '|', 3);
+    p := 0;
+  END IF;
+  IF p > 0 THEN
+    -- a confirmed exclusive session hold: its token, or none yet
+    cached := pg_catalog.split_part(pg_catalog.substr(toks, p + pg_catalog.length(tk)), ',', 1);
+    IF cached <> '' THEN
+      RETURN cached::bigint;
+    END IF;
+  ELSE
+    x := COALESCE(pg_catalog.current_setting('month_lock_sql.xtok', true), '');
+    p := pg_catalog.strpos(x, tk);
+    IF p > 0 THEN
+      RETURN pg_catalog.split_part(pg_catalog.substr(x, p + pg_catalog.length(tk)), ',', 1)::bigint;
+    END IF;
+  END IF;
   token := pg_catalog.nextval('@extschema@.month_lock_token_seq'::pg_catalog.regclass);
   PERFORM pg_catalog.pg_logical_emit_message(true, 'month_lock', token::text);
+  IF pg_catalog.strpos(COALESCE(toks, ''), tk) > 0 THEN
+    PERFORM @extschema@.month_lock__hint_store(pg_catalog.split_part(hint, '|', 2),
+      pg_catalog.replace(toks, tk || ',', tk || token::text || ','));
+  ELSE
+    PERFORM pg_catalog.set_config('month_lock_sql.xtok',
+      CASE WHEN x = '' THEN ',' ELSE x END || pg_catalog.substr(tk, 2) || token::text || ',', true);
+  END IF;
   RETURN token;
 END
 $fn$;
@@ -707,11 +877,13 @@ CREATE OR REPLACE FUNCTION @extschema@.month_lock__claim(months pg_catalog.date[
 RETURNS pg_catalog.date LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-  sp bigint[] := @extschema@.month_lock__space();
-  yms integer[] := @extschema@.month_lock__months(months, sp);
+  sp bigint[];
+  yms integer[];
   mine bigint[];
   ym integer;
 BEGIN
+  sp := @extschema@.month_lock__space();
+  yms := @extschema@.month_lock__months(months, sp);
   IF sess THEN
     PERFORM @extschema@.month_lock__require_session_locks(sp);
   END IF;
@@ -757,11 +929,11 @@ CREATE OR REPLACE FUNCTION @extschema@.month_lock__all(months pg_catalog.date[],
 RETURNS boolean LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-  sp bigint[] := @extschema@.month_lock__space();
-  yms integer[] := @extschema@.month_lock__months(months, sp);
-  budget integer := @extschema@.month_lock__timeout(timeout_ms);
-  deadline timestamptz := pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => budget / 1000.0);
-  taken integer[] := '{}';
+  sp bigint[];
+  yms integer[];
+  budget integer;
+  deadline timestamptz;
+  taken integer[];
   ym integer;
   left_ms integer;
   got boolean;
@@ -769,6 +941,11 @@ DECLARE
   current integer;
   i integer;
 BEGIN
+  sp := @extschema@.month_lock__space();
+  yms := @extschema@.month_lock__months(months, sp);
+  budget := @extschema@.month_lock__timeout(timeout_ms);
+  deadline := pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => budget / 1000.0);
+  taken := '{}';
   IF sess THEN
     PERFORM @extschema@.month_lock__require_session_locks(sp);
     -- Months this session holds exclusively before the call stay out of the give-back (one read
@@ -851,17 +1028,23 @@ CREATE OR REPLACE FUNCTION @extschema@.month_lock_release(months pg_catalog.date
 RETURNS integer LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-  sp bigint[] := @extschema@.month_lock__space();
-  yms integer[] := @extschema@.month_lock__months(months, sp);
+  sp bigint[];
+  yms integer[];
   ym integer;
-  n integer := 0;
+  n integer;
 BEGIN
+  sp := @extschema@.month_lock__space();
+  yms := @extschema@.month_lock__months(months, sp);
+  n := 0;
   FOR ym IN SELECT DISTINCT u.m FROM pg_catalog.unnest(yms) AS u(m) ORDER BY 1 LOOP
     IF @extschema@.month_lock__unlock(sp, ym, true) THEN
       n := n + 1;
     END IF;
   END LOOP;
   PERFORM @extschema@.month_lock__hint_forget();
+  IF COALESCE(pg_catalog.current_setting('month_lock_sql.xtok', true), '') <> '' THEN
+    PERFORM pg_catalog.set_config('month_lock_sql.xtok', '', true);
+  END IF;
   RETURN n;
 END
 $fn$;

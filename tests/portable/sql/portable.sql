@@ -94,16 +94,31 @@ SELECT month_lock_try(2024, 12) AS reentry_read_write;
 SELECT month_lock_release(2024, 12) AS released, month_lock_held(2024, 12) AS still_held;
 SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
 
--- Fencing tokens: every call draws a new, larger token (no per-hold memory without the
--- library), and the transaction that drew one has a transaction id and WAL of its own, so its
--- COMMIT waits for the flush.
+-- Fencing tokens: the same for the whole hold, a larger one for the next hold; the transaction
+-- that drew one has a transaction id and WAL of its own, so its COMMIT waits for the flush.
 SELECT month_lock_try(2024, 7);
 SELECT month_lock_token(2024, 7) AS a \gset
-SELECT month_lock_token(2024, 7) > :a AS second_call_larger;
+SELECT month_lock_token(2024, 7) = :a AS same_hold_same_token;
 BEGIN;
 SELECT pg_current_xact_id_if_assigned() IS NULL AS no_xid_before;
-SELECT month_lock_token(2024, 7) > :a AS larger;
+SELECT month_lock_release(2024, 7), month_lock_try(2024, 7), month_lock_token(2024, 7) > :a AS next_hold_larger;
 SELECT pg_current_xact_id_if_assigned() IS NOT NULL AS token_transaction_has_xid;
+COMMIT;
+SELECT month_lock_token(2024, 7) AS b \gset
+SELECT :b > :a AS kept_after_commit, month_lock_token(2024, 7) = :b AS same_again;
+-- A ROLLBACK that rewinds the session hint loses the cached token: the hold's next token is a
+-- new, larger one (never the token of another hold).
+BEGIN;
+SELECT month_lock_try(2024, 6) AS other_month;
+ROLLBACK;
+SELECT month_lock_token(2024, 7) > :b AS new_after_rewind, month_lock_release(2024, 6) AS released_other;
+-- Transaction scope: the same token within the transaction, a new hold in the next one.
+BEGIN;
+SELECT month_lock_try_xact(2024, 8), month_lock_token(2024, 8) AS x \gset
+SELECT month_lock_token(2024, 8) = :x AS same_in_transaction;
+COMMIT;
+BEGIN;
+SELECT month_lock_try_xact(2024, 8), month_lock_token(2024, 8) > :x AS next_transaction_larger;
 COMMIT;
 SELECT month_lock_release(2024, 7);
 SELECT pg_temp.outcome('SELECT month_lock_token(2024, 7)') AS not_held;

@@ -90,7 +90,8 @@ pct() { # stdin numbers -> "median / p90 / max"
   echo
   echo "\`make portable-bench\` (bench/portable.sh), $(date -u '+%Y-%m-%d %H:%M UTC'), $("${psql[@]}" -d $db -At -c 'SHOW server_version'),"
   echo "release build of the native extension, throwaway cluster on a Unix socket, fsync off,"
-  echo "$(nproc) cores shared with other work. Figures: median of $runs runs (min..max); µs."
+  echo "$(nproc) cores shared with other work (load average at the start: $(cut -d' ' -f1-3 /proc/loadavg))."
+  echo "Figures: median of $runs runs (min..max); µs."
   echo
   echo "## In-server pair: one attempt + release of a free month, PL/pgSQL loop of 5000"
   echo

@@ -161,3 +161,13 @@ SELECT public.month_lock_claim(ARRAY['2024-03-01']::pg_catalog.date[]) AS claime
        public.month_lock_release_all() AS released_all;
 RESET search_path;
 DROP SCHEMA planted CASCADE;
+
+-- DISCARD SEQUENCES alone forgets the sequence position the hint is checked against: the next
+-- session-scope acquisition raises 55000 until the hint is reset (DISCARD ALL resets both).
+SELECT month_lock_try(2024, 1), month_lock_release(2024, 1);
+DISCARD SEQUENCES;
+SELECT pg_temp.outcome('SELECT month_lock_try(2024, 1)') AS after_discard_sequences;
+RESET month_lock_sql.held;
+SELECT month_lock_try(2024, 1) AS after_reset, month_lock_release(2024, 1);
+DISCARD ALL;
+SELECT month_lock_try(2024, 1) AS after_discard_all, month_lock_release(2024, 1);

@@ -890,6 +890,11 @@ BEGIN
   IF pg_catalog.cardinality(yms) = 0 THEN
     RETURN NULL;
   END IF;
+  IF sess THEN
+    -- before anything is taken: a cancel after the grant must not leave a usable hint that
+    -- lacks the claimed month
+    PERFORM @extschema@.month_lock__hint_forget();
+  END IF;
   -- One read of the lock table for the whole array.
   SELECT pg_catalog.array_agg(l.objid::bigint) INTO mine
     FROM pg_catalog.pg_lock_status() l
@@ -899,9 +904,6 @@ BEGIN
   FOREACH ym IN ARRAY yms LOOP
     CONTINUE WHEN ym = ANY (mine);
     IF @extschema@.month_lock__try(sp, ym, true, sess) THEN
-      IF sess THEN
-        PERFORM @extschema@.month_lock__hint_forget();
-      END IF;
       RETURN pg_catalog.make_date(ym / 100, ym % 100, 1);
     END IF;
   END LOOP;

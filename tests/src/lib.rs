@@ -14,6 +14,10 @@
 //! Every test gets its own database ([`Server::fresh_db`]) with `CREATE EXTENSION month_lock`
 //! done: advisory locks are per database, so tests running in parallel never see each other's
 //! months. There is no skip path: if no server can be had, the call panics with the reason.
+//!
+//! `MONTH_LOCK_TEST_EDITION=portable` with `MONTH_LOCK_PORTABLE_SQL=dist/month_lock-portable.sql`
+//! installs the SQL-only edition (docs/editions.md) in each database instead of the extension,
+//! so the suites that apply to it run against it (`make portable-itest`).
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -306,15 +310,28 @@ impl Server {
     pub async fn fresh_db(&self, hint: &str) -> TestDb {
         let db = self.bare_db(hint).await;
         let client = db.connect().await;
-        client
-            .batch_execute("CREATE EXTENSION month_lock")
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "CREATE EXTENSION month_lock failed ({e}); run `make install` first\n{}",
-                    self.log_tail()
-                )
-            });
+        let (install, what) = match std::env::var("MONTH_LOCK_TEST_EDITION").as_deref() {
+            Err(_) | Ok("native") => (
+                "CREATE EXTENSION month_lock".to_string(),
+                "CREATE EXTENSION month_lock",
+            ),
+            Ok("portable") => {
+                let path = std::env::var("MONTH_LOCK_PORTABLE_SQL").unwrap_or_else(|_| {
+                    panic!("MONTH_LOCK_TEST_EDITION=portable needs MONTH_LOCK_PORTABLE_SQL (make portable)")
+                });
+                let script = fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("MONTH_LOCK_PORTABLE_SQL={path}: {e}"));
+                (script, "the SQL-only edition's script")
+            }
+            Ok(other) => panic!("MONTH_LOCK_TEST_EDITION={other}: expected native or portable"),
+        };
+        client.batch_execute(&install).await.unwrap_or_else(|e| {
+            panic!(
+                "{what} failed ({}); run `make install` (native) or `make portable` first\n{}",
+                sql::describe(&e),
+                self.log_tail()
+            )
+        });
         db
     }
 

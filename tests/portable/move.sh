@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Usage: tests/portable/move.sh PG_CONFIG DIST_DIR OWNER
+#
+# The steps docs/editions.md gives for moving between editions, on a database owned by OWNER:
+# install the SQL-only edition (and re-run it: an upgrade in place keeps the token sequence),
+# move to CREATE EXTENSION month_lock in one transaction, then back, while another session
+# holds a month throughout. Checks that the month stays held across both moves (the key space
+# is the same) and that tokens keep growing.
+set -euo pipefail
+pg_config=${1:?}; dist=${2:?}; owner=${3:?}
+bindir=$("$pg_config" --bindir)
+psql=("$bindir/psql" -X -q -v ON_ERROR_STOP=1)
+db=ml_move
+check() { # check NAME SQL-returning-boolean [role]
+  local got
+  got=$(PGUSER=${3:-$PGUSER} "${psql[@]}" -d $db -At -c "$2")
+  if [ "$got" != t ]; then echo "move: FAILED: $1 (got '$got')"; exit 1; fi
+  echo "move: ok: $1"
+}
+token() { # a token of a fresh hold of 2024-01 in one transaction (any edition)
+  "${psql[@]}" -d $db -At -c "SELECT month_lock_token(2024, 1) FROM (SELECT month_lock_try_xact(2024, 1) AS got OFFSET 0) s WHERE s.got"
+}
+"${psql[@]}" -d postgres -c "CREATE DATABASE $db OWNER $owner"
+PGUSER=$owner "${psql[@]}" -d $db -f "$dist/month_lock-portable.sql"
+t1=$(PGUSER=$owner token)
+# Upgrade in place: the same (or a newer) script again keeps the sequence.
+PGUSER=$owner "${psql[@]}" -d $db -f "$dist/month_lock-portable.sql" 2>/dev/null
+t2=$(PGUSER=$owner token)
+[ "$t2" -gt "$t1" ] || { echo "move: FAILED: token after re-install $t2 <= $t1"; exit 1; }
+echo "move: ok: re-running the script keeps the token sequence ($t1 -> $t2)"
+
+# A session of the SQL-only edition holds 2024-05 across both moves.
+PGUSER=$owner PGAPPNAME=ml_move_holder "${psql[@]}" -d $db \
+  -c "SELECT month_lock_try(2024, 5)" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 100); do
+  [ "$("${psql[@]}" -d $db -At -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 202405 AND granted")" = 1 ] && break
+  sleep 0.1
+done
+
+# SQL-only -> native (superuser): read the sequence, drop the edition, create the extension,
+# carry the sequence over; one transaction, so other sessions see one edition or the other.
+"${psql[@]}" -d $db <<SQL
+BEGIN;
+SELECT last_value AS seq_last, is_called AS seq_called FROM public.month_lock_token_seq \gset
+\i $dist/month_lock-portable-uninstall.sql
+CREATE EXTENSION month_lock SCHEMA public;
+SELECT pg_catalog.setval('public.month_lock_token_seq', :seq_last, :'seq_called');
+COMMIT;
+SQL
+check "native installed" "SELECT count(*) = 1 FROM pg_extension WHERE extname = 'month_lock'"
+check "no SQL-only function left" "SELECT count(*) = 0 FROM pg_proc WHERE proname LIKE 'month\\_lock%' AND prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')"
+check "the SQL-only session's month is held for the native edition" "SELECT month_is_locked(2024, 5) AND NOT month_lock_try(2024, 5)" $owner
+t3=$(token)
+[ "$t3" -gt "$t2" ] || { echo "move: FAILED: native token $t3 <= $t2"; exit 1; }
+echo "move: ok: the native edition's token continues ($t2 -> $t3)"
+
+# native -> SQL-only: the same in reverse; the edition belongs to the database owner again.
+"${psql[@]}" -d $db <<SQL
+BEGIN;
+SELECT last_value AS seq_last, is_called AS seq_called FROM public.month_lock_token_seq \gset
+DROP EXTENSION month_lock;
+SET ROLE $owner;
+\i $dist/month_lock-portable.sql
+SELECT pg_catalog.setval('public.month_lock_token_seq', :seq_last, :'seq_called');
+RESET ROLE;
+COMMIT;
+SQL
+check "no extension" "SELECT count(*) = 0 FROM pg_extension WHERE extname = 'month_lock'"
+check "the month is still held, now seen by the SQL-only edition" "SELECT month_is_locked(2024, 5) AND NOT month_lock_try(2024, 5)" $owner
+t4=$(PGUSER=$owner token)
+[ "$t4" -gt "$t3" ] || { echo "move: FAILED: SQL-only token $t4 <= $t3"; exit 1; }
+echo "move: ok: the SQL-only edition's token continues ($t3 -> $t4)"
+"${psql[@]}" -d $db -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ml_move_holder'" >/dev/null
+wait $holder 2>/dev/null || true
+check "the holder's month is free once its session ended" "SELECT NOT month_is_locked(2024, 5)" $owner

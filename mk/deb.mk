@@ -34,7 +34,7 @@ deb: deps deb-deps
 	@CARGO=$(CARGO) tools/deb.sh cli $(DEB_DIST)
 
 deb-lint: deb-deps
-	lintian --fail-on error,warning --info --show-overrides dist/*.deb
+	lintian --fail-on error,warning --info dist/*.deb
 
 deb-test: deb-deps
 	$(MAKE) --no-print-directory deb PACKAGE_PGS=15

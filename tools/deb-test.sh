@@ -48,9 +48,16 @@ work=$(mktemp -d /tmp/month_lock_deb_test.XXXXXX)
 chmod 755 "$work"
 
 ## 1. lintian, reproducibility ---------------------------------------------------------------
-step "lintian $(lintian --version | sed 's/^Lintian v//')"
-lintian --fail-on error,warning --info --show-overrides "$new_deb" "$cli_deb" | sed 's/^/  /' \
-  || fail "lintian"
+# As an unprivileged user (lintian unpacks what it checks), on copies it can read. Overridden tags
+# are shown with their reasons; any other warning or error fails.
+mkdir -p "$work/lintian"
+cp "$new_deb" "$cli_deb" "$work/lintian/"
+chmod -R a+rX "$work/lintian"
+step "lintian $(lintian --version | sed 's/^Lintian v//') (overrides shown with their reasons):"
+runuser -u nobody -- lintian --fail-on none --show-overrides "$work"/lintian/*.deb >"$work/lintian.out" 2>&1 \
+  || { cat "$work/lintian.out"; fail "lintian did not run"; }
+sed 's/^/  /' "$work/lintian.out"
+! grep -q '^[EW]: ' "$work/lintian.out" || fail "lintian: errors or warnings (above)"
 ok "lintian: no error or warning on $(basename "$new_deb") and $(basename "$cli_deb")"
 
 # A second `make deb` of the same sources (the build itself cached by cargo): the same bytes.
@@ -126,7 +133,9 @@ passed=$((passed + $(cat "$work/checks.ok")))
 # (usr/lib/postgresql/15/lib, ...) stay, every file and every directory only this package has goes.
 owned_paths() { # package
   dpkg -L "$1" | while read -r p; do
-    if [ -d "$p" ] && [ ! -L "$p" ]; then
+    if [ "$p" = /. ]; then
+      continue
+    elif [ -d "$p" ] && [ ! -L "$p" ]; then
       dpkg -S "$p" 2>/dev/null | grep -q ',' || echo "$p"   # only this package owns the directory
     else
       echo "$p"
@@ -140,7 +149,7 @@ left_after() { # action package -> no path of it left
   "${apt[@]}" "$action" "$p" >"$work/apt.log" 2>&1 || { cat "$work/apt.log"; fail "apt-get $action $p"; }
   left=$(while read -r f; do [ -e "$f" ] || [ -L "$f" ] && echo "$f"; done <<<"$paths" || true)
   [ -z "$left" ] || fail "apt-get $action $p left: $left"
-  ok "apt-get $action $p: none of its $(grep -c '' <<<"$paths") paths left ($(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || echo unknown))"
+  ok "apt-get $action $p: none of its $(grep -c '' <<<"$paths") paths left, dpkg status: $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || echo 'no longer known')"
 }
 left_after remove "$ext_pkg"
 left_after remove "$cli_pkg"

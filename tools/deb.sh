@@ -45,7 +45,7 @@ trap 'rm -rf "$work"' EXIT
 
 # The crates linked into a binary, one "name version license" a line (for the copyright file).
 crates() { # cargo tree arguments
-  (cd "$root" && "$cargo" tree --locked -e normal --prefix none --format '{p} {l}' "$@") \
+  (cd "$root" && "$cargo" tree --locked -e normal,no-proc-macro --prefix none --format '{p} {l}' "$@") \
     | sed -e 's/ (\*)$//' -e 's/ ([^)]*)//' | sort -u
 }
 
@@ -151,21 +151,34 @@ case "$mode" in
     mkdir -p "$dest/usr/bin" "$dest/usr/share/man/man1"
     cp "$bin" "$dest/usr/bin/month-lock"
     strip --remove-section=.comment --remove-section=.note "$dest/usr/bin/month-lock"
-    # The man page: the top-level --help, then each command's own --help without the footer
-    # (exit codes, connection) that the top-level help already shows.
+    # The man page from --help (help2man): the top-level help without its footer, which becomes
+    # EXIT STATUS (verbatim) and ENVIRONMENT; then each command's own help, verbatim.
+    mkdir -p "$work/h2m"
+    roff() { sed -e 's/\\/\\e/g' -e "s/^\([.']\)/\\\\\&\1/"; }
+    help=$("$dest/usr/bin/month-lock" --help)
+    grep -q '^Exit codes:$' <<<"$help" && grep -q '^Connection: ' <<<"$help" \
+      || { echo "deb.sh: month-lock --help lacks its Exit codes / Connection footer"; exit 1; }
+    printf '#!/bin/sh\nif [ "$1" = --help ]; then "%s" --help | sed "/^Exit codes:/,\\$d"; else exec "%s" "$@"; fi\n' \
+      "$dest/usr/bin/month-lock" "$dest/usr/bin/month-lock" >"$work/h2m/month-lock"
+    chmod +x "$work/h2m/month-lock"
     {
+      echo "[EXIT STATUS]"
+      echo ".nf"
+      sed -n '/^Exit codes:$/,/^$/p' <<<"$help" | sed -e '1d' -e '/^$/d' | roff
+      echo ".fi"
+      echo "[ENVIRONMENT]"
+      sed -n '/^Connection: /,$p' <<<"$help" | roff
       echo "[COMMANDS]"
       for c in run status check; do
         echo ".SS \"month-lock $c\""
         echo ".nf"
-        "$dest/usr/bin/month-lock" "$c" --help | sed -n '/^Exit codes:/q;p' \
-          | sed -e 's/\\/\\e/g' -e "s/^\([.']\)/\\\\\&\1/"
+        "$dest/usr/bin/month-lock" "$c" --help | sed -n '/^Exit codes:/q;p' | roff
         echo ".fi"
       done
-    } >"$work/commands.h2m"
+    } >"$work/h2m/sections.h2m"
     help2man --no-info --no-discard-stderr --section=1 \
       --name="lock calendar months with the month_lock PostgreSQL extension" \
-      --include="$work/commands.h2m" "$dest/usr/bin/month-lock" \
+      --include="$work/h2m/sections.h2m" "$work/h2m/month-lock" \
       | gzip -9n >"$dest/usr/share/man/man1/month-lock.1.gz"
     crates -p month-lock-client --features cli >"$work/crates"
     write_doc "$dest" month-lock "$work/crates"

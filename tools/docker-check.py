@@ -45,7 +45,7 @@ def instructions(path):
         if not cur and (not line.strip() or line.lstrip().startswith("#")):
             continue
         if line.endswith("\\"):
-            cur += line[:-1] + "\n"
+            cur += line[:-1]  # Docker drops the backslash and the newline
             continue
         cur += line
         word, _, rest = cur.strip().partition(" ")
@@ -139,23 +139,27 @@ def main():
                 files = [f for s in srcs for f in sorted(glob.glob(os.path.join(dist, s)))]
                 if len(files) != 1:
                     fail(f"COPY {arg}: {len(files)} files match in {dist}, expected 1")
-                shutil.rmtree(dest, ignore_errors=True) if dest.endswith("/") else None
-                os.makedirs(dest, exist_ok=True)
+                shutil.rmtree(dest, ignore_errors=True)
+                os.makedirs(dest)
                 shutil.copy(files[0], dest)
                 targets.append(dest)
                 print(f"docker-check: COPY {os.path.basename(files[0])} {dest}")
             elif ins == "RUN":
                 print(f"docker-check: RUN {arg}")
-                if subprocess.run(["/bin/sh", "-c", arg], env=env).returncode != 0:
+                run = subprocess.run(["/bin/sh", "-c", arg], env=env, capture_output=True, text=True)
+                if run.returncode != 0:
+                    print(run.stdout + run.stderr)
                     fail(f"RUN {arg}")
+        left = [t for t in targets if os.path.exists(t)]
     finally:
         os.remove(env["APT_CONFIG"])
+        for t in targets:
+            shutil.rmtree(t, ignore_errors=True)
     pkg = f"postgresql-{major}-month-lock"
     status = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", pkg],
                             capture_output=True, text=True).stdout
     if not status.startswith("installed "):
         fail(f"after Dockerfile's RUN, {pkg} is '{status}'")
-    left = [t for t in targets if os.path.exists(t)]
     if left:
         fail(f"Dockerfile's RUN left {left}")
     ok(f"Dockerfile's COPY and RUN here (PG_MAJOR={major}): {pkg} {status.split()[1]} installed, {' '.join(targets)} removed")

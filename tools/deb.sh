@@ -16,7 +16,8 @@
 # packages that a debian/rules and its Build-Depends would name, and `make deb` builds a subset
 # of majors (PACKAGE_PGS). Reproducible: owner root:root, every mtime SOURCE_DATE_EPOCH (see
 # below; dpkg-deb sorts the members and uses it for the archive's own timestamps),
-# permissions set here, gzip -n. Depends from dpkg-shlibdeps. Binaries stripped as dh_strip does.
+# permissions set here, gzip -n, xz on one thread (multi-threaded xz output depends on the thread count).
+# Depends from dpkg-shlibdeps. Binaries stripped as dh_strip does.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pkg_dir=$root/packaging/debian
@@ -104,7 +105,7 @@ build_deb() { # dest_root template out_dir name shlibs major
   chmod 0644 "$dest/DEBIAN/control" "$dest/DEBIAN/md5sums"
   find "$dest" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   mkdir -p "$out"
-  dpkg-deb --root-owner-group -Zxz --build "$dest" "$out/$name" >/dev/null
+  dpkg-deb --root-owner-group -Zxz --threads-max=1 --build "$dest" "$out/$name" >/dev/null
   echo "$out/$name"
 }
 

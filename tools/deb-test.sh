@@ -60,6 +60,10 @@ sed 's/^/  /' "$work/lintian.out"
 ! grep -q '^[EW]: ' "$work/lintian.out" || fail "lintian: errors or warnings (above)"
 ok "lintian: no error or warning on $(basename "$new_deb") and $(basename "$cli_deb")"
 
+depends=$(dpkg-deb -f "$new_deb" Depends)
+[[ "$depends" == "postgresql-15, libc6 (>= "* ]] || fail "$(basename "$new_deb"): Depends: $depends"
+ok "$(basename "$new_deb"): Depends: $depends; $(basename "$cli_deb"): Depends: $(dpkg-deb -f "$cli_deb" Depends)"
+
 # A second `make deb` of the same sources (the build itself cached by cargo): the same bytes.
 for deb in "$new_deb" "$cli_deb"; do
   cmp "$deb" "$again/$(basename "$deb")" || fail "a second make deb gave a different $(basename "$deb")"

@@ -44,6 +44,15 @@ export LC_ALL=C TZ=UTC
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# Builds from another clone, target directory or cargo home give the same bytes: the paths of
+# the target directory (pgrx's generated bindings) and of the crates' sources (panic locations)
+# are written into the binaries, so they are remapped to fixed names. The clone's own path is
+# not (cargo passes workspace paths relative). target.<host>.rustflags, because cargo joins it
+# with the target.'cfg(..)'.rustflags cargo-pgrx sets, where RUSTFLAGS would replace those.
+host=$(rustc -vV | sed -n 's/^host: //p')
+remap_var=CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$host")_RUSTFLAGS
+export "$remap_var=--remap-path-prefix=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")=/target --remap-path-prefix=$(realpath -m "${CARGO_HOME:-$HOME/.cargo}")=/cargo${!remap_var:+ ${!remap_var}}"
+
 # The crates linked into a binary, one "name version license" a line (for the copyright file).
 crates() { # cargo tree arguments
   (cd "$root" && "$cargo" tree --locked -e normal,no-proc-macro --prefix none --format '{p} {l}' "$@") \

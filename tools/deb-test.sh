@@ -46,6 +46,11 @@ cli_deb=$dist/${cli_pkg}_${version}_$arch.deb
 [ -f "$cli_deb" ] || fail "$cli_deb missing (make deb)"
 work=$(mktemp -d /tmp/month_lock_deb_test.XXXXXX)
 chmod 755 "$work"
+trap 'rm -rf "$work"' EXIT
+# Interrupted or killed: still run the EXIT trap (which purges the packages once installed).
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 ## 1. lintian, reproducibility ---------------------------------------------------------------
 # As an unprivileged user (lintian unpacks what it checks), on copies it can read. Overridden tags

@@ -15,8 +15,12 @@
 # 17 and 18 are built against private trees (PyPI wheels), not against postgresql-server-dev-NN
 # packages that a debian/rules and its Build-Depends would name, and `make deb` builds a subset
 # of majors (PACKAGE_PGS). Reproducible: owner root:root, every mtime SOURCE_DATE_EPOCH (see
-# below; dpkg-deb sorts the members and uses it for the archive's own timestamps),
-# permissions set here, gzip -n, xz on one thread (multi-threaded xz output depends on the thread count).
+# below; dpkg-deb sorts the members and uses it for the archive's own timestamps), permissions
+# set here, gzip -n, xz on one thread (multi-threaded xz output depends on the thread count).
+# The binaries themselves hold the paths of CARGO_TARGET_DIR (pgrx's generated bindings) and of
+# the crates' sources under CARGO_HOME in panic messages, not the clone's path: identical bytes
+# need the same toolchain, Cargo.lock and those two paths. (--remap-path-prefix would lift that,
+# but rustflags of ours beside cargo-pgrx's made cargo rebuild the library on every run.)
 # Depends from dpkg-shlibdeps. Binaries stripped as dh_strip does.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,15 +47,6 @@ export LC_ALL=C TZ=UTC
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-# Builds from another clone, target directory or cargo home give the same bytes: the paths of
-# the target directory (pgrx's generated bindings) and of the crates' sources (panic locations)
-# are written into the binaries, so they are remapped to fixed names. The clone's own path is
-# not (cargo passes workspace paths relative). target.<host>.rustflags, because cargo joins it
-# with the target.'cfg(..)'.rustflags cargo-pgrx sets, where RUSTFLAGS would replace those.
-host=$(rustc -vV | sed -n 's/^host: //p')
-remap_var=CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$host")_RUSTFLAGS
-export "$remap_var=--remap-path-prefix=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")=/target --remap-path-prefix=$(realpath -m "${CARGO_HOME:-$HOME/.cargo}")=/cargo${!remap_var:+ ${!remap_var}}"
 
 # The crates linked into a binary, one "name version license" a line (for the copyright file).
 crates() { # cargo tree arguments

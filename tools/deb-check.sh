@@ -105,7 +105,8 @@ token_c=$(PGUSER=$role PGDATABASE=$db month-lock run 2024-05 --timeout 5s -- sh 
 ok "tokens grow: $token_a, then $token_b, then $token_c from month-lock run"
 
 # 5. the SQL suites against the packaged files.
-"$root/tools/installcheck.sh" "$pg_config" | sed 's/^/  /'
+# (its output directory inside the cluster's, which tools/with-cluster.sh deletes)
+INSTALLCHECK_OUT=$PGHOST/installcheck "$root/tools/installcheck.sh" "$pg_config" | sed 's/^/  /'
 ok "pg_regress tests and isolation specs (tools/installcheck.sh) against the package"
 "$root/tools/upgrade-check.sh" "$pg_config" 0.1.0 | sed 's/^/  /'
 ok "tools/upgrade-check.sh 0.1.0 -> $upstream against the package"

@@ -1,9 +1,9 @@
 # Debian packages (tools/deb.sh; packaging/debian/):
 #
-#   make deb         dist/postgresql-NN-month-lock_VERSION_ARCH.deb for each of PACKAGE_PGS
+#   make deb         dist/postgresql-NN-month-lock_VERSION-1_ARCH.deb for each of PACKAGE_PGS
 #                    (default 14..18), each built (release) against the private tree of NN, and
-#                    dist/month-lock_VERSION_ARCH.deb (the command)
-#   make deb-lint    lintian on dist/*.deb (warnings and errors fail; overrides give reasons)
+#                    dist/month-lock_VERSION-1_ARCH.deb (the command)
+#   make deb-lint    lintian on $(DEB_DIST)/*.deb (warnings and errors fail; overrides give reasons)
 #   make deb-test    builds the 15 package and the command's, installs them with apt-get into
 #                    this machine's Debian PostgreSQL 15 (/usr/lib/postgresql/15), upgrades an
 #                    older package under a loaded session, runs SQL checks, the SQL suites and
@@ -34,7 +34,7 @@ deb: deps deb-deps
 	@CARGO=$(CARGO) tools/deb.sh cli $(DEB_DIST)
 
 deb-lint: deb-deps
-	lintian --fail-on error,warning --info dist/*.deb
+	lintian --fail-on error,warning --info $(DEB_DIST)/*.deb
 
 deb-test: deb-deps
 	$(MAKE) --no-print-directory deb PACKAGE_PGS=15

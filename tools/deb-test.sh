@@ -4,11 +4,13 @@
 # The Debian packages on this machine's Debian PostgreSQL 15 (/usr/lib/postgresql/15), with
 # apt-get, as a user installs them:
 #   1. lintian on the packages in DIST_DIR (warnings and errors fail; overrides state reasons);
-#      a second `make deb` into AGAIN_DIR gave byte-identical packages (reproducible);
+#      the extension's Depends names postgresql-15; a second `make deb` into AGAIN_DIR gave
+#      byte-identical packages (reproducible);
 #   2. an older package, 0.1.0-1, is installed: a different build of the library (OLD_STAGE_DIR,
 #      the debug build) with the released 0.1.0 script as default_version, as a 0.1.0 package
 #      had; on a throwaway cluster from /usr/lib/postgresql/15/bin, CREATE EXTENSION month_lock
-#      gives 0.1.0 and a session loads the library and holds a month;
+#      gives 0.1.0 and a session loads the library and holds a month; the command's package is
+#      installed too (`month-lock --version`, its man page);
 #   3. the current package is installed over it with apt-get while that session stays
 #      connected (tools/deb-check.sh): the session keeps working, ALTER EXTENSION month_lock
 #      UPDATE, the SQL check as an ordinary role, the month-lock command, the pg_regress and

@@ -74,23 +74,39 @@ use crate::{sql, LockMode, YearMonth};
 ///
 /// # Cancelling an acquisition
 ///
-/// If a future that is *waiting* for a month is dropped, the server-side wait goes on. The
-/// acquisition then queues `month_lock_release` twice behind the wait (so whatever the wait's
-/// outcome, the session ends up not holding the month) and, when the wait could last longer
-/// than a second (no timeout, or a longer one), also sends a cancel request on a side
-/// connection (spawned on the current tokio runtime, if there is one; sent without TLS) so that
-/// the connection does not stay blocked. A cancel request hits whatever the connection runs
-/// when it arrives: in the unlucky case that the month was granted during those few
-/// milliseconds, it may cancel the first queued release (the second one then releases), or,
-/// rarely, the first statement the next user of the connection sends, which then fails with
-/// SQLSTATE 57014 and can be retried. It never leaves the month held.
+/// Dropping a future that is acquiring (e.g. under `tokio::time::timeout` or `select!`) never
+/// releases anything the acquisition did not take, and never leaves behind what it took:
+///
+/// * The acquisition records, in the same statement that takes the month, a marker naming
+///   this very request (a session setting `month_lock_client.mYYYYMM`). When the future is
+///   dropped before the answer arrived, a release is queued on the connection behind the
+///   acquisition that releases a month only if the marker names this request. A month another
+///   guard on the same session holds (the server answered "already held") stays held; a month
+///   the request took is released before anything sent on the connection after the drop.
+/// * A wait that can last (no timeout, or one longer than a second) also gets a cancel request,
+///   so that the connection does not stay blocked. It is sent by a task on the current tokio
+///   runtime, through the request's [`CancelTls`](crate::CancelTls) (give the connection's own
+///   TLS connector with [`MonthLock::cancel_tls`](crate::MonthLock::cancel_tls); the default
+///   sends it without TLS, which a server reached with `sslmode=require` refuses), and only
+///   once the server is visibly executing the acquisition: such requests start with a short
+///   statement whose 16 KiB answer the server flushes before the wait begins. So the cancel
+///   cannot hit a statement sent before the acquisition. If the acquisition completes on its
+///   own just before the cancel arrives, a statement queued right behind it waits for that
+///   cancel (and only then), so the cancel ends that wait instead of a later statement.
+///   PostgreSQL ignores a cancel that arrives between two statements; the task then sends one
+///   more (bounded), and that waiting statement gives up after 10 s if none can be delivered.
+///
+/// Limits: statements that *other tasks* sent on the same connection while the acquisition was
+/// in flight run between the acquisition and its clean-up; if the month is granted at the very
+/// instant of the drop, the cancel can hit the first of them (SQLSTATE 57014, retryable). A
+/// cancel that cannot be delivered leaves the wait running until the month is granted (the
+/// grant is then released); the connection is blocked meanwhile.
 ///
 /// # An acquisition that fails
 ///
-/// When the acquiring statement itself fails on a live connection (cancel or
-/// `statement_timeout` 57014, deadlock 40P01, any other server error), the acquisition queues
-/// `month_lock_release` on that connection before it returns the error, so a grant that raced
-/// with the error is never kept. (Not after connection-level errors: the session is gone.)
+/// When the acquiring statement itself fails (cancel or `statement_timeout` 57014, deadlock
+/// 40P01, any other server error), nothing is held: the extension undoes a session lock
+/// granted in a request that fails, and the marker is rolled back with it.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct MonthLockGuard<C: Deref<Target = Client>> {
     /// `None` once [`release`](Self::release) or [`leak`](Self::leak) took it: `Drop` then

@@ -30,22 +30,7 @@ macro_rules! statement {
     };
 }
 
-// Session-scope acquisition: one round trip; NULL when this session holds the month already
-// (locks do not stack, so a second guard would free the first one's lock).
-statement!(
-    TRY,
-    "SELECT CASE WHEN month_lock_held($1, $2) THEN NULL ELSE month_lock_try($1, $2, $3) END",
-    ["month_lock_held", "month_lock_try"]
-);
-statement!(
-    TRY_SHARED,
-    "SELECT CASE WHEN month_lock_held($1, $2) THEN NULL ELSE month_lock_try_shared($1, $2, $3) END",
-    ["month_lock_held", "month_lock_try_shared"]
-);
-statement!(WAIT, "SELECT CASE WHEN month_lock_held($1, $2) THEN NULL ELSE (SELECT true FROM month_lock($1, $2)) END",
-    ["month_lock_held", "month_lock"]);
-statement!(WAIT_SHARED, "SELECT CASE WHEN month_lock_held($1, $2) THEN NULL ELSE (SELECT true FROM month_lock_shared($1, $2)) END",
-    ["month_lock_held", "month_lock_shared"]);
+// Session-scope acquisitions are built as text in `request_sql`.
 statement!(
     TRY_XACT,
     "SELECT month_lock_try_xact($1, $2, $3)",
@@ -73,27 +58,11 @@ statement!(
 );
 statement!(HELD, "SELECT month_lock_held($1, $2)", ["month_lock_held"]);
 
-// Sets of months (`DATE[]` parameters, each date the first day of its month). The session
-// forms answer two columns: the earliest month of the set this session already holds (then
-// nothing is attempted), and the function's own answer.
-statement!(
-    ALL,
-    "SELECT h.held, CASE WHEN h.held IS NULL THEN month_lock_all($1, $2) END \
-     FROM (SELECT min(d) AS held FROM unnest($1) AS d \
-           WHERE month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4)) AS h",
-    ["month_lock_held", "month_lock_all"]
-);
+// Sets of months (`DATE[]` parameters, each date the first day of its month).
 statement!(
     ALL_XACT,
     "SELECT month_lock_all_xact($1, $2)",
     ["month_lock_all_xact"]
-);
-statement!(
-    CLAIM,
-    "SELECT h.held, CASE WHEN h.held IS NULL THEN month_lock_claim($1) END \
-     FROM (SELECT min(d) AS held FROM unnest($1) AS d \
-           WHERE month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4)) AS h",
-    ["month_lock_held", "month_lock_claim"]
 );
 statement!(
     CLAIM_XACT,
@@ -242,7 +211,12 @@ where
 /// `relation "NAME" does not exist`), else [`Error::Database`]. Only this crate's own
 /// statements are classified so; a user's missing `month_totals` stays a database error.
 pub(crate) fn classify(e: tokio_postgres::Error, stmt: Statement) -> Error {
-    if missing_object(&e, stmt.objects) {
+    classify_objects(e, stmt.objects)
+}
+
+/// [`classify`] for a statement naming `objects`.
+pub(crate) fn classify_objects(e: tokio_postgres::Error, objects: &[&str]) -> Error {
+    if missing_object(&e, objects) {
         Error::ExtensionMissing { source: e }
     } else {
         Error::Database(e)
@@ -342,10 +316,6 @@ mod tests {
     #[test]
     fn every_statement_names_the_objects_it_uses() {
         for stmt in [
-            TRY,
-            TRY_SHARED,
-            WAIT,
-            WAIT_SHARED,
             TRY_XACT,
             TRY_XACT_SHARED,
             RELEASE,
@@ -354,9 +324,7 @@ mod tests {
             HELD,
             IS_LOCKED,
             LOCKS,
-            ALL,
             ALL_XACT,
-            CLAIM,
             CLAIM_XACT,
             RELEASE_SET,
             HELD_SET,

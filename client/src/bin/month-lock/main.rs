@@ -6,6 +6,7 @@
 mod conn;
 mod months;
 mod tls;
+mod watchdog;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -15,10 +16,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use month_lock_client::tokio_postgres::Client;
 use month_lock_client::{
-    error_chain, Error, Heartbeat, LockMode, MonthLock, MonthLockExt, MonthLockGuard,
+    error_chain, Error, Heartbeat, LockMode, LostReason, MonthLock, MonthLockExt, MonthLockGuard,
     MonthLockInfo, YearMonth,
 };
-use rustix::process::{kill_process, Pid, Signal};
+use rustix::process::Signal;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Exit codes of `run`.
@@ -34,8 +35,9 @@ Exit codes:
   run     CMD's exit code when CMD ends on its own (128+N if CMD was killed by signal N)
           75  the month (every month of a range) was not acquired within --timeout, or with
               --any no month was free (EX_TEMPFAIL); CMD did not run
-          70  the lock was lost while CMD ran: CMD got SIGTERM, then SIGKILL after --grace
-              (also when the lock is found lost as CMD ends)
+          70  the lock was lost while CMD ran: CMD's process group got SIGTERM, then SIGKILL
+              after --grace (also when the lock is found lost as CMD ends, or the release
+              is not answered within 10 s)
           69  cannot connect, database error, or the extension is missing; CMD did not run
           126 CMD cannot be executed, 127 CMD not found
   status  0 ok, 2 error
@@ -71,8 +73,17 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Hold MONTHS while CMD runs: stdin/stdout/stderr pass through, SIGINT/SIGTERM/SIGHUP are
-    /// forwarded to CMD, and month-lock exits with CMD's exit code.
+    /// Hold MONTHS while CMD runs: stdin/stdout/stderr pass through, SIGINT, SIGTERM, SIGHUP,
+    /// SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to CMD's process group, and month-lock exits
+    /// with CMD's exit code.
+    ///
+    /// CMD runs in a process group of its own, with everything it starts (unless a process
+    /// moves itself out): a lost lock stops the whole group, and Ctrl-C reaches CMD once (through
+    /// month-lock). A watchdog process kills the group if month-lock dies in any way (SIGKILL,
+    /// OOM), and whatever CMD leaves running in its group is killed when CMD ends, before the
+    /// lock is released. The release has 10 s to be answered; a signal then makes month-lock
+    /// exit at once (closing the connection ends the session, which releases the lock). Being
+    /// in a background process group, CMD cannot read from the terminal.
     ///
     /// MONTHS is one month (2024-03), a range (2024-01..2024-03) or a comma-separated list of
     /// both (2024-01,2024-04..2024-06). Several months are taken all or nothing (each waits in
@@ -141,6 +152,12 @@ enum Command {
 }
 
 fn main() {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == watchdog::ARG)
+    {
+        watchdog::watch();
+    }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -259,13 +276,6 @@ fn exit_code(status: ExitStatus) -> i32 {
         .unwrap_or(1)
 }
 
-/// Signal CMD. Its pid cannot have been reused: CMD is not reaped until we wait for it.
-fn send_signal(pid: Option<u32>, sig: Signal) {
-    if let Some(pid) = pid.and_then(|p| Pid::from_raw(p as i32)) {
-        let _ = kill_process(pid, sig);
-    }
-}
-
 async fn run(
     client: &Client,
     request: MonthLock,
@@ -363,6 +373,10 @@ async fn environment(
     Ok(env)
 }
 
+/// The longest wait for the release after CMD ended; then month-lock exits, and closing the
+/// connection ends the session (the server releases what it holds).
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn run_holding(
     guard: MonthLockGuard<&Client>,
     grace: Duration,
@@ -372,16 +386,26 @@ async fn run_holding(
     let ym = months::format(guard.months());
     let shown = display_command(&command);
     // Registered before CMD starts, so that no signal is missed (or kills us instead).
-    let (Ok(mut sigint), Ok(mut sigterm), Ok(mut sighup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        eprintln!("month-lock: cannot install signal handlers");
-        return EX_UNAVAILABLE;
+    let mut signals = Vec::new();
+    for kind in watchdog::FORWARDED {
+        match signal(kind) {
+            Ok(s) => signals.push((kind, s)),
+            Err(_) => {
+                eprintln!("month-lock: cannot install signal handlers");
+                return EX_UNAVAILABLE;
+            }
+        }
+    }
+    let mut watchdog = match watchdog::Watchdog::start() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("month-lock: cannot start the watchdog for {shown}: {e}");
+            let _ = release_in_time(guard).await;
+            return EX_UNAVAILABLE;
+        }
     };
     let mut cmd = tokio::process::Command::new(&command[0]);
-    cmd.args(&command[1..]);
+    cmd.args(&command[1..]).process_group(watchdog.group());
     for name in ENV_NAMES {
         cmd.env_remove(name);
     }
@@ -390,7 +414,8 @@ async fn run_holding(
         Ok(child) => child,
         Err(e) => {
             eprintln!("month-lock: cannot run {shown}: {e}");
-            let _ = guard.release().await;
+            watchdog.finish().await;
+            let _ = release_in_time(guard).await;
             return if e.kind() == std::io::ErrorKind::NotFound {
                 EX_NOT_FOUND
             } else {
@@ -398,25 +423,37 @@ async fn run_holding(
             };
         }
     };
-    let pid = child.id();
     let status = {
         let lost = guard.lost();
         tokio::pin!(lost);
         loop {
+            let forwarded = next_signal(&mut signals);
             tokio::select! {
                 biased;
                 status = child.wait() => break Ok(status),
-                _ = sigint.recv() => send_signal(pid, Signal::INT),
-                _ = sigterm.recv() => send_signal(pid, Signal::TERM),
-                _ = sighup.recv() => send_signal(pid, Signal::HUP),
-                reason = &mut lost => break Err(reason),
+                kind = forwarded => watchdog.signal(to_signal(kind)),
+                reason = &mut lost => break Err(Some(reason)),
+                _ = watchdog.exited() => break Err(None),
             }
         }
     };
     match status {
         Ok(Ok(status)) => {
             let code = exit_code(status);
-            match guard.release().await {
+            // What CMD left running in its group goes before the lock does.
+            watchdog.finish().await;
+            let release = release_in_time(guard);
+            tokio::pin!(release);
+            let outcome = tokio::select! {
+                outcome = &mut release => outcome,
+                kind = next_signal(&mut signals) => {
+                    eprintln!(
+                        "month-lock: interrupted while releasing {ym}; exiting (the server releases it as the connection closes)"
+                    );
+                    return 128 + to_signal(kind).as_raw();
+                }
+            };
+            match outcome {
                 Ok(()) => code,
                 Err(Error::LockLost { reason, .. }) => {
                     eprintln!(
@@ -425,27 +462,69 @@ async fn run_holding(
                     EX_SOFTWARE_LOCK_LOST
                 }
                 Err(e) => {
-                    eprintln!("month-lock: releasing {ym}: {e}");
+                    eprintln!(
+                        "month-lock: releasing {ym}: {e}; exiting (the server releases it as the connection closes)"
+                    );
                     code
                 }
             }
         }
         Ok(Err(e)) => {
             eprintln!("month-lock: waiting for {shown}: {e}");
+            watchdog.signal(Signal::KILL);
+            watchdog.finish().await;
             EX_UNAVAILABLE
         }
         Err(reason) => {
+            let why = match reason {
+                Some(reason) => format!("lost the lock on {ym} ({reason})"),
+                None => format!("the watchdog of {shown} was killed; {ym} is released"),
+            };
             eprintln!(
-                "month-lock: lost the lock on {ym} ({reason}); stopping {shown} (SIGTERM, SIGKILL after {})",
+                "month-lock: {why}; stopping {shown} and its process group (SIGTERM, SIGKILL after {})",
                 humantime::format_duration(grace)
             );
-            send_signal(pid, Signal::TERM);
+            watchdog.signal(Signal::TERM);
             if tokio::time::timeout(grace, child.wait()).await.is_err() {
-                let _ = child.kill().await;
+                watchdog.signal(Signal::KILL);
+                let _ = child.wait().await;
             }
+            watchdog.finish().await;
             EX_SOFTWARE_LOCK_LOST
         }
     }
+}
+
+/// Release within [`RELEASE_TIMEOUT`]; no answer by then counts as a lost lock (the server
+/// is unresponsive, exclusivity cannot be vouched for).
+async fn release_in_time(guard: MonthLockGuard<&Client>) -> Result<(), Error> {
+    let ym = guard.year_month();
+    match tokio::time::timeout(RELEASE_TIMEOUT, guard.release()).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(Error::LockLost {
+            ym,
+            reason: LostReason::Unresponsive {
+                after: RELEASE_TIMEOUT,
+            },
+        }),
+    }
+}
+
+/// The next of the forwarded signals to arrive.
+async fn next_signal(signals: &mut [(SignalKind, tokio::signal::unix::Signal)]) -> SignalKind {
+    std::future::poll_fn(|cx| {
+        for (kind, s) in signals.iter_mut() {
+            if s.poll_recv(cx).is_ready() {
+                return std::task::Poll::Ready(*kind);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+fn to_signal(kind: SignalKind) -> Signal {
+    Signal::from_named_raw(kind.as_raw_value()).unwrap_or(Signal::TERM)
 }
 
 async fn status(client: &Client, json: bool) -> Result<i32, Error> {

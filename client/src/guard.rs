@@ -2,7 +2,7 @@
 //! released on drop.
 
 use std::ops::Deref;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use tokio_postgres::Client;
 
@@ -117,6 +117,8 @@ pub struct MonthLockGuard<C: Deref<Target = Client>> {
     mode: LockMode,
     heartbeat: Heartbeat,
     lost: OnceLock<LostReason>,
+    /// The heartbeat in flight and when the next one is due.
+    watch: Mutex<heartbeat::WatchState>,
     /// The fencing tokens of `months`, once asked for.
     tokens: OnceLock<Vec<i64>>,
 }
@@ -142,6 +144,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             mode,
             heartbeat: Heartbeat::default(),
             lost: OnceLock::new(),
+            watch: Mutex::new(heartbeat::WatchState::default()),
             tokens: OnceLock::new(),
         }
     }
@@ -182,8 +185,12 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// has written, an older holder's writes touch no rows. The token is taken in its own
     /// statement (autocommit), so it is durable across a server crash before it is returned.
     ///
+    /// A token is a statement of its own: draw it outside a transaction block on the guard's
+    /// connection (inside one, it is only as durable as that transaction).
+    ///
     /// Errors: [`Error::InvalidRequest`] for a shared guard (nothing sent);
-    /// [`Error::LockLost`] with [`LostReason::NotHeld`] if the session no longer holds the
+    /// [`Error::LockLost`] once the guard has seen the lock lost ([`lost`](Self::lost)), also
+    /// for a token asked before; [`Error::LockLost`] with [`LostReason::NotHeld`] if the session no longer holds the
     /// month exclusively (SQLSTATE 55000) or [`LostReason::ConnectionClosed`];
     /// [`Error::ExtensionMissing`] if the extension predates tokens; [`Error::Database`].
     ///
@@ -220,6 +227,13 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             return Err(Error::InvalidRequest(
                 "fencing tokens exist for exclusive holds only".into(),
             ));
+        }
+        // A hold seen lost has no token any more, cached or not.
+        if let Some(reason) = self.lost.get() {
+            return Err(Error::LockLost {
+                ym: self.year_month(),
+                reason: *reason,
+            });
         }
         let tokens = match self.tokens.get() {
             Some(tokens) => tokens.clone(),
@@ -326,9 +340,11 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
 
     /// Resolves when the lock is lost, with the reason; pending for as long as it is held.
     ///
-    /// Works while polled (no background task): see [`Heartbeat`] for what it checks and how
-    /// quickly. Once a loss is seen it is remembered, and later calls resolve at once.
-    /// Cancel-safe. Typical use: `tokio::select!` it against the work.
+    /// See [`Heartbeat`] for what it checks and how quickly. The heartbeat in flight belongs to
+    /// the guard (a task reads its answer), so a `lost()` future can be dropped and made anew
+    /// as often as you like (e.g. in a `select!` loop): a new one goes on with the heartbeat
+    /// already sent, and a loss is reported all the same. Once a loss is seen it is remembered:
+    /// later calls resolve at once, and [`token`](Self::token) refuses. Needs a tokio runtime.
     ///
     /// ```no_run
     /// # use month_lock_client::MonthLock;
@@ -342,7 +358,14 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// # Ok(()) }
     /// ```
     pub async fn lost(&self) -> LostReason {
-        heartbeat::watch(self.client(), &self.months, self.heartbeat, &self.lost).await
+        heartbeat::watch(
+            self.client(),
+            &self.months,
+            self.heartbeat,
+            &self.lost,
+            &self.watch,
+        )
+        .await
     }
 
     /// Release the lock now and wait for the server's answer.

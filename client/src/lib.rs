@@ -110,7 +110,7 @@ pub use crate::guard::{MonthLockGuard, Pooled};
 pub use crate::heartbeat::Heartbeat;
 pub use crate::inspect::{MonthLockExt, MonthLockInfo};
 pub use crate::mode::{InvalidLockMode, LockMode};
-pub use crate::run::with_month_lock;
+pub use crate::run::{with_month_lock, with_month_lock_heartbeat};
 pub use crate::year_month::{InvalidReason, InvalidYearMonth, YearMonth, YearMonthRange};
 /// The driver this crate is built on, re-exported so versions match.
 ///

@@ -75,12 +75,6 @@ statement!(
     ["month_lock_release"]
 );
 statement!(
-    HELD_SET,
-    "SELECT coalesce(bool_and(month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4)), false) \
-     FROM unnest($1) AS d",
-    ["month_lock_held"]
-);
-statement!(
     TOKEN,
     "SELECT month_lock_token($1, $2)",
     ["month_lock_token"]
@@ -327,7 +321,6 @@ mod tests {
             ALL_XACT,
             CLAIM_XACT,
             RELEASE_SET,
-            HELD_SET,
             TOKEN,
             TOKENS,
         ] {

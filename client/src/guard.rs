@@ -376,6 +376,11 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// future is dropped before it completes, the release still happens (it is sent on the
     /// first poll; if it was never polled, the guard's `Drop` sends it).
     ///
+    /// A release that fails on a live connection is tried once more: after a stray cancel or
+    /// `statement_timeout` as it is; in a failed transaction block (SQLSTATE 25P02, which can
+    /// only end in a rollback) after a `ROLLBACK`. If that fails too, a release is queued ahead
+    /// of whatever the connection runs next, and the error is returned.
+    ///
     /// ```no_run
     /// # use month_lock_client::{MonthLock, MonthLockExt};
     /// # async fn demo(client: &tokio_postgres::Client) -> month_lock_client::Result<()> {
@@ -389,28 +394,59 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
         // Taking the client and sending happen in the same poll (no await in between): the
         // request is queued on the connection when the query future is first polled.
         let client = self.client.take().expect("present until consumed");
-        let all_held = if let [one] = self.months[..] {
-            let (y, m) = sql::month_args(one);
-            sql::value::<_, bool>(&*client, sql::release(self.mode), &[y, m]).await
-        } else {
-            let expected = self.months.len();
-            sql::set_row(&*client, sql::RELEASE_SET, &self.months, None)
-                .await
-                .and_then(|row| Ok(row.try_get::<_, i32>(0)? as usize == expected))
-        };
+        let gone = |e: &tokio_postgres::Error| sql::connection_gone(e) || client.is_closed();
+        let mut all_held = self.release_on(&client).await;
+        if let Err(Error::Database(e)) = &all_held {
+            if !gone(e) {
+                // A failed release (a stray cancel, `statement_timeout`, a failed transaction
+                // block) must not leave the month held: end an aborted transaction block
+                // (it can only be rolled back), then try once more. A release that failed
+                // may have released already: "not held" then is success.
+                if e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION) {
+                    sql::send_without_waiting(&client, "ROLLBACK");
+                }
+                all_held = match self.release_on(&client).await {
+                    Ok(_) => Ok(true),
+                    Err(e) => Err(e),
+                };
+            }
+        }
         match all_held {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::LockLost {
                 ym,
                 reason: LostReason::NotHeld,
             }),
-            Err(Error::Database(e)) if sql::connection_gone(&e) || client.is_closed() => {
-                Err(Error::LockLost {
-                    ym,
-                    reason: LostReason::ConnectionClosed,
-                })
+            Err(Error::Database(e)) if gone(&e) => Err(Error::LockLost {
+                ym,
+                reason: LostReason::ConnectionClosed,
+            }),
+            Err(e) => {
+                // Last resort: a release queued ahead of whatever the connection runs next.
+                sql::send_without_waiting(&client, &self.release_text());
+                Err(e)
             }
-            Err(e) => Err(e),
+        }
+    }
+
+    /// Send the release and read whether every month was held.
+    async fn release_on(&self, client: &Client) -> Result<bool> {
+        if let [one] = self.months[..] {
+            let (y, m) = sql::month_args(one);
+            sql::value::<_, bool>(client, sql::release(self.mode), &[y, m]).await
+        } else {
+            let expected = self.months.len();
+            sql::set_row(client, sql::RELEASE_SET, &self.months, None)
+                .await
+                .and_then(|row| Ok(row.try_get::<_, i32>(0)? as usize == expected))
+        }
+    }
+
+    /// The release as text, for queueing without waiting.
+    fn release_text(&self) -> String {
+        match self.months[..] {
+            [one] => sql::release_text(one, self.mode),
+            _ => sql::release_set_text(&self.months),
         }
     }
 
@@ -435,11 +471,7 @@ impl<C: Deref<Target = Client>> Drop for MonthLockGuard<C> {
     /// Queues the release on the guard's connection without waiting; see "Dropping" in the type's docs.
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
-            let release = match self.months[..] {
-                [one] => sql::release_text(one, self.mode),
-                _ => sql::release_set_text(&self.months),
-            };
-            sql::send_without_waiting(&client, &release);
+            sql::send_without_waiting(&client, &self.release_text());
         }
     }
 }

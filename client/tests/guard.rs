@@ -655,3 +655,27 @@ async fn only_this_crates_own_objects_mean_the_extension_is_missing() {
     assert!(matches!(e, Error::Database(_)), "{e:?}");
     g.release().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_release_in_a_failed_transaction_block_still_releases() {
+    let db = server().await.fresh_db("release_25p02").await;
+    let (a, observer) = (db.connect().await, db.connect().await);
+    let m = ym("2025-11");
+    let g = MonthLock::new(m).acquire(&a).await.unwrap();
+    a.batch_execute("BEGIN").await.unwrap();
+    let e = a.batch_execute("SELECT 1/0").await.unwrap_err();
+    assert_eq!(e.code(), Some(&SqlState::DIVISION_BY_ZERO));
+    g.release()
+        .await
+        .expect("released after ending the aborted transaction");
+    assert!(!is_locked_elsewhere(&observer, m).await);
+    assert!(!a.held(m).await.unwrap());
+
+    // The same through an owned (pooled) handle: the connection goes back without the month.
+    let owned = Arc::new(db.connect().await);
+    let g = MonthLock::new(m).acquire(owned.clone()).await.unwrap();
+    owned.batch_execute("BEGIN; SELECT 1/0").await.unwrap_err();
+    g.release().await.unwrap();
+    assert!(!owned.held(m).await.unwrap());
+    assert!(!is_locked_elsewhere(&observer, m).await);
+}

@@ -120,7 +120,8 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "10s", value_name = "DURATION")]
         grace: Duration,
         /// How often to check that the lock (every month held) is still held while CMD runs.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "1s", value_name = "DURATION")]
+        /// Between 100ms and 1h.
+        #[arg(long, value_parser = parse_heartbeat, default_value = "1s", value_name = "DURATION")]
         heartbeat: Duration,
         /// The command and its arguments (after `--`).
         #[arg(
@@ -170,6 +171,21 @@ fn main() {
 }
 
 async fn async_main(cli: Cli) -> i32 {
+    // Usage errors clap cannot see, before connecting.
+    if let Command::Run {
+        months,
+        shared: true,
+        ..
+    } = &cli.command
+    {
+        if months.0.len() > 1 {
+            eprintln!(
+                "month-lock: --shared takes one month, not {}",
+                months::format(&months.0)
+            );
+            return 2;
+        }
+    }
     let error_code = match cli.command {
         Command::Run { .. } => EX_UNAVAILABLE,
         _ => 2,
@@ -195,12 +211,6 @@ async fn async_main(cli: Cli) -> i32 {
                 MonthLock::any_of(months.0)
             } else if let [one] = months.0[..] {
                 MonthLock::new(one).wait(timeout)
-            } else if shared {
-                eprintln!(
-                    "month-lock: --shared takes one month, not {}",
-                    months::format(&months.0)
-                );
-                return 2;
             } else {
                 MonthLock::set(months.0).wait(timeout)
             };
@@ -233,6 +243,16 @@ async fn connect(url: Option<&str>) -> Result<Client, String> {
     Ok(client)
 }
 
+/// `--heartbeat`: a check is a statement on the server; more than ten a second is a storm,
+/// less than one an hour is no watch.
+fn parse_heartbeat(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        return Err("must be between 100ms and 1h".into());
+    }
+    Ok(d)
+}
+
 /// The MONTHS argument of `run`.
 #[derive(Clone, Debug)]
 struct Months(Vec<YearMonth>);
@@ -251,7 +271,7 @@ async fn holders(client: &Client, months: &[YearMonth]) -> Vec<String> {
             let pid = r.pid.map_or("?".to_string(), |p| p.to_string());
             let app = r.application_name.as_deref().unwrap_or("?");
             let month = if months.len() > 1 {
-                format!("{}-{:02}: ", r.year, r.month)
+                format!("{}: ", month_of(r))
             } else {
                 String::new()
             };
@@ -541,6 +561,24 @@ async fn status(client: &Client, json: bool) -> Result<i32, Error> {
     Ok(0)
 }
 
+/// A row's month as everywhere else: `0005-03`.
+fn month_of(r: &MonthLockInfo) -> String {
+    r.year_month()
+        .map(|m| m.to_string())
+        .unwrap_or_else(|| format!("{:04}-{:02}", r.year, r.month))
+}
+
+/// A row's client: its address; `local` for a Unix-socket client; `hidden` when the view hides
+/// another role's session (then `backend_start` is hidden too).
+fn client_of(r: &MonthLockInfo) -> String {
+    match (r.client_addr, r.pid, r.backend_start) {
+        (Some(addr), _, _) => addr.to_string(),
+        (None, None, _) => String::new(),
+        (None, Some(_), Some(_)) => "local".into(),
+        (None, Some(_), None) => "hidden".into(),
+    }
+}
+
 fn table(rows: &[MonthLockInfo]) -> String {
     let opt = |s: &Option<String>| s.clone().unwrap_or_default();
     let time = |t: &Option<chrono::DateTime<chrono::Utc>>| {
@@ -561,19 +599,13 @@ fn table(rows: &[MonthLockInfo]) -> String {
     .map(String::from)];
     for r in rows {
         lines.push([
-            format!("{}-{:02}", r.year, r.month),
+            month_of(r),
             r.mode.to_string(),
             if r.granted { "held" } else { "waiting" }.to_string(),
             r.pid.map(|p| p.to_string()).unwrap_or_default(),
             opt(&r.application_name),
             opt(&r.usename),
-            r.client_addr.map(|a| a.to_string()).unwrap_or_else(|| {
-                if r.pid.is_some() {
-                    "local".into()
-                } else {
-                    String::new()
-                }
-            }),
+            client_of(r),
             time(&r.waiting_since),
             time(&r.backend_start),
         ]);
@@ -617,6 +649,40 @@ async fn check(client: &Client, ym: YearMonth) -> Result<i32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(year: i32, addr: Option<&str>, start: bool) -> MonthLockInfo {
+        serde_json::from_value(serde_json::json!({
+            "year": year, "month": 3,
+            "month_start": format!("{year:04}-03-01"),
+            "mode": "exclusive", "granted": true, "pid": 42,
+            "waiting_since": null, "application_name": "a", "usename": "u",
+            "client_addr": addr,
+            "backend_start": if start { Some("2024-01-01T00:00:00Z") } else { None },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn status_writes_four_digit_years_and_tells_local_from_hidden_clients() {
+        let text = table(&[
+            row(5, None, true),
+            row(2024, Some("10.0.0.7"), true),
+            row(2025, None, false),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].starts_with("0005-03 "), "{text}");
+        assert!(lines[1].contains(" local "), "{text}");
+        assert!(lines[2].contains(" 10.0.0.7 "), "{text}");
+        assert!(lines[3].contains(" hidden"), "{text}");
+    }
+
+    #[test]
+    fn heartbeat_is_bounded() {
+        assert!(parse_heartbeat("0").is_err());
+        assert!(parse_heartbeat("10ms").is_err());
+        assert!(parse_heartbeat("2h").is_err());
+        assert_eq!(parse_heartbeat("250ms"), Ok(Duration::from_millis(250)));
+    }
 
     #[test]
     fn exit_status_of_a_signalled_child_is_128_plus_n() {

@@ -508,16 +508,7 @@ async fn ask(client: &Client, request: &MonthLock) -> Result<Answer> {
     let cancellable = kind != Kind::Any && timeout.is_none_or(|t| t > CANCEL_WAITS_LONGER_THAN);
     let id = request_sql::new_request_id();
     let text = request_sql::acquire(&ask, &id, cancellable);
-    let objects = match (kind, mode, timeout) {
-        (Kind::One, LockMode::Exclusive, Some(_)) => ACQUIRE_OBJECTS_TRY,
-        (Kind::One, LockMode::Shared, Some(_)) => ACQUIRE_OBJECTS_TRY_SHARED,
-        (Kind::One, LockMode::Exclusive, None) => ACQUIRE_OBJECTS_WAIT,
-        (Kind::One, LockMode::Shared, None) => ACQUIRE_OBJECTS_WAIT_SHARED,
-        (Kind::All, ..) => ACQUIRE_OBJECTS_ALL,
-        (Kind::Any, ..) => ACQUIRE_OBJECTS_CLAIM,
-    };
-    let classify = |e| sql::classify_objects(e, objects);
-    let pending = Pending::send(
+    let answer = match Pending::send(
         client,
         &text,
         id,
@@ -526,12 +517,15 @@ async fn ask(client: &Client, request: &MonthLock) -> Result<Answer> {
         cancellable.then(|| cancel.clone().unwrap_or_default()),
     )
     .await
-    .map_err(classify)?;
-    let row = pending
-        .answer()
-        .await
-        .map_err(classify)?
-        .ok_or_else(|| Error::UnexpectedAnswer("no row from the acquisition".into()))?;
+    {
+        Ok(pending) => pending.answer().await,
+        Err(e) => Err(e),
+    };
+    let row = match answer {
+        Ok(row) => row,
+        Err(e) => return Err(sql::classify(client, e).await),
+    }
+    .ok_or_else(|| Error::UnexpectedAnswer("no row from the acquisition".into()))?;
     let text = |i: usize| row.try_get(i).map_err(Error::from);
     match kind {
         Kind::One => Ok(match text(0)? {
@@ -569,14 +563,6 @@ async fn ask(client: &Client, request: &MonthLock) -> Result<Answer> {
         }
     }
 }
-
-/// The SQL objects each acquisition names (for [`Error::ExtensionMissing`]).
-const ACQUIRE_OBJECTS_TRY: &[&str] = &["month_lock_held", "month_lock_try"];
-const ACQUIRE_OBJECTS_TRY_SHARED: &[&str] = &["month_lock_held", "month_lock_try_shared"];
-const ACQUIRE_OBJECTS_WAIT: &[&str] = &["month_lock_held", "month_lock"];
-const ACQUIRE_OBJECTS_WAIT_SHARED: &[&str] = &["month_lock_held", "month_lock_shared"];
-const ACQUIRE_OBJECTS_ALL: &[&str] = &["month_lock_held", "month_lock_all"];
-const ACQUIRE_OBJECTS_CLAIM: &[&str] = &["month_lock_held", "month_lock_claim"];
 
 /// A month the server returned as `YYYY-MM`.
 fn month_text(text: &str) -> Result<YearMonth> {

@@ -93,8 +93,11 @@ use crate::{sql, LockMode, YearMonth};
 ///   cannot hit a statement sent before the acquisition. If the acquisition completes on its
 ///   own just before the cancel arrives, a statement queued right behind it waits for that
 ///   cancel (and only then), so the cancel ends that wait instead of a later statement.
-///   PostgreSQL ignores a cancel that arrives between two statements; the task then sends one
-///   more (bounded), and that waiting statement gives up after 10 s if none can be delivered.
+///   That statement also takes the second signal PostgreSQL sends per cancel request (to the
+///   backend's process group; it can arrive after the backend handled the first one), for
+///   50 ms after the first. PostgreSQL ignores a cancel that arrives between two statements;
+///   the task then sends one more (after 5 s, bounded), and the waiting statement gives up
+///   after 30 s if none can be delivered.
 ///
 /// Limits: statements that *other tasks* sent on the same connection while the acquisition was
 /// in flight run between the acquisition and its clean-up; if the month is granted at the very

@@ -31,19 +31,18 @@ use crate::{LockMode, YearMonth};
 /// How long the statement that takes a late cancel request waits for it. Reached only when
 /// the cancel request is not delivered, or arrives while the server is between statements
 /// (PostgreSQL ignores a cancel then), e.g. as the acquisition's own transaction commits.
-pub(crate) const ABSORB_LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const ABSORB_LIMIT: Duration = Duration::from_secs(30);
 
-/// A cancel request not delivered within this time is tried again.
-const CANCEL_DEADLINE: Duration = Duration::from_secs(2);
+/// How long the absorber waits for the second signal PostgreSQL sends per cancel request.
+const ECHO: Duration = Duration::from_millis(50);
 
 /// After a delivered cancel request, the time the request and the absorber get to end before
 /// the cancel is taken to have been ignored (a backend handles the signal as soon as it runs).
-const SETTLE: Duration = Duration::from_secs(2);
+const SETTLE: Duration = Duration::from_secs(5);
 
-/// Cancel requests sent at most for one dropped request: all delivered well within
-/// [`ABSORB_LIMIT`] (attempts x (deadline + settle) < limit), so none can arrive after the
-/// absorber stopped waiting.
-const CANCEL_ATTEMPTS: usize = 2;
+/// A second cancel request is sent only this soon after the first was sent, so that it arrives
+/// well before the absorber stops waiting at [`ABSORB_LIMIT`].
+const RETRY_WITHIN: Duration = Duration::from_secs(10);
 
 /// The acquisition's stream and what its drop must do.
 pub(crate) struct Pending<'a> {
@@ -114,7 +113,7 @@ impl Drop for Pending<'_> {
         };
         let runtime = tokio::runtime::Handle::try_current().ok();
         if let (Some(tls), Some(runtime)) = (self.cancel.take(), runtime) {
-            let absorb = request_sql::absorb_cancel(&self.id, ABSORB_LIMIT);
+            let absorb = request_sql::absorb_cancel(&self.id, ABSORB_LIMIT, ECHO);
             if let Some(absorber) = send_for_stream(self.client, &absorb) {
                 let token = self.client.cancel_token();
                 let started = self.started;
@@ -172,8 +171,12 @@ async fn cancel_when_started(
         return;
     }
     let mut request_done = false;
-    for _ in 0..CANCEL_ATTEMPTS {
-        let _ = tokio::time::timeout(CANCEL_DEADLINE, tls.cancel(token.clone())).await;
+    let first = tokio::time::Instant::now();
+    loop {
+        // Never abandoned half-way: a cancel request given up after it was written could
+        // still arrive, later than anything waits for it. It ends when the server closed the
+        // cancel connection, i.e. after the backend was signalled, or when it failed.
+        let delivered = tls.cancel(token.clone()).await.is_ok();
         let settled = async {
             if !request_done {
                 read_off(&mut request).await;
@@ -184,8 +187,13 @@ async fn cancel_when_started(
         if tokio::time::timeout(SETTLE, settled).await.is_ok() {
             return;
         }
+        // Still waiting after a delivered cancel: it arrived between two statements and was
+        // ignored. One more, while it can still arrive in time.
+        if !delivered || first.elapsed() > RETRY_WITHIN {
+            break;
+        }
     }
-    // The server takes no cancel requests: the absorber ends at its limit.
+    // The absorber ends at its limit.
     if !request_done {
         read_off(&mut request).await;
     }

@@ -160,13 +160,23 @@ pub(crate) fn release_if_taken(months: &[YearMonth], mode: LockMode, id: &str) -
     }
 }
 
-/// The statement that takes the cancel request of a dropped acquisition when the acquisition
-/// had completed before the cancel arrived: it waits (at most `limit`) only if request `id`
-/// completed, so the cancel ends this wait instead of a later statement.
-pub(crate) fn absorb_cancel(id: &str, limit: Duration) -> String {
+/// The statement that takes the cancel request of a dropped acquisition. If request `id`
+/// completed (so the cancel did not end it), it waits for that cancel (at most `limit`). Then,
+/// in every case, it waits `echo` more: PostgreSQL signals a backend twice per cancel request
+/// (its process, then its process group), and when the backend has handled the first signal
+/// before the second arrives, the second would cancel whatever runs next. Both are caught here.
+pub(crate) fn absorb_cancel(id: &str, limit: Duration, echo: Duration) -> String {
     format!(
-        "SELECT pg_catalog.pg_sleep({:.3}) WHERE pg_catalog.current_setting('{PREFIX}.done', true) = '{id}'",
-        limit.as_secs_f64()
+        "DO $month_lock_client$ BEGIN \
+           IF pg_catalog.current_setting('{PREFIX}.done', true) = '{id}' THEN \
+             BEGIN PERFORM pg_catalog.pg_sleep({:.3}); \
+             EXCEPTION WHEN query_canceled THEN NULL; END; \
+           END IF; \
+           BEGIN PERFORM pg_catalog.pg_sleep({:.3}); \
+           EXCEPTION WHEN query_canceled THEN NULL; END; \
+         END $month_lock_client$",
+        limit.as_secs_f64(),
+        echo.as_secs_f64()
     )
 }
 

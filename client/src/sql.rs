@@ -21,6 +21,9 @@ use crate::{LockMode, YearMonth};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Statement {
     pub sql: &'static str,
+    /// The extension's objects it names (checked by a unit test: a statement names only these
+    /// and `pg_catalog`, which is what lets 42883/42P01 mean "extension missing").
+    #[allow(dead_code)]
     pub objects: &'static [&'static str],
 }
 
@@ -161,10 +164,10 @@ pub(crate) async fn query_params<G: GenericClient + ?Sized>(
     stmt: Statement,
     params: &[(&(dyn ToSql + Sync), Type)],
 ) -> Result<Vec<Row>> {
-    client
-        .query_typed(stmt.sql, params)
-        .await
-        .map_err(|e| classify(e, stmt))
+    match client.query_typed(stmt.sql, params).await {
+        Ok(rows) => Ok(rows),
+        Err(e) => Err(classify(client, e).await),
+    }
 }
 
 /// Run `stmt` with a `DATE[]` parameter (the months) and optionally an `INT4` one, and return
@@ -200,42 +203,40 @@ where
     Ok(row.try_get(0)?)
 }
 
-/// [`Error::ExtensionMissing`] if the server says one of the objects *this statement* names
-/// does not exist (SQLSTATE 42883 `function NAME(...) does not exist` or 42P01
-/// `relation "NAME" does not exist`), else [`Error::Database`]. Only this crate's own
-/// statements are classified so; a user's missing `month_totals` stays a database error.
-pub(crate) fn classify(e: tokio_postgres::Error, stmt: Statement) -> Error {
-    classify_objects(e, stmt.objects)
-}
-
-/// [`classify`] for a statement naming `objects`.
-pub(crate) fn classify_objects(e: tokio_postgres::Error, objects: &[&str]) -> Error {
-    if missing_object(&e, objects) {
-        Error::ExtensionMissing { source: e }
-    } else {
-        Error::Database(e)
+/// The error of one of this crate's own statements. They name only the extension's objects and
+/// `pg_catalog`, so SQLSTATE 42883 (undefined function) or 42P01 (undefined table) means the
+/// extension is not there as this crate needs it: the catalog then tells whether it is not
+/// installed ([`Error::ExtensionMissing`]) or installed in a version (or a schema off the
+/// `search_path`) without the object ([`Error::ExtensionOutdated`]). Decided by SQLSTATE and
+/// catalog, never by message text (which follows `lc_messages`). A user's own statements are
+/// never classified so.
+pub(crate) async fn classify<G: GenericClient + ?Sized>(
+    client: &G,
+    e: tokio_postgres::Error,
+) -> Error {
+    let undefined = matches!(
+        e.code(),
+        Some(c) if *c == SqlState::UNDEFINED_FUNCTION || *c == SqlState::UNDEFINED_TABLE
+    );
+    if !undefined {
+        return Error::Database(e);
     }
-}
-
-fn missing_object(e: &tokio_postgres::Error, objects: &[&str]) -> bool {
-    let Some(db) = e.as_db_error() else {
-        return false;
-    };
-    let message = db.message();
-    if *db.code() == SqlState::UNDEFINED_FUNCTION {
-        let Some(rest) = message.strip_prefix("function ") else {
-            return false;
-        };
-        objects.iter().any(|name| {
-            rest.strip_prefix(name)
-                .is_some_and(|args| args.starts_with('(') && args.ends_with(") does not exist"))
-        })
-    } else if *db.code() == SqlState::UNDEFINED_TABLE {
-        objects
-            .iter()
-            .any(|name| message == format!("relation \"{name}\" does not exist"))
-    } else {
-        false
+    let installed = client
+        .query_typed(
+            "SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'month_lock'",
+            &[],
+        )
+        .await;
+    match installed {
+        Ok(rows) => match rows.first().and_then(|r| r.try_get::<_, String>(0).ok()) {
+            Some(installed) => Error::ExtensionOutdated {
+                installed,
+                source: e,
+            },
+            None => Error::ExtensionMissing { source: e },
+        },
+        // The catalog cannot be read now (e.g. a failed transaction block): the likelier case.
+        Err(_) => Error::ExtensionMissing { source: e },
     }
 }
 

@@ -130,7 +130,7 @@ async fn dropped_acquisitions_release_only_what_they_took_and_cancel_nothing_els
         "most acquisitions were dropped in flight"
     );
     assert!(
-        slowest < Duration::from_secs(5),
+        slowest < Duration::from_secs(12),
         "a clean-up waited {slowest:?}"
     );
     guard.release().await.unwrap();
@@ -182,8 +182,9 @@ async fn a_dropped_wait_is_cancelled_and_a_grant_racing_the_drop_is_released() {
         );
     }
     println!("200 rounds, {granted_first} granted before the drop, slowest clean-up {slowest:?}");
+    // A cancel PostgreSQL ignored (it arrived between two statements) costs one more, 5 s on.
     assert!(
-        slowest < Duration::from_secs(3),
+        slowest < Duration::from_secs(12),
         "a clean-up took {slowest:?}"
     );
     assert!(taken_elsewhere(&observer, held).await);
@@ -211,7 +212,7 @@ async fn an_unbounded_wait_dropped_while_waiting_frees_the_connection_promptly()
         worst = worst.max(t.elapsed());
     }
     println!("connection free again after a dropped wait within {worst:?}");
-    assert!(worst < Duration::from_secs(3), "blocked {worst:?}");
+    assert!(worst < Duration::from_secs(10), "blocked {worst:?}");
     let e = MonthLock::new(m)
         .timeout(Duration::ZERO)
         .acquire(&shared)

@@ -679,3 +679,31 @@ async fn a_release_in_a_failed_transaction_block_still_releases() {
     assert!(!owned.held(m).await.unwrap());
     assert!(!is_locked_elsewhere(&observer, m).await);
 }
+
+#[tokio::test]
+async fn an_outdated_extension_is_told_apart_from_a_missing_one() {
+    // 0.1.0 has no fencing tokens and no sets; decided by SQLSTATE and pg_extension.
+    let db = server().await.bare_db("oldext").await;
+    let a = db.connect().await;
+    a.batch_execute("CREATE EXTENSION month_lock VERSION '0.1.0'")
+        .await
+        .unwrap();
+    let g = MonthLock::new(ym("2024-03")).acquire(&a).await.unwrap();
+    match g.token().await {
+        Err(Error::ExtensionOutdated { installed, .. }) => assert_eq!(installed, "0.1.0"),
+        other => panic!("expected ExtensionOutdated, got {other:?}"),
+    }
+    g.release().await.unwrap();
+    let e = MonthLock::range(ym("2024-01"), ym("2024-02"))
+        .acquire(&a)
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .into_error();
+    assert!(matches!(e, Error::ExtensionOutdated { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("ALTER EXTENSION month_lock UPDATE"),
+        "{e}"
+    );
+    assert_eq!(e.sqlstate(), Some(&SqlState::UNDEFINED_FUNCTION));
+}

@@ -383,7 +383,7 @@ async fn environment(
                 env.push(("MONTH_LOCK_TOKEN", max.to_string()));
                 env.push(("MONTH_LOCK_TOKENS", each.join(",")));
             }
-            Err(Error::ExtensionMissing { .. }) => eprintln!(
+            Err(Error::ExtensionMissing { .. } | Error::ExtensionOutdated { .. }) => eprintln!(
                 "month-lock: warning: this database's month_lock has no fencing tokens \
                  (ALTER EXTENSION month_lock UPDATE); MONTH_LOCK_TOKEN is not set"
             ),

@@ -22,7 +22,8 @@
 //!   (the `month_locks` view as [`MonthLockInfo`] rows), and `release_all`.
 //! * [`Error`]: one error type; match [`Error::Timeout`] (and for sets and `any_of`
 //!   [`Error::NotAllFree`], [`Error::NoneFree`]), [`Error::LockLost`],
-//!   [`Error::AlreadyHeld`], [`Error::ExtensionMissing`], [`Error::InvalidMonth`],
+//!   [`Error::AlreadyHeld`], [`Error::ExtensionMissing`] / [`Error::ExtensionOutdated`],
+//!   [`Error::InvalidMonth`],
 //!   [`Error::Database`]. A failed [`MonthLock::acquire`] hands the connection back in an
 //!   [`AcquireError`], which converts into [`Error`] with `?`.
 //!

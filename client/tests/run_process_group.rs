@@ -295,3 +295,48 @@ async fn a_release_against_a_stopped_server_process_gives_way_to_a_signal() {
     assert_eq!(out.status.code(), Some(128 + 15), "{err}");
     assert!(err.contains("interrupted while releasing 2023-07"), "{err}");
 }
+
+#[tokio::test]
+async fn a_release_that_gets_no_answer_ends_after_its_timeout() {
+    let db = server().await.fresh_db("pg_release_timeout").await;
+    let observer = db.connect().await;
+    let dir = scratch_dir("release_timeout");
+    let ready = dir.join("ready");
+    let go = dir.join("go");
+    let script = format!(
+        "echo yes > {r}; while [ ! -e {g} ]; do sleep 0.02; done",
+        r = ready.display(),
+        g = go.display()
+    );
+    let run = cli(&db)
+        .args([
+            "run",
+            "2023-08",
+            "--heartbeat",
+            "10s",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_file(&ready).await;
+    let backend = holder_pid(&observer, ym("2023-08")).await;
+    rustix::process::kill_process(pid(backend), Signal::STOP).unwrap();
+    let start = Instant::now();
+    std::fs::write(&go, "").unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(40), run.wait_with_output()).await;
+    rustix::process::kill_process(pid(backend), Signal::CONT).unwrap();
+    let out = out.expect("month-lock ended by itself").unwrap();
+    let took = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("unanswered release: month-lock exited {took:?} after CMD ended");
+    assert_eq!(out.status.code(), Some(70), "{err}");
+    assert!(err.contains("2023-08"), "{err}");
+    assert!(
+        took >= Duration::from_secs(10) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+}

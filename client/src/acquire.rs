@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, GenericClient};
 
+use crate::cancel::CancelTls;
 use crate::error::{Error, Result};
-use crate::{sql, LockMode, MonthLockGuard, YearMonth};
+use crate::pending::Pending;
+use crate::{request_sql, sql, LockMode, MonthLockGuard, YearMonth};
 
 /// Waits longer than this get a cancel request when their future is dropped (see "Cancelling
 /// an acquisition" in [`MonthLockGuard`]).
@@ -94,6 +96,8 @@ pub struct MonthLock {
     kind: Kind,
     mode: LockMode,
     timeout: Option<Duration>,
+    /// How a dropped wait's cancel request connects (default: without TLS).
+    cancel: Option<CancelTls>,
 }
 
 impl MonthLock {
@@ -112,6 +116,7 @@ impl MonthLock {
             kind: Kind::One,
             mode: LockMode::Exclusive,
             timeout: None,
+            cancel: None,
         }
     }
 
@@ -150,6 +155,7 @@ impl MonthLock {
             kind: Kind::All,
             mode: LockMode::Exclusive,
             timeout: None,
+            cancel: None,
         }
     }
 
@@ -190,6 +196,7 @@ impl MonthLock {
             kind: Kind::Any,
             mode: LockMode::Exclusive,
             timeout: None,
+            cancel: None,
         }
     }
 
@@ -244,6 +251,21 @@ impl MonthLock {
     /// ```
     pub fn wait(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How the cancel request of a dropped wait connects to the server: give the TLS connector
+    /// the connection was made with (see [`CancelTls`]). Without it, cancel requests go out
+    /// without TLS, which a server reached with `sslmode=require` refuses: the wait then goes
+    /// on until it ends by itself (see "Cancelling an acquisition" in [`MonthLockGuard`]).
+    ///
+    /// ```
+    /// use month_lock_client::{CancelTls, MonthLock};
+    /// let request = MonthLock::new("2024-03".parse()?).cancel_tls(CancelTls::no_tls());
+    /// # Ok::<(), month_lock_client::InvalidYearMonth>(())
+    /// ```
+    pub fn cancel_tls(mut self, tls: CancelTls) -> Self {
+        self.cancel = Some(tls);
         self
     }
 
@@ -312,8 +334,9 @@ impl MonthLock {
     /// `any_of`: any of the months) already, in any mode: month locks do not stack, so a second
     /// guard would free the first one's lock; [`Error::InvalidRequest`];
     /// [`Error::ExtensionMissing`]; [`Error::Database`] (e.g. 40P01 deadlock, 57014 cancel or
-    /// `statement_timeout`), after which a release of the month(s) is queued on the connection
-    /// in case the server granted them as the error struck (see [`MonthLockGuard`]).
+    /// `statement_timeout`), after which nothing is held: the extension undoes a grant made in
+    /// a request that fails. Dropping this future before it completes releases only what this
+    /// request took (see "Cancelling an acquisition" in [`MonthLockGuard`]).
     ///
     /// ```no_run
     /// use month_lock_client::{MonthLock, Pooled};
@@ -433,14 +456,6 @@ impl MonthLock {
             },
         }
     }
-
-    /// The quiet release of everything this request could have taken.
-    fn release_text(&self) -> String {
-        match self.kind {
-            Kind::One => sql::release_text(self.year_month(), self.mode),
-            Kind::All | Kind::Any => sql::release_set_text(&self.months),
-        }
-    }
 }
 
 /// A month the server returned as a date.
@@ -448,33 +463,6 @@ fn month_of(d: chrono::NaiveDate) -> Result<YearMonth> {
     use chrono::Datelike;
     YearMonth::new(d.year(), d.month())
         .map_err(|e| Error::UnexpectedAnswer(format!("month_lock_claim returned {d}: {e}")))
-}
-
-/// Undoes an acquisition whose future was dropped while the server was still deciding.
-struct PendingAcquire<'a> {
-    client: &'a Client,
-    release: String,
-    cancel: bool,
-    armed: bool,
-}
-
-impl Drop for PendingAcquire<'_> {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if self.cancel {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let token = self.client.cancel_token();
-                runtime.spawn(async move {
-                    let _ = token.cancel_query(tokio_postgres::NoTls).await;
-                });
-            }
-        }
-        // Twice: a late cancel request can hit at most one of them.
-        sql::send_without_waiting(self.client, &self.release);
-        sql::send_without_waiting(self.client, &self.release);
-    }
 }
 
 /// The answer of an acquiring statement: the months now held, or why not.
@@ -486,88 +474,100 @@ enum Answer {
 
 async fn acquire_session(client: &Client, request: MonthLock) -> Result<Vec<YearMonth>> {
     request.check()?;
-    let answer = {
-        let mut pending = PendingAcquire {
-            client,
-            release: request.release_text(),
-            cancel: request.timeout.is_none_or(|t| t > CANCEL_WAITS_LONGER_THAN),
-            armed: true,
-        };
-        let answer = ask(client, &request).await;
-        pending.armed = false;
-        answer
-    };
-    match answer {
-        Ok(Answer::Held(months)) => Ok(months),
-        Ok(Answer::Busy) => Err(request.busy_error()),
-        Ok(Answer::AlreadyHeld(ym)) => Err(Error::AlreadyHeld { ym }),
-        Err(e) => {
-            // Second line of defence: a grant that raced with the error is not kept. (Safe for
-            // sets too: a request that names a month this session held already is refused
-            // before anything is taken, so every month of it is this request's.)
-            if let Error::Database(db) = &e {
-                if !sql::connection_gone(db) {
-                    sql::send_without_waiting(client, &request.release_text());
-                }
-            }
-            Err(e)
-        }
+    match ask(client, &request).await? {
+        Answer::Held(months) => Ok(months),
+        Answer::Busy => Err(request.busy_error()),
+        Answer::AlreadyHeld(ym) => Err(Error::AlreadyHeld { ym }),
     }
 }
 
-/// Send the acquiring statement of `request` and read its answer.
+/// Send the acquiring query string of `request` and read its answer. If this future is dropped
+/// before the answer, `Pending` cleans up (see there). A request that fails needs no clean-up:
+/// the server undoes a grant made in a failed request.
 async fn ask(client: &Client, request: &MonthLock) -> Result<Answer> {
     let MonthLock {
         ref months,
         kind,
         mode,
         timeout,
+        ref cancel,
     } = *request;
+    let ask = match kind {
+        Kind::One => request_sql::Ask::One {
+            ym: months[0],
+            mode,
+            timeout_ms: timeout.map(sql::timeout_ms),
+        },
+        Kind::All => request_sql::Ask::All {
+            months,
+            timeout_ms: timeout.map_or(i32::MAX, sql::timeout_ms),
+        },
+        Kind::Any => request_sql::Ask::Any { months },
+    };
+    // Only waits that can last get a cancel request when dropped.
+    let cancellable = kind != Kind::Any && timeout.is_none_or(|t| t > CANCEL_WAITS_LONGER_THAN);
+    let id = request_sql::new_request_id();
+    let text = request_sql::acquire(&ask, &id, cancellable);
+    let answer = match Pending::send(
+        client,
+        &text,
+        id,
+        months,
+        mode,
+        cancellable.then(|| cancel.clone().unwrap_or_default()),
+    )
+    .await
+    {
+        Ok(pending) => pending.answer().await,
+        Err(e) => Err(e),
+    };
+    let row = match answer {
+        Ok(row) => row,
+        Err(e) => return Err(sql::classify(client, e).await),
+    }
+    .ok_or_else(|| Error::UnexpectedAnswer("no row from the acquisition".into()))?;
+    let text = |i: usize| row.try_get(i).map_err(Error::from);
     match kind {
-        Kind::One => {
-            let ym = months[0];
-            let (y, m) = sql::month_args(ym);
-            let (stmt, args) = match (mode, timeout) {
-                (LockMode::Exclusive, Some(t)) => (sql::TRY, vec![y, m, sql::timeout_ms(t)]),
-                (LockMode::Shared, Some(t)) => (sql::TRY_SHARED, vec![y, m, sql::timeout_ms(t)]),
-                (LockMode::Exclusive, None) => (sql::WAIT, vec![y, m]),
-                (LockMode::Shared, None) => (sql::WAIT_SHARED, vec![y, m]),
-            };
-            Ok(
-                match sql::value::<_, Option<bool>>(client, stmt, &args).await? {
-                    Some(true) => Answer::Held(vec![ym]),
-                    Some(false) => Answer::Busy,
-                    None => Answer::AlreadyHeld(ym),
-                },
-            )
-        }
-        Kind::All => {
-            let ms = timeout.map_or(i32::MAX, sql::timeout_ms);
-            let row = sql::set_row(client, sql::ALL, months, Some(ms)).await?;
-            if let Some(held) = row.try_get::<_, Option<chrono::NaiveDate>>(0)? {
-                return Ok(Answer::AlreadyHeld(month_of(held)?));
+        Kind::One => Ok(match text(0)? {
+            Some("t") => Answer::Held(vec![months[0]]),
+            Some("f") => Answer::Busy,
+            None => Answer::AlreadyHeld(months[0]),
+            Some(other) => {
+                return Err(Error::UnexpectedAnswer(format!(
+                    "the acquisition answered {other:?}"
+                )))
             }
-            Ok(match row.try_get::<_, Option<bool>>(1)? {
-                Some(true) => Answer::Held(months.clone()),
-                Some(false) => Answer::Busy,
-                None => {
-                    return Err(Error::UnexpectedAnswer(
-                        "month_lock_all returned NULL".into(),
-                    ))
+        }),
+        Kind::All => {
+            if let Some(held) = text(0)? {
+                return Ok(Answer::AlreadyHeld(month_text(held)?));
+            }
+            Ok(match text(1)? {
+                Some("t") => Answer::Held(months.clone()),
+                Some("f") => Answer::Busy,
+                other => {
+                    return Err(Error::UnexpectedAnswer(format!(
+                        "month_lock_all answered {other:?}"
+                    )))
                 }
             })
         }
         Kind::Any => {
-            let row = sql::set_row(client, sql::CLAIM, months, None).await?;
-            if let Some(held) = row.try_get::<_, Option<chrono::NaiveDate>>(0)? {
-                return Ok(Answer::AlreadyHeld(month_of(held)?));
+            if let Some(held) = text(0)? {
+                return Ok(Answer::AlreadyHeld(month_text(held)?));
             }
-            Ok(match row.try_get::<_, Option<chrono::NaiveDate>>(1)? {
-                Some(d) => Answer::Held(vec![month_of(d)?]),
+            Ok(match text(1)? {
+                Some(d) => Answer::Held(vec![month_text(d)?]),
                 None => Answer::Busy,
             })
         }
     }
+}
+
+/// A month the server returned as `YYYY-MM`.
+fn month_text(text: &str) -> Result<YearMonth> {
+    request_sql::parse_month(text)
+        .ok_or_else(|| Error::UnexpectedAnswer(format!("the acquisition answered month {text:?}")))
 }
 
 /// A failed [`MonthLock::acquire`]: the [`Error`], and the connection handle handed back.

@@ -93,8 +93,20 @@ pub enum Error {
     /// The `month_lock` extension is not installed in the connected database.
     #[error("the month_lock extension is not installed in this database ({}); run CREATE EXTENSION month_lock (as a user allowed to), then retry", describe_db(.source))]
     ExtensionMissing {
-        /// The server's error (SQLSTATE 42883 or 42P01 naming one of this crate's functions or
-        /// the `month_locks` view).
+        /// The server's error (SQLSTATE 42883 or 42P01 from one of this crate's statements,
+        /// and no `month_lock` in `pg_extension`).
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The `month_lock` extension is installed, but a function or view this crate uses is not
+    /// there: an older version (run `ALTER EXTENSION month_lock UPDATE`), or its schema is not
+    /// on the `search_path`.
+    #[error("the month_lock extension in this database (version {installed}) lacks what this client uses ({}); run ALTER EXTENSION month_lock UPDATE (as a user allowed to), or put its schema on the search_path", describe_db(.source))]
+    ExtensionOutdated {
+        /// `extversion` of the installed extension.
+        installed: String,
+        /// The server's error (SQLSTATE 42883 or 42P01).
         #[source]
         source: tokio_postgres::Error,
     },
@@ -184,7 +196,9 @@ impl Error {
     /// ```
     pub fn sqlstate(&self) -> Option<&SqlState> {
         match self {
-            Error::Database(e) | Error::ExtensionMissing { source: e } => e.code(),
+            Error::Database(e)
+            | Error::ExtensionMissing { source: e }
+            | Error::ExtensionOutdated { source: e, .. } => e.code(),
             _ => None,
         }
     }
@@ -197,7 +211,9 @@ impl Error {
     /// ```
     pub fn as_postgres(&self) -> Option<&tokio_postgres::Error> {
         match self {
-            Error::Database(e) | Error::ExtensionMissing { source: e } => Some(e),
+            Error::Database(e)
+            | Error::ExtensionMissing { source: e }
+            | Error::ExtensionOutdated { source: e, .. } => Some(e),
             _ => None,
         }
     }
@@ -205,8 +221,8 @@ impl Error {
 
 impl From<tokio_postgres::Error> for Error {
     /// Always [`Error::Database`], so that `?` works on the driver's own calls. Whether the
-    /// extension is missing is decided only where this crate runs its own statements, by the
-    /// exact name of the function or view the server reports missing.
+    /// extension is missing or outdated is decided only where this crate runs its own
+    /// statements, by SQLSTATE and the catalog.
     fn from(e: tokio_postgres::Error) -> Self {
         Error::Database(e)
     }

@@ -2,7 +2,7 @@
 //! released on drop.
 
 use std::ops::Deref;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use tokio_postgres::Client;
 
@@ -74,23 +74,42 @@ use crate::{sql, LockMode, YearMonth};
 ///
 /// # Cancelling an acquisition
 ///
-/// If a future that is *waiting* for a month is dropped, the server-side wait goes on. The
-/// acquisition then queues `month_lock_release` twice behind the wait (so whatever the wait's
-/// outcome, the session ends up not holding the month) and, when the wait could last longer
-/// than a second (no timeout, or a longer one), also sends a cancel request on a side
-/// connection (spawned on the current tokio runtime, if there is one; sent without TLS) so that
-/// the connection does not stay blocked. A cancel request hits whatever the connection runs
-/// when it arrives: in the unlucky case that the month was granted during those few
-/// milliseconds, it may cancel the first queued release (the second one then releases), or,
-/// rarely, the first statement the next user of the connection sends, which then fails with
-/// SQLSTATE 57014 and can be retried. It never leaves the month held.
+/// Dropping a future that is acquiring (e.g. under `tokio::time::timeout` or `select!`) never
+/// releases anything the acquisition did not take, and never leaves behind what it took:
+///
+/// * The acquisition records, in the same statement that takes the month, a marker naming
+///   this very request (a session setting `month_lock_client.mYYYYMM`). When the future is
+///   dropped before the answer arrived, a release is queued on the connection behind the
+///   acquisition that releases a month only if the marker names this request. A month another
+///   guard on the same session holds (the server answered "already held") stays held; a month
+///   the request took is released before anything sent on the connection after the drop.
+/// * A wait that can last (no timeout, or one longer than a second) also gets a cancel request,
+///   so that the connection does not stay blocked. It is sent by a task on the current tokio
+///   runtime, through the request's [`CancelTls`](crate::CancelTls) (give the connection's own
+///   TLS connector with [`MonthLock::cancel_tls`](crate::MonthLock::cancel_tls); the default
+///   sends it without TLS, which a server reached with `sslmode=require` refuses), and only
+///   once the server is visibly executing the acquisition: such requests start with a short
+///   statement whose 16 KiB answer the server flushes before the wait begins. So the cancel
+///   cannot hit a statement sent before the acquisition. If the acquisition completes on its
+///   own just before the cancel arrives, a statement queued right behind it waits for that
+///   cancel (and only then), so the cancel ends that wait instead of a later statement.
+///   That statement also takes the second signal PostgreSQL sends per cancel request (to the
+///   backend's process group; it can arrive after the backend handled the first one), for
+///   50 ms after the first. PostgreSQL ignores a cancel that arrives between two statements;
+///   the task then sends one more (after 5 s, bounded), and the waiting statement gives up
+///   after 30 s if none can be delivered.
+///
+/// Limits: statements that *other tasks* sent on the same connection while the acquisition was
+/// in flight run between the acquisition and its clean-up; if the month is granted at the very
+/// instant of the drop, the cancel can hit the first of them (SQLSTATE 57014, retryable). A
+/// cancel that cannot be delivered leaves the wait running until the month is granted (the
+/// grant is then released); the connection is blocked meanwhile.
 ///
 /// # An acquisition that fails
 ///
-/// When the acquiring statement itself fails on a live connection (cancel or
-/// `statement_timeout` 57014, deadlock 40P01, any other server error), the acquisition queues
-/// `month_lock_release` on that connection before it returns the error, so a grant that raced
-/// with the error is never kept. (Not after connection-level errors: the session is gone.)
+/// When the acquiring statement itself fails (cancel or `statement_timeout` 57014, deadlock
+/// 40P01, any other server error), nothing is held: the extension undoes a session lock
+/// granted in a request that fails, and the marker is rolled back with it.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct MonthLockGuard<C: Deref<Target = Client>> {
     /// `None` once [`release`](Self::release) or [`leak`](Self::leak) took it: `Drop` then
@@ -101,6 +120,8 @@ pub struct MonthLockGuard<C: Deref<Target = Client>> {
     mode: LockMode,
     heartbeat: Heartbeat,
     lost: OnceLock<LostReason>,
+    /// The heartbeat in flight and when the next one is due.
+    watch: Mutex<heartbeat::WatchState>,
     /// The fencing tokens of `months`, once asked for.
     tokens: OnceLock<Vec<i64>>,
 }
@@ -126,6 +147,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             mode,
             heartbeat: Heartbeat::default(),
             lost: OnceLock::new(),
+            watch: Mutex::new(heartbeat::WatchState::default()),
             tokens: OnceLock::new(),
         }
     }
@@ -166,8 +188,12 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// has written, an older holder's writes touch no rows. The token is taken in its own
     /// statement (autocommit), so it is durable across a server crash before it is returned.
     ///
+    /// A token is a statement of its own: draw it outside a transaction block on the guard's
+    /// connection (inside one, it is only as durable as that transaction).
+    ///
     /// Errors: [`Error::InvalidRequest`] for a shared guard (nothing sent);
-    /// [`Error::LockLost`] with [`LostReason::NotHeld`] if the session no longer holds the
+    /// [`Error::LockLost`] once the guard has seen the lock lost ([`lost`](Self::lost)), also
+    /// for a token asked before; [`Error::LockLost`] with [`LostReason::NotHeld`] if the session no longer holds the
     /// month exclusively (SQLSTATE 55000) or [`LostReason::ConnectionClosed`];
     /// [`Error::ExtensionMissing`] if the extension predates tokens; [`Error::Database`].
     ///
@@ -204,6 +230,13 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             return Err(Error::InvalidRequest(
                 "fencing tokens exist for exclusive holds only".into(),
             ));
+        }
+        // A hold seen lost has no token any more, cached or not.
+        if let Some(reason) = self.lost.get() {
+            return Err(Error::LockLost {
+                ym: self.year_month(),
+                reason: *reason,
+            });
         }
         let tokens = match self.tokens.get() {
             Some(tokens) => tokens.clone(),
@@ -310,9 +343,11 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
 
     /// Resolves when the lock is lost, with the reason; pending for as long as it is held.
     ///
-    /// Works while polled (no background task): see [`Heartbeat`] for what it checks and how
-    /// quickly. Once a loss is seen it is remembered, and later calls resolve at once.
-    /// Cancel-safe. Typical use: `tokio::select!` it against the work.
+    /// See [`Heartbeat`] for what it checks and how quickly. The heartbeat in flight belongs to
+    /// the guard (a task reads its answer), so a `lost()` future can be dropped and made anew
+    /// as often as you like (e.g. in a `select!` loop): a new one goes on with the heartbeat
+    /// already sent, and a loss is reported all the same. Once a loss is seen it is remembered:
+    /// later calls resolve at once, and [`token`](Self::token) refuses. Needs a tokio runtime.
     ///
     /// ```no_run
     /// # use month_lock_client::MonthLock;
@@ -326,7 +361,14 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// # Ok(()) }
     /// ```
     pub async fn lost(&self) -> LostReason {
-        heartbeat::watch(self.client(), &self.months, self.heartbeat, &self.lost).await
+        heartbeat::watch(
+            self.client(),
+            &self.months,
+            self.heartbeat,
+            &self.lost,
+            &self.watch,
+        )
+        .await
     }
 
     /// Release the lock now and wait for the server's answer.
@@ -336,6 +378,11 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// ([`LostReason::ConnectionClosed`]): the lock had been lost at some point before. If this
     /// future is dropped before it completes, the release still happens (it is sent on the
     /// first poll; if it was never polled, the guard's `Drop` sends it).
+    ///
+    /// A release that fails on a live connection is tried once more: after a stray cancel or
+    /// `statement_timeout` as it is; in a failed transaction block (SQLSTATE 25P02, which can
+    /// only end in a rollback) after a `ROLLBACK`. If that fails too, a release is queued ahead
+    /// of whatever the connection runs next, and the error is returned.
     ///
     /// ```no_run
     /// # use month_lock_client::{MonthLock, MonthLockExt};
@@ -350,28 +397,59 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
         // Taking the client and sending happen in the same poll (no await in between): the
         // request is queued on the connection when the query future is first polled.
         let client = self.client.take().expect("present until consumed");
-        let all_held = if let [one] = self.months[..] {
-            let (y, m) = sql::month_args(one);
-            sql::value::<_, bool>(&*client, sql::release(self.mode), &[y, m]).await
-        } else {
-            let expected = self.months.len();
-            sql::set_row(&*client, sql::RELEASE_SET, &self.months, None)
-                .await
-                .and_then(|row| Ok(row.try_get::<_, i32>(0)? as usize == expected))
-        };
+        let gone = |e: &tokio_postgres::Error| sql::connection_gone(e) || client.is_closed();
+        let mut all_held = self.release_on(&client).await;
+        if let Err(Error::Database(e)) = &all_held {
+            if !gone(e) {
+                // A failed release (a stray cancel, `statement_timeout`, a failed transaction
+                // block) must not leave the month held: end an aborted transaction block
+                // (it can only be rolled back), then try once more. A release that failed
+                // may have released already: "not held" then is success.
+                if e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION) {
+                    sql::send_without_waiting(&client, "ROLLBACK");
+                }
+                all_held = match self.release_on(&client).await {
+                    Ok(_) => Ok(true),
+                    Err(e) => Err(e),
+                };
+            }
+        }
         match all_held {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::LockLost {
                 ym,
                 reason: LostReason::NotHeld,
             }),
-            Err(Error::Database(e)) if sql::connection_gone(&e) || client.is_closed() => {
-                Err(Error::LockLost {
-                    ym,
-                    reason: LostReason::ConnectionClosed,
-                })
+            Err(Error::Database(e)) if gone(&e) => Err(Error::LockLost {
+                ym,
+                reason: LostReason::ConnectionClosed,
+            }),
+            Err(e) => {
+                // Last resort: a release queued ahead of whatever the connection runs next.
+                sql::send_without_waiting(&client, &self.release_text());
+                Err(e)
             }
-            Err(e) => Err(e),
+        }
+    }
+
+    /// Send the release and read whether every month was held.
+    async fn release_on(&self, client: &Client) -> Result<bool> {
+        if let [one] = self.months[..] {
+            let (y, m) = sql::month_args(one);
+            sql::value::<_, bool>(client, sql::release(self.mode), &[y, m]).await
+        } else {
+            let expected = self.months.len();
+            sql::set_row(client, sql::RELEASE_SET, &self.months, None)
+                .await
+                .and_then(|row| Ok(row.try_get::<_, i32>(0)? as usize == expected))
+        }
+    }
+
+    /// The release as text, for queueing without waiting.
+    fn release_text(&self) -> String {
+        match self.months[..] {
+            [one] => sql::release_text(one, self.mode),
+            _ => sql::release_set_text(&self.months),
         }
     }
 
@@ -396,11 +474,7 @@ impl<C: Deref<Target = Client>> Drop for MonthLockGuard<C> {
     /// Queues the release on the guard's connection without waiting; see "Dropping" in the type's docs.
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
-            let release = match self.months[..] {
-                [one] => sql::release_text(one, self.mode),
-                _ => sql::release_set_text(&self.months),
-            };
-            sql::send_without_waiting(&client, &release);
+            sql::send_without_waiting(&client, &self.release_text());
         }
     }
 }

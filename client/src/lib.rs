@@ -22,12 +22,16 @@
 //!   (the `month_locks` view as [`MonthLockInfo`] rows), and `release_all`.
 //! * [`Error`]: one error type; match [`Error::Timeout`] (and for sets and `any_of`
 //!   [`Error::NotAllFree`], [`Error::NoneFree`]), [`Error::LockLost`],
-//!   [`Error::AlreadyHeld`], [`Error::ExtensionMissing`], [`Error::InvalidMonth`],
+//!   [`Error::AlreadyHeld`], [`Error::ExtensionMissing`] / [`Error::ExtensionOutdated`],
+//!   [`Error::InvalidMonth`],
 //!   [`Error::Database`]. A failed [`MonthLock::acquire`] hands the connection back in an
 //!   [`AcquireError`], which converts into [`Error`] with `?`.
 //!
-//! Every statement is sent typed (`INT4` and `DATE[]` parameters, typed answers), except the
-//! release a dropped guard queues without waiting.
+//! Every statement is sent typed (`INT4` and `DATE[]` parameters, typed answers), except
+//! session-scope acquisitions and the releases queued without waiting: those are simple
+//! queries whose text holds only integers, ISO dates and request ids this crate makes (an
+//! acquisition's answer can then be read after its future is dropped; see "Cancelling an
+//! acquisition" in [`MonthLockGuard`]).
 //!
 //! ```no_run
 //! use month_lock_client::{with_month_lock, Error, MonthLock, MonthLockExt, YearMonth};
@@ -88,22 +92,26 @@
 #![warn(missing_docs)]
 
 mod acquire;
+mod cancel;
 mod error;
 mod guard;
 mod heartbeat;
 mod inspect;
 mod mode;
+mod pending;
+mod request_sql;
 mod run;
 mod sql;
 mod year_month;
 
 pub use crate::acquire::{AcquireError, MonthLock};
+pub use crate::cancel::CancelTls;
 pub use crate::error::{error_chain, Error, LostReason, Result};
 pub use crate::guard::{MonthLockGuard, Pooled};
 pub use crate::heartbeat::Heartbeat;
 pub use crate::inspect::{MonthLockExt, MonthLockInfo};
 pub use crate::mode::{InvalidLockMode, LockMode};
-pub use crate::run::with_month_lock;
+pub use crate::run::{with_month_lock, with_month_lock_heartbeat};
 pub use crate::year_month::{InvalidReason, InvalidYearMonth, YearMonth, YearMonthRange};
 /// The driver this crate is built on, re-exported so versions match.
 ///

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
-use crate::{MonthLock, MonthLockGuard, YearMonth};
+use crate::{Heartbeat, MonthLock, MonthLockGuard, YearMonth};
 
 impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// Run `f` while holding this lock: stop it (drop its future) if the lock is lost, release
@@ -78,6 +78,10 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
 /// (its future dropped) within the [`Heartbeat`](crate::Heartbeat) interval (default 1 s) and
 /// [`Error::LockLost`] is returned.
 ///
+/// The lock is watched with the default [`Heartbeat`](crate::Heartbeat); statements `f` runs
+/// on `client` itself never make it look lost (the heartbeat's timeout counts only once the
+/// server runs it). Other settings: [`with_month_lock_heartbeat`].
+///
 /// `f` receives the month. Its error type `E` must be constructible from [`Error`]: use
 /// `month_lock_client::Error` itself, or `anyhow::Error`, or your own error type.
 ///
@@ -107,10 +111,42 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: From<Error>,
 {
+    with_month_lock_heartbeat(client, ym, timeout, Heartbeat::default(), f).await
+}
+
+/// [`with_month_lock`] with the lock watched by `heartbeat` (how often, how long a heartbeat
+/// may take once the server runs it).
+///
+/// ```no_run
+/// use month_lock_client::{with_month_lock_heartbeat, Error, Heartbeat};
+/// use std::time::Duration;
+///
+/// # async fn demo(client: &tokio_postgres::Client) -> Result<(), Error> {
+/// let heartbeat = Heartbeat { interval: Duration::from_millis(250), timeout: Some(Duration::from_secs(2)) };
+/// with_month_lock_heartbeat(client, "2024-03".parse()?, None, heartbeat, |ym| async move {
+///     client.execute("SELECT pg_sleep(30)", &[]).await?; // long work on the same connection
+///     Ok::<_, Error>(ym)
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
+pub async fn with_month_lock_heartbeat<C, F, Fut, T, E>(
+    client: C,
+    ym: YearMonth,
+    timeout: Option<Duration>,
+    heartbeat: Heartbeat,
+    f: F,
+) -> Result<T, E>
+where
+    C: Deref<Target = Client>,
+    F: FnOnce(YearMonth) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: From<Error>,
+{
     let guard = MonthLock::new(ym)
         .wait(timeout)
         .acquire(client)
         .await
         .map_err(Error::from)?;
-    guard.run(f).await
+    guard.with_heartbeat(heartbeat).run(f).await
 }

@@ -21,6 +21,9 @@ use crate::{LockMode, YearMonth};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Statement {
     pub sql: &'static str,
+    /// The extension's objects it names (checked by a unit test: a statement names only these
+    /// and `pg_catalog`, which is what lets 42883/42P01 mean "extension missing").
+    #[allow(dead_code)]
     pub objects: &'static [&'static str],
 }
 
@@ -30,22 +33,7 @@ macro_rules! statement {
     };
 }
 
-// Session-scope acquisition: one round trip; NULL when this session holds the month already
-// (locks do not stack, so a second guard would free the first one's lock).
-statement!(
-    TRY,
-    "SELECT CASE WHEN month_lock_held($1, $2) THEN NULL ELSE month_lock_try($1, $2, $3) END",
-    ["month_lock_held", "month_lock_try"]
-);
-statement!(
-    TRY_SHARED,
-    "SELECT CASE WHEN month_lock_held($1, $2) THEN NULL ELSE month_lock_try_shared($1, $2, $3) END",
-    ["month_lock_held", "month_lock_try_shared"]
-);
-statement!(WAIT, "SELECT CASE WHEN month_lock_held($1, $2) THEN NULL ELSE (SELECT true FROM month_lock($1, $2)) END",
-    ["month_lock_held", "month_lock"]);
-statement!(WAIT_SHARED, "SELECT CASE WHEN month_lock_held($1, $2) THEN NULL ELSE (SELECT true FROM month_lock_shared($1, $2)) END",
-    ["month_lock_held", "month_lock_shared"]);
+// Session-scope acquisitions are built as text in `request_sql`.
 statement!(
     TRY_XACT,
     "SELECT month_lock_try_xact($1, $2, $3)",
@@ -73,27 +61,11 @@ statement!(
 );
 statement!(HELD, "SELECT month_lock_held($1, $2)", ["month_lock_held"]);
 
-// Sets of months (`DATE[]` parameters, each date the first day of its month). The session
-// forms answer two columns: the earliest month of the set this session already holds (then
-// nothing is attempted), and the function's own answer.
-statement!(
-    ALL,
-    "SELECT h.held, CASE WHEN h.held IS NULL THEN month_lock_all($1, $2) END \
-     FROM (SELECT min(d) AS held FROM unnest($1) AS d \
-           WHERE month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4)) AS h",
-    ["month_lock_held", "month_lock_all"]
-);
+// Sets of months (`DATE[]` parameters, each date the first day of its month).
 statement!(
     ALL_XACT,
     "SELECT month_lock_all_xact($1, $2)",
     ["month_lock_all_xact"]
-);
-statement!(
-    CLAIM,
-    "SELECT h.held, CASE WHEN h.held IS NULL THEN month_lock_claim($1) END \
-     FROM (SELECT min(d) AS held FROM unnest($1) AS d \
-           WHERE month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4)) AS h",
-    ["month_lock_held", "month_lock_claim"]
 );
 statement!(
     CLAIM_XACT,
@@ -104,12 +76,6 @@ statement!(
     RELEASE_SET,
     "SELECT month_lock_release($1)",
     ["month_lock_release"]
-);
-statement!(
-    HELD_SET,
-    "SELECT coalesce(bool_and(month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4)), false) \
-     FROM unnest($1) AS d",
-    ["month_lock_held"]
 );
 statement!(
     TOKEN,
@@ -198,10 +164,10 @@ pub(crate) async fn query_params<G: GenericClient + ?Sized>(
     stmt: Statement,
     params: &[(&(dyn ToSql + Sync), Type)],
 ) -> Result<Vec<Row>> {
-    client
-        .query_typed(stmt.sql, params)
-        .await
-        .map_err(|e| classify(e, stmt))
+    match client.query_typed(stmt.sql, params).await {
+        Ok(rows) => Ok(rows),
+        Err(e) => Err(classify(client, e).await),
+    }
 }
 
 /// Run `stmt` with a `DATE[]` parameter (the months) and optionally an `INT4` one, and return
@@ -237,37 +203,40 @@ where
     Ok(row.try_get(0)?)
 }
 
-/// [`Error::ExtensionMissing`] if the server says one of the objects *this statement* names
-/// does not exist (SQLSTATE 42883 `function NAME(...) does not exist` or 42P01
-/// `relation "NAME" does not exist`), else [`Error::Database`]. Only this crate's own
-/// statements are classified so; a user's missing `month_totals` stays a database error.
-pub(crate) fn classify(e: tokio_postgres::Error, stmt: Statement) -> Error {
-    if missing_object(&e, stmt.objects) {
-        Error::ExtensionMissing { source: e }
-    } else {
-        Error::Database(e)
+/// The error of one of this crate's own statements. They name only the extension's objects and
+/// `pg_catalog`, so SQLSTATE 42883 (undefined function) or 42P01 (undefined table) means the
+/// extension is not there as this crate needs it: the catalog then tells whether it is not
+/// installed ([`Error::ExtensionMissing`]) or installed in a version (or a schema off the
+/// `search_path`) without the object ([`Error::ExtensionOutdated`]). Decided by SQLSTATE and
+/// catalog, never by message text (which follows `lc_messages`). A user's own statements are
+/// never classified so.
+pub(crate) async fn classify<G: GenericClient + ?Sized>(
+    client: &G,
+    e: tokio_postgres::Error,
+) -> Error {
+    let undefined = matches!(
+        e.code(),
+        Some(c) if *c == SqlState::UNDEFINED_FUNCTION || *c == SqlState::UNDEFINED_TABLE
+    );
+    if !undefined {
+        return Error::Database(e);
     }
-}
-
-fn missing_object(e: &tokio_postgres::Error, objects: &[&str]) -> bool {
-    let Some(db) = e.as_db_error() else {
-        return false;
-    };
-    let message = db.message();
-    if *db.code() == SqlState::UNDEFINED_FUNCTION {
-        let Some(rest) = message.strip_prefix("function ") else {
-            return false;
-        };
-        objects.iter().any(|name| {
-            rest.strip_prefix(name)
-                .is_some_and(|args| args.starts_with('(') && args.ends_with(") does not exist"))
-        })
-    } else if *db.code() == SqlState::UNDEFINED_TABLE {
-        objects
-            .iter()
-            .any(|name| message == format!("relation \"{name}\" does not exist"))
-    } else {
-        false
+    let installed = client
+        .query_typed(
+            "SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'month_lock'",
+            &[],
+        )
+        .await;
+    match installed {
+        Ok(rows) => match rows.first().and_then(|r| r.try_get::<_, String>(0).ok()) {
+            Some(installed) => Error::ExtensionOutdated {
+                installed,
+                source: e,
+            },
+            None => Error::ExtensionMissing { source: e },
+        },
+        // The catalog cannot be read now (e.g. a failed transaction block): the likelier case.
+        Err(_) => Error::ExtensionMissing { source: e },
     }
 }
 
@@ -342,10 +311,6 @@ mod tests {
     #[test]
     fn every_statement_names_the_objects_it_uses() {
         for stmt in [
-            TRY,
-            TRY_SHARED,
-            WAIT,
-            WAIT_SHARED,
             TRY_XACT,
             TRY_XACT_SHARED,
             RELEASE,
@@ -354,12 +319,9 @@ mod tests {
             HELD,
             IS_LOCKED,
             LOCKS,
-            ALL,
             ALL_XACT,
-            CLAIM,
             CLAIM_XACT,
             RELEASE_SET,
-            HELD_SET,
             TOKEN,
             TOKENS,
         ] {

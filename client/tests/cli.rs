@@ -696,3 +696,50 @@ async fn run_any_takes_one_free_month_or_exits_75() {
     assert!(!dir.join("ran").exists());
     drop((first, rest));
 }
+
+#[tokio::test]
+async fn usage_errors_exit_2_before_connecting() {
+    // Nothing listens there: a connection attempt would fail with 69.
+    let nowhere = "postgres://nobody@127.0.0.1:1/none";
+    for (args, says) in [
+        (
+            vec!["run", "--shared", "2024-01..2024-02", "--", "true"],
+            "--shared takes one month",
+        ),
+        (
+            vec!["run", "--heartbeat", "0", "2024-01", "--", "true"],
+            "between 100ms and 1h",
+        ),
+        (
+            vec!["run", "--heartbeat", "5ms", "2024-01", "--", "true"],
+            "between 100ms and 1h",
+        ),
+    ] {
+        let out = output(
+            Command::new(BIN)
+                .env_remove("DATABASE_URL")
+                .arg("--database-url")
+                .arg(nowhere)
+                .args(&args),
+        )
+        .await;
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("cannot connect"), "{args:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn status_writes_year_5_as_0005() {
+    let db = server().await.fresh_db("cli_year5").await;
+    let holder = db.connect().await;
+    let g = MonthLock::new(ym("0005-03"))
+        .acquire(&holder)
+        .await
+        .unwrap();
+    let out = output(cli(&db).arg("status")).await;
+    let table = text(&out.stdout);
+    assert!(table.lines().any(|l| l.starts_with("0005-03 ")), "{table}");
+    g.release().await.unwrap();
+}

@@ -655,3 +655,55 @@ async fn only_this_crates_own_objects_mean_the_extension_is_missing() {
     assert!(matches!(e, Error::Database(_)), "{e:?}");
     g.release().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_release_in_a_failed_transaction_block_still_releases() {
+    let db = server().await.fresh_db("release_25p02").await;
+    let (a, observer) = (db.connect().await, db.connect().await);
+    let m = ym("2025-11");
+    let g = MonthLock::new(m).acquire(&a).await.unwrap();
+    a.batch_execute("BEGIN").await.unwrap();
+    let e = a.batch_execute("SELECT 1/0").await.unwrap_err();
+    assert_eq!(e.code(), Some(&SqlState::DIVISION_BY_ZERO));
+    g.release()
+        .await
+        .expect("released after ending the aborted transaction");
+    assert!(!is_locked_elsewhere(&observer, m).await);
+    assert!(!a.held(m).await.unwrap());
+
+    // The same through an owned (pooled) handle: the connection goes back without the month.
+    let owned = Arc::new(db.connect().await);
+    let g = MonthLock::new(m).acquire(owned.clone()).await.unwrap();
+    owned.batch_execute("BEGIN; SELECT 1/0").await.unwrap_err();
+    g.release().await.unwrap();
+    assert!(!owned.held(m).await.unwrap());
+    assert!(!is_locked_elsewhere(&observer, m).await);
+}
+
+#[tokio::test]
+async fn an_outdated_extension_is_told_apart_from_a_missing_one() {
+    // 0.1.0 has no fencing tokens and no sets; decided by SQLSTATE and pg_extension.
+    let db = server().await.bare_db("oldext").await;
+    let a = db.connect().await;
+    a.batch_execute("CREATE EXTENSION month_lock VERSION '0.1.0'")
+        .await
+        .unwrap();
+    let g = MonthLock::new(ym("2024-03")).acquire(&a).await.unwrap();
+    match g.token().await {
+        Err(Error::ExtensionOutdated { installed, .. }) => assert_eq!(installed, "0.1.0"),
+        other => panic!("expected ExtensionOutdated, got {other:?}"),
+    }
+    g.release().await.unwrap();
+    let e = MonthLock::range(ym("2024-01"), ym("2024-02"))
+        .acquire(&a)
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .into_error();
+    assert!(matches!(e, Error::ExtensionOutdated { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("ALTER EXTENSION month_lock UPDATE"),
+        "{e}"
+    );
+    assert_eq!(e.sqlstate(), Some(&SqlState::UNDEFINED_FUNCTION));
+}

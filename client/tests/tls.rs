@@ -31,7 +31,10 @@ fn write(path: &Path, text: &str) {
 
 /// CA `ca.crt`, server `server.crt`/`server.key` for `db.test`, unrelated CA `other-ca.crt`.
 fn make_certificates() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("month_lock_tls_{}", std::process::id()));
+    // One directory per server: tests run in parallel.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("month_lock_tls_{}_{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     write(
@@ -314,4 +317,77 @@ async fn tls_modes_connect_verify_and_fail_with_the_tls_layers_message() {
     let (code, ssl, err) = run_and_check_tls(&tls, cmd, "2024-06", "tls-off").await;
     assert_eq!(code, Some(0), "{err}");
     assert!(!ssl);
+}
+
+/// A rustls connector trusting the test CA, as `Config::connect` takes it.
+fn rustls_connector(tls: &Tls) -> tokio_postgres_rustls::MakeRustlsConnect {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(tls.certs.join("ca.crt")).unwrap()
+    {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+#[tokio::test]
+async fn a_dropped_wait_is_cancelled_over_tls() {
+    use month_lock_client::{CancelTls, MonthLock};
+    let tls = tls_server().await;
+    let mut admin = tls.server.admin_config().clone();
+    admin.dbname(&tls.db);
+    let holder = connect_config(&admin).await;
+    let m: YearMonth = "2026-01".parse().unwrap();
+    let hold = MonthLock::new(m).acquire(&holder).await.unwrap();
+
+    let connector = rustls_connector(&tls);
+    let config: tokio_postgres::Config = format!("{} sslmode=require", tls.by_name())
+        .parse()
+        .unwrap();
+    let (client, connection) = config.connect(connector.clone()).await.unwrap();
+    tokio::spawn(connection);
+    let ssl: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the connection uses TLS");
+
+    // With the connection's TLS connector the cancel request goes out: the wait ends at once.
+    let request = MonthLock::new(m).cancel_tls(CancelTls::new(connector));
+    let dropped = tokio::time::timeout(Duration::from_millis(200), request.acquire(&client)).await;
+    assert!(dropped.is_err(), "still waiting when dropped");
+    let start = Instant::now();
+    assert!(!client.held(m).await.unwrap());
+    let took = start.elapsed();
+    println!("TLS connection free again {took:?} after the dropped wait");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+
+    // Without it (the default, no TLS) the server refuses the cancel request: the connection
+    // stays blocked until the month is granted, and the grant is then released.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(200),
+        MonthLock::new(m).acquire(&client),
+    )
+    .await;
+    assert!(dropped.is_err());
+    let blocked = tokio::time::timeout(Duration::from_secs(1), client.held(m)).await;
+    assert!(
+        blocked.is_err(),
+        "a cancel without TLS cannot reach a TLS-only connection"
+    );
+    hold.release().await.unwrap();
+    assert!(
+        !client.held(m).await.unwrap(),
+        "the late grant was released"
+    );
 }

@@ -43,11 +43,15 @@ pub fn settings(
         })?
     };
     if config.get_ports().is_empty() {
-        if let Some(port) = env("PGPORT") {
-            let port: u16 = port
-                .parse()
-                .map_err(|_| format!("invalid PGPORT {port:?}"))?;
-            config.port(port);
+        // One port, or one per host (comma-separated), as libpq takes it.
+        if let Some(ports) = env("PGPORT") {
+            for port in ports.split(',') {
+                let port: u16 = port
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("invalid PGPORT {ports:?}"))?;
+                config.port(port);
+            }
         }
     }
     if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
@@ -93,8 +97,10 @@ pub fn settings(
         }
     }
     config.application_name(env("PGAPPNAME").as_deref().unwrap_or(APPLICATION_NAME));
-    // A dead peer is noticed in about a minute instead of the kernel's two hours.
+    // A dead peer is noticed in about a minute instead of the kernel's two hours, also while a
+    // heartbeat waits unanswered (data not acknowledged within the user timeout).
     config.keepalives_idle(Duration::from_secs(30));
+    config.tcp_user_timeout(Duration::from_secs(30));
 
     let mode = match url_sslmode.or_else(|| env("PGSSLMODE")) {
         Some(m) => m.parse::<SslMode>()?,
@@ -110,6 +116,14 @@ pub fn settings(
             explicit: false,
         }),
     };
+    // libpq uses no TLS on Unix sockets, whatever sslmode says.
+    let all_sockets = !config.get_hosts().is_empty()
+        && config.get_hostaddrs().is_empty()
+        && config
+            .get_hosts()
+            .iter()
+            .all(|h| matches!(h, Host::Unix(_)));
+    let mode = if all_sockets { SslMode::Disable } else { mode };
     let tls = TlsSettings { mode, root_cert };
     config.ssl_mode(tls.driver_mode());
     Ok(Settings { config, tls })
@@ -149,16 +163,66 @@ fn split_tls_params(url: &str) -> (String, Option<String>, Option<String>) {
             None => url.to_owned(),
         }
     } else {
-        url.split_whitespace()
-            .filter(|token| {
-                token
-                    .split_once('=')
-                    .is_none_or(|(k, v)| !take(k, v.trim_matches('\'').to_owned()))
-            })
+        conninfo_pairs(url)
+            .into_iter()
+            .filter(|(key, value, _)| !take(key, value.clone()))
+            .map(|(_, _, raw)| raw)
             .collect::<Vec<_>>()
             .join(" ")
     };
     (rest, sslmode, rootcert)
+}
+
+/// The `key = value` pairs of a libpq connection string: values in single quotes may hold
+/// spaces, `\'` and `\\` escape; each pair comes with its original text.
+fn conninfo_pairs(s: &str) -> Vec<(String, String, String)> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut pairs = Vec::new();
+    let mut i = 0;
+    let skip_space = |i: &mut usize| {
+        while *i < chars.len() && chars[*i].is_whitespace() {
+            *i += 1;
+        }
+    };
+    loop {
+        skip_space(&mut i);
+        if i >= chars.len() {
+            return pairs;
+        }
+        let start = i;
+        let mut key = String::new();
+        while i < chars.len() && chars[i] != '=' && !chars[i].is_whitespace() {
+            key.push(chars[i]);
+            i += 1;
+        }
+        skip_space(&mut i);
+        if i < chars.len() && chars[i] == '=' {
+            i += 1;
+        }
+        skip_space(&mut i);
+        let mut value = String::new();
+        if i < chars.len() && chars[i] == '\'' {
+            i += 1;
+            while i < chars.len() && chars[i] != '\'' {
+                if chars[i] == '\\' && i + 1 < chars.len() {
+                    i += 1;
+                }
+                value.push(chars[i]);
+                i += 1;
+            }
+            i += 1; // the closing quote
+        } else {
+            while i < chars.len() && !chars[i].is_whitespace() {
+                if chars[i] == '\\' && i + 1 < chars.len() {
+                    i += 1;
+                }
+                value.push(chars[i]);
+                i += 1;
+            }
+        }
+        let raw: String = chars[start..i.min(chars.len())].iter().collect();
+        pairs.push((key, value, raw));
+    }
 }
 
 fn percent_decode(s: &str) -> String {
@@ -213,8 +277,24 @@ fn password_from_file(
         );
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read password file \"{}\": {e}", path.display()))?;
+    // As libpq: a password file that cannot be read is skipped, not fatal.
+    let text = match std::fs::read(&path).map(String::from_utf8) {
+        Ok(Ok(text)) => text,
+        Ok(Err(_)) => {
+            eprintln!(
+                "month-lock: WARNING: password file \"{}\" is not UTF-8; ignored",
+                path.display()
+            );
+            return Ok(None);
+        }
+        Err(e) => {
+            eprintln!(
+                "month-lock: WARNING: cannot read password file \"{}\": {e}; ignored",
+                path.display()
+            );
+            return Ok(None);
+        }
+    };
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(h)) => h.clone(),
         _ => "localhost".to_owned(),
@@ -236,7 +316,7 @@ fn password_from_file(
 /// The password of the first line of a `.pgpass` text matching host, port, database, user.
 fn pgpass_lookup(text: &str, wanted: [&str; 4]) -> Option<String> {
     text.lines()
-        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
         .find_map(|line| {
             let fields = split_pgpass_line(line);
             if fields.len() < 5 {
@@ -246,7 +326,8 @@ fn pgpass_lookup(text: &str, wanted: [&str; 4]) -> Option<String> {
                 .iter()
                 .zip(wanted)
                 .all(|(field, want)| field == "*" || field == want);
-            matches.then(|| fields[4..].join(":"))
+            // The password ends at the next unescaped `:`, as in libpq.
+            matches.then(|| fields[4].clone())
         })
 }
 
@@ -255,7 +336,11 @@ fn split_pgpass_line(line: &str) -> Vec<String> {
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => fields.last_mut().unwrap().extend(chars.next()),
+            // A backslash escapes the next character; a trailing one stays itself.
+            '\\' => fields
+                .last_mut()
+                .unwrap()
+                .push(chars.next().unwrap_or('\\')),
             ':' => fields.push(String::new()),
             c => fields.last_mut().unwrap().push(c),
         }
@@ -399,5 +484,77 @@ mod tests {
             .config;
         assert_eq!(c.get_password(), None, "ignored: readable by others");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn pgpass_password_ends_at_an_unescaped_colon_and_keeps_a_trailing_backslash() {
+        // libpq's passwordFromFile: the password field ends at the next unescaped ':'.
+        assert_eq!(
+            pgpass_lookup("h:5432:d:u:pass:extra\n", ["h", "5432", "d", "u"]).as_deref(),
+            Some("pass")
+        );
+        assert_eq!(
+            pgpass_lookup("h:5432:d:u:pw\\\n", ["h", "5432", "d", "u"]).as_deref(),
+            Some("pw\\")
+        );
+        // Only a '#' in the first column starts a comment.
+        assert_eq!(
+            pgpass_lookup(" #h:5432:d:u:x\n", [" #h", "5432", "d", "u"]).as_deref(),
+            Some("x")
+        );
+    }
+
+    #[test]
+    fn a_pgpass_that_is_not_utf8_is_ignored_not_fatal() {
+        let dir = std::env::temp_dir().join(format!("ml_pgpass_bin_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pgpass");
+        std::fs::write(&file, b"127.0.0.1:5999:app:alice:\xff\xfe\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = env_of(&[("PGPASSFILE", file.to_str().unwrap())]);
+        let c = settings(Some("postgres://alice@127.0.0.1:5999/app"), &env)
+            .expect("not fatal")
+            .config;
+        assert_eq!(c.get_password(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn unix_sockets_use_no_tls_whatever_sslmode_says() {
+        let none = env_of(&[]);
+        let s = settings(
+            Some("host=/var/run/postgresql sslmode=require dbname=x"),
+            &none,
+        )
+        .unwrap();
+        assert_eq!(s.tls.mode, SslMode::Disable);
+        let env = env_of(&[("PGHOST", "/tmp"), ("PGSSLMODE", "verify-full")]);
+        assert_eq!(settings(None, &env).unwrap().tls.mode, SslMode::Disable);
+        let env = env_of(&[("PGHOST", "db.example"), ("PGSSLMODE", "require")]);
+        assert_eq!(settings(None, &env).unwrap().tls.mode, SslMode::Require);
+    }
+
+    #[test]
+    fn pgport_may_list_a_port_per_host() {
+        let env = env_of(&[("PGHOST", "a,b"), ("PGPORT", "5432,5433")]);
+        assert_eq!(
+            settings(None, &env).unwrap().config.get_ports(),
+            [5432, 5433]
+        );
+        let env = env_of(&[("PGPORT", "5432,x")]);
+        assert!(settings(None, &env).is_err());
+    }
+
+    #[test]
+    fn quoted_values_keep_their_spaces() {
+        let none = env_of(&[]);
+        let s = settings(
+            Some("host=h password='a  b' sslmode='require' application_name = 'it\\'s'"),
+            &none,
+        )
+        .unwrap();
+        assert_eq!(s.config.get_password(), Some(&b"a  b"[..]));
+        assert_eq!(s.tls.mode, SslMode::Require);
+        assert_eq!(s.config.get_hosts(), [Host::Tcp("h".into())]);
     }
 }

@@ -6,6 +6,7 @@
 mod conn;
 mod months;
 mod tls;
+mod watchdog;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -15,10 +16,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use month_lock_client::tokio_postgres::Client;
 use month_lock_client::{
-    error_chain, Error, Heartbeat, LockMode, MonthLock, MonthLockExt, MonthLockGuard,
+    error_chain, Error, Heartbeat, LockMode, LostReason, MonthLock, MonthLockExt, MonthLockGuard,
     MonthLockInfo, YearMonth,
 };
-use rustix::process::{kill_process, Pid, Signal};
+use rustix::process::Signal;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Exit codes of `run`.
@@ -34,8 +35,9 @@ Exit codes:
   run     CMD's exit code when CMD ends on its own (128+N if CMD was killed by signal N)
           75  the month (every month of a range) was not acquired within --timeout, or with
               --any no month was free (EX_TEMPFAIL); CMD did not run
-          70  the lock was lost while CMD ran: CMD got SIGTERM, then SIGKILL after --grace
-              (also when the lock is found lost as CMD ends)
+          70  the lock was lost while CMD ran: CMD's process group got SIGTERM, then SIGKILL
+              after --grace (also when the lock is found lost as CMD ends, or the release
+              is not answered within 10 s)
           69  cannot connect, database error, or the extension is missing; CMD did not run
           126 CMD cannot be executed, 127 CMD not found
   status  0 ok, 2 error
@@ -71,8 +73,17 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Hold MONTHS while CMD runs: stdin/stdout/stderr pass through, SIGINT/SIGTERM/SIGHUP are
-    /// forwarded to CMD, and month-lock exits with CMD's exit code.
+    /// Hold MONTHS while CMD runs: stdin/stdout/stderr pass through, SIGINT, SIGTERM, SIGHUP,
+    /// SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to CMD's process group, and month-lock exits
+    /// with CMD's exit code.
+    ///
+    /// CMD runs in a process group of its own, with everything it starts (unless a process
+    /// moves itself out): a lost lock stops the whole group, and Ctrl-C reaches CMD once (through
+    /// month-lock). A watchdog process kills the group if month-lock dies in any way (SIGKILL,
+    /// OOM), and whatever CMD leaves running in its group is killed when CMD ends, before the
+    /// lock is released. The release has 10 s to be answered; a signal then makes month-lock
+    /// exit at once (closing the connection ends the session, which releases the lock). Being
+    /// in a background process group, CMD cannot read from the terminal.
     ///
     /// MONTHS is one month (2024-03), a range (2024-01..2024-03) or a comma-separated list of
     /// both (2024-01,2024-04..2024-06). Several months are taken all or nothing (each waits in
@@ -109,7 +120,8 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "10s", value_name = "DURATION")]
         grace: Duration,
         /// How often to check that the lock (every month held) is still held while CMD runs.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "1s", value_name = "DURATION")]
+        /// Between 100ms and 1h.
+        #[arg(long, value_parser = parse_heartbeat, default_value = "1s", value_name = "DURATION")]
         heartbeat: Duration,
         /// The command and its arguments (after `--`).
         #[arg(
@@ -141,6 +153,12 @@ enum Command {
 }
 
 fn main() {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == watchdog::ARG)
+    {
+        watchdog::watch();
+    }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -153,6 +171,21 @@ fn main() {
 }
 
 async fn async_main(cli: Cli) -> i32 {
+    // Usage errors clap cannot see, before connecting.
+    if let Command::Run {
+        months,
+        shared: true,
+        ..
+    } = &cli.command
+    {
+        if months.0.len() > 1 {
+            eprintln!(
+                "month-lock: --shared takes one month, not {}",
+                months::format(&months.0)
+            );
+            return 2;
+        }
+    }
     let error_code = match cli.command {
         Command::Run { .. } => EX_UNAVAILABLE,
         _ => 2,
@@ -178,12 +211,6 @@ async fn async_main(cli: Cli) -> i32 {
                 MonthLock::any_of(months.0)
             } else if let [one] = months.0[..] {
                 MonthLock::new(one).wait(timeout)
-            } else if shared {
-                eprintln!(
-                    "month-lock: --shared takes one month, not {}",
-                    months::format(&months.0)
-                );
-                return 2;
             } else {
                 MonthLock::set(months.0).wait(timeout)
             };
@@ -216,6 +243,16 @@ async fn connect(url: Option<&str>) -> Result<Client, String> {
     Ok(client)
 }
 
+/// `--heartbeat`: a check is a statement on the server; more than ten a second is a storm,
+/// less than one an hour is no watch.
+fn parse_heartbeat(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        return Err("must be between 100ms and 1h".into());
+    }
+    Ok(d)
+}
+
 /// The MONTHS argument of `run`.
 #[derive(Clone, Debug)]
 struct Months(Vec<YearMonth>);
@@ -234,7 +271,7 @@ async fn holders(client: &Client, months: &[YearMonth]) -> Vec<String> {
             let pid = r.pid.map_or("?".to_string(), |p| p.to_string());
             let app = r.application_name.as_deref().unwrap_or("?");
             let month = if months.len() > 1 {
-                format!("{}-{:02}: ", r.year, r.month)
+                format!("{}: ", month_of(r))
             } else {
                 String::new()
             };
@@ -257,13 +294,6 @@ fn exit_code(status: ExitStatus) -> i32 {
         .code()
         .or_else(|| status.signal().map(|s| 128 + s))
         .unwrap_or(1)
-}
-
-/// Signal CMD. Its pid cannot have been reused: CMD is not reaped until we wait for it.
-fn send_signal(pid: Option<u32>, sig: Signal) {
-    if let Some(pid) = pid.and_then(|p| Pid::from_raw(p as i32)) {
-        let _ = kill_process(pid, sig);
-    }
 }
 
 async fn run(
@@ -353,7 +383,7 @@ async fn environment(
                 env.push(("MONTH_LOCK_TOKEN", max.to_string()));
                 env.push(("MONTH_LOCK_TOKENS", each.join(",")));
             }
-            Err(Error::ExtensionMissing { .. }) => eprintln!(
+            Err(Error::ExtensionMissing { .. } | Error::ExtensionOutdated { .. }) => eprintln!(
                 "month-lock: warning: this database's month_lock has no fencing tokens \
                  (ALTER EXTENSION month_lock UPDATE); MONTH_LOCK_TOKEN is not set"
             ),
@@ -362,6 +392,10 @@ async fn environment(
     }
     Ok(env)
 }
+
+/// The longest wait for the release after CMD ended; then month-lock exits, and closing the
+/// connection ends the session (the server releases what it holds).
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn run_holding(
     guard: MonthLockGuard<&Client>,
@@ -372,16 +406,26 @@ async fn run_holding(
     let ym = months::format(guard.months());
     let shown = display_command(&command);
     // Registered before CMD starts, so that no signal is missed (or kills us instead).
-    let (Ok(mut sigint), Ok(mut sigterm), Ok(mut sighup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        eprintln!("month-lock: cannot install signal handlers");
-        return EX_UNAVAILABLE;
+    let mut signals = Vec::new();
+    for kind in watchdog::FORWARDED {
+        match signal(kind) {
+            Ok(s) => signals.push((kind, s)),
+            Err(_) => {
+                eprintln!("month-lock: cannot install signal handlers");
+                return EX_UNAVAILABLE;
+            }
+        }
+    }
+    let mut watchdog = match watchdog::Watchdog::start() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("month-lock: cannot start the watchdog for {shown}: {e}");
+            let _ = release_in_time(guard).await;
+            return EX_UNAVAILABLE;
+        }
     };
     let mut cmd = tokio::process::Command::new(&command[0]);
-    cmd.args(&command[1..]);
+    cmd.args(&command[1..]).process_group(watchdog.group());
     for name in ENV_NAMES {
         cmd.env_remove(name);
     }
@@ -390,7 +434,8 @@ async fn run_holding(
         Ok(child) => child,
         Err(e) => {
             eprintln!("month-lock: cannot run {shown}: {e}");
-            let _ = guard.release().await;
+            watchdog.finish().await;
+            let _ = release_in_time(guard).await;
             return if e.kind() == std::io::ErrorKind::NotFound {
                 EX_NOT_FOUND
             } else {
@@ -398,25 +443,37 @@ async fn run_holding(
             };
         }
     };
-    let pid = child.id();
     let status = {
         let lost = guard.lost();
         tokio::pin!(lost);
         loop {
+            let forwarded = next_signal(&mut signals);
             tokio::select! {
                 biased;
                 status = child.wait() => break Ok(status),
-                _ = sigint.recv() => send_signal(pid, Signal::INT),
-                _ = sigterm.recv() => send_signal(pid, Signal::TERM),
-                _ = sighup.recv() => send_signal(pid, Signal::HUP),
-                reason = &mut lost => break Err(reason),
+                kind = forwarded => watchdog.signal(to_signal(kind)),
+                reason = &mut lost => break Err(Some(reason)),
+                _ = watchdog.exited() => break Err(None),
             }
         }
     };
     match status {
         Ok(Ok(status)) => {
             let code = exit_code(status);
-            match guard.release().await {
+            // What CMD left running in its group goes before the lock does.
+            watchdog.finish().await;
+            let release = release_in_time(guard);
+            tokio::pin!(release);
+            let outcome = tokio::select! {
+                outcome = &mut release => outcome,
+                kind = next_signal(&mut signals) => {
+                    eprintln!(
+                        "month-lock: interrupted while releasing {ym}; exiting (the server releases it as the connection closes)"
+                    );
+                    return 128 + to_signal(kind).as_raw();
+                }
+            };
+            match outcome {
                 Ok(()) => code,
                 Err(Error::LockLost { reason, .. }) => {
                     eprintln!(
@@ -425,27 +482,69 @@ async fn run_holding(
                     EX_SOFTWARE_LOCK_LOST
                 }
                 Err(e) => {
-                    eprintln!("month-lock: releasing {ym}: {e}");
+                    eprintln!(
+                        "month-lock: releasing {ym}: {e}; exiting (the server releases it as the connection closes)"
+                    );
                     code
                 }
             }
         }
         Ok(Err(e)) => {
             eprintln!("month-lock: waiting for {shown}: {e}");
+            watchdog.signal(Signal::KILL);
+            watchdog.finish().await;
             EX_UNAVAILABLE
         }
         Err(reason) => {
+            let why = match reason {
+                Some(reason) => format!("lost the lock on {ym} ({reason})"),
+                None => format!("the watchdog of {shown} was killed; {ym} is released"),
+            };
             eprintln!(
-                "month-lock: lost the lock on {ym} ({reason}); stopping {shown} (SIGTERM, SIGKILL after {})",
+                "month-lock: {why}; stopping {shown} and its process group (SIGTERM, SIGKILL after {})",
                 humantime::format_duration(grace)
             );
-            send_signal(pid, Signal::TERM);
+            watchdog.signal(Signal::TERM);
             if tokio::time::timeout(grace, child.wait()).await.is_err() {
-                let _ = child.kill().await;
+                watchdog.signal(Signal::KILL);
+                let _ = child.wait().await;
             }
+            watchdog.finish().await;
             EX_SOFTWARE_LOCK_LOST
         }
     }
+}
+
+/// Release within [`RELEASE_TIMEOUT`]; no answer by then counts as a lost lock (the server
+/// is unresponsive, exclusivity cannot be vouched for).
+async fn release_in_time(guard: MonthLockGuard<&Client>) -> Result<(), Error> {
+    let ym = guard.year_month();
+    match tokio::time::timeout(RELEASE_TIMEOUT, guard.release()).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(Error::LockLost {
+            ym,
+            reason: LostReason::Unresponsive {
+                after: RELEASE_TIMEOUT,
+            },
+        }),
+    }
+}
+
+/// The next of the forwarded signals to arrive.
+async fn next_signal(signals: &mut [(SignalKind, tokio::signal::unix::Signal)]) -> SignalKind {
+    std::future::poll_fn(|cx| {
+        for (kind, s) in signals.iter_mut() {
+            if s.poll_recv(cx).is_ready() {
+                return std::task::Poll::Ready(*kind);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+fn to_signal(kind: SignalKind) -> Signal {
+    Signal::from_named_raw(kind.as_raw_value()).unwrap_or(Signal::TERM)
 }
 
 async fn status(client: &Client, json: bool) -> Result<i32, Error> {
@@ -460,6 +559,24 @@ async fn status(client: &Client, json: bool) -> Result<i32, Error> {
     }
     let _ = out.write_all(table(&rows).as_bytes());
     Ok(0)
+}
+
+/// A row's month as everywhere else: `0005-03`.
+fn month_of(r: &MonthLockInfo) -> String {
+    r.year_month()
+        .map(|m| m.to_string())
+        .unwrap_or_else(|| format!("{:04}-{:02}", r.year, r.month))
+}
+
+/// A row's client: its address; `local` for a Unix-socket client; `hidden` when the view hides
+/// another role's session (then `backend_start` is hidden too).
+fn client_of(r: &MonthLockInfo) -> String {
+    match (r.client_addr, r.pid, r.backend_start) {
+        (Some(addr), _, _) => addr.to_string(),
+        (None, None, _) => String::new(),
+        (None, Some(_), Some(_)) => "local".into(),
+        (None, Some(_), None) => "hidden".into(),
+    }
 }
 
 fn table(rows: &[MonthLockInfo]) -> String {
@@ -482,19 +599,13 @@ fn table(rows: &[MonthLockInfo]) -> String {
     .map(String::from)];
     for r in rows {
         lines.push([
-            format!("{}-{:02}", r.year, r.month),
+            month_of(r),
             r.mode.to_string(),
             if r.granted { "held" } else { "waiting" }.to_string(),
             r.pid.map(|p| p.to_string()).unwrap_or_default(),
             opt(&r.application_name),
             opt(&r.usename),
-            r.client_addr.map(|a| a.to_string()).unwrap_or_else(|| {
-                if r.pid.is_some() {
-                    "local".into()
-                } else {
-                    String::new()
-                }
-            }),
+            client_of(r),
             time(&r.waiting_since),
             time(&r.backend_start),
         ]);
@@ -538,6 +649,40 @@ async fn check(client: &Client, ym: YearMonth) -> Result<i32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(year: i32, addr: Option<&str>, start: bool) -> MonthLockInfo {
+        serde_json::from_value(serde_json::json!({
+            "year": year, "month": 3,
+            "month_start": format!("{year:04}-03-01"),
+            "mode": "exclusive", "granted": true, "pid": 42,
+            "waiting_since": null, "application_name": "a", "usename": "u",
+            "client_addr": addr,
+            "backend_start": if start { Some("2024-01-01T00:00:00Z") } else { None },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn status_writes_four_digit_years_and_tells_local_from_hidden_clients() {
+        let text = table(&[
+            row(5, None, true),
+            row(2024, Some("10.0.0.7"), true),
+            row(2025, None, false),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].starts_with("0005-03 "), "{text}");
+        assert!(lines[1].contains(" local "), "{text}");
+        assert!(lines[2].contains(" 10.0.0.7 "), "{text}");
+        assert!(lines[3].contains(" hidden"), "{text}");
+    }
+
+    #[test]
+    fn heartbeat_is_bounded() {
+        assert!(parse_heartbeat("0").is_err());
+        assert!(parse_heartbeat("10ms").is_err());
+        assert!(parse_heartbeat("2h").is_err());
+        assert_eq!(parse_heartbeat("250ms"), Ok(Duration::from_millis(250)));
+    }
 
     #[test]
     fn exit_status_of_a_signalled_child_is_128_plus_n() {

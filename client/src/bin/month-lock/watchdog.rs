@@ -1,0 +1,110 @@
+//! CMD's process group and the watchdog that kills it when `month-lock` is gone.
+//!
+//! `run` starts a watchdog first: this same program with the argument [`ARG`], as the leader
+//! of a new process group, reading a pipe from `month-lock`. CMD then joins that group, and
+//! everything CMD starts stays in it unless it moves itself out. When the pipe closes, because
+//! `month-lock` closed it (CMD ended) or because `month-lock` died in any way (SIGKILL, OOM
+//! killer, a crash), the watchdog kills the whole group with SIGKILL, itself included: no
+//! process of CMD runs on once the lock can be gone.
+//!
+//! The watchdog outlives signals sent to the group (it handles and ignores the ones
+//! `month-lock` forwards), so a forwarded SIGTERM reaches CMD and its children but leaves the
+//! watchdog in place. Being in its own group, CMD does not get the terminal's SIGINT (Ctrl-C)
+//! directly: `month-lock` forwards it once.
+
+use std::io::Read;
+use std::process::Stdio;
+
+use rustix::process::{kill_process_group, Pid, Signal};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// The argument that makes this program a watchdog.
+pub const ARG: &str = "__month-lock-watchdog";
+
+/// The signals `month-lock` forwards to CMD's group (and the watchdog ignores).
+pub const FORWARDED: [SignalKind; 6] = [
+    SignalKind::interrupt(),
+    SignalKind::terminate(),
+    SignalKind::hangup(),
+    SignalKind::quit(),
+    SignalKind::user_defined1(),
+    SignalKind::user_defined2(),
+];
+
+/// A running watchdog: its group is CMD's group.
+pub struct Watchdog {
+    child: Child,
+    /// Closing it tells the watchdog to kill the group.
+    pipe: Option<ChildStdin>,
+    group: Pid,
+}
+
+impl Watchdog {
+    /// Start the watchdog as the leader of a new process group.
+    pub fn start() -> std::io::Result<Watchdog> {
+        // /proc/self/exe: this very program, also if its file was replaced since it started.
+        let mut child = Command::new("/proc/self/exe")
+            .arg(ARG)
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .kill_on_drop(false)
+            .spawn()?;
+        let pipe = child.stdin.take();
+        let group = child
+            .id()
+            .and_then(|id| Pid::from_raw(id as i32))
+            .ok_or_else(|| std::io::Error::other("the watchdog exited at once"))?;
+        Ok(Watchdog { child, pipe, group })
+    }
+
+    /// The process group CMD joins (`Command::process_group`).
+    pub fn group(&self) -> i32 {
+        self.group.as_raw_nonzero().get()
+    }
+
+    /// Send `sig` to every process of CMD's group (the watchdog ignores the forwarded ones).
+    pub fn signal(&self, sig: Signal) {
+        let _ = kill_process_group(self.group, sig);
+    }
+
+    /// Resolves if the watchdog exits while it should be watching (someone killed it).
+    pub async fn exited(&mut self) {
+        let _ = self.child.wait().await;
+    }
+
+    /// Kill whatever is left of CMD's group and wait until the watchdog is gone.
+    pub async fn finish(mut self) {
+        self.pipe = None; // EOF: the watchdog kills the group, itself included
+        let _ = self.child.wait().await;
+    }
+}
+
+/// The watchdog's own main: ignore forwarded signals, wait for the pipe to close, kill the
+/// group. Never returns.
+pub fn watch() -> ! {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let mut handlers = Vec::new();
+        for kind in FORWARDED {
+            if let Ok(s) = signal(kind) {
+                handlers.push(s);
+            }
+        }
+        for mut s in handlers {
+            tokio::spawn(async move { while s.recv().await.is_some() {} });
+        }
+        // Blocking read on a thread of its own: returns at EOF (or on any byte).
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut byte = [0u8; 1];
+            let _ = std::io::stdin().read(&mut byte);
+        })
+        .await;
+    });
+    let _ = rustix::process::kill_current_process_group(Signal::KILL);
+    std::process::exit(0);
+}

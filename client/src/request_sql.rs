@@ -1,0 +1,219 @@
+//! The text of a session-scope acquisition and of the clean-up a dropped one queues.
+//!
+//! An acquisition goes out as one simple-protocol query string (its future resolves to a stream
+//! on the first poll, and that stream can outlive the future: see `pending`). Only integers,
+//! ISO dates and this crate's own request ids are spliced into the text, never user input.
+//!
+//! Request-scoped markers: when the acquisition takes a month it records, in the same
+//! statement, its request id in the session setting `month_lock_client.mYYYYMM` of that month;
+//! when it completes at all it records the id in `month_lock_client.done`. A request that
+//! fails rolls both back, together with its grant (the extension undoes a session lock granted
+//! in a failed request). So the clean-up of a dropped acquisition releases a month only if
+//! that very request took it: never a month another guard on the same session holds, never a
+//! month a later request took.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::{LockMode, YearMonth};
+
+/// Prefix of the session settings used as markers (a prefix no extension reserves).
+const PREFIX: &str = "month_lock_client";
+
+/// A response larger than the server's 8 KiB send buffer, twice: the server flushes the first
+/// row before the wait starts, so its arrival tells the client the request is executing.
+pub(crate) const START_SIGNAL: &str = "SELECT repeat(' ', 8192) FROM generate_series(1, 2)";
+
+/// A request id unique within this process (a session belongs to one process).
+pub(crate) fn new_request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "{:x}-{:x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The marker setting of one month.
+fn marker(ym: YearMonth) -> String {
+    format!("{PREFIX}.m{:04}{:02}", ym.year(), ym.month())
+}
+
+/// The months as an SQL `date[]` literal of first days.
+fn date_array(months: &[YearMonth]) -> String {
+    let dates: Vec<String> = months.iter().map(|m| m.first_day().to_string()).collect();
+    format!("'{{{}}}'::pg_catalog.date[]", dates.join(","))
+}
+
+/// The setting name of each month of a `date[]` element `d`, in SQL.
+fn marker_of_date(d: &str) -> String {
+    format!("'{PREFIX}.m' || pg_catalog.to_char({d}, 'YYYYMM')")
+}
+
+/// What the acquiring statement asks for.
+pub(crate) enum Ask<'a> {
+    /// One month, waiting without limit (`None`) or up to a timeout in ms.
+    One {
+        ym: YearMonth,
+        mode: LockMode,
+        timeout_ms: Option<i32>,
+    },
+    /// Every month, all or nothing, within a timeout in ms.
+    All {
+        months: &'a [YearMonth],
+        timeout_ms: i32,
+    },
+    /// The first free month.
+    Any { months: &'a [YearMonth] },
+}
+
+/// The acquiring statement: one row. For `One`: `took` (`t`, `f`, or NULL when the session
+/// holds the month already). For `All`: the earliest month already held (`YYYY-MM`, NULL if
+/// none) and `took`. For `Any`: the month already held, and the month claimed (`YYYY-MM` or
+/// NULL). Preceded by [`START_SIGNAL`] when `signal_start`.
+pub(crate) fn acquire(ask: &Ask<'_>, id: &str, signal_start: bool) -> String {
+    let done = format!("pg_catalog.set_config('{PREFIX}.done', '{id}', false)");
+    let held_of = |arr: &str| {
+        format!(
+            "h AS MATERIALIZED (SELECT min(d) AS held FROM pg_catalog.unnest({arr}) AS d \
+             WHERE month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4))"
+        )
+    };
+    let body = match *ask {
+        Ask::One {
+            ym,
+            mode,
+            timeout_ms,
+        } => {
+            let (y, m) = (ym.year(), ym.month());
+            let take = match (mode, timeout_ms) {
+                (LockMode::Exclusive, Some(ms)) => format!("month_lock_try({y}, {m}, {ms})"),
+                (LockMode::Shared, Some(ms)) => format!("month_lock_try_shared({y}, {m}, {ms})"),
+                (LockMode::Exclusive, None) => format!("(SELECT true FROM month_lock({y}, {m}))"),
+                (LockMode::Shared, None) => {
+                    format!("(SELECT true FROM month_lock_shared({y}, {m}))")
+                }
+            };
+            format!(
+                "WITH r AS MATERIALIZED (SELECT CASE WHEN month_lock_held({y}, {m}) THEN NULL \
+                 ELSE {take} END AS took) \
+                 SELECT r.took, CASE WHEN r.took THEN pg_catalog.set_config('{}', '{id}', false) END, \
+                 {done} FROM r",
+                marker(ym)
+            )
+        }
+        Ask::All { months, timeout_ms } => {
+            let arr = date_array(months);
+            format!(
+                "WITH {}, \
+                 r AS MATERIALIZED (SELECT h.held, CASE WHEN h.held IS NULL THEN \
+                   month_lock_all({arr}, {timeout_ms}) END AS took FROM h), \
+                 k AS MATERIALIZED (SELECT count(pg_catalog.set_config({}, '{id}', false)) \
+                   FROM r, pg_catalog.unnest({arr}) AS d WHERE r.took) \
+                 SELECT pg_catalog.to_char(r.held, 'YYYY-MM'), r.took, {done} FROM r, k",
+                held_of(&arr),
+                marker_of_date("d")
+            )
+        }
+        Ask::Any { months } => {
+            let arr = date_array(months);
+            format!(
+                "WITH {}, \
+                 r AS MATERIALIZED (SELECT h.held, CASE WHEN h.held IS NULL THEN \
+                   month_lock_claim({arr}) END AS took FROM h) \
+                 SELECT pg_catalog.to_char(r.held, 'YYYY-MM'), pg_catalog.to_char(r.took, 'YYYY-MM'), \
+                 CASE WHEN r.took IS NOT NULL THEN pg_catalog.set_config({}, '{id}', false) END, \
+                 {done} FROM r",
+                held_of(&arr),
+                marker_of_date("r.took")
+            )
+        }
+    };
+    if signal_start {
+        format!("{START_SIGNAL}; {body}")
+    } else {
+        body
+    }
+}
+
+/// The clean-up of a dropped acquisition: release the months request `id` took, nothing else.
+pub(crate) fn release_if_taken(months: &[YearMonth], mode: LockMode, id: &str) -> String {
+    match months {
+        [ym] => {
+            let f = match mode {
+                LockMode::Exclusive => "month_lock_release",
+                LockMode::Shared => "month_lock_release_shared",
+            };
+            format!(
+                "SELECT {f}({}, {}) WHERE pg_catalog.current_setting('{}', true) = '{id}'",
+                ym.year(),
+                ym.month(),
+                marker(*ym)
+            )
+        }
+        _ => format!(
+            "SELECT month_lock_release(pg_catalog.array_agg(d)) FROM pg_catalog.unnest({}) AS d \
+             WHERE pg_catalog.current_setting({}, true) = '{id}' HAVING count(*) > 0",
+            date_array(months),
+            marker_of_date("d")
+        ),
+    }
+}
+
+/// The statement that takes the cancel request of a dropped acquisition. If request `id`
+/// completed (so the cancel did not end it), it waits for that cancel (at most `limit`). Then,
+/// in every case, it waits `echo` more: PostgreSQL signals a backend twice per cancel request
+/// (its process, then its process group), and when the backend has handled the first signal
+/// before the second arrives, the second would cancel whatever runs next. Both are caught here.
+pub(crate) fn absorb_cancel(id: &str, limit: Duration, echo: Duration) -> String {
+    format!(
+        "DO $month_lock_client$ BEGIN \
+           IF pg_catalog.current_setting('{PREFIX}.done', true) = '{id}' THEN \
+             BEGIN PERFORM pg_catalog.pg_sleep({:.3}); \
+             EXCEPTION WHEN query_canceled THEN NULL; END; \
+           END IF; \
+           BEGIN PERFORM pg_catalog.pg_sleep({:.3}); \
+           EXCEPTION WHEN query_canceled THEN NULL; END; \
+         END $month_lock_client$",
+        limit.as_secs_f64(),
+        echo.as_secs_f64()
+    )
+}
+
+/// A `YYYY-MM` answer.
+pub(crate) fn parse_month(text: &str) -> Option<YearMonth> {
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ym(s: &str) -> YearMonth {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn markers_name_the_month_with_four_digit_years() {
+        assert_eq!(marker(ym("0005-03")), "month_lock_client.m000503");
+        assert_eq!(marker(ym("2024-12")), "month_lock_client.m202412");
+    }
+
+    #[test]
+    fn clean_up_is_gated_by_the_request_id() {
+        let sql = release_if_taken(&[ym("2024-03")], LockMode::Exclusive, "1-2");
+        assert_eq!(
+            sql,
+            "SELECT month_lock_release(2024, 3) WHERE \
+             pg_catalog.current_setting('month_lock_client.m202403', true) = '1-2'"
+        );
+        let sql = release_if_taken(&[ym("2024-01"), ym("2024-02")], LockMode::Exclusive, "1-2");
+        assert!(sql.contains("'{2024-01-01,2024-02-01}'::pg_catalog.date[]"));
+        assert!(sql.contains("= '1-2'"));
+    }
+
+    #[test]
+    fn request_ids_differ() {
+        assert_ne!(new_request_id(), new_request_id());
+    }
+}

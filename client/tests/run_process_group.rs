@@ -1,0 +1,342 @@
+//! `month-lock run` keeps CMD's whole process tree under the lock: CMD runs in a process group
+//! of its own, a lost lock and forwarded signals reach the whole group, and if month-lock itself
+//! dies the group is killed.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use month_lock_client::{MonthLockExt, YearMonth};
+use month_lock_tests::{server, TestDb};
+use rustix::process::{Pid, Signal};
+use tokio::process::Command;
+use tokio_postgres::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_month-lock");
+
+/// How soon the processes must be gone.
+const BOUND: Duration = Duration::from_secs(5);
+
+fn ym(s: &str) -> YearMonth {
+    s.parse().unwrap()
+}
+
+fn cli(db: &TestDb) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "DATABASE_URL",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.arg("--database-url").arg(db.url()).kill_on_drop(true);
+    cmd
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("month_lock_pg_{name}_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn wait_for_file(path: &Path) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if s.ends_with('\n') {
+                return s;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn pid(n: i32) -> Pid {
+    Pid::from_raw(n).unwrap()
+}
+
+/// Alive and not a zombie.
+fn running(n: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{n}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits until `n` is gone; returns how long that took (panics after `BOUND`).
+async fn gone_within_bound(n: i32, what: &str) -> Duration {
+    let start = Instant::now();
+    while running(n) {
+        assert!(
+            start.elapsed() < BOUND,
+            "{what} (pid {n}) still running after {BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+async fn holder_pid(observer: &Client, m: YearMonth) -> i32 {
+    let start = Instant::now();
+    loop {
+        let rows = observer.locks().await.unwrap();
+        if let Some(r) = rows.iter().find(|r| r.granted && r.year_month() == Some(m)) {
+            return r.pid.unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "nobody holds {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// CMD: a shell that starts a child of its own, notes both pids, and waits.
+fn tree_script(dir: &Path) -> String {
+    format!(
+        "sleep 1000 & echo $! > {c}; echo $$ > {s}; wait",
+        c = dir.join("child").display(),
+        s = dir.join("shell").display()
+    )
+}
+
+async fn tree_pids(dir: &Path) -> (i32, i32) {
+    let child = wait_for_file(&dir.join("child"))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    let shell = wait_for_file(&dir.join("shell"))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    (shell, child)
+}
+
+#[tokio::test]
+async fn a_lost_lock_stops_cmd_and_the_children_it_started() {
+    let db = server().await.fresh_db("pg_lost").await;
+    let observer = db.connect().await;
+    let dir = scratch_dir("lost");
+    let m = ym("2023-04");
+    let run = cli(&db)
+        .args([
+            "run",
+            "2023-04",
+            "--heartbeat",
+            "200ms",
+            "--grace",
+            "2s",
+            "--",
+        ])
+        .args(["sh", "-c", &tree_script(&dir)])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (shell, child) = tree_pids(&dir).await;
+    assert_eq!(
+        rustix::process::getpgid(Some(pid(child))).unwrap(),
+        rustix::process::getpgid(Some(pid(shell))).unwrap(),
+        "CMD's child is in CMD's group"
+    );
+    assert_ne!(
+        rustix::process::getpgid(Some(pid(shell))).unwrap(),
+        rustix::process::getpgid(Some(pid(run.id().unwrap() as i32))).unwrap(),
+        "CMD has a group of its own"
+    );
+    let backend = holder_pid(&observer, m).await;
+    let start = Instant::now();
+    observer
+        .execute("SELECT pg_terminate_backend($1)", &[&backend])
+        .await
+        .unwrap();
+    let t_child = gone_within_bound(child, "CMD's child").await;
+    gone_within_bound(shell, "CMD").await;
+    let out = tokio::time::timeout(Duration::from_secs(30), run.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    println!(
+        "lost lock: CMD's child stopped {t_child:?} after the terminate ({:?} in all)",
+        start.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(70),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn cmd_and_its_children_die_with_a_killed_month_lock() {
+    let db = server().await.fresh_db("pg_sigkill").await;
+    let observer = db.connect().await;
+    let dir = scratch_dir("sigkill");
+    let m = ym("2023-05");
+    let mut run = cli(&db)
+        .args(["run", "2023-05", "--"])
+        .args(["sh", "-c", &tree_script(&dir)])
+        .spawn()
+        .unwrap();
+    let (shell, child) = tree_pids(&dir).await;
+    holder_pid(&observer, m).await;
+    let start = Instant::now();
+    rustix::process::kill_process(pid(run.id().unwrap() as i32), Signal::KILL).unwrap();
+    let _ = run.wait().await;
+    let t_child = gone_within_bound(child, "CMD's child").await;
+    let t_shell = gone_within_bound(shell, "CMD").await;
+    println!("month-lock SIGKILLed: CMD gone after {t_shell:?}, its child after {t_child:?}");
+    // The month is free (the session ended with the process).
+    let start_free = Instant::now();
+    while observer.is_locked(m).await.unwrap() {
+        assert!(start_free.elapsed() < BOUND, "month still locked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(start.elapsed() < BOUND * 2);
+}
+
+#[tokio::test]
+async fn one_ctrl_c_gives_cmd_one_sigint() {
+    let db = server().await.fresh_db("pg_ctrlc").await;
+    let observer = db.connect().await;
+    let dir = scratch_dir("ctrlc");
+    let ints = dir.join("ints");
+    let ready = dir.join("ready");
+    // Counts SIGINTs; ends on SIGTERM.
+    let script = format!(
+        "trap 'echo int >> {i}' INT; trap 'exit 7' TERM; echo yes > {r}; while :; do sleep 0.05; done",
+        i = ints.display(),
+        r = ready.display()
+    );
+    // month-lock leads a process group as a shell's foreground job would; the terminal sends
+    // SIGINT to that whole group.
+    let run = cli(&db)
+        .args(["run", "2023-06", "--", "sh", "-c", &script])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let group = pid(run.id().unwrap() as i32);
+    wait_for_file(&ready).await;
+    holder_pid(&observer, ym("2023-06")).await;
+    rustix::process::kill_process_group(group, Signal::INT).unwrap();
+    wait_for_file(&ints).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        std::fs::read_to_string(&ints).unwrap(),
+        "int\n",
+        "exactly one SIGINT"
+    );
+    rustix::process::kill_process(group, Signal::TERM).unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), run.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+}
+
+#[tokio::test]
+async fn a_release_against_a_stopped_server_process_gives_way_to_a_signal() {
+    let db = server().await.fresh_db("pg_release_hang").await;
+    let observer = db.connect().await;
+    let dir = scratch_dir("release_hang");
+    let go = dir.join("go");
+    let ready = dir.join("ready");
+    // CMD waits until told to end.
+    let script = format!(
+        "echo yes > {r}; while [ ! -e {g} ]; do sleep 0.02; done",
+        r = ready.display(),
+        g = go.display()
+    );
+    let run = cli(&db)
+        .args([
+            "run",
+            "2023-07",
+            "--heartbeat",
+            "10s",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_file(&ready).await;
+    let backend = holder_pid(&observer, ym("2023-07")).await;
+    // The session's server process stops answering; CMD ends; the release hangs.
+    rustix::process::kill_process(pid(backend), Signal::STOP).unwrap();
+    std::fs::write(&go, "").unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = Instant::now();
+    rustix::process::kill_process(pid(run.id().unwrap() as i32), Signal::TERM).unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), run.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let took = start.elapsed();
+    rustix::process::kill_process(pid(backend), Signal::CONT).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("month-lock exited {took:?} after SIGTERM during a hanging release");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(out.status.code(), Some(128 + 15), "{err}");
+    assert!(err.contains("interrupted while releasing 2023-07"), "{err}");
+}
+
+#[tokio::test]
+async fn a_release_that_gets_no_answer_ends_after_its_timeout() {
+    let db = server().await.fresh_db("pg_release_timeout").await;
+    let observer = db.connect().await;
+    let dir = scratch_dir("release_timeout");
+    let ready = dir.join("ready");
+    let go = dir.join("go");
+    let script = format!(
+        "echo yes > {r}; while [ ! -e {g} ]; do sleep 0.02; done",
+        r = ready.display(),
+        g = go.display()
+    );
+    let run = cli(&db)
+        .args([
+            "run",
+            "2023-08",
+            "--heartbeat",
+            "10s",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_file(&ready).await;
+    let backend = holder_pid(&observer, ym("2023-08")).await;
+    rustix::process::kill_process(pid(backend), Signal::STOP).unwrap();
+    let start = Instant::now();
+    std::fs::write(&go, "").unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(40), run.wait_with_output()).await;
+    rustix::process::kill_process(pid(backend), Signal::CONT).unwrap();
+    let out = out.expect("month-lock ended by itself").unwrap();
+    let took = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("unanswered release: month-lock exited {took:?} after CMD ended");
+    assert_eq!(out.status.code(), Some(70), "{err}");
+    assert!(err.contains("2023-08"), "{err}");
+    assert!(
+        took >= Duration::from_secs(10) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+}

@@ -39,7 +39,9 @@ PORTABLE_CLIENT_TESTS := --test guard --test sets --test with_lock --test cli
 PORTABLE_SKIP := --skip a_failed_request_keeps_no_claimed_month \
   --skip cancel_statement_timeout_deadlock_and_failed_requests_leave_nothing \
   --skip cancel_or_timeout_racing_the_last_grant_is_all_or_nothing
-PORTABLE_CLIENT_SKIP :=
+# The client leaves the undo of a grant whose statement then failed to the extension's
+# failed-request rule, which the edition does not have (same difference):
+PORTABLE_CLIENT_SKIP := --skip an_acquire_that_fails_after_a_grant_leaves_nothing_held
 PORTABLE_ENV = MONTH_LOCK_TEST_EDITION=portable \
   MONTH_LOCK_PORTABLE_SQL=$(CURDIR)/$(PORTABLE_DIST)/month_lock-portable.sql PG_CONFIG=$(TEST_PG_CONFIG)
 

@@ -100,10 +100,12 @@ use crate::{sql, LockMode, YearMonth};
 ///   after 30 s if none can be delivered.
 ///
 /// Limits: statements that *other tasks* sent on the same connection while the acquisition was
-/// in flight run between the acquisition and its clean-up; if the month is granted at the very
-/// instant of the drop, the cancel can hit the first of them (SQLSTATE 57014, retryable). A
-/// cancel that cannot be delivered leaves the wait running until the month is granted (the
-/// grant is then released); the connection is blocked meanwhile.
+/// in flight run between the acquisition and its clean-up; if the month is granted while the
+/// cancel request is on its way (tens of milliseconds after the drop on a loaded machine), the
+/// cancel can hit the first of them (SQLSTATE 57014, retryable): keep a waiting acquisition on
+/// a connection no other task uses meanwhile. A cancel that cannot be delivered (a TLS
+/// connection without [`MonthLock::cancel_tls`]) leaves the wait running until the month is
+/// granted (the grant is then released), and blocks the connection up to 30 s.
 ///
 /// # An acquisition that fails
 ///

@@ -51,7 +51,7 @@ trap 'rm -rf "$work"' EXIT
 # The crates linked into a binary, one "name version license" a line (for the copyright file).
 crates() { # cargo tree arguments
   (cd "$root" && "$cargo" tree --locked -e normal,no-proc-macro --prefix none --format '{p} {l}' "$@") \
-    | sed -e 's/ (\*)$//' -e 's/ ([^)]*)//' | sort -u
+    | sed -e 's/ (\*)$//' -e 's| (/[^)]*)||' | sort -u
 }
 
 # usr/share/doc/PACKAGE: copyright (MIT from LICENSE, the linked crates), changelogs.
@@ -101,6 +101,7 @@ build_deb() { # dest_root template out_dir name shlibs major
   find "$dest" -type f -exec chmod 0644 {} +
   [ -d "$dest/usr/bin" ] && chmod 0755 "$dest"/usr/bin/*
   mkdir -p "$dest/DEBIAN"
+  chmod 0755 "$dest/DEBIAN" # whatever the umask: dpkg-deb requires 0755..0775
   (cd "$dest" && find . -type f ! -path './DEBIAN/*' | sed 's|^\./||' | sort | xargs md5sum) >"$dest/DEBIAN/md5sums"
   local size
   size=$(du -sk --apparent-size --exclude=DEBIAN "$dest" | cut -f1)

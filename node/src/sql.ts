@@ -20,7 +20,7 @@ export const XACT_WAIT_SHARED = `SELECT (SELECT true FROM month_lock_xact_shared
 
 /** Claim any: the first free month of $1 (date[]), or NULL; its token. */
 export const XACT_CLAIM =
-  "SELECT c.m::pg_catalog.text AS month, CASE WHEN c.m IS NOT NULL THEN month_lock_token(" +
+  "SELECT pg_catalog.to_char(c.m, 'YYYY-MM-DD') AS month, CASE WHEN c.m IS NOT NULL THEN month_lock_token(" +
   "pg_catalog.date_part('year', c.m)::pg_catalog.int4, pg_catalog.date_part('month', c.m)::pg_catalog.int4" +
   ")::pg_catalog.text END AS token FROM (SELECT month_lock_claim_xact($1::pg_catalog.date[]) AS m) c";
 
@@ -45,7 +45,7 @@ export const TRY_SESSION_PLAIN = `SELECT month_lock_try(${Y}, ${M}, ${T}) AS ok`
 export const IS_LOCKED = `SELECT month_is_locked(${Y}, ${M}) AS locked`;
 export const HELD_BY_ME = `SELECT month_lock_held(${Y}, ${M}) AS held`;
 export const LIST =
-  "SELECT year, month, month_start::pg_catalog.text AS month_start, mode, granted, pid, waiting_since, " +
+  "SELECT year, month, pg_catalog.to_char(month_start, 'YYYY-MM-DD') AS month_start, mode, granted, pid, waiting_since, " +
   "application_name, usename::pg_catalog.text AS usename, client_addr::pg_catalog.text AS client_addr, backend_start " +
   "FROM month_locks";
 export const ALL_ROWS = "SELECT * FROM month_locks";

@@ -7,7 +7,7 @@ import {
   heldByMe, isMonthLocked, listMonthLocks, MonthBusyError, withAllMonths, withAnyMonth, withMonthLock,
   type MonthHold,
 } from "month-lock";
-import { backendPid, createTestDb, lockRows, pgClient, waitUntilWaiting, type TestDb } from "./support/env.js";
+import { backendPid, createTestDb, lockRows, pgClient, postgresSql, waitUntilWaiting, type TestDb } from "./support/env.js";
 import { DRIVERS, q } from "./support/drivers.js";
 
 let db: TestDb;
@@ -258,5 +258,33 @@ describe("input is checked before any query", () => {
     // A Date is its UTC month.
     await assert.rejects(withMonthLock(counting, new Date("2024-03-31T23:30:00-02:00"), () => 1), /sent/);
     assert.equal(sent, 1, "a valid month reaches the driver");
+  });
+});
+
+// Months come back as ISO dates whatever DateStyle the session uses (a role or database
+// default, or the client's startup options).
+describe("months under a non-ISO DateStyle", () => {
+  test("withAnyMonth reports the month it claimed, listMonthLocks its first day, with each driver", async () => {
+    for (const [i, open] of [
+      () => pgClient(db.app, { options: "-c DateStyle=SQL,DMY" }),
+      async () => postgresSql(db.app, { connection: { DateStyle: "German" } }),
+    ].entries()) {
+      const year = 2040 + i;
+      const conn: any = await open();
+      try {
+        await otherTakes(year, 1);
+        const got = await withAnyMonth(conn, [`${year}-01`, `${year}-05`], async (tx) => {
+          const rows = await listMonthLocks(tx);
+          assert.ok(rows.some((r) => r.monthStart === `${year}-05-01`), JSON.stringify(rows.map((r) => r.monthStart)));
+          return (await q(tx, "SELECT current_setting('DateStyle') AS s"))[0].s;
+        });
+        assert.notEqual(got, "ISO, MDY");
+        const again = await withAnyMonth(conn, [`${year}-01`, `${year}-03`], async (_tx, hold) => hold.month);
+        assert.deepEqual(again, { year, month: 3 });
+        await otherReleases(year, 1);
+      } finally {
+        await conn.end();
+      }
+    }
   });
 });

@@ -189,25 +189,26 @@ pub fn token(tag: MonthTag) -> i64 {
         ),
         lockmgr::ExclusiveHold::Held { marked } => marked,
     };
-    if marked {
-        let known = with_held(|held| {
-            held.tokens
-                .iter()
-                .find(|(t, _)| *t == tag)
-                .map(|(_, token)| *token)
+    let known = marked
+        .then(|| {
+            with_held(|held| {
+                held.tokens
+                    .iter()
+                    .find(|(t, _)| *t == tag)
+                    .map(|(_, token)| *token)
+            })
+        })
+        .flatten();
+    let token = known.unwrap_or_else(|| {
+        let token = next_token();
+        lockmgr::exclusive_hold(tag, true);
+        with_held(|held| {
+            held.tokens.retain(|(t, _)| *t != tag);
+            held.tokens.push((tag, token));
         });
-        if let Some(token) = known {
-            lockmgr::commit_covers_wal_so_far();
-            return token;
-        }
-    }
-    let token = next_token();
-    lockmgr::exclusive_hold(tag, true);
-    lockmgr::commit_covers_wal_so_far();
-    with_held(|held| {
-        held.tokens.retain(|(t, _)| *t != tag);
-        held.tokens.push((tag, token));
+        token
     });
+    lockmgr::commit_covers_wal_so_far();
     token
 }
 

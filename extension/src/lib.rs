@@ -1,9 +1,10 @@
 //! month_lock: calendar-month locks that wait inside PostgreSQL's own lock manager.
 //!
 //! - `keys`: argument checks, key layout and settings (safe).
-//! - `held`: the session locks month_lock took, and those of the running request (safe).
-//! - `lockmgr`: the one unsafe module (lock tags, the timed wait's subtransaction, transaction
-//!   callbacks, setting hooks).
+//! - `held`: the session holds month_lock took, each with its request, and the fencing tokens
+//!   of holds (safe).
+//! - `lockmgr/`: the one unsafe layer (lock tags and the timed wait, transaction callbacks,
+//!   setting hooks, the per-process cell).
 //! - `api`: the SQL functions (safe).
 //! - SQL that is easier written by hand (the view, grants, comments) lives in
 //!   `sql/month_lock.sql`; upgrade scripts `sql/month_lock--OLD--NEW.sql` beside it.

@@ -1,60 +1,30 @@
-//! The only module that calls PostgreSQL's C API directly: the lock manager, subtransactions,
-//! transaction callbacks and setting hooks. Everything unsafe in the extension lives here; each
-//! `unsafe` block states the invariant it relies on. The rest of the crate sees a small safe
-//! surface: [`try_now`], [`wait`], [`release_session`], [`release_transaction`],
-//! [`held_by_me`], [`exclusive_hold`], [`requested_in_database`],
-//! [`commit_covers_wal_so_far`], [`current_request`],
+//! The only module that calls PostgreSQL's C API directly. Everything unsafe in the extension
+//! lives in this folder; each `unsafe` block states the invariant it relies on. This file is the
+//! lock manager and the timed wait; `events` the transaction callbacks (the failed-request
+//! rule), `settings` the setting hooks, `backend_local` the per-process cell. The rest of the
+//! crate sees a small safe surface: [`try_now`], [`wait`], [`release_session`],
+//! [`release_transaction`], [`held_by_me`], [`exclusive_hold`], [`requested_in_database`],
+//! [`commit_covers_wal_so_far`], [`current_request`], [`BackendLocal`],
 //! [`on_transaction_events`] and [`define_settings`].
 //!
 //! All functions must be called from a backend inside a transaction (any SQL-callable function
 //! is), on the backend's main thread (pgrx enforces that).
 
+mod backend_local;
+mod events;
+mod settings;
+
+pub use backend_local::BackendLocal;
+pub use events::{on_transaction_events, TransactionHooks};
+pub use settings::{define_settings, CheckedSetting, SettingParser};
+
+use events::IN_OWN_ROLLBACK;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::pg_sys::PgTryBuilder;
 use pgrx::PgSqlErrorCode;
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
-use std::ffi::{c_char, c_void, CStr, CString};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
-
-/// State of this backend process, for the safe modules: a PostgreSQL backend runs SQL on one
-/// thread (pgrx refuses calls from any other), so one value per process needs no lock. Access
-/// goes through [`BackendLocal::with`], which panics instead of handing out a second `&mut` if
-/// it is ever re-entered.
-pub struct BackendLocal<T> {
-    value: std::cell::UnsafeCell<T>,
-    busy: std::cell::Cell<bool>,
-}
-
-// SAFETY: only the backend's main thread runs month_lock's code (SQL functions, transaction
-// callbacks and setting hooks are all called on it), so the value is never reached from two
-// threads.
-unsafe impl<T> Sync for BackendLocal<T> {}
-
-impl<T> BackendLocal<T> {
-    pub const fn new(value: T) -> Self {
-        BackendLocal {
-            value: std::cell::UnsafeCell::new(value),
-            busy: std::cell::Cell::new(false),
-        }
-    }
-
-    /// Runs `f` on the value.
-    #[inline]
-    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        assert!(!self.busy.replace(true), "BackendLocal re-entered");
-        struct Done<'a>(&'a std::cell::Cell<bool>);
-        impl Drop for Done<'_> {
-            fn drop(&mut self) {
-                self.0.set(false);
-            }
-        }
-        let _done = Done(&self.busy);
-        // SAFETY: one thread (see the Sync impl), and `busy` rules out a second live borrow.
-        f(unsafe { &mut *self.value.get() })
-    }
-}
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Lock strength: the same modes `pg_advisory_lock` (exclusive) and `pg_advisory_lock_shared`
 /// (shared) use, so a month lock and a raw advisory lock on the same key conflict as expected.
@@ -580,276 +550,4 @@ mod unguarded {
         pub fn get_timeout_indicator(id: TimeoutId, reset: bool) -> bool;
         pub fn LockRelease(locktag: *const LOCKTAG, lockmode: LOCKMODE, sessionLock: bool) -> bool;
     }
-}
-
-// ---- transaction events: the failed-request rule, transaction ends ----------------------------
-
-/// What month_lock does at transaction events (see [`on_transaction_events`]).
-pub struct TransactionHooks {
-    /// A client request of this backend is failing (see below).
-    pub failed_request: fn(),
-    /// The top-level transaction ended (commit, abort or prepare).
-    pub transaction_ended: fn(),
-}
-
-static HOOKS: std::sync::OnceLock<TransactionHooks> = std::sync::OnceLock::new();
-
-/// True while [`wait`] rolls back its own internal subtransaction.
-static IN_OWN_ROLLBACK: AtomicBool = AtomicBool::new(false);
-
-/// Registers `hooks` (once per process) with PostgreSQL's transaction and subtransaction
-/// callbacks.
-///
-/// How a failed client request is told apart from other aborts: only PostgreSQL's top-level
-/// error handler (PostgresMain) aborts with both of these true:
-/// - `debug_query_string` is NULL: the handler clears it before `AbortCurrentTransaction`,
-///   while an abort *during* a request — an EXCEPTION block catching an error, an internal
-///   subtransaction rolled back by its owner (as [`wait`] does), `ROLLBACK` or `ROLLBACK TO
-///   SAVEPOINT` — runs with the request's text still set;
-/// - interrupts are held twice: the handler holds them before it aborts, and the abort
-///   (`AbortTransaction`, `AbortSubTransaction`) holds them again. An error that reaches any
-///   other handler resets the count to zero when it is raised, so an abort there holds them
-///   once. This is what tells the handler apart from the aborts that run while
-///   `debug_query_string` is NULL for other reasons: between an extended-protocol Execute and
-///   the Sync that commits (deferred triggers, `WITH HOLD` cursors materialised at commit,
-///   both of which can catch errors in EXCEPTION blocks) and during fast-path function calls.
-///
-/// Only client connections have requests (ordinary backends, and walsenders of
-/// `replication=database` connections, which run SQL too): in background workers
-/// `failed_request` is never called.
-pub fn on_transaction_events(hooks: TransactionHooks) {
-    if HOOKS.set(hooks).is_ok() {
-        // SAFETY: registering callbacks once per process, from _PG_init; the functions are
-        // 'static and never unregistered.
-        unsafe {
-            pg_sys::RegisterXactCallback(Some(after_xact_event), std::ptr::null_mut());
-            pg_sys::RegisterSubXactCallback(Some(after_subxact_event), std::ptr::null_mut());
-        }
-    }
-}
-
-unsafe extern "C-unwind" fn after_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
-    use pg_sys::XactEvent::*;
-    let Some(hooks) = HOOKS.get() else { return };
-    if event == XACT_EVENT_ABORT && request_failed() {
-        call(hooks.failed_request);
-    }
-    if matches!(
-        event,
-        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE
-    ) {
-        call(hooks.transaction_ended);
-    }
-}
-
-unsafe extern "C-unwind" fn after_subxact_event(
-    event: pg_sys::SubXactEvent::Type,
-    _my_subid: pg_sys::SubTransactionId,
-    _parent_subid: pg_sys::SubTransactionId,
-    _arg: *mut c_void,
-) {
-    let Some(hooks) = HOOKS.get() else { return };
-    if event != pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB || IN_OWN_ROLLBACK.load(Relaxed) {
-        return;
-    }
-    if request_failed() {
-        call(hooks.failed_request);
-    }
-}
-
-fn request_failed() -> bool {
-    // SAFETY: plain backend-local globals, read on the backend's own thread.
-    unsafe {
-        matches!(
-            pg_sys::MyBackendType,
-            pg_sys::BackendType::B_BACKEND | pg_sys::BackendType::B_WAL_SENDER
-        ) && pg_sys::debug_query_string.is_null()
-            && std::ptr::read_volatile(std::ptr::addr_of!(pg_sys::InterruptHoldoffCount)) >= 2
-    }
-}
-
-/// Runs a hook from inside PostgreSQL's transaction processing: nothing may unwind into it.
-fn call(hook: fn()) {
-    let _ = std::panic::catch_unwind(hook);
-}
-
-// ---- settings that fail closed -----------------------------------------------------------------
-
-/// How a [`CheckedSetting`]'s text is read: as PostgreSQL reads an integer or a boolean setting.
-#[derive(Clone, Copy, Debug)]
-pub enum SettingParser {
-    Int,
-    Bool,
-}
-
-/// A setting defined as text with a check hook, so that a value month_lock cannot use is never
-/// replaced by the default without notice. PostgreSQL calls the hook for every new value:
-/// - usable: accepted, and [`CheckedSetting::value`] returns it;
-/// - unusable, from an interactive source (`SET`, a client's startup options, the validation
-///   of `ALTER ROLE/DATABASE ... SET` while the library is loaded): refused with 22023, as
-///   PostgreSQL refuses a bad value of its own settings;
-/// - unusable, from anywhere else (a placeholder set before the library was loaded, a role or
-///   database default, the configuration file): kept, and [`CheckedSetting::value`] returns
-///   `None` until a usable value replaces it, so every month_lock call raises.
-pub struct CheckedSetting {
-    name: &'static CStr,
-    short: &'static CStr,
-    long: &'static CStr,
-    parser: SettingParser,
-    text: GucSetting<Option<CString>>,
-    value: AtomicI32,
-    valid: AtomicBool,
-}
-
-impl CheckedSetting {
-    pub const fn new(
-        name: &'static CStr,
-        short: &'static CStr,
-        long: &'static CStr,
-        boot: &'static CStr,
-        parser: SettingParser,
-    ) -> Self {
-        CheckedSetting {
-            name,
-            short,
-            long,
-            parser,
-            text: GucSetting::<Option<CString>>::new(Some(boot)),
-            value: AtomicI32::new(0),
-            valid: AtomicBool::new(false),
-        }
-    }
-
-    /// The current value, `None` while the setting holds text month_lock cannot use.
-    #[inline]
-    pub fn value(&self) -> Option<i32> {
-        self.valid.load(Relaxed).then(|| self.value.load(Relaxed))
-    }
-
-    pub fn name(&self) -> &'static str {
-        self.name.to_str().expect("setting names are ASCII")
-    }
-
-    /// The setting's current text, as `SHOW` prints it.
-    pub fn text(&self) -> String {
-        self.text
-            .get()
-            .map(|t| t.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    }
-
-    pub fn expected(&self) -> &'static str {
-        match self.parser {
-            SettingParser::Int => "an integer",
-            SettingParser::Bool => "on or off",
-        }
-    }
-
-    fn parse(&self, text: &CStr) -> Option<i32> {
-        // SAFETY: parse_int and parse_bool only read the NUL-terminated string and write the
-        // result; they never raise (no units are requested) and keep no pointer.
-        unsafe {
-            match self.parser {
-                SettingParser::Int => {
-                    let (mut out, mut hint) = (0, std::ptr::null::<c_char>());
-                    pg_sys::parse_int(text.as_ptr(), &mut out, 0, &mut hint).then_some(out)
-                }
-                SettingParser::Bool => {
-                    let mut out = false;
-                    pg_sys::parse_bool(text.as_ptr(), &mut out).then_some(out as i32)
-                }
-            }
-        }
-    }
-}
-
-/// True while `define_settings` runs: PostgreSQL then re-applies placeholder values, which must
-/// be kept (and fail closed) whatever their source.
-static DEFINING: AtomicBool = AtomicBool::new(false);
-
-/// Defines the settings of `crate::keys::SETTINGS` (the hooks find them there by index), then
-/// reserves `prefix`: from then on an unknown `prefix.name` is an error (PostgreSQL 15+; 14
-/// only warns).
-pub fn define_settings(settings: &'static [CheckedSetting; 3], prefix: &CStr) {
-    const CHECK: [unsafe extern "C-unwind" fn(
-        *mut *mut c_char,
-        *mut *mut c_void,
-        pg_sys::GucSource::Type,
-    ) -> bool; 3] = [check_setting::<0>, check_setting::<1>, check_setting::<2>];
-    const ASSIGN: [unsafe extern "C-unwind" fn(*const c_char, *mut c_void); 3] = [
-        assign_setting::<0>,
-        assign_setting::<1>,
-        assign_setting::<2>,
-    ];
-    DEFINING.store(true, Relaxed);
-    for (i, setting) in settings.iter().enumerate() {
-        // SAFETY: the hooks never panic or raise (see below), and the setting's storage is a
-        // 'static GucSetting, as DefineCustomStringVariable requires.
-        unsafe {
-            GucRegistry::define_string_guc_with_hooks(
-                setting.name,
-                setting.short,
-                setting.long,
-                &setting.text,
-                GucContext::Userset,
-                GucFlags::default(),
-                Some(CHECK[i]),
-                Some(ASSIGN[i]),
-                None,
-            );
-        }
-    }
-    DEFINING.store(false, Relaxed);
-    // SAFETY: called once from _PG_init with a NUL-terminated prefix.
-    unsafe {
-        #[cfg(feature = "pg14")]
-        pg_sys::EmitWarningsOnPlaceholders(prefix.as_ptr());
-        #[cfg(not(feature = "pg14"))]
-        pg_sys::MarkGUCPrefixReserved(prefix.as_ptr());
-    }
-}
-
-/// Check hook of setting `I`. See [`CheckedSetting`] for which values are accepted.
-unsafe extern "C-unwind" fn check_setting<const I: usize>(
-    newval: *mut *mut c_char,
-    _extra: *mut *mut c_void,
-    source: pg_sys::GucSource::Type,
-) -> bool {
-    use pg_sys::GucSource::*;
-    let setting = &crate::keys::SETTINGS[I];
-    // SAFETY: PostgreSQL passes a valid pointer to the candidate value, a NUL-terminated
-    // string (the boot values are never NULL).
-    let Some(text) = (unsafe { (*newval).as_ref() }).map(|p| unsafe { CStr::from_ptr(p) }) else {
-        return false;
-    };
-    if setting.parse(text).is_some() {
-        return true;
-    }
-    let interactive = matches!(
-        source,
-        PGC_S_CLIENT | PGC_S_OVERRIDE | PGC_S_INTERACTIVE | PGC_S_TEST | PGC_S_SESSION
-    );
-    if DEFINING.load(Relaxed) || !interactive {
-        return true; // kept; every month_lock call raises until it is replaced
-    }
-    let detail = CString::new(format!("{} takes {}.", setting.name(), setting.expected()))
-        .expect("no NUL in a setting name");
-    // SAFETY: PostgreSQL reads GUC_check_errdetail_string after the hook returns false; the
-    // copy lives in the current memory context, which outlives that report.
-    unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(detail.as_ptr()) };
-    false
-}
-
-/// Assign hook of setting `I`: PostgreSQL calls it for every value that becomes current,
-/// including values restored at transaction or subtransaction end.
-unsafe extern "C-unwind" fn assign_setting<const I: usize>(
-    newval: *const c_char,
-    _extra: *mut c_void,
-) {
-    let setting = &crate::keys::SETTINGS[I];
-    // SAFETY: PostgreSQL passes the new value, a NUL-terminated string or NULL.
-    let parsed =
-        unsafe { newval.as_ref() }.and_then(|p| setting.parse(unsafe { CStr::from_ptr(p) }));
-    setting.value.store(parsed.unwrap_or(0), Relaxed);
-    setting.valid.store(parsed.is_some(), Relaxed);
 }

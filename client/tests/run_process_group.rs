@@ -2,63 +2,24 @@
 //! of its own, a lost lock and forwarded signals reach the whole group, and if month-lock itself
 //! dies the group is killed.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use month_lock_client::{MonthLockExt, YearMonth};
-use month_lock_tests::{server, TestDb};
+use month_lock_tests::server;
 use rustix::process::{Pid, Signal};
-use tokio::process::Command;
 use tokio_postgres::Client;
 
-const BIN: &str = env!("CARGO_BIN_EXE_month-lock");
+use common::{cli, scratch_dir, wait_for_file};
 
 /// How soon the processes must be gone.
 const BOUND: Duration = Duration::from_secs(5);
 
 fn ym(s: &str) -> YearMonth {
     s.parse().unwrap()
-}
-
-fn cli(db: &TestDb) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in [
-        "DATABASE_URL",
-        "PGHOST",
-        "PGPORT",
-        "PGUSER",
-        "PGPASSWORD",
-        "PGDATABASE",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.arg("--database-url").arg(db.url()).kill_on_drop(true);
-    cmd
-}
-
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("month_lock_pg_{name}_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn wait_for_file(path: &Path) -> String {
-    let start = Instant::now();
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if s.ends_with('\n') {
-                return s;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{} never appeared",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn pid(n: i32) -> Pid {

@@ -28,6 +28,8 @@ done
 
 # A session that holds locks across the update (a coprocess keeps it open).
 coproc HOLDER { "${psql[@]}" -d mlu_upgraded 2>&1; }
+# Bash unsets HOLDER_PID as soon as the coprocess exits: keep it for the wait below.
+coproc_pid=$HOLDER_PID
 exec 3>&"${HOLDER[1]}" 4<&"${HOLDER[0]}"
 ask() { echo "$1" >&3; local line; read -r -t 30 line <&4; echo "$line"; }
 [ "$(ask "SELECT month_lock_try(2024, 3);")" = t ]
@@ -47,7 +49,7 @@ echo "upgrade-check: held across the update by pid $holder_pid: $held"
 echo "COMMIT;" >&3
 [ "$(ask "SELECT month_lock_release(2024, 3) AND month_lock_release_shared(2024, 4) AND NOT month_lock_held(2024, 5);")" = t ]
 echo '\q' >&3
-wait "$HOLDER_PID" 2>/dev/null || true
+wait "$coproc_pid" 2>/dev/null || true
 
 catalog="
 SELECT 'extension', extname || ' ' || extversion || ' relocatable=' || extrelocatable || ' schema=' || extnamespace::regnamespace

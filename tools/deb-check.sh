@@ -42,6 +42,8 @@ ok "CREATE EXTENSION month_lock from the 0.1.0-1 package: version 0.1.0"
 
 # 1. a session with the library loaded, holding a month.
 coproc HOLDER { "${psql[@]}" -d $db 2>&1; }
+# Bash unsets HOLDER_PID as soon as the coprocess exits: keep it for the wait below.
+coproc_pid=$HOLDER_PID
 exec 3>&"${HOLDER[1]}" 4<&"${HOLDER[0]}"
 ask() { echo "$1" >&3; local line=""; read -r -t 30 line <&4 || true; echo "$line"; }
 [ "$(ask "SELECT month_lock_try(2024, 3);")" = t ] || fail "the session could not take 2024-03"
@@ -70,7 +72,7 @@ held=$("${psql[@]}" -d $db -c "SELECT count(*) FROM month_locks WHERE pid = $pid
 [ "$held" = 1 ] || fail "2024-03 not held by $pid after the update"
 [ "$(ask "SELECT month_lock_release(2024, 3);")" = t ] || fail "the session could not release 2024-03"
 echo '\q' >&3
-wait "$HOLDER_PID" 2>/dev/null || true
+wait "$coproc_pid" 2>/dev/null || true
 ok "ALTER EXTENSION month_lock UPDATE: 0.1.0 -> $v, the month held across it"
 
 # 4. as an ordinary role.

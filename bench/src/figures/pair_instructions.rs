@@ -36,7 +36,7 @@ impl PairInstructions {
                 month_lock: format!("{ml:.0}"),
                 builtin: format!("{bi:.0}"),
                 ratio: ml / bi,
-                spread: None,
+                extra: Some(format!("{:+.0} per pair", ml - bi)),
             })
             .collect()
     }

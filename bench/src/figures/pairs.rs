@@ -79,8 +79,8 @@ pub struct PairRow {
     pub builtin: String,
     /// month_lock over the built-in, the figure the target judges.
     pub ratio: f64,
-    /// The spread of the ratio, when the figure has one.
-    pub spread: Option<(f64, f64)>,
+    /// A further figure after the ratio.
+    pub extra: Option<String>,
 }
 
 /// The pair table of results.md.
@@ -90,12 +90,10 @@ pub fn table(intro: &str, rows: &[PairRow]) -> String {
          |---|---|---|---|---|---|\n"
     );
     for r in rows {
-        let spread = r.spread.map_or(String::new(), |(lo, hi)| {
-            format!(" ({}–{})", ratio(lo), ratio(hi))
-        });
+        let extra = r.extra.as_ref().map_or(String::new(), |e| format!(", {e}"));
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} | {} | {}{}{spread} |",
+            "| {} | {} | {} | {} | {} | {}{}{extra} |",
             r.pair.label(),
             r.measure,
             r.month_lock,

@@ -108,15 +108,13 @@ async fn run(quick: bool, only: Option<Vec<String>>) -> (RunInfo, Figures) {
         f.pair_time = Some(figures::pair_time::measure(&ctx).await);
     }
     if wanted("handoff") {
-        f.handoff = Some(figures::handoff::measure(&ctx).await);
+        f.handoff = figures::handoff::measure(&ctx).await;
     }
     if wanted("timeout") {
-        f.timeout = Some(figures::timeout::measure(&ctx).await);
+        f.timeout = figures::timeout::measure(&ctx).await;
     }
     if wanted("pgbench") {
-        f.pgbench = Some(tokio::task::block_in_place(|| {
-            figures::pgbench::measure(&ctx)
-        }));
+        f.pgbench = tokio::task::block_in_place(|| figures::pgbench::measure(&ctx));
     }
     if wanted("waiting") {
         f.waiting = Some(figures::waiting::measure(&ctx).await);
@@ -125,13 +123,13 @@ async fn run(quick: bool, only: Option<Vec<String>>) -> (RunInfo, Figures) {
         f.throughput = Some(figures::throughput::measure(&ctx).await);
     }
     if wanted("chain") {
-        f.chain = Some(figures::chain::measure(&ctx).await);
+        f.chain = figures::chain::measure(&ctx).await;
     }
     if wanted("lookup") {
-        f.lookup = Some(figures::lookup::measure(&ctx).await);
+        f.lookup = figures::lookup::measure(&ctx).await;
     }
     if wanted("release_all") {
-        f.release_all = Some(figures::release_all::measure(&ctx).await);
+        f.release_all = figures::release_all::measure(&ctx).await;
     }
     if wanted("backfill") {
         f.backfill = Some(figures::backfill::measure(&ctx).await);

@@ -152,7 +152,7 @@ pub fn markdown(info: &RunInfo, f: &Figures) -> String {
             "no (see the rows marked NO)"
         }
     );
-    if f.handoff.is_some() {
+    if !f.handoff.is_empty() {
         let _ = writeln!(md, "![handoff latency](handoff_latency.png)");
     }
     md
@@ -192,9 +192,9 @@ pub fn update_readme(path: &Path) {
 /// report.
 pub fn write(info: &RunInfo, f: &Figures, out_dir: &Path) {
     std::fs::create_dir_all(out_dir).expect("create output dir");
-    if let Some(h) = &f.handoff {
+    if !f.handoff.is_empty() {
         let png = out_dir.join("handoff_latency.png");
-        chart::handoff_chart(&png, h).unwrap_or_else(|e| panic!("chart: {e}"));
+        chart::handoff_chart(&png, &f.handoff).unwrap_or_else(|e| panic!("chart: {e}"));
     }
     let md = markdown(info, f);
     let path = out_dir.join("results.md");

@@ -64,19 +64,19 @@ pub const TARGETS: [(&str, &Target); 9] = [
     ("Is the month locked?", &lookup::FLAT),
 ];
 
-/// The figures a run took (`None`: not selected).
+/// The figures a run took (`None` or empty: not selected).
 #[derive(Default)]
 pub struct Figures {
     pub pair_instructions: Option<pair_instructions::PairInstructions>,
     pub pair_time: Option<pair_time::PairTime>,
-    pub handoff: Option<Vec<handoff::Handoff>>,
-    pub timeout: Option<Vec<timeout::Timeout>>,
-    pub pgbench: Option<Vec<pgbench::Pgbench>>,
+    pub handoff: Vec<handoff::Handoff>,
+    pub timeout: Vec<timeout::Timeout>,
+    pub pgbench: Vec<pgbench::Pgbench>,
     pub waiting: Option<waiting::Waiting>,
     pub throughput: Option<throughput::Throughput>,
-    pub chain: Option<Vec<chain::Chain>>,
-    pub lookup: Option<Vec<lookup::Lookup>>,
-    pub release_all: Option<Vec<release_all::ReleaseAll>>,
+    pub chain: Vec<chain::Chain>,
+    pub lookup: Vec<lookup::Lookup>,
+    pub release_all: Vec<release_all::ReleaseAll>,
     pub backfill: Option<backfill::Backfill>,
     pub token: Option<token::Token>,
 }
@@ -84,47 +84,15 @@ pub struct Figures {
 impl Figures {
     /// The rows of the main table (the figures with a column per method).
     pub fn rows(&self) -> Vec<Row> {
-        let mut rows = Vec::new();
-        let all = |rows: &mut Vec<Row>, v: Option<Vec<Row>>| rows.extend(v.into_iter().flatten());
-        all(
-            &mut rows,
-            self.handoff
-                .as_ref()
-                .map(|v| v.iter().map(|f| f.row()).collect()),
-        );
-        all(
-            &mut rows,
-            self.timeout
-                .as_ref()
-                .map(|v| v.iter().map(|f| f.row()).collect()),
-        );
-        all(
-            &mut rows,
-            self.pgbench
-                .as_ref()
-                .map(|v| v.iter().map(|f| f.row()).collect()),
-        );
-        rows.extend(self.waiting.as_ref().map(|f| f.row()));
-        rows.extend(self.throughput.as_ref().map(|f| f.row()));
-        all(
-            &mut rows,
-            self.chain
-                .as_ref()
-                .map(|v| v.iter().map(|f| f.row()).collect()),
-        );
-        all(
-            &mut rows,
-            self.lookup
-                .as_ref()
-                .map(|v| v.iter().map(|f| f.row()).collect()),
-        );
-        all(
-            &mut rows,
-            self.release_all
-                .as_ref()
-                .map(|v| v.iter().map(|f| f.row()).collect()),
-        );
-        rows.extend(self.token.as_ref().map(|f| f.row()));
+        let mut rows: Vec<Row> = self.handoff.iter().map(|f| f.row()).collect();
+        rows.extend(self.timeout.iter().map(|f| f.row()));
+        rows.extend(self.pgbench.iter().map(|f| f.row()));
+        rows.extend(self.waiting.iter().map(|f| f.row()));
+        rows.extend(self.throughput.iter().map(|f| f.row()));
+        rows.extend(self.chain.iter().map(|f| f.row()));
+        rows.extend(self.lookup.iter().map(|f| f.row()));
+        rows.extend(self.release_all.iter().map(|f| f.row()));
+        rows.extend(self.token.iter().map(|f| f.row()));
         rows
     }
 

@@ -6,7 +6,7 @@
 use super::Ctx;
 use crate::methods::{acquire, connect_warm, lock_now, release, Method, PerMethod};
 use crate::report::Row;
-use crate::stats::{fms, ms, ratio, Dist};
+use crate::stats::{fms, ms, plural, ratio, Dist};
 use crate::target::{Bound, Target};
 use month_lock_tests::TestDb;
 use std::sync::atomic::AtomicU64;
@@ -39,8 +39,9 @@ impl Timeout {
         let max = self.overshoot_ms.month_lock.max;
         Row {
             figure: format!(
-                "Timeout {} ms on a held month: overshoot p50 / max (ms), {} attempts each",
-                self.timeout_ms, self.overshoot_ms.month_lock.n
+                "Timeout {} ms on a held month: overshoot p50 / max (ms), {} each",
+                self.timeout_ms,
+                plural(self.overshoot_ms.month_lock.n as u64, "attempt")
             ),
             cells: self
                 .overshoot_ms

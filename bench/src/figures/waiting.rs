@@ -70,7 +70,7 @@ impl Waiting {
 /// Each method in turn.
 pub async fn measure(ctx: &Ctx) -> Waiting {
     let (waiters, secs) = plan(ctx.quick);
-    let mut by_method = Vec::new();
+    let mut costs = Vec::new();
     for method in Method::ALL {
         let c = cost(&ctx.db, method, waiters, secs).await;
         eprintln!(
@@ -79,12 +79,19 @@ pub async fn measure(ctx: &Ctx) -> Waiting {
             c.queries,
             c.cpu_ms
         );
-        by_method.push(Some(c));
+        costs.push(c);
     }
     Waiting {
         waiters,
         seconds: secs,
-        by_method: PerMethod::from_fn(|m| by_method[m as usize].take().unwrap()),
+        by_method: {
+            let [month_lock, builtin_queued_wait, polling] = costs.try_into().ok().unwrap();
+            PerMethod {
+                month_lock,
+                builtin_queued_wait,
+                polling,
+            }
+        },
     }
 }
 

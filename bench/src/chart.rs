@@ -2,8 +2,8 @@
 //! method's handoffs on a logarithmic latency axis. Rendered with plotters into an RGB buffer
 //! (text through ab_glyph with a TTF loaded at run time) and written as PNG.
 
-use crate::figures::Handoff;
-use crate::methods::Method;
+use crate::figures::handoff::Handoff;
+use crate::per_method::Method;
 use plotters::prelude::*;
 use std::error::Error;
 use std::path::Path;

@@ -5,7 +5,6 @@
 //! (all CPU time in `/proc/stat` minus the benchmark's own, its children's such as pgbench,
 //! and the cluster's: the postmaster, its live children and the children it has reaped).
 
-use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
 
@@ -18,7 +17,6 @@ struct Snapshot {
 }
 
 /// The machine's load over the run, as results.md and results.json report it.
-#[derive(Serialize)]
 pub struct MachineLoad {
     /// `/proc/loadavg` (1, 5, 15 min) before the cluster starts.
     pub loadavg_before: Option<[f64; 3]>,
@@ -155,10 +153,8 @@ impl Meter {
 
 /// The extension's library file as the run found it: a `make` in another shell can reinstall it
 /// (another build profile) while the benchmark runs, and new backends would load that one.
-#[derive(Serialize)]
 pub struct Library {
     pub path: String,
-    pub bytes: Option<u64>,
     /// Size or modification time differ between the start and the end of the measurements.
     pub replaced_during_run: bool,
 }
@@ -187,8 +183,18 @@ impl LibraryWatch {
         let end = file_id(&self.path);
         Library {
             path: self.path.display().to_string(),
-            bytes: self.start.map(|s| s.0),
             replaced_during_run: self.start.is_none() || end != self.start,
         }
     }
+}
+
+/// On-CPU time of a process so far, ns, from `/proc/<pid>/schedstat` (finer than the 10 ms
+/// ticks of `/proc/<pid>/stat`, which read 0 for backends that mostly sleep).
+pub fn cpu_ns(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| {
+            panic!("no /proc/{pid}/schedstat: the server must run on this machine, with schedstats")
+        })
 }

@@ -1,52 +1,68 @@
-//! `make bench`: month_lock against PostgreSQL's own queued wait and the polling loop it
-//! replaces, on a throwaway cluster on loopback. Writes bench/results.md, bench/results.json
-//! and bench/handoff_latency.png, and prints the table. See bench/README.md.
+//! `make bench`: month_lock against PostgreSQL's own advisory locks (and the polling loop it
+//! replaces) on a throwaway cluster on loopback; writes bench/results.md and
+//! bench/handoff_latency.png and prints the report. See bench/README.md.
 //!
-//! Plan → run → report: [`plan::Plan`] says what to measure, [`run`] measures it into one typed
-//! result per figure ([`figures`]), [`report`] renders the table and the JSON from those.
-//!
-//! `MONTH_LOCK_BENCH_QUICK=1` shortens every run (a smoke test of the benchmark itself; its
-//! figures mean little). `MONTH_LOCK_BENCH_OUT=dir` writes the outputs elsewhere.
+//! `MONTH_LOCK_BENCH_QUICK=1` shortens every figure (a check of the benchmark itself);
+//! `MONTH_LOCK_BENCH_ONLY=name,...` takes only those figures ([`figures::NAMES`]); either
+//! writes to a temporary directory unless `MONTH_LOCK_BENCH_OUT=dir` names one. With
+//! `--readme` the program only renders the targets section of bench/README.md.
 
-mod backfill;
 mod chart;
-mod experiments;
 mod figures;
 mod machine;
 mod methods;
-mod plan;
+mod per_method;
 mod report;
-mod scaling;
-mod token_cost;
+mod sql;
+mod stats;
+mod target;
 
-use figures::Figures;
+use figures::{Ctx, Figures, NAMES};
 use month_lock_tests::sql::one;
-use plan::Plan;
-use report::{Results, RunInfo};
-use std::path::PathBuf;
+use report::RunInfo;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+const CRATE_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let plan = Plan::from_env();
-    let out_dir = std::env::var_os("MONTH_LOCK_BENCH_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    // Load the font first: a missing font should fail in the first second, not after minutes.
+    let readme = Path::new(CRATE_DIR).join("README.md");
+    if std::env::args().any(|a| a == "--readme") {
+        report::update_readme(&readme);
+        return;
+    }
+    let quick = std::env::var("MONTH_LOCK_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let only: Option<Vec<String>> = std::env::var("MONTH_LOCK_BENCH_ONLY")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    for name in only.iter().flatten() {
+        assert!(
+            NAMES.contains(&name.as_str()),
+            "unknown figure {name}; figures: {NAMES:?}"
+        );
+    }
+    let out_dir = match std::env::var_os("MONTH_LOCK_BENCH_OUT") {
+        Some(dir) => PathBuf::from(dir),
+        None if quick || only.is_some() => std::env::temp_dir().join("month_lock_bench_out"),
+        None => PathBuf::from(CRATE_DIR),
+    };
+    // A missing font should fail in the first second, not after minutes.
     chart::load_font().unwrap_or_else(|e| panic!("{e}"));
-
-    let results = run(&plan).await;
-
-    report::write(&results, &out_dir);
+    let (info, figures) = run(quick, only).await;
+    report::write(&info, &figures, &out_dir);
+    report::update_readme(&readme);
 }
 
-/// Starts the cluster and takes every figure of the plan, in the order of the table.
-async fn run(plan: &Plan) -> Results {
+/// Starts the cluster and takes the figures, in the order of [`NAMES`].
+async fn run(quick: bool, only: Option<Vec<String>>) -> (RunInfo, Figures) {
     let started = Instant::now();
     let mut meter = machine::Meter::new();
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
     eprintln!(
         "month_lock bench: starting a throwaway cluster{}",
-        if plan.quick { " (quick mode)" } else { "" }
+        if quick { " (quick mode)" } else { "" }
     );
     let server = month_lock_tests::start_cluster(&[
         ("max_connections", "600"),
@@ -65,7 +81,7 @@ async fn run(plan: &Plan) -> Results {
     assert_eq!(
         classid,
         i64::from(methods::NS),
-        "the benchmark expects the default month_lock.namespace"
+        "the benchmark expects the default namespace"
     );
     let pkglibdir: String = one(
         &admin,
@@ -75,76 +91,68 @@ async fn run(plan: &Plan) -> Results {
     let library = machine::LibraryWatch::new(&pkglibdir);
     let work_dir = std::env::temp_dir().join(format!("month_lock_bench.{}", std::process::id()));
     std::fs::create_dir_all(&work_dir).expect("create work dir");
+    let ctx = Ctx {
+        db,
+        quick,
+        work_dir,
+    };
     meter.start(server.dir.as_deref());
 
-    // 1. Handoff latency.
-    let mut handoff = Vec::new();
-    for (i, case) in plan.handoff.iter().enumerate() {
-        handoff.push(experiments::handoff(&db, case, i).await);
+    let mut f = Figures::default();
+    if wanted("pair_instructions") {
+        f.pair_instructions = Some(tokio::task::block_in_place(|| {
+            figures::pair_instructions::measure(quick)
+        }));
     }
-    // 2. Timeout precision.
-    let timeout = experiments::timeouts(&db, &plan.timeouts).await;
-    // 3a. In-server cost.
-    let in_server = experiments::in_server(&db, plan.in_server_pairs, plan.in_server_reps).await;
-    // 3b. pgbench.
-    let mut pgbench = Vec::new();
-    for &mode in &plan.pgbench_modes {
-        for &clients in &plan.pgbench_clients {
-            let (db, dir) = (db.clone(), work_dir.clone());
-            let (secs, reps) = (plan.pgbench_secs, plan.pgbench_reps);
-            pgbench.push(
-                tokio::task::spawn_blocking(move || {
-                    experiments::pgbench(&db, mode, clients, secs, reps, &dir)
-                })
-                .await
-                .expect("pgbench task"),
-            );
-        }
+    if wanted("pair_time") {
+        f.pair_time = Some(figures::pair_time::measure(&ctx).await);
     }
-    // 4. Cost of waiting.
-    let waiting_cost = experiments::waiting(&db, plan.waiters, plan.wait_secs).await;
-    // 5. Throughput under contention.
-    let throughput = experiments::throughput(&db, plan.workers, plan.throughput_secs, 77).await;
-    // 6. Handoff chains.
-    let handoff_chain = scaling::handoff_chains(&db, &plan.chain_waiters, plan.chain_runs).await;
-    // 7. Lookups against the lock table's size.
-    let lookup = scaling::lookups(&db, &plan.lookup_table_sizes, plan.lookup_reps).await;
-    // 8. Release all against months held.
-    let release_all =
-        scaling::release_all(&db, &plan.release_all_held, plan.release_all_reps).await;
-    // 9. Backfill.
-    let backfill = backfill::backfill(&db, plan.backfill_runs).await;
-    // 10. Fencing token cost.
-    let token_cost = token_cost::measure(&db, plan.token_statements).await;
+    if wanted("handoff") {
+        f.handoff = figures::handoff::measure(&ctx).await;
+    }
+    if wanted("timeout") {
+        f.timeout = figures::timeout::measure(&ctx).await;
+    }
+    if wanted("pgbench") {
+        f.pgbench = tokio::task::block_in_place(|| figures::pgbench::measure(&ctx));
+    }
+    if wanted("waiting") {
+        f.waiting = Some(figures::waiting::measure(&ctx).await);
+    }
+    if wanted("throughput") {
+        f.throughput = Some(figures::throughput::measure(&ctx).await);
+    }
+    if wanted("chain") {
+        f.chain = figures::chain::measure(&ctx).await;
+    }
+    if wanted("lookup") {
+        f.lookup = figures::lookup::measure(&ctx).await;
+    }
+    if wanted("release_all") {
+        f.release_all = figures::release_all::measure(&ctx).await;
+    }
+    if wanted("backfill") {
+        f.backfill = Some(figures::backfill::measure(&ctx).await);
+    }
+    if wanted("token") {
+        f.token = Some(figures::token::measure(&ctx).await);
+    }
 
     let machine = meter.finish(server.dir.as_deref());
-    let library = library.finish();
     drop(admin);
-    let _ = std::fs::remove_dir_all(&work_dir);
+    let _ = std::fs::remove_dir_all(&ctx.work_dir);
     let info = RunInfo {
         date: utc_now(),
-        quick_mode: plan.quick,
+        quick,
+        only,
         cpu_cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
         postgres,
         month_lock_version,
         run_seconds: started.elapsed().as_secs_f64(),
         machine,
-        library,
+        library: library.finish(),
     };
-    let figures = Figures {
-        handoff,
-        timeout,
-        in_server,
-        pgbench,
-        waiting_cost,
-        throughput,
-        handoff_chain,
-        lookup,
-        release_all,
-        backfill,
-        token_cost,
-    };
-    Results::new(info, figures)
+    (info, f)
 }
 
 fn utc_now() -> String {

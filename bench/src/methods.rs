@@ -11,13 +11,15 @@
 //!
 //! Every method releases with its own function (`month_lock_release` or `pg_advisory_unlock`).
 
+pub use crate::per_method::{Method, PerMethod};
+use crate::sql::query_bool;
 use month_lock_tests::sql::{ym, DEFAULT_NAMESPACE};
-use serde::Serialize;
-use std::ops::{Index, IndexMut};
+use month_lock_tests::TestDb;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 /// key2 of a month's advisory lock is the test kit's [`ym`], year*100 + month.
 ///
@@ -27,114 +29,28 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 pub const NS: i32 = DEFAULT_NAMESPACE;
 /// The polling loop's sleep between two refused attempts.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Long enough that no waiter of the handoff and throughput figures ever times out.
+pub const LONG_WAIT_MS: u32 = 60_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Method {
-    MonthLock,
-    Queued,
-    Polling,
+/// A connection whose backend has already run the method's calls once (uncontended, on a
+/// month no figure uses), so that no figure includes a new backend's first-call costs
+/// (loading the extension's library, catalog cache misses).
+pub async fn connect_warm(db: &TestDb, method: Method, app: &str) -> Client {
+    let client = db.connect_as(app).await;
+    let queries = AtomicU64::new(0);
+    assert!(acquire(&client, method, 1999, 1, 1000, &queries, None).await);
+    assert!(release(&client, method, 1999, 1).await, "warm-up release");
+    assert!(lock_now(&client, method, 1999, 1).await, "warm-up lock");
+    assert!(release(&client, method, 1999, 1).await, "warm-up release");
+    client
 }
 
-impl Method {
-    pub const ALL: [Method; 3] = [Method::MonthLock, Method::Queued, Method::Polling];
-
-    /// Key in results.json (the field names of [`PerMethod`]) and in pgbench script names.
-    pub fn key(self) -> &'static str {
-        match self {
-            Method::MonthLock => "month_lock",
-            Method::Queued => "builtin_queued_wait",
-            Method::Polling => "polling",
-        }
+pub async fn connect_many(db: &TestDb, method: Method, n: usize, app: &str) -> Vec<Arc<Client>> {
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(Arc::new(connect_warm(db, method, app).await));
     }
-
-    /// Name in the table and the chart.
-    pub fn label(self) -> &'static str {
-        match self {
-            Method::MonthLock => "month_lock",
-            Method::Queued => "built-in queued wait",
-            Method::Polling => "polling (100 ms)",
-        }
-    }
-}
-
-/// One value per method; serialises as `{"month_lock": .., "builtin_queued_wait": .., "polling": ..}`.
-#[derive(Clone, Debug, Serialize)]
-pub struct PerMethod<T> {
-    pub month_lock: T,
-    pub builtin_queued_wait: T,
-    pub polling: T,
-}
-
-impl<T> PerMethod<T> {
-    pub fn from_fn(mut f: impl FnMut(Method) -> T) -> PerMethod<T> {
-        PerMethod {
-            month_lock: f(Method::MonthLock),
-            builtin_queued_wait: f(Method::Queued),
-            polling: f(Method::Polling),
-        }
-    }
-
-    /// From values in [`Method::ALL`] order.
-    pub fn from_vec(values: Vec<T>) -> PerMethod<T> {
-        let [month_lock, builtin_queued_wait, polling]: [T; 3] = values
-            .try_into()
-            .unwrap_or_else(|_| panic!("one value per method"));
-        PerMethod {
-            month_lock,
-            builtin_queued_wait,
-            polling,
-        }
-    }
-
-    pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> PerMethod<U> {
-        PerMethod::from_fn(|m| f(&self[m]))
-    }
-
-    /// (method, value) in [`Method::ALL`] order.
-    pub fn iter(&self) -> impl Iterator<Item = (Method, &T)> {
-        Method::ALL.into_iter().map(move |m| (m, &self[m]))
-    }
-}
-
-impl<T> Index<Method> for PerMethod<T> {
-    type Output = T;
-    fn index(&self, m: Method) -> &T {
-        match m {
-            Method::MonthLock => &self.month_lock,
-            Method::Queued => &self.builtin_queued_wait,
-            Method::Polling => &self.polling,
-        }
-    }
-}
-
-impl<T> IndexMut<Method> for PerMethod<T> {
-    fn index_mut(&mut self, m: Method) -> &mut T {
-        match m {
-            Method::MonthLock => &mut self.month_lock,
-            Method::Queued => &mut self.builtin_queued_wait,
-            Method::Polling => &mut self.polling,
-        }
-    }
-}
-
-/// Runs a one-row, one-column boolean query with the simple query protocol: one round trip,
-/// as the application sends it (the test kit's `sql::q_bool` prepares the statement first,
-/// which would add a round trip to every measured call).
-pub async fn query_bool(client: &Client, sql: &str) -> bool {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    for message in messages {
-        if let SimpleQueryMessage::Row(row) = message {
-            return match row.get(0) {
-                Some("t") => true,
-                Some("f") => false,
-                other => panic!("{sql}: unexpected value {other:?}"),
-            };
-        }
-    }
-    panic!("{sql}: no row")
+    clients
 }
 
 /// One attempt without waiting (the holder's way in), with the method's own function.

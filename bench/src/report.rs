@@ -1,19 +1,30 @@
-//! The report: the table (printed and written as results.md), results.json and the chart, all
-//! from one [`Results`].
+//! results.md (also printed), the chart, and the targets section of bench/README.md, all
+//! rendered from one run's [`Figures`] and the targets' constants.
 
 use crate::chart;
-use crate::figures::{Figures, Row};
+use crate::figures::{pairs, Figures, TARGETS};
 use crate::machine::{Library, MachineLoad};
 use crate::methods::{Method, PerMethod};
-use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// One line of the main table: the figure, one cell per method, the target and whether it is met.
+pub struct Row {
+    pub figure: String,
+    pub cells: PerMethod<String>,
+    pub target: String,
+    /// `None`: the figure has no target.
+    pub met: Option<bool>,
+    /// The ratios behind the verdict.
+    pub note: String,
+}
+
 /// The run's circumstances.
-#[derive(Serialize)]
 pub struct RunInfo {
     pub date: String,
-    pub quick_mode: bool,
+    pub quick: bool,
+    /// The figures taken, when not all of them.
+    pub only: Option<Vec<String>>,
     pub cpu_cores: usize,
     pub postgres: String,
     pub month_lock_version: String,
@@ -22,71 +33,26 @@ pub struct RunInfo {
     pub library: Library,
 }
 
-/// Everything a run produced; `results.json` is this, serialised.
-#[derive(Serialize)]
-pub struct Results {
-    #[serde(flatten)]
-    pub info: RunInfo,
-    pub all_targets_met: bool,
-    pub methods: Vec<MethodName>,
-    #[serde(flatten)]
-    pub figures: Figures,
-}
-
-#[derive(Serialize)]
-pub struct MethodName {
-    key: &'static str,
-    label: &'static str,
-}
-
-impl Results {
-    pub fn new(info: RunInfo, figures: Figures) -> Results {
-        Results {
-            info,
-            all_targets_met: figures.all_targets_met(),
-            methods: Method::ALL
-                .iter()
-                .map(|m| MethodName {
-                    key: m.key(),
-                    label: m.label(),
-                })
-                .collect(),
-            figures,
-        }
-    }
-}
-
-/// Other work above this share of the cores during the run earns a warning in results.md.
+/// Other work above this share of the cores during the run earns a caveat in results.md.
 const OTHER_WORK_WARN: f64 = 0.05;
 
-fn verdict(met: Option<bool>) -> &'static str {
-    match met {
-        Some(true) => "yes: ",
-        Some(false) => "**NO**: ",
-        None => "",
-    }
-}
-
 fn table(rows: &[Row]) -> String {
-    let mut t = String::new();
     let labels = PerMethod::from_fn(Method::label);
-    let _ = writeln!(
-        t,
-        "| Figure | {} | {} | {} | Target | Met? (ratio) |",
+    let mut t = format!(
+        "| Figure | {} | {} | {} | Target | Met? (ratio) |\n|---|---|---|---|---|---|\n",
         labels.month_lock, labels.builtin_queued_wait, labels.polling
     );
-    let _ = writeln!(t, "|---|---|---|---|---|---|");
-    for row in rows {
+    for r in rows {
+        let verdict = match r.met {
+            Some(true) => "yes: ",
+            Some(false) => "**NO**: ",
+            None => "",
+        };
+        let c = &r.cells;
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} | {} | {}{} |",
-            row.figure,
-            row.cells.month_lock,
-            row.cells.builtin_queued_wait,
-            row.cells.polling,
-            row.target,
-            verdict(row.met),
-            row.note
+            "| {} | {} | {} | {} | {} | {verdict}{} |",
+            r.figure, c.month_lock, c.builtin_queued_wait, c.polling, r.target, r.note
         );
     }
     t
@@ -98,7 +64,7 @@ fn loadavg(l: Option<[f64; 3]>) -> String {
     })
 }
 
-/// The machine-load paragraph of results.md.
+/// The machine-load paragraph.
 fn machine_note(info: &RunInfo) -> String {
     let m = &info.machine;
     let mut s = format!(
@@ -121,8 +87,7 @@ fn machine_note(info: &RunInfo) -> String {
             if other > OTHER_WORK_WARN {
                 s.push_str(
                     " **Caveat: the machine was shared with other work during this run; \
-                     sub-millisecond figures and TPS are disturbed by it (rerun on an idle \
-                     machine for clean figures).**",
+                     timings are disturbed by it (instruction counts are not).**",
                 );
             }
         }
@@ -131,22 +96,22 @@ fn machine_note(info: &RunInfo) -> String {
     s
 }
 
-pub fn markdown(r: &Results) -> String {
-    let info = &r.info;
-    let mut md = String::new();
-    let _ = writeln!(md, "# month_lock benchmark results\n");
+pub fn markdown(info: &RunInfo, f: &Figures) -> String {
+    let mut md = String::from("# month_lock benchmark results\n\n");
     let _ = writeln!(
         md,
-        "Run {}{}, {} CPU cores, {}, month_lock {}; \
-         throwaway cluster on 127.0.0.1 (fsync=off), client on the same machine. \
-         Whole run {:.0} s. How each figure is measured: [README.md](README.md). \
-         Raw samples and every run: [results.json](results.json).\n",
+        "Run {}{}{}, {} CPU cores, {}, month_lock {}; throwaway cluster on 127.0.0.1 \
+         (fsync=off), client on the same machine. Whole run {:.0} s. How each figure is \
+         measured, and its target: [README.md](README.md).\n",
         info.date,
-        if info.quick_mode {
+        if info.quick {
             " (QUICK MODE: shortened runs, figures not meaningful)"
         } else {
             ""
         },
+        info.only
+            .as_ref()
+            .map_or(String::new(), |o| format!(" (only: {})", o.join(", "))),
         info.cpu_cores,
         info.postgres,
         info.month_lock_version,
@@ -161,41 +126,92 @@ pub fn markdown(r: &Results) -> String {
             info.library.path
         );
     }
-    md.push_str(&table(&r.figures.rows()));
-    let _ = writeln!(md);
-    md.push_str(&r.figures.backfill.table());
+    let pair_rows = f.pair_rows();
+    if !pair_rows.is_empty() {
+        md.push_str(&pairs::table(
+            "Uncontended take+release pair inside the server, net of the bare loop:",
+            &pair_rows,
+        ));
+        md.push('\n');
+    }
+    let rows = f.rows();
+    if !rows.is_empty() {
+        md.push_str(&table(&rows));
+        md.push('\n');
+    }
+    if let Some(b) = &f.backfill {
+        md.push_str(&b.table());
+        md.push('\n');
+    }
     let _ = writeln!(
         md,
-        "\nAll targets met: {}.\n",
-        if r.all_targets_met {
+        "All targets met: {}.\n",
+        if f.all_targets_met() {
             "yes"
         } else {
             "no (see the rows marked NO)"
         }
     );
-    let _ = writeln!(md, "![handoff latency](handoff_latency.png)");
+    if !f.handoff.is_empty() {
+        let _ = writeln!(md, "![handoff latency](handoff_latency.png)");
+    }
     md
 }
 
-/// Writes results.md, results.json and handoff_latency.png into `out_dir` and prints the table.
-pub fn write(r: &Results, out_dir: &Path) {
+const README_START: &str = "<!-- targets: rendered from the constants in src/figures/ -->\n";
+const README_END: &str = "<!-- /targets -->";
+
+/// The targets section of bench/README.md.
+pub fn targets_markdown() -> String {
+    let mut s = String::new();
+    for (figure, target) in TARGETS {
+        let _ = writeln!(s, "* {figure}: {}", target.text());
+    }
+    s
+}
+
+/// `readme` with its targets section rendered afresh.
+pub fn with_targets(readme: &str) -> String {
+    let (Some(a), Some(b)) = (readme.find(README_START), readme.find(README_END)) else {
+        panic!("bench/README.md lacks the targets markers");
+    };
+    let start = a + README_START.len();
+    format!("{}{}{}", &readme[..start], targets_markdown(), &readme[b..])
+}
+
+/// Rewrites the targets section of the README at `path` when it differs.
+pub fn update_readme(path: &Path) {
+    let text = std::fs::read_to_string(path).expect("read bench/README.md");
+    let new = with_targets(&text);
+    if new != text {
+        std::fs::write(path, new).expect("write bench/README.md");
+    }
+}
+
+/// Writes results.md (and the chart, when the handoff figure ran) into `out_dir`; prints the
+/// report.
+pub fn write(info: &RunInfo, f: &Figures, out_dir: &Path) {
     std::fs::create_dir_all(out_dir).expect("create output dir");
-    let png = out_dir.join("handoff_latency.png");
-    chart::handoff_chart(&png, &r.figures.handoff).unwrap_or_else(|e| panic!("chart: {e}"));
-    let md = markdown(r);
-    let md_path = out_dir.join("results.md");
-    let json_path = out_dir.join("results.json");
-    std::fs::write(&md_path, &md).expect("write results.md");
-    std::fs::write(
-        &json_path,
-        serde_json::to_string_pretty(r).expect("json") + "\n",
-    )
-    .expect("write results.json");
-    println!("\n{md}");
-    println!(
-        "Wrote {}, {} and {}.",
-        md_path.display(),
-        json_path.display(),
-        png.display()
-    );
+    if !f.handoff.is_empty() {
+        let png = out_dir.join("handoff_latency.png");
+        chart::handoff_chart(&png, &f.handoff).unwrap_or_else(|e| panic!("chart: {e}"));
+    }
+    let md = markdown(info, f);
+    let path = out_dir.join("results.md");
+    std::fs::write(&path, &md).expect("write results.md");
+    println!("\n{md}\nWrote {}.", path.display());
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_readme_targets_are_rendered_from_the_constants() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(
+            super::with_targets(&text) == text,
+            "bench/README.md's targets differ from the constants: run \
+             `cargo run -p month-lock-bench -- --readme` to render them"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! Figure 9: a backfill of 120 months by 8 workers with 20 ms of (client-side) work per month,
+//! Backfill: a backfill of 120 months by 8 workers with 20 ms of (client-side) work per month,
 //! three ways of finding the next month:
 //!
 //! * **claim any**: one round trip per claim, `month_lock_claim(ARRAY(not-done months))`;
@@ -12,14 +12,75 @@
 //! and releases it in one round trip (`UPDATE ...; COMMIT; SELECT <release>`: the commit
 //! comes before the release, so the next holder sees the month done).
 
-use crate::figures::{fms, Backfill, BackfillMethod, BackfillRun};
+use super::Ctx;
 use crate::methods::POLL_INTERVAL;
+use crate::stats::{fms, ratio, Dist};
 use month_lock_tests::sql::exec;
-use month_lock_tests::TestDb;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// One run of one method.
+pub struct BackfillRun {
+    pub wall_ms: f64,
+    pub round_trips: u64,
+    pub months_per_worker: Vec<u64>,
+    /// Every month worked on by exactly one worker, and marked done.
+    pub exactly_once: bool,
+}
+
+/// Every run of every method; its own table in results.md (the methods differ).
+pub struct Backfill {
+    pub ideal_ms: f64,
+    pub runs: Vec<(Way, Vec<BackfillRun>)>,
+}
+
+impl Backfill {
+    pub fn all_exactly_once(&self) -> bool {
+        self.runs
+            .iter()
+            .flat_map(|(_, r)| r)
+            .all(|r| r.exactly_once)
+    }
+
+    pub fn table(&self) -> String {
+        let runs = self.runs.first().map_or(0, |(_, r)| r.len());
+        let mut t = format!(
+            "Backfill: {MONTHS} months, {WORKERS} workers, {} ms of work per month (ideal {} ms = total work / workers), {runs} interleaved run(s) of each method; wall time median (min–max).\n\n\
+             | Method | How a worker finds its next month | Wall ms | vs ideal | Round trips per month | Months per worker (min–max over runs) | Each month exactly once |\n\
+             |---|---|---|---|---|---|---|\n",
+            WORK.as_millis(),
+            self.ideal_ms,
+        );
+        for (way, runs) in &self.runs {
+            let wall = Dist::of(&runs.iter().map(|r| r.wall_ms).collect::<Vec<_>>());
+            let rts: u64 = runs.iter().map(|r| r.round_trips).sum();
+            let per_worker = runs
+                .iter()
+                .flat_map(|r| r.months_per_worker.iter().copied());
+            let (lo, hi) = per_worker.fold((u64::MAX, 0), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} ({}–{}) | {} | {:.1} | {lo}–{hi} | {} |",
+                way.label(),
+                way.how(),
+                fms(wall.p50),
+                fms(wall.min),
+                fms(wall.max),
+                ratio(wall.p50 / self.ideal_ms),
+                rts as f64 / (MONTHS * runs.len()) as f64,
+                if runs.iter().all(|r| r.exactly_once) {
+                    "yes"
+                } else {
+                    "**NO**"
+                }
+            );
+        }
+        t
+    }
+}
 
 const FIRST_YEAR: i32 = 2030;
 const MONTHS: usize = 120;
@@ -27,7 +88,7 @@ const WORKERS: usize = 8;
 const WORK: Duration = Duration::from_millis(20);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Way {
+pub enum Way {
     ClaimAny,
     TryLoop,
     Polling,
@@ -223,8 +284,10 @@ async fn backfill_run(admin: &Client, clients: &[Arc<Client>], way: Way) -> Back
     }
 }
 
-/// Figure 9: `runs` runs of each method, interleaved, on the same 8 warmed connections.
-pub async fn backfill(db: &TestDb, runs: usize) -> Backfill {
+/// The runs of each method, interleaved, on the same 8 warmed connections.
+pub async fn measure(ctx: &Ctx) -> Backfill {
+    let runs = if ctx.quick { 1 } else { 3 };
+    let db = &ctx.db;
     let admin = db.connect_as("bench backfill admin").await;
     exec(
         &admin,
@@ -273,29 +336,11 @@ pub async fn backfill(db: &TestDb, runs: usize) -> Backfill {
         }
     }
     let ideal_ms = (MONTHS as f64 * WORK.as_secs_f64() * 1e3) / WORKERS as f64;
-    let methods: Vec<BackfillMethod> = WAYS
-        .into_iter()
-        .zip(by_way)
-        .map(|(way, r)| BackfillMethod::new(way.label(), way.how(), MONTHS as u64, ideal_ms, r))
-        .collect();
-    for m in &methods {
-        eprintln!(
-            "backfill  {:<32} {} ms ({} ideal), {:.1} round trips per month, {}..{} months per worker{}",
-            m.label,
-            fms(m.wall_ms.p50),
-            crate::figures::ratio(m.wall_over_ideal),
-            m.round_trips_per_month,
-            m.months_per_worker_min,
-            m.months_per_worker_max,
-            if m.exactly_once { "" } else { ", NOT exactly once" }
-        );
-    }
     exec(&admin, "DROP TABLE backfill").await;
-    Backfill {
-        months: MONTHS as u64,
-        workers: WORKERS,
-        work_ms: WORK.as_millis() as u64,
+    let figure = Backfill {
         ideal_ms,
-        methods,
-    }
+        runs: WAYS.into_iter().zip(by_way).collect(),
+    };
+    eprintln!("{}", figure.table());
+    figure
 }

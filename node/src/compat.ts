@@ -46,24 +46,85 @@ async function one<R>(sql: PostgresSqlLike, text: string, params: unknown[]): Pr
 }
 
 /**
+ * What compat knows about one connection (one `sql`): how many references its calls took on
+ * each month, since month_lock's own holds do not stack and the original's raw advisory locks
+ * did, and the tail of its calls that change them, which run one after another (the connection
+ * runs its statements one after another anyway).
+ */
+interface Connection {
+  refs: Map<number, number>;
+  tail: Promise<unknown>;
+}
+const connections = new WeakMap<object, Connection>();
+
+function inTurn<T>(sql: PostgresSqlLike, op: (refs: Map<number, number>) => Promise<T>): Promise<T> {
+  let c = connections.get(sql);
+  if (c === undefined) connections.set(sql, (c = { refs: new Map(), tail: Promise.resolve() }));
+  const { refs } = c;
+  const run = c.tail.then(() => op(refs));
+  c.tail = run.catch(() => undefined);
+  return run;
+}
+
+/**
  * Takes the month for this connection, waiting up to `timeoutMs` (0: one attempt) in the
- * server's queue. Resolves false at the timeout; never rejects for a busy month. Taking a
- * month this connection already holds resolves true and does not stack.
+ * server's queue. Resolves false at the timeout, whatever the session's `statement_timeout`;
+ * never rejects for a busy month. Taking a month this connection already holds resolves true
+ * and stacks, as `pg_advisory_lock` does: every true needs its release.
  */
 export async function acquireMonthLock(sql: Sql, year: number, month: number, timeoutMs: number): Promise<boolean> {
   checkYear(year);
   checkMonthNumber(month);
   const timeout = checkTimeout(timeoutMs ?? 0)!;
   const s = checkSql(sql);
-  return (await one<{ ok: boolean }>(s, SQL.TRY_SESSION_PLAIN, [year, month, timeout])).ok;
+  const key = year * 100 + month;
+  // Inside the caller's transaction (a postgres.js transaction's sql) the setting is changed
+  // for the transaction only.
+  const local = typeof s.savepoint === "function";
+  return inTurn(s, async (refs) => {
+    const [off, wait, back] = await Promise.allSettled([
+      s.unsafe(SQL.COMPAT_TIMEOUT_OFF, [local]),
+      s.unsafe(SQL.COMPAT_TRY, [year, month, timeout]),
+      s.unsafe(SQL.COMPAT_TIMEOUT_BACK, [local]),
+    ]);
+    // A cancel meant for the wait can land on the restore just after it: restore once more.
+    const restored = back.status === "fulfilled"
+      || (await Promise.resolve(s.unsafe(SQL.COMPAT_TIMEOUT_BACK, [local])).then(() => true, () => false));
+    if (wait.status === "rejected") throw wait.reason;
+    const { held, ok } = (wait.value as Array<{ held: boolean; ok: boolean }>)[0];
+    // The server says whether the session held the month before: a count left from a session
+    // that was lost (postgres.js reconnects silently) starts again.
+    if (!held) refs.delete(key);
+    if (ok) refs.set(key, (refs.get(key) ?? 0) + 1);
+    // A wait that answered is reported as it answered, so that a month it took is never hidden
+    // behind an error of the setting's statements (which fail only with the session).
+    if (!ok && off.status === "rejected") throw off.reason;
+    if (!ok && !restored) throw (back as PromiseRejectedResult).reason;
+    return ok;
+  });
 }
 
-/** Releases the month: true if this connection held it, otherwise false (quietly). */
+/**
+ * Gives back one reference to the month: true if this connection held it, otherwise false
+ * (quietly). The month is released when the last reference goes.
+ */
 export async function releaseMonthLock(sql: Sql, year: number, month: number): Promise<boolean> {
   checkYear(year);
   checkMonthNumber(month);
   const s = checkSql(sql);
-  return (await one<{ released: boolean }>(s, SQL.RELEASE, [year, month])).released;
+  const key = year * 100 + month;
+  return inTurn(s, async (refs) => {
+    const count = refs.get(key) ?? 0;
+    if (count > 1) {
+      // Another reference stays: only ask whether the session still holds the month.
+      const { held } = await one<{ held: boolean }>(s, SQL.HELD_BY_ME, [year, month]);
+      if (held) refs.set(key, count - 1);
+      else refs.delete(key);
+      return held;
+    }
+    refs.delete(key);
+    return (await one<{ released: boolean }>(s, SQL.RELEASE, [year, month])).released;
+  });
 }
 
 /**

@@ -67,6 +67,19 @@ export class MonthAlreadyHeldError extends Error {
   }
 }
 
+/**
+ * A connection (a pg.Client or a pool's client) was given to a call while another call of this
+ * package still runs a transaction on it. Nothing was sent. `code` is 55006 (object_in_use).
+ * Give each concurrent call a connection of its own (a pg.Pool takes one per call).
+ */
+export class ConnectionInUseError extends Error {
+  readonly code = "55006";
+  constructor() {
+    super("month-lock: this connection is running another month-lock transaction; give each concurrent call its own connection (e.g. a pg.Pool)");
+    this.name = "ConnectionInUseError";
+  }
+}
+
 /** The reason of a session lock's `lost` signal: the session is gone or no longer holds the month. */
 export class MonthLockLostError extends Error {
   constructor(

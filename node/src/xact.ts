@@ -90,7 +90,7 @@ export async function withMonthLock<Tx = any, R = unknown>(
   if (typeof fn !== "function") throw new TypeError("month-lock: fn must be a function");
   const driver = driverOf(db);
   opts.signal?.throwIfAborted();
-  return driver.transaction(async (conn, tx) => fn(tx as Tx, await acquireXact(conn, ym, opts)));
+  return driver.transaction(async (conn, tx) => fn(tx as Tx, await acquireXact(conn, ym, opts)), opts.signal);
 }
 
 /**
@@ -139,5 +139,5 @@ export async function withAllMonths<Tx = any, R = unknown>(
     const tokens = ran.rows[0].tokens;
     if (tokens === null) throw new MonthBusyError(list, timeout, "not-all-free");
     return fn(tx as Tx, Object.freeze({ months: list, tokens: tokens.split(",").map((t) => BigInt(t)) }));
-  });
+  }, signal);
 }

@@ -1,6 +1,6 @@
 // The tarball `npm pack` makes, installed into a new project the way a user installs it, runs
-// the original application's cases (compat.test.js, unchanged) and type-checks a consumer of
-// every entry point against the declarations it ships. That project uses postgres.js 3 (the
+// the original application's cases and the other compat suites (compat*.test.js, unchanged)
+// and type-checks a consumer of every entry point against the declarations it ships. That project uses postgres.js 3 (the
 // major the original application was written against); the rest of the suite runs the
 // devDependency, postgres.js 4.
 import { after, before, test } from "node:test";
@@ -44,15 +44,18 @@ test("npm pack → npm install in a new project → the original application's c
   assert.equal(JSON.parse(readFileSync(join(project, "node_modules", "month-lock", "package.json"), "utf8")).dependencies, undefined,
     "no runtime dependency");
 
-  // The compat cases, byte for byte the file the suite runs, importing "month-lock/compat".
+  // The compat cases, byte for byte the files the suite runs (the original application's eight,
+  // statement_timeout, stacking), importing "month-lock/compat".
   mkdirSync(join(project, "test", "support"), { recursive: true });
-  copyFileSync(join(here, "compat.test.js"), join(project, "test", "compat.test.js"));
+  const compatFiles = readdirSync(here).filter((f) => /^compat.*\.test\.js$/.test(f));
+  assert.ok(compatFiles.includes("compat.test.js"), compatFiles.join(" "));
+  for (const f of compatFiles) copyFileSync(join(here, f), join(project, "test", f));
   for (const f of readdirSync(join(here, "support")).filter((f) => f.endsWith(".js"))) {
     copyFileSync(join(here, "support", f), join(project, "test", "support", f));
   }
   // A run of its own, not a subtest of this runner (NODE_TEST_CONTEXT would make it one).
   const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-  const run = spawnSync(process.execPath, ["--test", "--test-reporter=tap", "test/compat.test.js"], { cwd: project, encoding: "utf8", env });
+  const run = spawnSync(process.execPath, ["--test", "--test-reporter=tap", ...compatFiles.map((f) => `test/${f}`)], { cwd: project, encoding: "utf8", env });
   assert.equal(run.status, 0, run.stdout + run.stderr);
   const passed = Number(/# pass (\d+)/.exec(run.stdout)?.[1]);
   assert.ok(passed >= 8, `${passed} cases passed from the tarball:\n${run.stdout}`);

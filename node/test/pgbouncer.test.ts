@@ -110,6 +110,17 @@ describe("through PgBouncer in transaction mode", () => {
     }
   });
 
+  test("postgres.js tells PgBouncer from a direct connection by the pid its BackendKeyData names", async () => {
+    // What decides an abort's cancel: never a CancelRequest through the pooler (pgbouncer#847).
+    const [, viaBouncer] = workers(2);
+    const through = await viaBouncer.db.unsafe("SELECT pg_backend_pid() AS pid");
+    assert.notEqual(through.state?.pid, through[0].pid, "a pooler's own key");
+    const direct = postgresSql(db.app, { max: 2 });
+    closers.push(() => direct.end({ timeout: 1 }));
+    const straight = await direct.unsafe("SELECT pg_backend_pid() AS pid");
+    assert.equal(straight.state?.pid, straight[0].pid, "the server's key");
+  });
+
   test("the compat API's statements pass through PgBouncer with the original settings", async () => {
     // Session scope is not pooler-safe (the next transaction may run elsewhere); this only checks
     // that postgres.js with the application's settings talks to PgBouncer at all.

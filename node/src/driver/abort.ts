@@ -52,3 +52,27 @@ export async function cancelUntilSettled(send: () => Promise<unknown>, settled: 
     await new Promise((resolve) => setTimeout(resolve, CANCEL_REPEAT_MS));
   }
 }
+
+/**
+ * `pending` (a pool's connection, or a transaction not begun yet) raced against `signal`: an
+ * abort rejects at once with `signal.reason`, and `undo` gets what `pending` delivers later.
+ */
+export function unlessAborted<T>(pending: Promise<T>, signal: AbortSignal | undefined, undo: (late: T) => void): Promise<T> {
+  if (!signal) return pending;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    pending.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        if (signal.aborted) undo(value);
+        else resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}

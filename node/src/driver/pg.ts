@@ -1,6 +1,7 @@
 // node-postgres (`pg`): a Pool, a Client, or a client checked out of a pool.
 import * as SQL from "../sql.js";
-import { cancelUntilSettled, runAbortable } from "./abort.js";
+import { ConnectionInUseError } from "../errors.js";
+import { cancelUntilSettled, runAbortable, unlessAborted } from "./abort.js";
 import type { Conn, Dedicated, Driver, Row } from "./types.js";
 
 /** The parts of a pg.Client (or PoolClient) used here. */
@@ -68,6 +69,9 @@ function clientConn(client: PgClientLike): Conn {
   };
 }
 
+/** Clients a call of this package runs a transaction on right now. */
+const inTransaction = new WeakSet<object>();
+
 export function pgDriver(db: PgPoolLike | PgClientLike): Driver {
   const pool = isPgPool(db) ? db : undefined;
   return {
@@ -79,8 +83,12 @@ export function pgDriver(db: PgPoolLike | PgClientLike): Driver {
         },
       };
     },
-    async transaction<R>(body: (conn: Conn, tx: unknown) => Promise<R>): Promise<R> {
-      const client = pool ? await pool.connect() : (db as PgClientLike);
+    async transaction<R>(body: (conn: Conn, tx: unknown) => Promise<R>, signal?: AbortSignal): Promise<R> {
+      // A pool's connect() cannot be withdrawn: an abort rejects now, the client goes back when it comes.
+      const client = pool ? await unlessAborted(pool.connect(), signal, (c) => c.release?.()) : (db as PgClientLike);
+      // A pg.Client queues a second caller's statements into the first caller's transaction.
+      if (inTransaction.has(client)) throw new ConnectionInUseError();
+      inTransaction.add(client);
       let broken: unknown;
       try {
         await client.query("BEGIN").catch((e: unknown) => {
@@ -104,6 +112,7 @@ export function pgDriver(db: PgPoolLike | PgClientLike): Driver {
         }
         return result;
       } finally {
+        inTransaction.delete(client);
         // A client whose ROLLBACK or COMMIT failed is not handed to the next user of the pool.
         if (pool) client.release?.(broken instanceof Error ? broken : broken !== undefined);
       }

@@ -1,6 +1,6 @@
 // postgres.js (`postgres`): an `sql` instance, a reserved connection, or a transaction's `sql`.
 import * as SQL from "../sql.js";
-import { cancelUntilSettled, runAbortable } from "./abort.js";
+import { cancelUntilSettled, runAbortable, unlessAborted } from "./abort.js";
 import type { Conn, Dedicated, Driver, Row } from "./types.js";
 
 /** The parts of a postgres.js query used here. */
@@ -23,26 +23,32 @@ export function isPostgresSql(db: unknown): db is PostgresSqlLike {
 }
 
 /**
- * `sql` runs the statements. A wait is cancelled with `pg_cancel_backend` sent through
- * `pool` (the application's sql: another of its connections) when there is one with room for
- * it; otherwise with postgres.js's own cancel (the protocol's CancelRequest), which is fine on
- * a direct connection but which PgBouncer 1.18 and 1.19 can exit on (pgbouncer#847).
+ * `sql` runs the statements. A wait is cancelled with postgres.js's own cancel (the protocol's
+ * CancelRequest, on a socket of its own: it needs no free connection) when the connection goes
+ * straight to the server, and with `pg_cancel_backend` sent through `pool` (the application's
+ * sql: another of its connections, so it waits for one to be free) when a pooler sits in
+ * between: PgBouncer 1.18 and 1.19 can exit on a CancelRequest (pgbouncer#847). Without a
+ * `pool` ({ max: 1 }, session scope) postgres.js's own cancel is the only one there is.
  */
 function sqlConn(sql: PostgresSqlLike, pool?: PostgresSqlLike): Conn {
   let pid: number | undefined;
+  let direct = false;
   return {
     async run<R extends Row>(text: string, params: unknown[], signal?: AbortSignal) {
-      if (signal && pool) {
+      if (signal && pool && pid === undefined) {
         signal.throwIfAborted();
         // The pid of this transaction's server backend: one extra round trip, only for calls
-        // that pass a signal.
-        pid ??= ((await sql.unsafe(SQL.BACKEND_PID, [])) as Array<{ pid: number }>)[0].pid;
+        // that pass a signal. The connection is direct when the server's pid is the one the
+        // connection's BackendKeyData named (a pooler hands out keys of its own).
+        const rows = (await sql.unsafe(SQL.BACKEND_PID, [])) as Array<{ pid: number }> & { state?: { pid?: unknown } };
+        pid = rows[0].pid;
+        direct = rows.state?.pid === pid;
       }
       const query = sql.unsafe(text, params as any[]);
       return runAbortable<R>(
         signal,
         async () => (await query) as R[],
-        pool
+        pool && !direct
           ? (settled) => cancelUntilSettled(() => Promise.resolve(pool.unsafe(SQL.CANCEL_BACKEND, [pid!])), settled)
           : async () => void (await query.cancel()),
       );
@@ -54,13 +60,26 @@ export function postgresDriver(sql: PostgresSqlLike): Driver {
   return {
     name: "postgres",
     any: sqlConn(sql),
-    async transaction<R>(body: (conn: Conn, tx: unknown) => Promise<R>): Promise<R> {
+    async transaction<R>(body: (conn: Conn, tx: unknown) => Promise<R>, signal?: AbortSignal): Promise<R> {
       if (typeof sql.begin !== "function") {
         throw new TypeError("month-lock: this postgres.js sql cannot begin a transaction (already inside one?)");
       }
       // A cancel needs another connection of the pool; with { max: 1 } there is none.
       const pool = (sql.options?.max ?? 1) > 1 ? sql : undefined;
-      return (await sql.begin((tx) => body(sqlConn(tx, pool), tx))) as R;
+      // A begin waiting for a connection cannot be withdrawn: an abort before the transaction
+      // starts rejects now, and the transaction, when it starts, rolls back at once. Once it
+      // has started, the abort is the waiting statement's (runAbortable).
+      let started!: () => void;
+      const starting = new Promise<void>((resolve) => (started = resolve));
+      const done = Promise.resolve(sql.begin((tx) => {
+        started();
+        signal?.throwIfAborted();
+        return body(sqlConn(tx, pool), tx);
+      })) as Promise<R>;
+      // The transaction's own outcome is reported below; this keeps an abandoned one quiet.
+      done.catch(() => undefined);
+      await unlessAborted(Promise.race([starting, done.then(() => undefined)]), signal, () => undefined);
+      return done;
     },
     dedicated(): Dedicated {
       const dedicated = typeof sql.release === "function" || typeof sql.savepoint === "function"

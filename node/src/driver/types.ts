@@ -30,8 +30,12 @@ export interface Dedicated {
 
 export interface Driver {
   readonly name: "pg" | "postgres";
-  /** Runs `body` in a transaction on one connection: COMMIT on success, ROLLBACK on error. */
-  transaction<R>(body: (conn: Conn, tx: unknown) => Promise<R>): Promise<R>;
+  /**
+   * Runs `body` in a transaction on one connection: COMMIT on success, ROLLBACK on error. An
+   * abort of `signal` while the call still waits for a pool's connection rejects at once with
+   * `signal.reason`; the connection, when the pool hands it over later, goes back unused.
+   */
+  transaction<R>(body: (conn: Conn, tx: unknown) => Promise<R>, signal?: AbortSignal): Promise<R>;
   /** For questions: any connection, one autocommit statement. */
   readonly any: Conn;
   /** The connection itself, for session scope; a TypeError for a pool. */

@@ -85,7 +85,8 @@ def run_phase(name, spec):
             threading.Event().wait(0.05)
         else:
             sys.exit('cancel-storm: the blocking session did not take 2031-05')
-    script = ['\\set VERBOSITY default', spec['setup']]
+    # The setup runs before the storm: the canceller starts once the victim holds the go key.
+    script = ['\\set VERBOSITY default', spec['setup'], 'SELECT pg_advisory_lock(0, 4243);\n']
     for i in range(iterations):
         op = spec['ops'][i % len(spec['ops'])]
         # the state before the call: a normalising statement can be cancelled too
@@ -103,8 +104,8 @@ DO $$
 DECLARE victim integer; t0 timestamptz := clock_timestamp();
 BEGIN
   LOOP
-    PERFORM pg_stat_clear_snapshot();
-    SELECT pid INTO victim FROM pg_stat_activity WHERE application_name = 'ml_storm_victim';
+    SELECT pid INTO victim FROM pg_locks
+     WHERE locktype = 'advisory' AND classid = 0 AND objid = 4243 AND objsubid = 2 AND granted;
     EXIT WHEN victim IS NOT NULL OR clock_timestamp() > t0 + interval '60 s';
     PERFORM pg_sleep(0.005);
   END LOOP;

@@ -21,7 +21,8 @@ failed-request undo).
            in session scope (it is free once the transaction ends)
 
 Fails on any violation, and when fewer than 100 cancels of a phase landed inside month_lock
-calls (the storm did not exercise the windows). Prints the counts.
+calls or fewer than two thirds of the checks answered (the storm did not exercise the windows).
+Prints the counts.
 """
 import os
 import re
@@ -193,7 +194,11 @@ END $$"""], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=Tru
           f'{checked} checks, {bad} violations')
     for p in problems[:10]:
         print(f'  violation: {p}')
-    return bad == 0 and end_ok and inside >= 100 and checked >= iterations * 9 // 10
+    # a check is itself cancelled now and then (its answer is then unknown): most must answer
+    enough = inside >= 100 and checked >= iterations * 2 // 3
+    if not enough:
+        print(f'  too few cancels inside calls (wanted 100) or checks answered (wanted {iterations * 2 // 3})')
+    return bad == 0 and end_ok and enough
 
 
 ok = True

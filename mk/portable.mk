@@ -14,7 +14,7 @@
 PORTABLE_DIST := dist
 PORTABLE_BENCH_TREE = $(PG_CACHE)/trees/$(CHECKOUT_ID)-release/$(PG)
 PORTABLE_BENCH_PG_CONFIG = $(if $(filter 15,$(PG)),$(PORTABLE_BENCH_TREE)/usr/lib/postgresql/15/bin/pg_config,$(PORTABLE_BENCH_TREE)/bin/pg_config)
-PORTABLE_SOURCES := sql/portable/month_lock-portable.sql sql/month_lock.sql tools/portable-build.sh Cargo.toml
+PORTABLE_SOURCES := $(sort $(wildcard sql/portable/*.sql)) sql/month_lock.sql tools/portable-build.sh Cargo.toml
 
 .PHONY: portable portable-test portable-bench
 
@@ -41,7 +41,9 @@ PORTABLE_SKIP := --skip a_failed_request_keeps_no_claimed_month \
   --skip cancel_or_timeout_racing_the_last_grant_is_all_or_nothing
 # The client leaves the undo of a grant whose statement then failed to the extension's
 # failed-request rule, which the edition does not have (same difference):
-PORTABLE_CLIENT_SKIP := --skip an_acquire_that_fails_after_a_grant_leaves_nothing_held
+PORTABLE_CLIENT_SKIP := --skip an_acquire_that_fails_after_a_grant_leaves_nothing_held \
+  --skip token_is_the_same_for_a_hold_and_larger_for_the_next_holder
+# (the second: a session hold's token is the same within a transaction only; docs/editions.md)
 PORTABLE_ENV = MONTH_LOCK_TEST_EDITION=portable \
   MONTH_LOCK_PORTABLE_SQL=$(CURDIR)/$(PORTABLE_DIST)/month_lock-portable.sql PG_CONFIG=$(TEST_PG_CONFIG)
 

@@ -16,9 +16,25 @@ pgxs=$(dirname "$("$pg_config" --pgxs)")/../..
 psql=("$bindir/psql" -X -q -v ON_ERROR_STOP=1)
 db=ml_cross
 "${psql[@]}" -d postgres -c "CREATE DATABASE $db"
-"${psql[@]}" -d $db -c "CREATE SCHEMA native" -c "CREATE EXTENSION month_lock SCHEMA native" \
-  -c "CREATE SCHEMA portable AUTHORIZATION $owner"
+# The SQL-only edition first: it refuses to install beside another edition's token sequence
+# (one database, one sequence), checked below; CREATE EXTENSION cannot be refused.
+"${psql[@]}" -d $db -c "CREATE SCHEMA portable AUTHORIZATION $owner"
 PGUSER=$owner PGOPTIONS="-c search_path=portable" "${psql[@]}" -d $db -f "$dist/month_lock-portable.sql"
+"${psql[@]}" -d $db -c "CREATE SCHEMA native" -c "CREATE EXTENSION month_lock SCHEMA native"
+
+# One sequence per database: beside the native extension, the SQL-only edition neither installs
+# (nor upgrades in place) nor hands out tokens; its locks still work (the specs below).
+"${psql[@]}" -d $db -c "CREATE SCHEMA portable2 AUTHORIZATION $owner"
+if err=$(PGUSER=$owner PGOPTIONS="-c search_path=portable2" "${psql[@]}" -d $db -f "$dist/month_lock-portable.sql" 2>&1); then
+  echo "cross: FAILED: the SQL-only edition installed beside the native extension"; exit 1
+fi
+echo "$err" | grep -q 'another month_lock edition is installed in this database (schema ' \
+  || { echo "cross: FAILED: unexpected refusal: $err"; exit 1; }
+echo "cross: ok: the SQL-only edition does not install beside another edition"
+got=$(PGUSER=$owner PGOPTIONS="-c search_path=portable" "${psql[@]}" -d $db -At -v VERBOSITY=sqlstate \
+  -c "SELECT month_lock_try(2024, 2)" -c "SELECT month_lock_token(2024, 2)" 2>&1 || true)
+echo "$got" | grep -q '^ERROR:  55000' || { echo "cross: FAILED: a SQL-only token beside the native extension: $got"; exit 1; }
+echo "cross: ok: beside the native extension the SQL-only edition hands out no token (55000)"
 
 # Every check is one row (check, ok); any ok = false fails.
 result=$("${psql[@]}" -d $db -At -F ' ' <<'SQL'

@@ -5,7 +5,10 @@
 # install the SQL-only edition (and re-run it: an upgrade in place keeps the token sequence),
 # move to CREATE EXTENSION month_lock in one transaction, then back, while another session
 # holds a month throughout. Checks that the month stays held across both moves (the key space
-# is the same) and that tokens keep growing.
+# is the same) and that tokens keep growing. Then, in one session that stays connected
+# throughout: the edition reinstalled under it (uninstall + install) and moved to native and
+# back under it keeps working, and what each edition's release does to a month taken before
+# the move (docs/editions.md, "Moving between editions").
 set -euo pipefail
 pg_config=${1:?}; dist=${2:?}; owner=${3:?}
 bindir=$("$pg_config" --bindir)
@@ -74,3 +77,32 @@ echo "move: ok: the SQL-only edition's token continues ($t3 -> $t4)"
 "${psql[@]}" -d $db -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ml_move_holder'" >/dev/null
 wait $holder 2>/dev/null || true
 check "the holder's month is free once its session ended" "SELECT NOT month_is_locked(2024, 5)" $owner
+
+# One session across a reinstall and both moves (each step run by \! in another connection).
+super=$PGUSER
+out=$(PGUSER=$owner "${psql[@]}" -d $db -At 2>&1 <<SQL
+SELECT 'used', month_lock_try(2024, 7), month_lock_token(2024, 7) > 0;
+\! PGUSER=$owner $bindir/psql -X -q -v ON_ERROR_STOP=1 -d $db -f "$dist/month_lock-portable-uninstall.sql" -f "$dist/month_lock-portable.sql" 2>/dev/null
+SELECT 'after_reinstall', month_lock_try(2024, 7), month_lock_try(2024, 8), month_lock_token(2024, 7) > 0,
+       month_lock_release(2024, 8);
+SELECT 'taken_before_native', month_lock_try(2024, 9);
+\! PGUSER=$super $bindir/psql -X -q -v ON_ERROR_STOP=1 -d $db -c "BEGIN" -c "SELECT last_value, is_called FROM public.month_lock_token_seq" -f "$dist/month_lock-portable-uninstall.sql" -c "CREATE EXTENSION month_lock SCHEMA public" -c "COMMIT" >/dev/null
+SELECT 'native_release', month_lock_release(2024, 9), month_lock_release_all(), month_is_locked(2024, 9);
+SELECT 'raw_unlock', pg_advisory_unlock(month_lock_key_classid()::integer, 202409), month_is_locked(2024, 9);
+SELECT 'native_take', month_lock_try(2024, 10);
+\! PGUSER=$super $bindir/psql -X -q -v ON_ERROR_STOP=1 -d $db -c "BEGIN" -c "DROP EXTENSION month_lock" -c "SET ROLE $owner" -f "$dist/month_lock-portable.sql" -c "RESET ROLE" -c "COMMIT" >/dev/null 2>&1
+SELECT 'portable_release', month_lock_release(2024, 10), month_is_locked(2024, 10);
+SELECT 'after_moves', month_lock_try(2024, 11), month_lock_token(2024, 11) > 0, month_lock_release(2024, 11),
+       month_lock_release(2024, 7);
+SQL
+) || { echo "$out"; echo "move: FAILED: a session across reinstall and moves"; exit 1; }
+expect() { # expect LINE DESCRIPTION
+  echo "$out" | grep -qx "$1" || { echo "$out"; echo "move: FAILED: $2 (wanted '$1')"; exit 1; }
+  echo "move: ok: $2"
+}
+expect 'used|t|t' "a session uses the SQL-only edition"
+expect 'after_reinstall|t|t|t|t' "the same session re-enters, takes, draws a token after a reinstall under it"
+expect 'native_release|f|0|t' "documented: the native month_lock_release and month_lock_release_all do not free a month taken with the SQL-only edition before the move"
+expect 'raw_unlock|t|f' "documented: pg_advisory_unlock(month_lock_key_classid(), yyyymm) frees it"
+expect 'portable_release|t|f' "the SQL-only month_lock_release frees a month taken with the native edition before the move"
+expect 'after_moves|t|t|t|t' "the same session keeps working after both moves"

@@ -10,8 +10,10 @@
 #      only for tests whose difference docs/editions.md names (settings_1.out: PostgreSQL 14,
 #      where an unknown month_lock.* name is accepted by the server itself)
 #   3. the edition's own suite tests/portable/sql + specs as that role
+#   3c. cancels storming month_lock calls never drop an earlier hold and never leave a month the
+#      cancelled call took (tests/portable/cancel_storm.py)
 #   4. native and SQL-only sessions in one database (two schemas) exclude each other, and both
-#      catalogs match (tests/portable/cross.sh)
+#      catalogs match; tokens come from one sequence (tests/portable/cross.sh)
 #   5. moving SQL-only -> CREATE EXTENSION month_lock -> SQL-only, locks held and tokens growing
 #      (tests/portable/move.sh)
 #   6. the pg_tle form: its body is the plain script, and it installs through a stub pgtle
@@ -111,6 +113,9 @@ PGUSER=$owner "$pg_isolation_regress" --bindir="$bindir" --inputdir="$here" --ou
 
 step "3b. timeouts racing grants, as $owner"
 "$here/race.sh" "$pg_config" "$owner" ml_portable_suite || fail "timeouts racing grants"
+
+step "3c. cancels landing inside month_lock calls, as $owner"
+python3 "$here/cancel_storm.py" "$pg_config" "$owner" ml_portable_suite || fail "cancel storm"
 
 step "4. native and SQL-only sessions in one database"
 "$here/cross.sh" "$pg_config" "$dist" "$owner" "$out/cross" || fail "cross-edition"

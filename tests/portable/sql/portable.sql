@@ -67,10 +67,9 @@ COMMIT;
 SELECT month_lock_held(2024, 6) AS session_hold_survives_commit;
 SELECT month_lock_release(2024, 6) AS released, month_lock_held(2024, 6) AS still_held;
 
--- The session hint (month_lock_sql.held) is a setting, which ROLLBACK rewinds while session
--- locks stay: a rewound hint is detected and rebuilt from the lock table, so re-entry after a
--- ROLLBACK or ROLLBACK TO SAVEPOINT still does not stack, and a hold ended behind month_lock's
--- back (raw unlock) is taken afresh.
+-- Re-entry reads the lock table (nothing kept in a setting is trusted for it): after a ROLLBACK
+-- or ROLLBACK TO SAVEPOINT (which rewind settings, not session locks) re-entry still does not
+-- stack, and a hold ended behind month_lock's back (raw unlock) is taken afresh.
 BEGIN;
 SELECT month_lock_try(2024, 9) AS taken_in_rolled_back_transaction;
 ROLLBACK;
@@ -86,7 +85,7 @@ SELECT month_lock_release(2024, 9) AS sep, month_lock_release_shared(2024, 9) AS
 SELECT month_lock_try(2024, 11), pg_advisory_unlock(1835821824, 202411) AS raw_unlock;
 SELECT month_lock_try(2024, 11) AS taken_again, month_lock_release(2024, 11) AS released,
        month_lock_held(2024, 11) AS still_held;
--- In a read-only transaction there is no hint (no sequence): the lock table is read.
+-- In a read-only transaction as well.
 BEGIN READ ONLY;
 SELECT month_lock_try(2024, 12) AS read_only, month_lock_try(2024, 12) AS reentry;
 COMMIT;
@@ -94,24 +93,61 @@ SELECT month_lock_try(2024, 12) AS reentry_read_write;
 SELECT month_lock_release(2024, 12) AS released, month_lock_held(2024, 12) AS still_held;
 SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
 
--- Fencing tokens: the same for the whole hold, a larger one for the next hold; the transaction
--- that drew one has a transaction id and WAL of its own, so its COMMIT waits for the flush.
+-- Fencing tokens: the same within a transaction; a session hold gets a new, larger token in each
+-- transaction that asks (docs/editions.md); the transaction that drew one has a transaction id
+-- and WAL of its own, so its COMMIT waits for the flush.
 SELECT month_lock_try(2024, 7);
+BEGIN;
 SELECT month_lock_token(2024, 7) AS a \gset
-SELECT month_lock_token(2024, 7) = :a AS same_hold_same_token;
+SELECT month_lock_token(2024, 7) = :a AS same_in_transaction;
+COMMIT;
 BEGIN;
 SELECT pg_current_xact_id_if_assigned() IS NULL AS no_xid_before;
-SELECT month_lock_release(2024, 7), month_lock_try(2024, 7), month_lock_token(2024, 7) > :a AS next_hold_larger;
+SELECT month_lock_token(2024, 7) > :a AS new_transaction_larger;
 SELECT pg_current_xact_id_if_assigned() IS NOT NULL AS token_transaction_has_xid;
 COMMIT;
-SELECT month_lock_token(2024, 7) AS b \gset
-SELECT :b > :a AS kept_after_commit, month_lock_token(2024, 7) = :b AS same_again;
--- A ROLLBACK that rewinds the session hint loses the cached token: the hold's next token is a
--- new, larger one (never the token of another hold).
+-- A release ends the hold: the next hold's token is larger, also within one transaction.
 BEGIN;
-SELECT month_lock_try(2024, 6) AS other_month;
+SELECT month_lock_token(2024, 7) AS b \gset
+SELECT month_lock_release(2024, 7), month_lock_try(2024, 7), month_lock_token(2024, 7) > :b AS next_hold_larger;
+COMMIT;
+-- ROLLBACK TO SAVEPOINT rewinds the cached token but not the session lock: after a release and a
+-- new hold inside the rolled-back savepoint the hold gets a new, larger token, never the earlier
+-- hold's.
+BEGIN;
+SELECT month_lock_token(2024, 7) AS c \gset
+SAVEPOINT s;
+SELECT month_lock_release(2024, 7) AS released, month_lock_try(2024, 7) AS taken_again;
+ROLLBACK TO s;
+SELECT month_lock_token(2024, 7) > :c AS new_after_rollback_to_savepoint;
+COMMIT;
+-- Read-only: a cached token is never used there (none can be drawn either: nextval is refused).
+BEGIN;
+SELECT month_lock_token(2024, 7) > 0 AS drawn;
+SET TRANSACTION READ ONLY;
+SAVEPOINT s;
+SELECT month_lock_release(2024, 7) AS released, month_lock_try(2024, 7) AS taken_again;
+ROLLBACK TO s;
+SELECT pg_temp.outcome('SELECT month_lock_token(2024, 7)') AS read_only_no_cached_token;
 ROLLBACK;
-SELECT month_lock_token(2024, 7) > :b AS new_after_rewind, month_lock_release(2024, 6) AS released_other;
+BEGIN READ ONLY;
+SELECT month_lock_release(2024, 7) AS released, month_lock_try(2024, 7) AS taken_again;
+ROLLBACK;
+SELECT month_lock_token(2024, 7) > :c AS new_after_read_only_rollback;
+-- The cache is a setting any role can write: a written token is used only up to the token
+-- sequence's position, so it can lower the role's own token, never raise it.
+BEGIN;
+SELECT month_lock_token(2024, 7) AS d \gset
+SELECT set_config('month_lock_sql.xtok', currval('month_lock__hint_seq') || '|,1835821824.2.202407=9000000000000000,', true) IS NOT NULL AS forged;
+SELECT month_lock_token(2024, 7) AS e \gset
+SELECT :e > :d AS drew_a_new_one, :e < 9000000000000000 AS not_the_written_one,
+       :e <= pg_sequence_last_value('month_lock_token_seq') AS within_the_sequence;
+COMMIT;
+-- The earlier editions' session hint month_lock_sql.held is not read at all.
+SET month_lock_sql.held = '1|,1835821824.2.202408x,|,1835821824.2.202407=9000000000000000,';
+SELECT month_lock_token(2024, 7) < 9000000000000000 AS hint_ignored, month_lock_try(2024, 8) AS taken,
+       month_lock_held(2024, 8) AS held, month_lock_release(2024, 8) AS released;
+RESET month_lock_sql.held;
 -- Transaction scope: the same token within the transaction, a new hold in the next one.
 BEGIN;
 SELECT month_lock_try_xact(2024, 8), month_lock_token(2024, 8) AS x \gset
@@ -162,12 +198,15 @@ SELECT public.month_lock_claim(ARRAY['2024-03-01']::pg_catalog.date[]) AS claime
 RESET search_path;
 DROP SCHEMA planted CASCADE;
 
--- DISCARD SEQUENCES alone forgets the sequence position the hint is checked against: the next
--- session-scope acquisition raises 55000 until the hint is reset (DISCARD ALL resets both).
+-- DISCARD SEQUENCES changes nothing (a token cached before it is not used after it).
 SELECT month_lock_try(2024, 1), month_lock_release(2024, 1);
 DISCARD SEQUENCES;
-SELECT pg_temp.outcome('SELECT month_lock_try(2024, 1)') AS after_discard_sequences;
-RESET month_lock_sql.held;
-SELECT month_lock_try(2024, 1) AS after_reset, month_lock_release(2024, 1);
+SELECT month_lock_try(2024, 1) AS after_discard_sequences;
+BEGIN;
+SELECT month_lock_token(2024, 1) AS f \gset
+DISCARD SEQUENCES;
+SELECT month_lock_token(2024, 1) > :f AS new_after_discard_sequences;
+COMMIT;
+SELECT month_lock_release(2024, 1);
 DISCARD ALL;
 SELECT month_lock_try(2024, 1) AS after_discard_all, month_lock_release(2024, 1);

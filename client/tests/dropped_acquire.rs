@@ -199,7 +199,8 @@ async fn a_grant_racing_the_drop_of_a_wait_is_released() {
 }
 
 /// The probe's stray-cancel race: a wait is dropped, the month is granted right after, and
-/// another task sends a 50 ms statement on the same connection meanwhile. No statement of
+/// another task sends a 50 ms statement on the same connection, while the wait is in flight
+/// (it then runs between the acquisition and its clean-up) or after the drop. No statement of
 /// the other task ever fails, the guard's month stays held, the grant is released.
 #[tokio::test]
 async fn a_dropped_wait_never_fails_another_tasks_statement() {
@@ -215,6 +216,7 @@ async fn a_dropped_wait_never_fails_another_tasks_statement() {
     let rounds = 300u32;
     for round in 0..rounds {
         let holder = MonthLock::new(m).acquire(&other).await.unwrap();
+        let mut in_flight = None;
         {
             let mut wait = Box::pin(MonthLock::new(m).acquire(&shared));
             let mut cx = Context::from_waker(Waker::noop());
@@ -236,9 +238,16 @@ async fn a_dropped_wait_never_fails_another_tasks_statement() {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             assert!(queued, "round {round}: the wait is queued");
-        }
-        // The other task's statement and the grant, in varying order and spacing.
+            if round % 2 == 0 {
+                let mut f = Box::pin(shared.batch_execute("SELECT pg_catalog.pg_sleep(0.05)"));
+                assert!(f.as_mut().poll(&mut cx).is_pending());
+                in_flight = Some(f);
+            }
+        } // the wait is dropped here
         let statement = async {
+            if let Some(f) = in_flight {
+                return f.await;
+            }
             tokio::time::sleep(Duration::from_micros(u64::from(round % 5) * 200)).await;
             shared
                 .batch_execute("SELECT pg_catalog.pg_sleep(0.05)")

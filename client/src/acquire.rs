@@ -11,10 +11,6 @@ use crate::error::{Error, Result};
 use crate::pending::Pending;
 use crate::{request_sql, sql, LockMode, MonthLockGuard, YearMonth};
 
-/// Waits longer than this get a cancel request when their future is dropped (see "Cancelling
-/// an acquisition" in [`MonthLockGuard`]).
-const CANCEL_WAITS_LONGER_THAN: Duration = Duration::from_secs(1);
-
 /// The longest wait the SQL functions take (`i32::MAX` ms, 24.8 days): "without limit" for the
 /// forms that have no unbounded wait.
 const LONGEST_WAIT: Duration = Duration::from_millis(i32::MAX as u64);
@@ -47,8 +43,9 @@ enum Kind {
 ///   the guard tells which ([`MonthLockGuard::year_month`]). If none is free, nothing is held
 ///   and the error is [`Error::NoneFree`].
 ///
-/// Defaults: exclusive mode, waiting without limit (cancellable: drop the future, or
-/// `statement_timeout`; a deadlock gives SQLSTATE 40P01). Set requests wait at most 24.8 days
+/// Defaults: exclusive mode, waiting without limit (ended by `statement_timeout`, a deadlock
+/// gives SQLSTATE 40P01; dropping the future does not end the wait in the server, see
+/// "Cancelling an acquisition" in [`MonthLockGuard`]). Set requests wait at most 24.8 days
 /// (`i32::MAX` ms) "without limit". An `any_of` request never waits.
 ///
 /// ```no_run
@@ -96,7 +93,7 @@ pub struct MonthLock {
     kind: Kind,
     mode: LockMode,
     timeout: Option<Duration>,
-    /// How a dropped wait's cancel request connects (default: without TLS).
+    /// Given with the deprecated `cancel_tls`; unused.
     cancel: Option<CancelTls>,
 }
 
@@ -254,16 +251,12 @@ impl MonthLock {
         self
     }
 
-    /// How the cancel request of a dropped wait connects to the server: give the TLS connector
-    /// the connection was made with (see [`CancelTls`]). Without it, cancel requests go out
-    /// without TLS, which a server reached with `sslmode=require` refuses: the wait then goes
-    /// on until it ends by itself (see "Cancelling an acquisition" in [`MonthLockGuard`]).
-    ///
-    /// ```
-    /// use month_lock_client::{CancelTls, MonthLock};
-    /// let request = MonthLock::new("2024-03".parse()?).cancel_tls(CancelTls::no_tls());
-    /// # Ok::<(), month_lock_client::InvalidYearMonth>(())
-    /// ```
+    /// No effect, kept for compatibility: a dropped acquisition is never cancelled (a cancel
+    /// request hits whatever the backend runs when it arrives, which on a shared connection can
+    /// be another task's statement); see "Cancelling an acquisition" in [`MonthLockGuard`].
+    #[deprecated(
+        note = "no effect: dropped acquisitions are not cancelled; give the wait a timeout"
+    )]
     pub fn cancel_tls(mut self, tls: CancelTls) -> Self {
         self.cancel = Some(tls);
         self
@@ -336,7 +329,8 @@ impl MonthLock {
     /// [`Error::ExtensionMissing`]; [`Error::Database`] (e.g. 40P01 deadlock, 57014 cancel or
     /// `statement_timeout`), after which nothing is held: the extension undoes a grant made in
     /// a request that fails. Dropping this future before it completes releases only what this
-    /// request took (see "Cancelling an acquisition" in [`MonthLockGuard`]).
+    /// request took, once the wait ends by itself (no cancel request is sent; see "Cancelling
+    /// an acquisition" in [`MonthLockGuard`]).
     ///
     /// ```no_run
     /// use month_lock_client::{MonthLock, Pooled};
@@ -490,7 +484,7 @@ async fn ask(client: &Client, request: &MonthLock) -> Result<Answer> {
         kind,
         mode,
         timeout,
-        ref cancel,
+        cancel: _,
     } = *request;
     let ask = match kind {
         Kind::One => request_sql::Ask::One {
@@ -504,20 +498,9 @@ async fn ask(client: &Client, request: &MonthLock) -> Result<Answer> {
         },
         Kind::Any => request_sql::Ask::Any { months },
     };
-    // Only waits that can last get a cancel request when dropped.
-    let cancellable = kind != Kind::Any && timeout.is_none_or(|t| t > CANCEL_WAITS_LONGER_THAN);
     let id = request_sql::new_request_id();
-    let text = request_sql::acquire(&ask, &id, cancellable);
-    let answer = match Pending::send(
-        client,
-        &text,
-        id,
-        months,
-        mode,
-        cancellable.then(|| cancel.clone().unwrap_or_default()),
-    )
-    .await
-    {
+    let text = request_sql::acquire(&ask, &id);
+    let answer = match Pending::send(client, &text, id, months, mode).await {
         Ok(pending) => pending.answer().await,
         Err(e) => Err(e),
     };

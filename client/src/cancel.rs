@@ -1,4 +1,4 @@
-//! [`CancelTls`]: how a dropped acquisition's cancel request reaches the server.
+//! [`CancelTls`]: kept for compatibility; this crate sends no cancel requests.
 
 use std::fmt;
 use std::future::Future;
@@ -11,21 +11,11 @@ use tokio_postgres::{CancelToken, Socket};
 
 type CancelFuture = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
 
-/// The TLS connector a cancel request uses: the one the connection was made with. A cancel
-/// request opens a new connection to the server, so on a connection with `sslmode=require`
-/// (or `verify-*`) it must be able to speak TLS, or it is never sent.
-///
-/// Default: [`CancelTls::no_tls`], right for connections made with `NoTls`. Set it with
-/// [`MonthLock::cancel_tls`](crate::MonthLock::cancel_tls) for connections made with a TLS
-/// connector.
-///
-/// ```
-/// use month_lock_client::{CancelTls, MonthLock};
-/// let request = MonthLock::new("2024-03".parse()?).cancel_tls(CancelTls::new(tokio_postgres::NoTls));
-/// # Ok::<(), month_lock_client::InvalidYearMonth>(())
-/// ```
+/// A TLS connector for cancel requests. No effect since dropped acquisitions are no longer
+/// cancelled (see "Cancelling an acquisition" in [`MonthLockGuard`](crate::MonthLockGuard));
+/// kept so that code written for earlier versions still builds.
 #[derive(Clone)]
-pub struct CancelTls(Arc<dyn Fn(CancelToken) -> CancelFuture + Send + Sync>);
+pub struct CancelTls(#[allow(dead_code)] Arc<dyn Fn(CancelToken) -> CancelFuture + Send + Sync>);
 
 impl CancelTls {
     /// Cancel requests through `tls`, a connector of the kind passed to `Config::connect`.
@@ -45,10 +35,6 @@ impl CancelTls {
     /// Cancel requests without TLS (for connections made with `NoTls`).
     pub fn no_tls() -> Self {
         Self::new(tokio_postgres::NoTls)
-    }
-
-    pub(crate) fn cancel(&self, token: CancelToken) -> CancelFuture {
-        (self.0)(token)
     }
 }
 

@@ -68,14 +68,17 @@ use crate::{sql, LockMode, YearMonth};
 /// Limits: `std::mem::forget` on a guard leaks the lock until the session ends (leaking is safe
 /// Rust; prefer [`leak`](Self::leak), which says so). A release queued while the connection
 /// sits in a *failed* transaction block (after an error between `BEGIN` and `ROLLBACK`) is
-/// refused by the server (SQLSTATE 25P02) and the lock stays with the session; end
-/// transactions before dropping guards on the same connection, or hold locks on a connection of
-/// their own.
+/// refused by the server (SQLSTATE 25P02). A guard that owns a [`Pooled`] connection therefore
+/// queues a `ROLLBACK` before its release (the connection goes back to the pool with no
+/// transaction block and no month). A guard that borrows or shares the connection does not
+/// (it would roll back another task's work): end transactions before dropping such guards, or
+/// hold locks on a connection of their own.
 ///
 /// # Cancelling an acquisition
 ///
 /// Dropping a future that is acquiring (e.g. under `tokio::time::timeout` or `select!`) never
-/// releases anything the acquisition did not take, and never leaves behind what it took:
+/// releases anything the acquisition did not take, never leaves behind what it took, and never
+/// sends a cancel request:
 ///
 /// * The acquisition records, in the same statement that takes the month, a marker naming
 ///   this very request (a session setting `month_lock_client.mYYYYMM`). When the future is
@@ -83,29 +86,17 @@ use crate::{sql, LockMode, YearMonth};
 ///   acquisition that releases a month only if the marker names this request. A month another
 ///   guard on the same session holds (the server answered "already held") stays held; a month
 ///   the request took is released before anything sent on the connection after the drop.
-/// * A wait that can last (no timeout, or one longer than a second) also gets a cancel request,
-///   so that the connection does not stay blocked. It is sent by a task on the current tokio
-///   runtime, through the request's [`CancelTls`](crate::CancelTls) (give the connection's own
-///   TLS connector with [`MonthLock::cancel_tls`](crate::MonthLock::cancel_tls); the default
-///   sends it without TLS, which a server reached with `sslmode=require` refuses), and only
-///   once the server is visibly executing the acquisition: such requests start with a short
-///   statement whose 16 KiB answer the server flushes before the wait begins. So the cancel
-///   cannot hit a statement sent before the acquisition. If the acquisition completes on its
-///   own just before the cancel arrives, a statement queued right behind it waits for that
-///   cancel (and only then), so the cancel ends that wait instead of a later statement.
-///   That statement also takes the second signal PostgreSQL sends per cancel request (to the
-///   backend's process group; it can arrive after the backend handled the first one), for
-///   50 ms after the first. PostgreSQL ignores a cancel that arrives between two statements;
-///   the task then sends one more (after 5 s, bounded), and the waiting statement gives up
-///   after 30 s if none can be delivered.
+/// * The dropped wait is not cancelled: it runs on in the server until the month is granted
+///   (and then released by the queued clean-up) or until its [`timeout`](crate::MonthLock::timeout)
+///   ends, and the connection runs nothing else meanwhile. PostgreSQL's cancel request ends
+///   whatever statement the backend runs when the signal arrives, and on a connection that
+///   other tasks share, the wait can be granted while the cancel is on its way, so the cancel
+///   would end one of *their* statements; no timing on the client makes that impossible, so
+///   this crate sends none. The same holds over TLS and plain connections alike.
 ///
-/// Limits: statements that *other tasks* sent on the same connection while the acquisition was
-/// in flight run between the acquisition and its clean-up; if the month is granted while the
-/// cancel request is on its way (tens of milliseconds after the drop on a loaded machine), the
-/// cancel can hit the first of them (SQLSTATE 57014, retryable): keep a waiting acquisition on
-/// a connection no other task uses meanwhile. A cancel that cannot be delivered (a TLS
-/// connection without [`MonthLock::cancel_tls`]) leaves the wait running until the month is
-/// granted (the grant is then released), and blocks the connection up to 30 s.
+/// So: give waits a timeout you can afford to have the connection busy for, or wait on a
+/// connection of their own and drop that `Client` (closing the session ends the wait at once
+/// and frees everything the session held).
 ///
 /// # An acquisition that fails
 ///
@@ -383,8 +374,11 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     ///
     /// A release that fails on a live connection is tried once more: after a stray cancel or
     /// `statement_timeout` as it is; in a failed transaction block (SQLSTATE 25P02, which can
-    /// only end in a rollback) after a `ROLLBACK`. If that fails too, a release is queued ahead
-    /// of whatever the connection runs next, and the error is returned.
+    /// only end in a rollback) after a `ROLLBACK`. If that fails too, the error is returned and,
+    /// on a [`Pooled`] connection, the session is ended (`pg_terminate_backend` of its own
+    /// backend, after a `ROLLBACK`): a closed session holds no locks, and a pool discards a
+    /// closed connection. On a connection the guard borrows or shares, a release is queued
+    /// ahead of whatever the connection runs next instead.
     ///
     /// ```no_run
     /// # use month_lock_client::{MonthLock, MonthLockExt};
@@ -426,6 +420,14 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
                 ym,
                 reason: LostReason::ConnectionClosed,
             }),
+            Err(e) if owns_pooled::<C>() => {
+                // Last resort for a connection about to go back to a pool: end the session,
+                // which frees every lock it holds (a pool discards a closed connection). Never
+                // hand it back possibly holding the month.
+                sql::send_without_waiting(&client, "ROLLBACK");
+                let _ = client.simple_query(sql::TERMINATE_SELF).await;
+                Err(e)
+            }
             Err(e) => {
                 // Last resort: a release queued ahead of whatever the connection runs next.
                 sql::send_without_waiting(&client, &self.release_text());
@@ -476,8 +478,37 @@ impl<C: Deref<Target = Client>> Drop for MonthLockGuard<C> {
     /// Queues the release on the guard's connection without waiting; see "Dropping" in the type's docs.
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
+            if owns_pooled::<C>() {
+                // The connection goes back to a pool: end whatever transaction block it is in
+                // first (a release in a failed block would be refused, and the next borrower
+                // would get the month and the block).
+                sql::send_without_waiting(&client, "ROLLBACK");
+            }
             sql::send_without_waiting(&client, &self.release_text());
         }
+    }
+}
+
+/// True when `C` is [`Pooled`]: the guard owns a connection that goes back to a pool when it
+/// is done, so it must leave no transaction block and no month behind.
+fn owns_pooled<C>() -> bool {
+    let name = std::any::type_name::<C>();
+    let pooled = std::any::type_name::<Pooled<()>>();
+    let prefix = pooled.strip_suffix("<()>").unwrap_or(pooled);
+    name.strip_prefix(prefix)
+        .is_some_and(|rest| rest.starts_with('<'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooled_handles_are_recognised() {
+        assert!(owns_pooled::<Pooled<Box<std::sync::Arc<Client>>>>());
+        assert!(!owns_pooled::<std::sync::Arc<Client>>());
+        assert!(!owns_pooled::<&Client>());
+        assert!(!owns_pooled::<Box<Pooled<Box<std::sync::Arc<Client>>>>>());
     }
 }
 

@@ -13,7 +13,6 @@
 //! month a later request took.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use crate::{LockMode, YearMonth};
 
@@ -21,7 +20,8 @@ use crate::{LockMode, YearMonth};
 const PREFIX: &str = "month_lock_client";
 
 /// A response larger than the server's 8 KiB send buffer, twice: the server flushes the first
-/// row before the wait starts, so its arrival tells the client the request is executing.
+/// row before it runs the next statement, so its arrival tells the client the request is
+/// executing (the heartbeat counts its timeout from then).
 pub(crate) const START_SIGNAL: &str = "SELECT repeat(' ', 8192) FROM generate_series(1, 2)";
 
 /// A request id unique within this process (a session belongs to one process).
@@ -70,8 +70,8 @@ pub(crate) enum Ask<'a> {
 /// The acquiring statement: one row. For `One`: `took` (`t`, `f`, or NULL when the session
 /// holds the month already). For `All`: the earliest month already held (`YYYY-MM`, NULL if
 /// none) and `took`. For `Any`: the month already held, and the month claimed (`YYYY-MM` or
-/// NULL). Preceded by [`START_SIGNAL`] when `signal_start`.
-pub(crate) fn acquire(ask: &Ask<'_>, id: &str, signal_start: bool) -> String {
+/// NULL).
+pub(crate) fn acquire(ask: &Ask<'_>, id: &str) -> String {
     let done = format!("pg_catalog.set_config('{PREFIX}.done', '{id}', false)");
     let held_of = |arr: &str| {
         format!(
@@ -79,7 +79,7 @@ pub(crate) fn acquire(ask: &Ask<'_>, id: &str, signal_start: bool) -> String {
              WHERE month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4))"
         )
     };
-    let body = match *ask {
+    match *ask {
         Ask::One {
             ym,
             mode,
@@ -128,11 +128,6 @@ pub(crate) fn acquire(ask: &Ask<'_>, id: &str, signal_start: bool) -> String {
                 marker_of_date("r.took")
             )
         }
-    };
-    if signal_start {
-        format!("{START_SIGNAL}; {body}")
-    } else {
-        body
     }
 }
 
@@ -158,26 +153,6 @@ pub(crate) fn release_if_taken(months: &[YearMonth], mode: LockMode, id: &str) -
             marker_of_date("d")
         ),
     }
-}
-
-/// The statement that takes the cancel request of a dropped acquisition. If request `id`
-/// completed (so the cancel did not end it), it waits for that cancel (at most `limit`). Then,
-/// in every case, it waits `echo` more: PostgreSQL signals a backend twice per cancel request
-/// (its process, then its process group), and when the backend has handled the first signal
-/// before the second arrives, the second would cancel whatever runs next. Both are caught here.
-pub(crate) fn absorb_cancel(id: &str, limit: Duration, echo: Duration) -> String {
-    format!(
-        "DO $month_lock_client$ BEGIN \
-           IF pg_catalog.current_setting('{PREFIX}.done', true) = '{id}' THEN \
-             BEGIN PERFORM pg_catalog.pg_sleep({:.3}); \
-             EXCEPTION WHEN query_canceled THEN NULL; END; \
-           END IF; \
-           BEGIN PERFORM pg_catalog.pg_sleep({:.3}); \
-           EXCEPTION WHEN query_canceled THEN NULL; END; \
-         END $month_lock_client$",
-        limit.as_secs_f64(),
-        echo.as_secs_f64()
-    )
 }
 
 /// A `YYYY-MM` answer.

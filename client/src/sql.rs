@@ -101,6 +101,11 @@ statement!(
 );
 
 /// The release statement for a mode.
+/// Ends this session (and with it every lock it holds): the last resort of a release that keeps
+/// failing on a pooled connection.
+pub(crate) const TERMINATE_SELF: &str =
+    "SELECT pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid())";
+
 pub(crate) fn release(mode: LockMode) -> Statement {
     match mode {
         LockMode::Exclusive => RELEASE,

@@ -264,7 +264,7 @@ async fn taking_a_month_this_session_holds_is_refused() {
 }
 
 #[tokio::test]
-async fn cancelled_unbounded_wait_leaves_nothing_held_and_frees_the_connection() {
+async fn a_dropped_unbounded_wait_runs_until_granted_and_leaves_nothing_held() {
     let db = server().await.fresh_db("cancel_wait").await;
     let (a, b, observer) = (db.connect().await, db.connect().await, db.connect().await);
     let m = ym("2024-10");
@@ -273,31 +273,23 @@ async fn cancelled_unbounded_wait_leaves_nothing_held_and_frees_the_connection()
 
     let attempt =
         tokio::time::timeout(Duration::from_millis(300), MonthLock::new(m).acquire(&b)).await;
-    assert!(attempt.is_err(), "still waiting when cancelled");
-    // The cancel request ends the server-side wait: b answers again quickly.
-    let start = Instant::now();
-    assert!(!b.held(m).await.unwrap());
+    assert!(attempt.is_err(), "still waiting when dropped");
+    // No cancel request: the wait goes on in the server's queue, and b runs nothing else.
     assert!(
-        start.elapsed() < Duration::from_secs(3),
-        "connection stayed blocked {:?}",
-        start.elapsed()
-    );
-    assert!(
-        !observer
+        observer
             .locks()
             .await
             .unwrap()
             .iter()
             .any(|r| r.pid == Some(b_pid)),
-        "no waiter left behind"
+        "the dropped wait is still queued"
     );
-
+    let next = tokio::time::timeout(Duration::from_millis(500), b.held(m)).await;
+    assert!(next.is_err(), "b is busy with the wait");
+    // Granted, then released by the queued clean-up before b's next statement.
     ga.release().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        !is_locked_elsewhere(&observer, m).await,
-        "the cancelled waiter did not take the month"
-    );
+    assert!(!b.held(m).await.unwrap());
+    wait_until_free(&observer, m).await;
 
     // A bounded wait dropped mid-way: the queued releases run after it ends either way.
     let ga = MonthLock::new(m).acquire(&a).await.unwrap();
@@ -678,6 +670,80 @@ async fn a_release_in_a_failed_transaction_block_still_releases() {
     g.release().await.unwrap();
     assert!(!owned.held(m).await.unwrap());
     assert!(!is_locked_elsewhere(&observer, m).await);
+}
+
+/// A pool object that reaches the Client through two derefs, like deadpool_postgres::Object.
+struct PoolObject(Arc<Client>);
+impl Deref for PoolObject {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.0
+    }
+}
+
+#[tokio::test]
+async fn a_pooled_guard_dropped_in_a_failed_transaction_block_goes_back_without_the_month() {
+    let db = server().await.fresh_db("drop_25p02").await;
+    let observer = db.connect().await;
+    let conn = Arc::new(db.connect().await);
+    let m = ym("2025-10");
+    for round in 0..20 {
+        let g = MonthLock::new(m)
+            .acquire(Pooled(Box::new(PoolObject(conn.clone()))))
+            .await
+            .unwrap();
+        g.client().batch_execute("BEGIN").await.unwrap();
+        let e = g.client().batch_execute("SELECT 1/0").await.unwrap_err();
+        assert_eq!(e.code(), Some(&SqlState::DIVISION_BY_ZERO));
+        drop(g); // the object goes back to the "pool"
+                 // The next borrower's first statement: no failed block, no month.
+        assert!(!conn.held(m).await.unwrap(), "round {round}: month kept");
+        assert!(!is_locked_elsewhere(&observer, m).await, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn a_pooled_release_that_keeps_failing_ends_the_session() {
+    let db = server().await.fresh_db("release_fails").await;
+    let observer = db.connect().await;
+    let conn = Arc::new(db.connect().await);
+    let m = ym("2025-09");
+    let g = MonthLock::new(m)
+        .acquire(Pooled(Box::new(PoolObject(conn.clone()))))
+        .await
+        .unwrap();
+    // Every release now fails (the extension's functions are not on the search_path).
+    g.client()
+        .batch_execute("SET search_path = pg_catalog")
+        .await
+        .unwrap();
+    let e = g.release().await.expect_err("the release cannot succeed");
+    println!("release failed: {e}");
+    // The connection is not handed back holding the month: the session is gone.
+    wait_until_free(&observer, m).await;
+    let start = Instant::now();
+    while !conn.is_closed() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "connection still open"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // With a shared handle the session is left alone (the release is queued instead).
+    let shared = Arc::new(db.connect().await);
+    let g = MonthLock::new(m).acquire(shared.clone()).await.unwrap();
+    shared
+        .batch_execute("SET search_path = pg_catalog")
+        .await
+        .unwrap();
+    g.release().await.expect_err("the release cannot succeed");
+    assert!(!shared.is_closed());
+    shared.batch_execute("RESET search_path").await.unwrap();
+    shared
+        .batch_execute("SELECT month_lock_release_all()")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -73,6 +73,15 @@ fn tree_script(dir: &Path) -> String {
     )
 }
 
+/// CMD as in [`tree_script`], but the child ignores SIGTERM (only SIGKILL stops it).
+fn stubborn_tree_script(dir: &Path) -> String {
+    format!(
+        "(trap '' TERM; exec sleep 1000) & echo $! > {c}; echo $$ > {s}; wait",
+        c = dir.join("child").display(),
+        s = dir.join("shell").display()
+    )
+}
+
 async fn tree_pids(dir: &Path) -> (i32, i32) {
     let child = wait_for_file(&dir.join("child"))
         .await
@@ -168,6 +177,67 @@ async fn cmd_and_its_children_die_with_a_killed_month_lock() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(start.elapsed() < BOUND * 2);
+}
+
+/// The watchdog leads CMD's group: its pid is the group id.
+fn watchdog_of(shell: i32) -> i32 {
+    rustix::process::getpgid(Some(pid(shell)))
+        .unwrap()
+        .as_raw_nonzero()
+        .get()
+}
+
+#[tokio::test]
+async fn cmd_and_its_children_die_with_a_killed_watchdog() {
+    let db = server().await.fresh_db("pg_kill_watchdog").await;
+    let observer = db.connect().await;
+    for round in 0..3 {
+        let dir = scratch_dir(&format!("kill_watchdog{round}"));
+        let m = ym("2023-06");
+        let mut run = cli(&db)
+            .args(["run", "2023-06", "--grace", "1s", "--"])
+            .args(["sh", "-c", &stubborn_tree_script(&dir)])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (shell, child) = tree_pids(&dir).await;
+        holder_pid(&observer, m).await;
+        let watchdog = watchdog_of(shell);
+        assert!(running(watchdog));
+        rustix::process::kill_process(pid(watchdog), Signal::KILL).unwrap();
+        let t_child = gone_within_bound(child, "CMD's child (ignores SIGTERM)").await;
+        let t_shell = gone_within_bound(shell, "CMD").await;
+        let status = run.wait().await.unwrap();
+        assert_eq!(status.code(), Some(70), "reported as a lost lock");
+        println!("watchdog SIGKILLed: CMD gone after {t_shell:?}, its child after {t_child:?}");
+        assert!(!observer.is_locked(m).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn cmd_dies_when_month_lock_and_its_watchdog_are_killed_at_once() {
+    let db = server().await.fresh_db("pg_kill_both").await;
+    let observer = db.connect().await;
+    for round in 0..3 {
+        let dir = scratch_dir(&format!("kill_both{round}"));
+        let m = ym("2023-07");
+        let mut run = cli(&db)
+            .args(["run", "2023-07", "--"])
+            .args(["sh", "-c", &tree_script(&dir)])
+            .spawn()
+            .unwrap();
+        let (shell, child) = tree_pids(&dir).await;
+        holder_pid(&observer, m).await;
+        let watchdog = watchdog_of(shell);
+        rustix::process::kill_process(pid(run.id().unwrap() as i32), Signal::KILL).unwrap();
+        rustix::process::kill_process(pid(watchdog), Signal::KILL).unwrap();
+        let _ = run.wait().await;
+        // CMD dies with month-lock (PR_SET_PDEATHSIG). A process CMD started has no guardian
+        // left (client/README.md says so); the test cleans it up.
+        let t_shell = gone_within_bound(shell, "CMD").await;
+        println!("month-lock and watchdog SIGKILLed at once: CMD gone after {t_shell:?}");
+        let _ = rustix::process::kill_process(pid(child), Signal::KILL);
+    }
 }
 
 #[tokio::test]

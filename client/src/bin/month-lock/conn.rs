@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use month_lock_client::tokio_postgres::config::Host;
+use month_lock_client::tokio_postgres::config::{Host, SslMode as DriverSslMode};
 use month_lock_client::tokio_postgres::Config;
 
 use crate::tls::{RootCert, SslMode, TlsSettings};
@@ -17,8 +17,13 @@ pub const APPLICATION_NAME: &str = "month-lock";
 /// Everything needed to connect.
 #[derive(Debug)]
 pub struct Settings {
+    /// Every host; connect through [`Settings::attempts`].
     pub config: Config,
     pub tls: TlsSettings,
+    /// The password file's bytes, when no password was given otherwise.
+    pgpass: Option<Vec<u8>>,
+    /// A host (or host address) was named; else `.pgpass` matches `localhost`.
+    host_given: bool,
 }
 
 /// `url` (from `--database-url`/`DATABASE_URL`) if given, with what it leaves out from the
@@ -31,6 +36,12 @@ pub fn settings(
     let (url, url_sslmode, url_rootcert) = match url {
         Some(url) => split_tls_params(url),
         None => (String::new(), None, None),
+    };
+    // A URL without a port leaves it to PGPORT, as in libpq (tokio-postgres's URL parser would
+    // fill in 5432 for each host).
+    let url = match env("PGPORT") {
+        Some(ports) => url_with_ports(&url, &ports),
+        None => url,
     };
     let mut config = if url.is_empty() {
         Config::new()
@@ -54,6 +65,9 @@ pub fn settings(
             }
         }
     }
+    let host_given = !config.get_hosts().is_empty()
+        || !config.get_hostaddrs().is_empty()
+        || env("PGHOST").is_some();
     if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
         match env("PGHOST") {
             Some(hosts) => {
@@ -84,10 +98,14 @@ pub fn settings(
     if config.get_password().is_none() {
         if let Some(pw) = env("PGPASSWORD") {
             config.password(pw);
-        } else if let Some(pw) = password_from_file(&config, &env)? {
-            config.password(pw);
         }
     }
+    // Looked up per host when connecting (`attempts`), as libpq does.
+    let pgpass = if config.get_password().is_none() {
+        read_password_file(&env)
+    } else {
+        None
+    };
     if config.get_connect_timeout().is_none() {
         if let Some(secs) = env("PGCONNECT_TIMEOUT")
             .and_then(|s| s.parse::<u64>().ok())
@@ -96,7 +114,11 @@ pub fn settings(
             config.connect_timeout(Duration::from_secs(secs.max(2)));
         }
     }
-    config.application_name(env("PGAPPNAME").as_deref().unwrap_or(APPLICATION_NAME));
+    // The user's application_name (connection string, then PGAPPNAME) wins; ours is libpq's
+    // fallback_application_name.
+    if config.get_application_name().is_none() {
+        config.application_name(env("PGAPPNAME").as_deref().unwrap_or(APPLICATION_NAME));
+    }
     // A dead peer is noticed in about a minute instead of the kernel's two hours, also while a
     // heartbeat waits unanswered (data not acknowledged within the user timeout).
     config.keepalives_idle(Duration::from_secs(30));
@@ -116,7 +138,7 @@ pub fn settings(
             explicit: false,
         }),
     };
-    // libpq uses no TLS on Unix sockets, whatever sslmode says.
+    // libpq uses no TLS on Unix sockets, whatever sslmode says (per host: see `attempts`).
     let all_sockets = !config.get_hosts().is_empty()
         && config.get_hostaddrs().is_empty()
         && config
@@ -126,7 +148,169 @@ pub fn settings(
     let mode = if all_sockets { SslMode::Disable } else { mode };
     let tls = TlsSettings { mode, root_cert };
     config.ssl_mode(tls.driver_mode());
-    Ok(Settings { config, tls })
+    Ok(Settings {
+        config,
+        tls,
+        pgpass,
+        host_given,
+    })
+}
+
+impl Settings {
+    /// One configuration per host, tried in order as libpq tries a host list: each with its
+    /// own port, its own `.pgpass` password (libpq looks the file up for each host) and no TLS
+    /// for a Unix socket. A host-address list is left to the driver as a whole.
+    pub fn attempts(&self) -> Result<Vec<Config>, String> {
+        let hosts = self.config.get_hosts();
+        if hosts.len() <= 1 || !self.config.get_hostaddrs().is_empty() {
+            let mut config = self.config.clone();
+            if let Some(host) = hosts.first() {
+                let port = config.get_ports().first().copied();
+                self.fill_host(&mut config, host, port)?;
+            }
+            return Ok(vec![config]);
+        }
+        let ports = self.config.get_ports();
+        hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let port = match ports.len() {
+                    0 => None,
+                    1 => Some(ports[0]),
+                    _ => ports.get(i).copied(),
+                };
+                // Everything but the host list: a copy with one host and one port.
+                let mut config = self.config.clone();
+                strip_hosts(&mut config);
+                match host {
+                    Host::Tcp(h) => config.host(h),
+                    Host::Unix(path) => config.host_path(path),
+                };
+                if let Some(port) = port {
+                    config.port(port);
+                }
+                self.fill_host(&mut config, host, port)?;
+                Ok(config)
+            })
+            .collect()
+    }
+
+    /// The `.pgpass` password and the TLS mode for one host of `config`.
+    fn fill_host(&self, config: &mut Config, host: &Host, port: Option<u16>) -> Result<(), String> {
+        if matches!(host, Host::Unix(_)) {
+            config.ssl_mode(DriverSslMode::Disable);
+        }
+        if let (None, Some(text)) = (config.get_password(), &self.pgpass) {
+            let host = match host {
+                _ if !self.host_given => "localhost".to_owned(),
+                Host::Tcp(h) => h.clone(),
+                // libpq: a socket directory matches `localhost` only when it is libpq's default.
+                Host::Unix(p) if p == Path::new(DEFAULT_SOCKET_DIR) => "localhost".to_owned(),
+                Host::Unix(p) => p.display().to_string(),
+            };
+            let port = port.unwrap_or(5432).to_string();
+            let user = match config.get_user() {
+                Some(u) => u.to_owned(),
+                None => {
+                    whoami::username().map_err(|e| format!("cannot tell the OS user name: {e}"))?
+                }
+            };
+            let db = config.get_dbname().map_or(user.clone(), str::to_owned);
+            let wanted = [
+                host.as_bytes(),
+                port.as_bytes(),
+                db.as_bytes(),
+                user.as_bytes(),
+            ];
+            if let Some(pw) = pgpass_lookup_bytes(text, wanted) {
+                config.password(pw);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// libpq's compiled-in socket directory on Debian (`DEFAULT_PGSOCKET_DIR`).
+const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+
+/// `config` without its hosts and ports (tokio-postgres has no setter to clear them): the
+/// configuration re-parsed from nothing, with every other setting copied over.
+fn strip_hosts(config: &mut Config) {
+    let mut fresh = Config::new();
+    if let Some(u) = config.get_user() {
+        fresh.user(u);
+    }
+    if let Some(p) = config.get_password() {
+        fresh.password(p);
+    }
+    if let Some(d) = config.get_dbname() {
+        fresh.dbname(d);
+    }
+    if let Some(o) = config.get_options() {
+        fresh.options(o);
+    }
+    if let Some(a) = config.get_application_name() {
+        fresh.application_name(a);
+    }
+    if let Some(t) = config.get_connect_timeout() {
+        fresh.connect_timeout(*t);
+    }
+    if let Some(t) = config.get_tcp_user_timeout() {
+        fresh.tcp_user_timeout(*t);
+    }
+    fresh.keepalives(config.get_keepalives());
+    fresh.keepalives_idle(config.get_keepalives_idle());
+    if let Some(i) = config.get_keepalives_interval() {
+        fresh.keepalives_interval(i);
+    }
+    if let Some(r) = config.get_keepalives_retries() {
+        fresh.keepalives_retries(r);
+    }
+    fresh.ssl_negotiation(config.get_ssl_negotiation());
+    fresh.target_session_attrs(config.get_target_session_attrs());
+    fresh.ssl_mode(config.get_ssl_mode());
+    fresh.channel_binding(config.get_channel_binding());
+    fresh.load_balance_hosts(config.get_load_balance_hosts());
+    *config = fresh;
+}
+
+/// `url` with `ports` (PGPORT: one, or one per host) put in for its hosts, when the URL is a
+/// `postgres://` URL that names hosts and gives none of them a port. Anything else unchanged.
+fn url_with_ports(url: &str, ports: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    if scheme != "postgres" && scheme != "postgresql" {
+        return url.to_owned();
+    }
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, hostlist) = match authority.rfind('@') {
+        Some(at) => authority.split_at(at + 1),
+        None => ("", authority),
+    };
+    if hostlist.is_empty() {
+        return url.to_owned();
+    }
+    let hosts: Vec<&str> = hostlist.split(',').collect();
+    let has_port = |h: &str| match h.rfind(']') {
+        Some(close) => h[close..].contains(':'),
+        None => h.contains(':'),
+    };
+    if hosts.iter().any(|h| has_port(h)) {
+        return url.to_owned();
+    }
+    let ports: Vec<&str> = ports.split(',').map(str::trim).collect();
+    if ports.len() != 1 && ports.len() != hosts.len() {
+        return url.to_owned(); // left for the driver to refuse
+    }
+    let with: Vec<String> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| format!("{h}:{}", ports[if ports.len() == 1 { 0 } else { i }]))
+        .collect();
+    format!("{scheme}://{userinfo}{}{tail}", with.join(","))
 }
 
 /// Takes `sslmode` and `sslrootcert` out of a URL's query or a `key=value` string (the driver
@@ -249,103 +433,97 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The password for the first host from `PGPASSFILE` or `~/.pgpass`, as libpq reads it:
-/// `host:port:database:user:password` lines, `*` matches anything, `\` escapes `:` and `\`,
-/// a Unix-socket host matches `localhost`; a file readable by group or others is ignored with
-/// a warning.
-fn password_from_file(
-    config: &Config,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Vec<u8>>, String> {
+/// The text of `PGPASSFILE` or `~/.pgpass`, as libpq reads it: none if missing; ignored with a
+/// warning if readable by group or others or unreadable (not fatal: the server may not ask).
+fn read_password_file(env: &dyn Fn(&str) -> Option<String>) -> Option<Vec<u8>> {
     let path = match env("PGPASSFILE") {
         Some(p) => PathBuf::from(p),
-        None => match env("HOME") {
-            Some(home) => Path::new(&home).join(".pgpass"),
-            None => return Ok(None),
-        },
+        None => Path::new(&env("HOME")?).join(".pgpass"),
     };
-    let Ok(meta) = std::fs::metadata(&path) else {
-        return Ok(None);
-    };
+    let meta = std::fs::metadata(&path).ok()?;
     if !meta.is_file() {
-        return Ok(None);
+        return None;
     }
     if meta.permissions().mode() & 0o077 != 0 {
         eprintln!(
             "month-lock: WARNING: password file \"{}\" has group or world access; permissions should be u=rw (0600) or less",
             path.display()
         );
-        return Ok(None);
+        return None;
     }
-    // As libpq: a password file that cannot be read is skipped, not fatal.
-    let text = match std::fs::read(&path).map(String::from_utf8) {
-        Ok(Ok(text)) => text,
-        Ok(Err(_)) => {
-            eprintln!(
-                "month-lock: WARNING: password file \"{}\" is not UTF-8; ignored",
-                path.display()
-            );
-            return Ok(None);
-        }
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(bytes),
         Err(e) => {
             eprintln!(
                 "month-lock: WARNING: cannot read password file \"{}\": {e}; ignored",
                 path.display()
             );
-            return Ok(None);
-        }
-    };
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        _ => "localhost".to_owned(),
-    };
-    let port = config
-        .get_ports()
-        .first()
-        .copied()
-        .unwrap_or(5432)
-        .to_string();
-    let user = match config.get_user() {
-        Some(u) => u.to_owned(),
-        None => whoami::username().map_err(|e| format!("cannot tell the OS user name: {e}"))?,
-    };
-    let db = config.get_dbname().map_or(user.clone(), str::to_owned);
-    Ok(pgpass_lookup(&text, [&host, &port, &db, &user]).map(String::into_bytes))
-}
-
-/// The password of the first line of a `.pgpass` text matching host, port, database, user.
-fn pgpass_lookup(text: &str, wanted: [&str; 4]) -> Option<String> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .find_map(|line| {
-            let fields = split_pgpass_line(line);
-            if fields.len() < 5 {
-                return None;
-            }
-            let matches = fields[..4]
-                .iter()
-                .zip(wanted)
-                .all(|(field, want)| field == "*" || field == want);
-            // The password ends at the next unescaped `:`, as in libpq.
-            matches.then(|| fields[4].clone())
-        })
-}
-
-fn split_pgpass_line(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            // A backslash escapes the next character; a trailing one stays itself.
-            '\\' => fields
-                .last_mut()
-                .unwrap()
-                .push(chars.next().unwrap_or('\\')),
-            ':' => fields.push(String::new()),
-            c => fields.last_mut().unwrap().push(c),
+            None
         }
     }
-    fields
+}
+
+/// The password of the first `.pgpass` line matching host, port, database, user, byte by byte
+/// as libpq's `passwordFromFile`: `host:port:database:user:password`, a field that is exactly
+/// an unescaped `*` matches anything (`\*` is a literal star), `\` escapes the next byte, the
+/// password ends at the next unescaped `:`. A line that is not UTF-8 is compared as bytes like
+/// any other; it spoils nothing else.
+fn pgpass_lookup_bytes(text: &[u8], wanted: [&[u8]; 4]) -> Option<Vec<u8>> {
+    text.split(|b| *b == b'\n').find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() || line[0] == b'#' {
+            return None;
+        }
+        let mut rest = line;
+        for want in wanted {
+            rest = field_matches(rest, want)?;
+        }
+        // De-escape the password up to the next unescaped ':'.
+        let mut pw = Vec::new();
+        let mut i = 0;
+        while i < rest.len() && rest[i] != b':' {
+            if rest[i] == b'\\' && i + 1 < rest.len() {
+                i += 1;
+            }
+            pw.push(rest[i]);
+            i += 1;
+        }
+        Some(pw)
+    })
+}
+
+/// libpq's `pwdfMatchesString`: the rest of the line after a field matching `want`.
+fn field_matches<'a>(line: &'a [u8], want: &[u8]) -> Option<&'a [u8]> {
+    if line.starts_with(b"*:") {
+        return Some(&line[2..]);
+    }
+    let (mut i, mut w) = (0, 0);
+    while i < line.len() {
+        let mut escaped = false;
+        if line[i] == b'\\' {
+            i += 1;
+            escaped = true;
+            if i >= line.len() {
+                return None;
+            }
+        }
+        if line[i] == b':' && !escaped && w == want.len() {
+            return Some(&line[i + 1..]);
+        }
+        if w == want.len() || line[i] != want[w] {
+            return None;
+        }
+        i += 1;
+        w += 1;
+    }
+    None
+}
+
+/// The password for `wanted` (host, port, database, user) from a `.pgpass` text.
+#[cfg(test)]
+fn pgpass_lookup(text: &str, wanted: [&str; 4]) -> Option<String> {
+    let wanted = wanted.map(str::as_bytes);
+    pgpass_lookup_bytes(text.as_bytes(), wanted).map(|pw| String::from_utf8(pw).unwrap())
 }
 
 #[cfg(test)]
@@ -373,7 +551,20 @@ mod tests {
         assert_eq!(c.get_user(), Some("alice"));
         assert_eq!(c.get_dbname(), Some("sales"));
         assert_eq!(c.get_ports(), [6543]);
+        assert_eq!(c.get_application_name(), Some("x"), "the user's name wins");
+        let c = settings(Some("postgres://db.example/sales"), &none)
+            .unwrap()
+            .config;
         assert_eq!(c.get_application_name(), Some(APPLICATION_NAME));
+        let env = env_of(&[("PGAPPNAME", "nightly")]);
+        let c = settings(Some("host=h application_name=mine"), &env)
+            .unwrap()
+            .config;
+        assert_eq!(
+            c.get_application_name(),
+            Some("mine"),
+            "over PGAPPNAME, as libpq"
+        );
         assert!(settings(Some("postgres://[bad"), &none).is_err());
     }
 
@@ -385,7 +576,6 @@ mod tests {
             ("PGDATABASE", "db1"),
             ("PGAPPNAME", "nightly"),
         ]);
-        // (A postgres:// URL without a port gets 5432 from tokio-postgres's parser; key=value does not.)
         let c = settings(Some("host=db.example dbname=sales"), &env)
             .unwrap()
             .config;
@@ -407,6 +597,28 @@ mod tests {
             [] as [u16; 0],
             "left to tokio-postgres (5432)"
         );
+    }
+
+    #[test]
+    fn a_url_without_a_port_takes_pgport() {
+        let env = env_of(&[("PGPORT", "6000")]);
+        let c = settings(Some("postgres://alice@db.example/sales"), &env)
+            .unwrap()
+            .config;
+        assert_eq!(c.get_ports(), [6000]);
+        let c = settings(Some("postgres://db.example:6543/sales"), &env)
+            .unwrap()
+            .config;
+        assert_eq!(c.get_ports(), [6543], "a port in the URL wins");
+        let env = env_of(&[("PGPORT", "6000,6001")]);
+        let c = settings(Some("postgres://a,[::1]/sales"), &env)
+            .unwrap()
+            .config;
+        assert_eq!(c.get_ports(), [6000, 6001]);
+        let c = settings(Some("postgres://db.example/sales"), &env_of(&[]))
+            .unwrap()
+            .config;
+        assert_eq!(c.get_ports(), [5432]);
     }
 
     #[test]
@@ -456,6 +668,21 @@ mod tests {
             pgpass_lookup(text, ["db.example", "5432", "sales", "bob"]),
             None
         );
+        // An escaped star is a literal star, not a wildcard.
+        let text = "h:5432:\\*:u:literal\nh:5432:*:u:wild\n";
+        assert_eq!(
+            pgpass_lookup(text, ["h", "5432", "db", "u"]).as_deref(),
+            Some("wild")
+        );
+        assert_eq!(
+            pgpass_lookup(text, ["h", "5432", "*", "u"]).as_deref(),
+            Some("literal")
+        );
+        // A field "*x" is no wildcard either.
+        assert_eq!(
+            pgpass_lookup("*x:5432:d:u:p\n", ["h", "5432", "d", "u"]),
+            None
+        );
     }
 
     #[test]
@@ -466,22 +693,19 @@ mod tests {
         std::fs::write(&file, "127.0.0.1:5999:app:alice:s3cret\n").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let env = env_of(&[("PGPASSFILE", file.to_str().unwrap())]);
-        let c = settings(Some("postgres://alice@127.0.0.1:5999/app"), &env)
-            .unwrap()
-            .config;
+        let c = first_attempt(settings(Some("postgres://alice@127.0.0.1:5999/app"), &env));
         assert_eq!(c.get_password(), Some(&b"s3cret"[..]));
-        let c = settings(Some("postgres://alice:given@127.0.0.1:5999/app"), &env)
-            .unwrap()
-            .config;
+        let c = first_attempt(settings(
+            Some("postgres://alice:given@127.0.0.1:5999/app"),
+            &env,
+        ));
         assert_eq!(
             c.get_password(),
             Some(&b"given"[..]),
             "a password in the URL wins"
         );
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let c = settings(Some("postgres://alice@127.0.0.1:5999/app"), &env)
-            .unwrap()
-            .config;
+        let c = first_attempt(settings(Some("postgres://alice@127.0.0.1:5999/app"), &env));
         assert_eq!(c.get_password(), None, "ignored: readable by others");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -504,19 +728,96 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_pgpass_that_is_not_utf8_is_ignored_not_fatal() {
-        let dir = std::env::temp_dir().join(format!("ml_pgpass_bin_{}", std::process::id()));
+    fn first_attempt(s: Result<Settings, String>) -> Config {
+        s.unwrap().attempts().unwrap().remove(0)
+    }
+
+    /// A password file in a directory of its own, mode 0600.
+    fn pgpass_file(name: &str, content: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ml_{name}_{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("pgpass");
-        std::fs::write(&file, b"127.0.0.1:5999:app:alice:\xff\xfe\n").unwrap();
+        std::fs::write(&file, content).unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_non_utf8_byte_spoils_only_its_own_line() {
+        let file = pgpass_file(
+            "pgpass_bin",
+            b"127.0.0.1:5999:app:alice:\xff\xfe\nother:\xff:x:y:z\n*:*:app:alice:good\n",
+        );
         let env = env_of(&[("PGPASSFILE", file.to_str().unwrap())]);
-        let c = settings(Some("postgres://alice@127.0.0.1:5999/app"), &env)
-            .expect("not fatal")
-            .config;
+        let c = first_attempt(settings(Some("postgres://alice@127.0.0.1:5999/app"), &env));
+        assert_eq!(c.get_password(), Some(&b"\xff\xfe"[..]), "bytes, as libpq");
+        let c = first_attempt(settings(Some("postgres://alice@10.0.0.1:5999/app"), &env));
+        assert_eq!(c.get_password(), Some(&b"good"[..]));
+    }
+
+    #[test]
+    fn pgpass_is_looked_up_per_host_and_sockets_match_as_in_libpq() {
+        let file = pgpass_file(
+            "pgpass_hosts",
+            b"a:5432:d:u:pa\nb:5433:d:u:pb\nlocalhost:5432:d:u:local\n/srv/sock:5432:d:u:sock\n",
+        );
+        let env = env_of(&[("PGPASSFILE", file.to_str().unwrap())]);
+        let s = settings(Some("host=a,b port=5432,5433 user=u dbname=d"), &env).unwrap();
+        let pws: Vec<_> = s
+            .attempts()
+            .unwrap()
+            .iter()
+            .map(|c| c.get_password().map(<[u8]>::to_vec))
+            .collect();
+        assert_eq!(pws, [Some(b"pa".to_vec()), Some(b"pb".to_vec())]);
+        // The default socket directory matches `localhost`; another one only its own path.
+        let c = first_attempt(settings(
+            Some("host=/var/run/postgresql user=u dbname=d"),
+            &env,
+        ));
+        assert_eq!(c.get_password(), Some(&b"local"[..]));
+        let c = first_attempt(settings(Some("host=/srv/sock user=u dbname=d"), &env));
+        assert_eq!(c.get_password(), Some(&b"sock"[..]));
+        let c = first_attempt(settings(Some("host=/tmp user=u dbname=d"), &env));
         assert_eq!(c.get_password(), None);
-        let _ = std::fs::remove_dir_all(&dir);
+        // No host named at all: `localhost`.
+        let env = env_of(&[
+            ("PGPASSFILE", file.to_str().unwrap()),
+            ("PGUSER", "u"),
+            ("PGDATABASE", "d"),
+        ]);
+        let c = first_attempt(settings(None, &env));
+        assert_eq!(c.get_password(), Some(&b"local"[..]));
+    }
+
+    #[test]
+    fn a_mixed_socket_and_tcp_list_uses_tls_only_on_tcp() {
+        let s = settings(
+            Some("host=/var/run/postgresql,db.example sslmode=require dbname=x"),
+            &env_of(&[]),
+        )
+        .unwrap();
+        assert_eq!(s.tls.mode, SslMode::Require);
+        let modes: Vec<_> = s
+            .attempts()
+            .unwrap()
+            .iter()
+            .map(|c| c.get_ssl_mode())
+            .collect();
+        assert_eq!(modes, [DriverSslMode::Disable, DriverSslMode::Require]);
+        let hosts: Vec<_> = s
+            .attempts()
+            .unwrap()
+            .iter()
+            .map(|c| c.get_hosts().to_vec())
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                vec![Host::Unix("/var/run/postgresql".into())],
+                vec![Host::Tcp("db.example".into())]
+            ]
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `month-lock`: hold a calendar month while a command runs, show and check month locks.
 //! Built with the `cli` feature: `cargo install --path client --features cli`.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // one exception: the pre-exec hook of watchdog::die_with_parent
 
 mod conn;
 mod months;
@@ -234,13 +234,18 @@ async fn async_main(cli: Cli) -> i32 {
 async fn connect(url: Option<&str>) -> Result<Client, String> {
     let settings = conn::settings(url, &|name| std::env::var(name).ok())?;
     let tls = settings.tls.connector()?;
-    let (client, connection) = settings
-        .config
-        .connect(tls)
-        .await
-        .map_err(|e| format!("cannot connect to the database: {}", error_chain(&e)))?;
-    tokio::spawn(connection);
-    Ok(client)
+    // One host after the other, each with its own password and TLS mode (as libpq).
+    let mut last = String::from("no host to connect to");
+    for config in settings.attempts()? {
+        match config.connect(tls.clone()).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                return Ok(client);
+            }
+            Err(e) => last = format!("cannot connect to the database: {}", error_chain(&e)),
+        }
+    }
+    Err(last)
 }
 
 /// `--heartbeat`: a check is a statement on the server; more than ten a second is a storm,
@@ -426,6 +431,7 @@ async fn run_holding(
     };
     let mut cmd = tokio::process::Command::new(&command[0]);
     cmd.args(&command[1..]).process_group(watchdog.group());
+    watchdog::die_with_parent(&mut cmd);
     for name in ENV_NAMES {
         cmd.env_remove(name);
     }

@@ -7,6 +7,11 @@
 //! killer, a crash), the watchdog kills the whole group with SIGKILL, itself included: no
 //! process of CMD runs on once the lock can be gone.
 //!
+//! CMD itself also dies with `month-lock` (`PR_SET_PDEATHSIG`, see [`die_with_parent`]), and
+//! `month-lock` kills the group itself when the watchdog has gone first. What no process can
+//! cover: `month-lock` and the watchdog killed at the same instant (e.g. `kill -9` of both):
+//! CMD dies with `month-lock`, but processes CMD started run on.
+//!
 //! The watchdog outlives signals sent to the group (it handles and ignores the ones
 //! `month-lock` forwards), so a forwarded SIGTERM reaches CMD and its children but leaves the
 //! watchdog in place. Being in its own group, CMD does not get the terminal's SIGINT (Ctrl-C)
@@ -78,6 +83,29 @@ impl Watchdog {
     pub async fn finish(mut self) {
         self.pipe = None; // EOF: the watchdog kills the group, itself included
         let _ = self.child.wait().await;
+        // Once more from here: a watchdog that was killed before it could do it leaves the
+        // rest of the group running. (A group id is not reused while the group has members.)
+        let _ = kill_process_group(self.group, Signal::KILL);
+    }
+}
+
+/// Make CMD die with `month-lock`: `PR_SET_PDEATHSIG` (SIGKILL) set in the child between fork
+/// and exec. The signal follows the death of the parent *thread*: CMD is spawned from the main
+/// thread (a current-thread runtime), which lives as long as the process. If `month-lock` died
+/// before the setting took effect, the child is no longer its child and does not run CMD.
+#[allow(unsafe_code)]
+pub fn die_with_parent(cmd: &mut Command) {
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe system
+    // calls (prctl, getppid); it allocates only on the error path, which ends the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::other("month-lock is gone"));
+            }
+            Ok(())
+        });
     }
 }
 

@@ -15,6 +15,12 @@
 //! done: advisory locks are per database, so tests running in parallel never see each other's
 //! months. There is no skip path: if no server can be had, the call panics with the reason.
 //!
+//! The same starter runs commands against a throwaway cluster (`src/bin/with_cluster.rs`, for
+//! `tools/with-cluster.sh`). The modules hold what the test files share: [`sql`] one-value
+//! queries and errors, [`locks`] what sessions hold as seen from another, [`pooled`] a database
+//! behind PgBouncer, [`wire`] requests at the protocol level, [`faults`] crashes and restarts,
+//! [`replica`] a primary with a standby.
+//!
 //! `MONTH_LOCK_TEST_EDITION=portable` with `MONTH_LOCK_PORTABLE_SQL=dist/month_lock-portable.sql`
 //! installs the SQL-only edition (docs/editions.md) in each database instead of the extension,
 //! so the suites that apply to it run against it (`make portable-itest`).
@@ -32,8 +38,11 @@ use tokio::sync::OnceCell;
 use tokio_postgres::{Client, Config, NoTls};
 
 pub mod faults;
+pub mod locks;
 pub mod pgbouncer;
+pub mod pooled;
 pub mod replica;
+pub mod sql;
 pub mod wire;
 
 /// Name prefix of the cluster directories this harness creates under the temp dir.
@@ -73,6 +82,12 @@ pub async fn server() -> &'static Server {
             }
         })
         .await
+}
+
+/// A new database of this process's [`server`] with the extension created in it: every test
+/// gets one of its own, named after `hint`.
+pub async fn db(hint: &str) -> TestDb {
+    server().await.fresh_db(hint).await
 }
 
 /// Start a throwaway cluster with extra `-c name=value` settings, independent of [`server`]
@@ -296,6 +311,45 @@ impl Server {
         &self.admin
     }
 
+    /// Stops a cluster of ours at once (immediate shutdown) and deletes its directory; a server
+    /// named by `MONTH_LOCK_TEST_URL` is left alone. Clusters that are never stopped this way
+    /// stop when the process exits and are deleted by a later start.
+    pub fn stop_and_remove(&self) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        let pid = fs::read_to_string(dir.join("data").join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok());
+        if let Some(pid) = pid {
+            // SAFETY: kill has no memory preconditions; the pid is our own postmaster's, which
+            // the keeper thread reaps as soon as it exits (so signal 0 then fails).
+            unsafe { libc::kill(pid, libc::SIGQUIT) };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            // SAFETY: as above; signal 0 only checks for existence.
+            while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    /// Lines of the server log that report a backend killed by a signal (a crash), each with
+    /// two lines of context before and after.
+    pub fn crash_reports(&self) -> Vec<String> {
+        let Some(dir) = &self.dir else {
+            return Vec::new();
+        };
+        let text = fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| line.contains("terminated by signal"))
+            .map(|(i, _)| lines[i.saturating_sub(2)..(i + 3).min(lines.len())].join("\n"))
+            .collect()
+    }
+
     /// The last lines of the server log (for failure messages).
     pub fn log_tail(&self) -> String {
         let Some(dir) = &self.dir else {
@@ -371,6 +425,13 @@ impl TestDb {
     pub async fn connect_as(&self, application_name: &str) -> Client {
         let mut config = self.config.clone();
         config.application_name(application_name);
+        connect_config(&config).await
+    }
+
+    /// A new connection logging in as `role` (an existing role; trust authentication).
+    pub async fn connect_as_role(&self, role: &str) -> Client {
+        let mut config = self.config.clone();
+        config.user(role);
         connect_config(&config).await
     }
 
@@ -465,109 +526,6 @@ pub async fn wait_until_waiting(observer: &Client, pid: i32) {
     }
 }
 
-/// Helpers shared by the test files, the client's tests and the benchmarks: one-value queries,
-/// errors as (SQLSTATE, message), month keys and connection details.
-pub mod sql {
-    use std::path::PathBuf;
-    use std::time::Duration;
-    use tokio_postgres::error::SqlState;
-    use tokio_postgres::{Client, Config};
-
-    /// The default `month_lock.namespace` (0x6D6C6B00, "mlk"): `pg_locks.classid` of month locks.
-    pub const DEFAULT_NAMESPACE: i32 = 1835821824;
-
-    /// Generous upper bound for things that should take milliseconds (a loaded 2-core CI box).
-    pub const SLOW: Duration = Duration::from_secs(5);
-
-    /// The key number of a month, `year*100 + month` (`pg_locks.objid`), e.g. 202403.
-    pub fn ym(year: i32, month: i32) -> i64 {
-        i64::from(year) * 100 + i64::from(month)
-    }
-
-    /// The host of a connection config: a TCP host name or a Unix socket directory.
-    pub fn host_of(config: &Config) -> String {
-        match config.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
-            None => "localhost".into(),
-        }
-    }
-
-    /// `PG_CONFIG --bindir` (default: `pg_config` on PATH).
-    pub fn pg_bindir() -> PathBuf {
-        super::pg_bindir()
-    }
-
-    /// The single value of a one-row, one-column query (panics with the SQL on error).
-    pub async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(
-        client: &Client,
-        sql: &str,
-    ) -> T {
-        client
-            .query_one(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)))
-            .get(0)
-    }
-
-    pub async fn q_bool(client: &Client, sql: &str) -> bool {
-        one(client, sql).await
-    }
-
-    pub async fn q_i64(client: &Client, sql: &str) -> i64 {
-        one(client, sql).await
-    }
-
-    pub async fn q_text(client: &Client, sql: &str) -> String {
-        one(client, sql).await
-    }
-
-    /// Runs one or more statements (simple protocol); panics with the SQL on error.
-    pub async fn exec(client: &Client, sql: &str) {
-        client
-            .batch_execute(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)));
-    }
-
-    /// Runs `sql`, expects a server error, returns its SQLSTATE and message.
-    pub async fn error_of(client: &Client, sql: &str) -> (SqlState, String) {
-        let db = server_error(client, sql).await;
-        (db.code().clone(), db.message().to_string())
-    }
-
-    /// Like [`error_of`], with DETAIL and HINT appended to the message ("msg DETAIL: d HINT: h").
-    pub async fn error_full(client: &Client, sql: &str) -> (SqlState, String) {
-        let db = server_error(client, sql).await;
-        let mut text = db.message().to_string();
-        if let Some(d) = db.detail() {
-            text.push_str(&format!(" DETAIL: {d}"));
-        }
-        if let Some(h) = db.hint() {
-            text.push_str(&format!(" HINT: {h}"));
-        }
-        (db.code().clone(), text)
-    }
-
-    async fn server_error(client: &Client, sql: &str) -> tokio_postgres::error::DbError {
-        match client.batch_execute(sql).await {
-            Ok(()) => panic!("{sql}: expected an error, got success"),
-            Err(e) => e
-                .as_db_error()
-                .cloned()
-                .unwrap_or_else(|| panic!("{sql}: not a server error: {e}")),
-        }
-    }
-
-    /// An error with its SQLSTATE and server message (tokio-postgres prints "db error").
-    pub fn describe(e: &tokio_postgres::Error) -> String {
-        match e.as_db_error() {
-            Some(db) => format!("{} {}", db.code().code(), db.message()),
-            None => e.to_string(),
-        }
-    }
-}
-
 fn sanitize(hint: &str) -> String {
     hint.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
@@ -645,7 +603,8 @@ fn chown(path: &Path, uid: u32, gid: u32) {
         .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
 }
 
-fn free_port() -> u16 {
+/// A loopback TCP port that is free now (someone may take it before it is bound).
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind a loopback port")
         .local_addr()

@@ -12,8 +12,9 @@
 //! transaction: PgBouncer 1.18 in transaction mode does not carry protocol-level prepared
 //! statements from one server connection to the next.
 
+use crate::free_port;
 use std::fs;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -52,14 +53,6 @@ pub fn binary() -> PathBuf {
         "pgbouncer binary not found (PATH, /usr/sbin): these tests need a real PgBouncer; \
          install it (`apt-get install -y pgbouncer` on Debian) or set PGBOUNCER=/path/to/pgbouncer"
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a loopback port")
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl PgBouncer {

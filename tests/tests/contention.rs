@@ -1,23 +1,20 @@
-//! Multi-connection behaviour of month_lock against a real server: the original application's
-//! eight cases first, then what the isolation specs in tests/regress/specs cannot express:
-//! measured handoff latency, deadlock timing, cancel and terminate, lock_timeout over time,
-//! other applications' namespaces, notices, a 300-iteration timeout/release race.
-//! (FIFO order, queue jumping, scopes, shared vs exclusive, legacy keys and argument errors are
-//! pg_regress tests and isolation specs: `make regress`.)
-//! Every test has a database of its own, so tests run in parallel without seeing each other.
+//! Several sessions contending for months against a real server (README, "Semantics at the
+//! edges": "Waiting", "Timeouts", "Deadlocks"): the original application's eight cases first,
+//! then what the isolation specs in tests/regress/specs cannot express: measured handoff
+//! latency, deadlock timing, cancel and terminate, lock_timeout over time, other applications'
+//! namespaces, notices, a 300-iteration timeout/release race. (FIFO order, queue jumping,
+//! scopes, shared vs exclusive, legacy keys and argument errors are pg_regress tests and
+//! isolation specs: `make regress`.) Every test has a database of its own, so tests run in
+//! parallel without seeing each other.
 
 mod common;
 
 use common::*;
-use month_lock_tests::{backend_pid, server, wait_until_waiting, TestDb};
+use month_lock_tests::{backend_pid, server, wait_until_waiting};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, NoTls};
-
-async fn db(hint: &str) -> TestDb {
-    server().await.fresh_db(hint).await
-}
 
 // ---- the original application's eight cases ------------------------------------------------
 

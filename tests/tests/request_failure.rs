@@ -16,7 +16,7 @@ use tokio_postgres::Client;
 /// A table whose deferred constraint trigger runs at commit and catches an error there, and
 /// one whose deferred trigger fails at commit; a function that takes a month and then catches
 /// an error. Created by the superuser; used by an ordinary role.
-async fn db(hint: &str) -> (TestDb, TestDb) {
+async fn db_and_role(hint: &str) -> (TestDb, TestDb) {
     let db = server().await.fresh_db(hint).await;
     let admin = db.connect().await;
     exec(
@@ -79,7 +79,7 @@ async fn held_by(holder: &Client, other: &Client, y: i32, m: i32) -> bool {
 
 #[tokio::test]
 async fn a_grant_survives_an_error_caught_by_a_deferred_trigger_at_syncs_commit() {
-    let (_, role) = db("deferred_catch").await;
+    let (_, role) = db_and_role("deferred_catch").await;
     let (c, other) = (role.connect().await, role.connect().await);
     for round in 0..50 {
         let x = round;
@@ -131,7 +131,7 @@ async fn a_grant_survives_an_error_caught_by_a_deferred_trigger_at_syncs_commit(
 
 #[tokio::test]
 async fn a_grant_made_while_a_holdable_cursor_is_materialised_at_commit_survives_a_caught_error() {
-    let (_, role) = db("holdable_cursor").await;
+    let (_, role) = db_and_role("holdable_cursor").await;
     let (c, other) = (role.connect().await, role.connect().await);
     for round in 0..20 {
         // Extended protocol (tokio-postgres prepares every statement) and simple protocol.
@@ -156,7 +156,7 @@ async fn a_grant_made_while_a_holdable_cursor_is_materialised_at_commit_survives
 
 #[tokio::test]
 async fn a_grant_made_in_a_fast_path_call_survives_an_error_caught_in_it() {
-    let (_, role) = db("fast_path").await;
+    let (_, role) = db_and_role("fast_path").await;
     let other = role.connect().await;
     let oid = q_i64(
         &other,
@@ -196,7 +196,7 @@ async fn a_grant_made_in_a_fast_path_call_survives_an_error_caught_in_it() {
 /// an earlier Execute reported stays when a later one, or the commit, fails.
 #[tokio::test]
 async fn in_a_pipeline_each_execute_is_a_request_and_its_commit_at_sync_belongs_to_it() {
-    let (_, role) = db("pipeline_commit").await;
+    let (_, role) = db_and_role("pipeline_commit").await;
     let other = role.connect().await;
     let config = role.config.clone();
     let outcomes = tokio::task::spawn_blocking(move || {
@@ -269,7 +269,7 @@ async fn in_a_pipeline_each_execute_is_a_request_and_its_commit_at_sync_belongs_
 /// when a later one fails, and through the ROLLBACK that follows.
 #[tokio::test]
 async fn inside_a_block_a_completed_execute_keeps_its_grant_when_a_later_one_fails() {
-    let (_, role) = db("pipeline_block").await;
+    let (_, role) = db_and_role("pipeline_block").await;
     let (c, other) = (role.connect().await, role.connect().await);
     let config = role.config.clone();
     let (answers, held, pid, wire) = tokio::task::spawn_blocking(move || {
@@ -295,7 +295,7 @@ async fn inside_a_block_a_completed_execute_keeps_its_grant_when_a_later_one_fai
 /// the request like any other: undone when the request fails later, in and outside a block.
 #[tokio::test]
 async fn a_grant_made_inside_a_subtransaction_is_undone_when_its_request_fails() {
-    let (_, role) = db("subtransaction_grant").await;
+    let (_, role) = db_and_role("subtransaction_grant").await;
     let (c, other, observer) = (
         role.connect().await,
         role.connect().await,
@@ -344,7 +344,7 @@ async fn a_grant_made_inside_a_subtransaction_is_undone_when_its_request_fails()
 /// also when the COMMIT itself is what fails.
 #[tokio::test]
 async fn a_request_that_commits_partway_and_then_fails_keeps_no_grant() {
-    let (_, role) = db("commit_partway").await;
+    let (_, role) = db_and_role("commit_partway").await;
     let (c, other) = (role.connect().await, role.connect().await);
     for round in 0..10 {
         for (sql, code) in [
@@ -377,7 +377,7 @@ async fn a_request_that_commits_partway_and_then_fails_keeps_no_grant() {
 /// fails: `month_lock_all` returning false or raising, a failed request.
 #[tokio::test]
 async fn a_failed_call_gives_a_raw_hold_back_to_the_raw_functions() {
-    let (_, role) = db("raw_adopt").await;
+    let (_, role) = db_and_role("raw_adopt").await;
     let (c, other) = (role.connect().await, role.connect().await);
     let key = format!("{DEFAULT_NAMESPACE}, {}", ym(2054, 1));
     assert!(q_bool(&other, "SELECT month_lock_try(2054, 2)").await);
@@ -424,7 +424,7 @@ async fn a_failed_call_gives_a_raw_hold_back_to_the_raw_functions() {
 /// undone too.
 #[tokio::test]
 async fn a_failed_request_on_a_replication_connection_keeps_no_grant() {
-    let (db, role) = db("walsender").await;
+    let (db, role) = db_and_role("walsender").await;
     let admin = db.connect().await;
     exec(
         &admin,

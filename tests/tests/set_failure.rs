@@ -1,12 +1,15 @@
-//! A `month_lock_all[_xact]` call that returns false or raises leaves exactly what the session
-//! held before it (README, "All or nothing"): for a month held before in session scope, in
-//! transaction scope, in both, or shared, and a set that fails by no-wait, by timeout, by a
-//! cancel or by `statement_timeout` — in either scope of the call.
+//! A month_lock_all[_xact] call that returns false or raises leaves exactly what the session held
+//! before it: for a month held before in session scope, in transaction scope, in both, or shared;
+//! for a set that fails by no-wait, by timeout, by a cancel, by statement_timeout, by a deadlock or
+//! by a failed request, in either scope of the call, and when a cancel or timeout races the last
+//! grant (README, "Fencing tokens, claim any, all or nothing": "All or nothing").
 
 mod common;
 
 use common::*;
 use month_lock_tests::{backend_pid, server, wait_until_waiting};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
@@ -175,4 +178,223 @@ async fn a_failed_set_leaves_exactly_what_was_held_before_it() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn cancel_statement_timeout_deadlock_and_failed_requests_leave_nothing() {
+    let db = db("all_errors").await;
+    let role = db.with_new_role("set_errors").await;
+    let observer = db.connect().await;
+    // The holder, "some other lock user", is a superuser connection so that it can set a
+    // long deadlock_timeout (superuser-only); C, the ordinary role, keeps the default 1 s.
+    let (c, holder) = (role.connect().await, db.connect().await);
+    let pid = backend_pid(&c).await;
+    let pid_h = backend_pid(&holder).await;
+    assert!(
+        q_bool(&c, "SELECT month_lock_try(2024, 12)").await,
+        "held before"
+    );
+    let before = excl(&[202412]);
+    let c = Arc::new(c);
+    let set = months_2024(1..=3);
+
+    // Cancel while waiting for 2024-03 holding 01 and 02.
+    assert!(q_bool(&holder, "SELECT month_lock_try(2024, 3)").await);
+    let cc = c.clone();
+    let s = set.clone();
+    let t = tokio::spawn(async move {
+        cc.query_one(&format!("SELECT month_lock_all({s}, 30000)"), &[])
+            .await
+            .map(|r| r.get::<_, bool>(0))
+    });
+    wait_until_waiting(&observer, pid).await;
+    let mut waiting = locks_of(&observer, pid).await;
+    waiting.sort();
+    assert_eq!(waiting, excl(&[202401, 202402, 202412]));
+    assert!(q_bool(&observer, &format!("SELECT pg_cancel_backend({pid})")).await);
+    let err = t.await.unwrap().expect_err("cancelled");
+    assert_eq!(
+        code(&err),
+        Some(SqlState::QUERY_CANCELED),
+        "{}",
+        describe(&err)
+    );
+    settle(&c).await;
+    assert_eq!(locks_of(&observer, pid).await, before, "after cancel");
+
+    // statement_timeout.
+    exec(&c, "SET statement_timeout = '300ms'").await;
+    let t0 = Instant::now();
+    let err = c
+        .query_one(&format!("SELECT month_lock_all({set}, 30000)"), &[])
+        .await
+        .expect_err("statement_timeout");
+    assert_eq!(
+        code(&err),
+        Some(SqlState::QUERY_CANCELED),
+        "{}",
+        describe(&err)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    settle(&c).await;
+    assert_eq!(
+        locks_of(&observer, pid).await,
+        before,
+        "after statement_timeout"
+    );
+    exec(&c, "RESET statement_timeout").await;
+
+    // Deadlock with another lock user: C waits for 03 holding 01 and 02; the holder of 03
+    // then waits for 01. C's deadlock check runs first (1 s vs 10 s; the holder queues well
+    // within C's second): 40P01 for C, which releases 01 and 02, and the holder gets 01.
+    assert_eq!(q_text(&c, "SHOW deadlock_timeout").await, "1s");
+    exec(&holder, "SET deadlock_timeout = '10s'").await;
+    let cc = c.clone();
+    let s = set.clone();
+    let t = tokio::spawn(async move {
+        cc.query_one(&format!("SELECT month_lock_all({s}, 30000)"), &[])
+            .await
+            .map(|r| r.get::<_, bool>(0))
+    });
+    wait_until_waiting(&observer, pid).await;
+    let holder = Arc::new(holder);
+    let hh = holder.clone();
+    let th = tokio::spawn(async move {
+        hh.query_one("SELECT month_lock_try(2024, 1, 30000)", &[])
+            .await
+            .map(|r| r.get::<_, bool>(0))
+    });
+    wait_until_waiting(&observer, pid_h).await;
+    let err = t.await.unwrap().expect_err("deadlock");
+    assert_eq!(
+        code(&err),
+        Some(SqlState::T_R_DEADLOCK_DETECTED),
+        "{}",
+        describe(&err)
+    );
+    assert!(
+        th.await.unwrap().unwrap(),
+        "the other lock user gets 2024-01"
+    );
+    settle(&c).await;
+    assert_eq!(locks_of(&observer, pid).await, before, "after 40P01");
+    assert_eq!(
+        q_i64(&holder, "SELECT month_lock_release_all()::bigint").await,
+        2
+    );
+
+    // Failed requests: a later error in the same statement or query string.
+    for sql in [
+        format!("SELECT month_lock_all({set}), 1/0"),
+        format!("SELECT month_lock_all({set}), 1/(NOT month_lock_held(2024, 3))::int"),
+        format!("SELECT month_lock_all({set}); SELECT 1/(NOT month_lock_held(2024, 2))::int"),
+        format!("BEGIN; SELECT month_lock_all({set}); SELECT 1/0"),
+        format!("BEGIN; SELECT month_lock_all_xact({set}); SELECT 1/0"),
+    ] {
+        let (code, msg) = error_of(&c, &sql).await;
+        assert_eq!(code, SqlState::DIVISION_BY_ZERO, "{sql}: {msg}");
+        exec(&c, "ROLLBACK").await;
+        assert_eq!(locks_of(&observer, pid).await, before, "{sql}");
+    }
+    // A completed call keeps its months through a later failed request and ROLLBACK.
+    exec(&c, "BEGIN").await;
+    assert!(q_bool(&c, &format!("SELECT month_lock_all({set})")).await);
+    let (code, _) = error_of(&c, "SELECT 1/0").await;
+    assert_eq!(code, SqlState::DIVISION_BY_ZERO);
+    exec(&c, "ROLLBACK").await;
+    assert_eq!(
+        locks_of(&observer, pid).await,
+        excl(&[202401, 202402, 202403, 202412])
+    );
+    assert_eq!(
+        q_i64(&c, "SELECT month_lock_release_all()::bigint").await,
+        4
+    );
+}
+
+/// A cancel or a timeout racing the grant of the last month: the outcome is all (true) or
+/// nothing (false / 57014), never part of the set.
+#[tokio::test]
+async fn cancel_or_timeout_racing_the_last_grant_is_all_or_nothing() {
+    const ITERATIONS: usize = 400;
+    let db = db("all_race").await;
+    let role = db.with_new_role("set_race").await;
+    let observer = db.connect().await;
+    let (c, holder) = (role.connect().await, role.connect().await);
+    let pid = backend_pid(&c).await;
+    let c = Arc::new(c);
+    let set = months_2024(1..=3);
+    let (mut all, mut none_false, mut none_cancel, mut transient) = (0, 0, 0, 0);
+    for i in 0..ITERATIONS {
+        assert!(q_bool(&holder, "SELECT month_lock_try(2024, 3)").await);
+        let by_timeout = i % 2 == 1;
+        let timeout = if by_timeout { 60 } else { 30000 };
+        let cc = c.clone();
+        let s = set.clone();
+        // Extended protocol in half the iterations, simple protocol in the other half.
+        let simple = (i / 2) % 2 == 1;
+        let t = tokio::spawn(async move {
+            let sql = format!("SELECT month_lock_all({s}, {timeout})");
+            if simple {
+                cc.simple_query(&sql).await.map(|msgs| {
+                    msgs.iter().any(|m| {
+                        matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t"))
+                    })
+                })
+            } else {
+                cc.query_one(&sql, &[]).await.map(|r| r.get::<_, bool>(0))
+            }
+        });
+        wait_until_waiting(&observer, pid).await;
+        if by_timeout {
+            // Release around the moment the overall timeout expires.
+            tokio::time::sleep(Duration::from_millis(40 + (i as u64 % 7) * 5)).await;
+            assert!(q_bool(&holder, "SELECT month_lock_release(2024, 3)").await);
+        } else {
+            let row = holder
+                .query_one(
+                    &format!("SELECT month_lock_release(2024, 3), pg_cancel_backend({pid})"),
+                    &[],
+                )
+                .await
+                .unwrap();
+            assert!(row.get::<_, bool>(0));
+        }
+        let r = t.await.unwrap();
+        // Right after the client saw the outcome, and after C's next request (the session
+        // has finished the failed request: the abort that undoes its grants runs after the
+        // ErrorResponse is sent).
+        let seen_at_once = locks_of(&observer, pid).await;
+        settle(&c).await;
+        let locks = locks_of(&observer, pid).await;
+        if seen_at_once != locks {
+            transient += 1;
+            eprintln!("iteration {i}: at the client's outcome {seen_at_once:?}, after its next request {locks:?}");
+        }
+        match r {
+            Ok(true) => {
+                assert_eq!(
+                    locks,
+                    excl(&[202401, 202402, 202403]),
+                    "iteration {i}: true"
+                );
+                all += 1;
+            }
+            Ok(false) => {
+                assert!(locks.is_empty(), "iteration {i}: false but holds {locks:?}");
+                none_false += 1;
+            }
+            Err(e) if code(&e) == Some(SqlState::QUERY_CANCELED) => {
+                assert!(locks.is_empty(), "iteration {i}: 57014 but holds {locks:?}");
+                none_cancel += 1;
+            }
+            Err(e) => panic!("iteration {i}: {}", describe(&e)),
+        }
+        let _ = q_i64(&c, "SELECT month_lock_release_all()::bigint").await;
+    }
+    println!(
+        "all-or-nothing race: {ITERATIONS} iterations: {all} true with all three, {none_false} false \
+         and {none_cancel} cancelled holding nothing; never part of the set ({transient} times pg_locks \
+         still showed months at the instant the client saw the error, gone by its next request)"
+    );
 }

@@ -1,21 +1,15 @@
-//! Fencing tokens never go backwards (README, "Fencing tokens"): a token handed to a
-//! transaction that committed survives a crash however the sequence's WAL was written; a
-//! remembered token is never handed to a hold other than the one it was drawn for; one
-//! uninterrupted hold keeps one token across scopes.
-//!
-//! The crash tests run a server whose WAL writer waits 10 s between rounds, so that WAL
-//! nobody flushed is still in shared memory when the server is stopped immediately.
+//! Fencing tokens never go backwards: a committed token survives a server restart and a crash
+//! however the sequence's WAL was written; a remembered token is never handed to a hold other than
+//! the one it was drawn for; one uninterrupted hold keeps one token across scopes (README, "Fencing
+//! tokens, claim any, all or nothing": "Fencing tokens"). The crash tests run a server whose WAL
+//! writer waits 10 s between rounds, so that WAL nobody flushed is still in shared memory when the
+//! server is stopped immediately.
 
 mod common;
 
 use common::*;
 use month_lock_tests::{backend_pid, faults, server, start_cluster};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::Client;
-
-async fn token(c: &Client, y: i32, m: i32) -> i64 {
-    q_i64(c, &format!("SELECT month_lock_token({y}, {m})")).await
-}
 
 /// Who wrote the sequence's WAL record that covers the committed token.
 #[derive(Clone, Copy, Debug)]
@@ -165,4 +159,61 @@ async fn one_uninterrupted_hold_keeps_its_token_across_scopes() {
     exec(&c, "ROLLBACK").await;
     assert_eq!(token(&c, 2061, 1).await, r);
     assert!(q_bool(&c, "SELECT month_lock_release(2061, 1)").await);
+}
+
+#[tokio::test]
+async fn committed_tokens_survive_a_server_restart() {
+    let server = start_cluster(&[]).await;
+    let db = server.fresh_db("fencing_restart").await;
+    let role = db.with_new_role("token_restart").await;
+    let c = role.connect().await;
+    // A session hold's token (autocommit: committed when the statement ends) ...
+    assert!(q_bool(&c, "SELECT month_lock_try(2024, 3)").await);
+    let t_session = token(&c, 2024, 3).await;
+    // ... and a transaction hold's token in a committed transaction, on another month.
+    exec(&c, "BEGIN; SELECT month_lock_xact(2024, 4)").await;
+    let t_xact = token(&c, 2024, 4).await;
+    exec(&c, "COMMIT").await;
+    // The session keeps holding 2024-03 across the restart request: the restart ends it.
+    let down = faults::restart(&server).await;
+    assert!(c.query_one("SELECT 1", &[]).await.is_err(), "session ended");
+
+    let c = role.connect().await;
+    assert!(
+        q_bool(&c, "SELECT month_lock_try(2024, 3)").await,
+        "locks do not survive a restart"
+    );
+    let t3 = token(&c, 2024, 3).await;
+    exec(&c, "BEGIN; SELECT month_lock_xact(2024, 4)").await;
+    let t4 = token(&c, 2024, 4).await;
+    exec(&c, "COMMIT").await;
+    assert!(
+        t3 > t_session,
+        "2024-03: token after restart {t3} > before {t_session}"
+    );
+    assert!(
+        t4 > t_xact,
+        "2024-04: token after restart {t4} > before {t_xact}"
+    );
+    assert!(t3 > t_xact.max(t_session) || t4 > t_xact.max(t_session));
+
+    // An immediate shutdown (SIGQUIT: crash recovery at the next start) as well.
+    let before = t3.max(t4);
+    drop(c);
+    let down_crash = faults::crash_restart(&server).await;
+    let log = std::fs::read_to_string(server.dir.as_ref().expect("ours").join("server.log"))
+        .unwrap_or_default();
+    assert!(
+        log.contains("not properly shut down") || log.contains("automatic recovery"),
+        "the start after SIGQUIT ran crash recovery:\n{}",
+        server.log_tail()
+    );
+    let c = role.connect().await;
+    assert!(q_bool(&c, "SELECT month_lock_try(2024, 3)").await);
+    let t5 = token(&c, 2024, 3).await;
+    assert!(t5 > before, "after crash recovery: {t5} > {before}");
+    assert!(q_bool(&c, "SELECT month_lock_release(2024, 3)").await);
+    println!(
+        "restart: tokens {t_session}/{t_xact} before, {t3}/{t4} after a fast restart (down {down:?}), {t5} after a crash (down {down_crash:?})"
+    );
 }

@@ -115,7 +115,7 @@ itest: tree-install
 -include mk/*.mk
 test: lint pgtest regress itest $(EXTRA_TESTS)
 test-all:
-	MAKE=$(MAKE) tools/test-all.sh $(PG_CACHE)/logs $(ALL_PGS)
+	tools/test-all.sh $(PG_CACHE)/logs $(ALL_PGS)
 
 ## demo (tests/src/bin/demo.rs), release build
 demo:

@@ -9,7 +9,7 @@
 set -uo pipefail
 logs=${1:?log dir}
 shift
-make=${MAKE:-make}
+make=${MAKE:-make}  # MAKE: another make program (to try the script out)
 mkdir -p "$logs"
 declare -A status secs
 for v in "$@"; do

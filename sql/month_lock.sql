@@ -90,7 +90,7 @@ COMMENT ON FUNCTION @extschema@.month_lock_try_xact_shared(integer, integer) IS
 COMMENT ON FUNCTION @extschema@.month_lock_try_xact_shared(integer, integer, integer) IS
 'Like month_lock_try_xact, in shared mode.';
 COMMENT ON FUNCTION @extschema@.month_lock_xact(integer, integer) IS
-'Take the month exclusively until the current transaction ends, waiting without limit. For one-round-trip scripts behind transaction poolers: BEGIN; SELECT month_lock_xact(2024, 3, 5000); <work>; COMMIT;';
+'Take the month exclusively until the current transaction ends, waiting without limit (cancel, statement_timeout and the deadlock detector apply; lock_timeout does not). For one-round-trip scripts behind transaction poolers: BEGIN; SELECT month_lock_xact(2024, 3); <work>; COMMIT; month_lock_xact(year, month, timeout_ms) raises 55P03 at the timeout instead.';
 COMMENT ON FUNCTION @extschema@.month_lock_xact(integer, integer, integer) IS
 'Like month_lock_try_xact, but raises 55P03 (lock_not_available) instead of returning false when the month was not had within timeout_ms (0: one attempt).';
 COMMENT ON FUNCTION @extschema@.month_lock_xact_shared(integer, integer) IS

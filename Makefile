@@ -39,8 +39,8 @@ TEST_PG_CONFIG = $(call pg_config_of,$(PG),$(TREE_FLAVOR))
 TEST_PGRX_HOME = $(call pgrx_home_of,$(PG),$(TREE_FLAVOR))
 PGTEST_DIR ?= /tmp/month_lock_pgrx_test/$(CHECKOUT_ID)/$(PG)
 # What tree-install installs, and a second, different build for install-while-loaded.sh.
-STAGE = $(PG_CACHE)/stage/$(PG)-$(TEST_PROFILE)
-ALT_STAGE = $(PG_CACHE)/stage/$(PG)-$(TEST_PROFILE)-pg_test
+STAGE = $(PG_CACHE)/stage/$(CHECKOUT_ID)/$(PG)-$(TEST_PROFILE)
+ALT_STAGE = $(PG_CACHE)/stage/$(CHECKOUT_ID)/$(PG)-$(TEST_PROFILE)-pg_test
 # make install: PG_CONFIG if given, else Debian's pg_config of PG=NN, else Debian's 15.
 INSTALL_PG = $(if $(filter command line environment,$(origin PG)),$(PG))
 PG_CONFIG ?= $(if $(INSTALL_PG),/usr/lib/postgresql/$(INSTALL_PG)/bin/pg_config,/usr/bin/pg_config)
@@ -50,7 +50,7 @@ APT_PACKAGES := postgresql-15 postgresql-server-dev-15 postgresql-client-15 clan
 apt_ensure = @tools/provision.sh apt $(1)
 
 .PHONY: all deps apt-deps cargo-pgrx pg-tree tree-install install package package-one print-test-pg-config \
-  print-test-pgrx-home pgtest regress installcheck itest test test-all demo demo-run bench bench-run soak lint clean
+  print-test-pgrx-home pgtest regress installcheck itest test test-all demo demo-run soak lint clean
 all: install
 
 ## set-up: apt packages, cargo-pgrx, the private tree of $(PG) and its pgrx home
@@ -90,14 +90,13 @@ pgtest: deps pg-tree
 	cd extension && PATH=$(CURDIR)/tools/bin:$$PATH PGRX_HOME=$(TEST_PGRX_HOME) $(CARGO) pgrx test pg$(PG) \
 	  $(if $(IS_ROOT),--runas $(PG_OS_USER) --pgdata $(PGTEST_DIR)/data) --no-default-features --features "pg$(PG) pg_test"
 
-# pg_regress tests and isolation specs, the upgrade check from 0.1.0, and a session keeping the
-# library loaded across the install of a different (pg_test) build, on a throwaway cluster.
+# pg_regress tests and isolation specs on a throwaway cluster, then a session keeping the library
+# loaded across the install of a different (pg_test) build. (The upgrade check runs in itest.)
 regress: tree-install
 	@echo "=== month_lock suite: regress (PostgreSQL $(PG)) ==="
 	PGRX_HOME=$(TEST_PGRX_HOME) tools/stage.sh $(TEST_PG_CONFIG) $(TEST_PROFILE) $(ALT_STAGE) pg_test
-	tools/with-cluster.sh $(TEST_PG_CONFIG) sh -c \
-	  'tools/installcheck.sh $(TEST_PG_CONFIG) && tools/upgrade-check.sh $(TEST_PG_CONFIG) 0.1.0 \
-	   && tools/install-while-loaded.sh $(TEST_PG_CONFIG) $(STAGE) $(ALT_STAGE)'
+	tools/with-cluster.sh $(TEST_PG_CONFIG) tools/installcheck.sh $(TEST_PG_CONFIG)
+	tools/install-while-loaded.sh $(TEST_PG_CONFIG) $(STAGE) $(ALT_STAGE)
 
 installcheck: # against the server PGHOST/PGPORT/PGUSER name, with PG_CONFIG's PGXS tools
 	tools/installcheck.sh $(PG_CONFIG)
@@ -123,18 +122,7 @@ demo:
 demo-run: tree-install
 	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) run --locked --release -q -p month-lock-tests --bin month-lock-demo
 
-## --- benchmarks -----------------------------------------------------------------------------
-# A few minutes on a throwaway cluster; writes bench/results.md, bench/results.json and
-# bench/handoff_latency.png (the chart's text needs a TrueType font: DejaVu Sans).
-BENCH_APT_PACKAGES := fonts-dejavu-core
-
-bench:
-	$(MAKE) --no-print-directory bench-run TEST_PROFILE=release
-
-bench-run: tree-install
-	$(call apt_ensure,$(BENCH_APT_PACKAGES))
-	PG_CONFIG=$(TEST_PG_CONFIG) $(CARGO) run --locked --release -q -p month-lock-bench
-
+## benchmarks: mk/bench.mk
 soak: tree-install
 	PG_CONFIG=$(TEST_PG_CONFIG) SOAK_SECS=$(SOAK_SECS) $(CARGO) test --locked -p month-lock-tests --test soak -- --nocapture
 

@@ -17,7 +17,7 @@ DEB_DIST ?= dist
 # A second build for the reproducibility check of deb-test.
 DEB_AGAIN = $(PG_CACHE)/deb-again/$(CHECKOUT_ID)
 # The older package of the upgrade test is made from the debug build that tree-install stages.
-DEB_OLD_STAGE = $(PG_CACHE)/stage/15-dev
+DEB_OLD_STAGE = $(PG_CACHE)/stage/$(CHECKOUT_ID)/15-dev
 
 .PHONY: deb deb-deps deb-lint deb-test
 
@@ -26,11 +26,9 @@ deb-deps:
 
 deb: deps deb-deps
 	@mkdir -p $(DEB_DIST)
-	@set -e; for v in $(PACKAGE_PGS); do \
-	  $(MAKE) --no-print-directory pg-tree PG=$$v; \
-	  pgc=$$($(MAKE) --no-print-directory -s print-test-pg-config PG=$$v); \
-	  PGRX_HOME=$(PG_CACHE)/trees/$(CHECKOUT_ID)/$$v/.pgrx CARGO=$(CARGO) tools/deb.sh extension $$pgc $(DEB_DIST); \
-	done
+	@set -e; $(foreach v,$(PACKAGE_PGS),$(MAKE) --no-print-directory pg-tree PG=$(v);)
+	@set -e; $(foreach v,$(PACKAGE_PGS),\
+	  PGRX_HOME=$(call pgrx_home_of,$(v)) CARGO=$(CARGO) tools/deb.sh extension $(call pg_config_of,$(v)) $(DEB_DIST);)
 	@CARGO=$(CARGO) tools/deb.sh cli $(DEB_DIST)
 
 deb-lint: deb-deps

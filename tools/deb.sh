@@ -33,7 +33,7 @@ for tool in dpkg-deb dpkg-shlibdeps dpkg-parsechangelog strip; do
   command -v "$tool" >/dev/null || { echo "deb.sh: $tool missing (apt-get install dpkg-dev binutils)"; exit 1; }
 done
 
-crate_version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -1)
+crate_version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/extension/Cargo.toml" | head -1)
 deb_version=${DEB_VERSION:-$(dpkg-parsechangelog -l "$pkg_dir/changelog" -S Version)}
 if [ -z "${DEB_VERSION:-}" ] && [ "${deb_version%-*}" != "$crate_version" ]; then
   echo "deb.sh: packaging/debian/changelog is at $deb_version, the crate at $crate_version: add a changelog entry"

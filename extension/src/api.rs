@@ -1,5 +1,7 @@
 //! The SQL-callable functions. Safe Rust: argument checks come from `keys`, lock-manager calls
-//! from `lockmgr`. Every function is VOLATILE and PARALLEL UNSAFE (locks belong to one backend).
+//! from `lockmgr`. The hottest ones (one attempt, release) have hand-written entry points in
+//! `lockmgr::entry` and only their SQL declarations and slow paths here. Every function is
+//! VOLATILE and PARALLEL UNSAFE (locks belong to one backend).
 //!
 //! Re-entry: taking a month that this session already holds in the same mode returns true and
 //! does not stack a second reference, so one release always frees it (unlike
@@ -67,6 +69,88 @@ fn acquire_or_raise(year: Option<i32>, month: Option<i32>, mode: Mode, scope: Sc
     }
 }
 
+// ---- the hot functions: one attempt, release ---------------------------------------------------
+//
+// `month_lock_try(year, month)`, its shared and transaction-scope forms, `month_lock_release`
+// and `month_lock_release_shared` are version-1 C functions written by hand in
+// `lockmgr::entry` (the hottest calls, without pgrx's per-call wrapper). Their C symbols are the
+// ones pgrx gave them before, so these declarations create the same catalogue entries. The
+// one-attempt forms are functions of their own rather than a `DEFAULT 0` argument, which
+// PostgreSQL would re-read from the catalogue every time it plans a call. Each entry point checks
+// the common case itself and hands everything else to the functions below, which validate
+// and raise as every other function here does.
+
+// Each declaration sits where pgrx put the function before (after `requires`, and the next
+// function requires it), so a fresh install creates the functions in the same order.
+extension_sql!(
+    r#"
+CREATE FUNCTION @extschema@."month_lock_release"("year" INT, "month" INT) RETURNS bool
+VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'month_lock_release_wrapper';
+"#,
+    name = "hot_release",
+    requires = [month_lock_key_objsubid]
+);
+extension_sql!(
+    r#"
+CREATE FUNCTION @extschema@."month_lock_release_shared"("year" INT, "month" INT) RETURNS bool
+VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'month_lock_release_shared_wrapper';
+"#,
+    name = "hot_release_shared",
+    requires = [month_lock_release_all]
+);
+extension_sql!(
+    r#"
+CREATE FUNCTION @extschema@."month_lock_try"("year" INT, "month" INT) RETURNS bool
+VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'month_lock_try_now_wrapper';
+"#,
+    name = "hot_try",
+    requires = [month_lock_try]
+);
+extension_sql!(
+    r#"
+CREATE FUNCTION @extschema@."month_lock_try_shared"("year" INT, "month" INT) RETURNS bool
+VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'month_lock_try_shared_now_wrapper';
+"#,
+    name = "hot_try_shared",
+    requires = [month_lock_try_shared]
+);
+extension_sql!(
+    r#"
+CREATE FUNCTION @extschema@."month_lock_try_xact"("year" INT, "month" INT) RETURNS bool
+VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'month_lock_try_xact_now_wrapper';
+"#,
+    name = "hot_try_xact",
+    requires = [month_lock_try_xact]
+);
+extension_sql!(
+    r#"
+CREATE FUNCTION @extschema@."month_lock_try_xact_shared"("year" INT, "month" INT) RETURNS bool
+VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'month_lock_try_xact_shared_now_wrapper';
+"#,
+    name = "hot_try_xact_shared",
+    requires = [month_lock_try_xact_shared]
+);
+
+/// `month_lock_try(year, month)` when the entry point's checks did not pass.
+pub fn try_session_exclusive(year: Option<i32>, month: Option<i32>) -> bool {
+    acquire(year, month, Mode::Exclusive, Scope::Session, Wait::No)
+}
+
+/// `month_lock_try_shared(year, month)` when the entry point's checks did not pass.
+pub fn try_session_shared(year: Option<i32>, month: Option<i32>) -> bool {
+    acquire(year, month, Mode::Shared, Scope::Session, Wait::No)
+}
+
+/// `month_lock_try_xact(year, month)` when the entry point's checks did not pass.
+pub fn try_xact_exclusive(year: Option<i32>, month: Option<i32>) -> bool {
+    acquire(year, month, Mode::Exclusive, Scope::Transaction, Wait::No)
+}
+
+/// `month_lock_try_xact_shared(year, month)` when the entry point's checks did not pass.
+pub fn try_xact_shared(year: Option<i32>, month: Option<i32>) -> bool {
+    acquire(year, month, Mode::Shared, Scope::Transaction, Wait::No)
+}
+
 #[pg_extern(volatile, parallel_unsafe)]
 fn month_lock_try(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) -> bool {
     acquire(
@@ -76,13 +160,6 @@ fn month_lock_try(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>
         Scope::Session,
         Wait::from_ms(timeout_ms),
     )
-}
-
-/// The one-attempt form as its own function rather than a `DEFAULT 0` argument, which
-/// PostgreSQL would re-read from the catalogue every time it plans a call.
-#[pg_extern(volatile, parallel_unsafe, name = "month_lock_try")]
-fn month_lock_try_now(year: Option<i32>, month: Option<i32>) -> bool {
-    acquire(year, month, Mode::Exclusive, Scope::Session, Wait::No)
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -101,7 +178,7 @@ fn month_lock_within(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i
     );
 }
 
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, requires = ["hot_try"])]
 fn month_lock_try_shared(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) -> bool {
     acquire(
         year,
@@ -112,14 +189,7 @@ fn month_lock_try_shared(year: Option<i32>, month: Option<i32>, timeout_ms: Opti
     )
 }
 
-/// The one-attempt form as its own function rather than a `DEFAULT 0` argument, which
-/// PostgreSQL would re-read from the catalogue every time it plans a call.
-#[pg_extern(volatile, parallel_unsafe, name = "month_lock_try_shared")]
-fn month_lock_try_shared_now(year: Option<i32>, month: Option<i32>) -> bool {
-    acquire(year, month, Mode::Shared, Scope::Session, Wait::No)
-}
-
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, requires = ["hot_release_shared"])]
 fn month_lock_shared(year: Option<i32>, month: Option<i32>) {
     acquire_or_raise(year, month, Mode::Shared, Scope::Session, Wait::Forever);
 }
@@ -135,7 +205,7 @@ fn month_lock_shared_within(year: Option<i32>, month: Option<i32>, timeout_ms: O
     );
 }
 
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, requires = ["hot_try_shared"])]
 fn month_lock_try_xact(year: Option<i32>, month: Option<i32>, timeout_ms: Option<i32>) -> bool {
     acquire(
         year,
@@ -146,14 +216,7 @@ fn month_lock_try_xact(year: Option<i32>, month: Option<i32>, timeout_ms: Option
     )
 }
 
-/// The one-attempt form as its own function rather than a `DEFAULT 0` argument, which
-/// PostgreSQL would re-read from the catalogue every time it plans a call.
-#[pg_extern(volatile, parallel_unsafe, name = "month_lock_try_xact")]
-fn month_lock_try_xact_now(year: Option<i32>, month: Option<i32>) -> bool {
-    acquire(year, month, Mode::Exclusive, Scope::Transaction, Wait::No)
-}
-
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, requires = ["hot_try_xact"])]
 fn month_lock_try_xact_shared(
     year: Option<i32>,
     month: Option<i32>,
@@ -168,14 +231,7 @@ fn month_lock_try_xact_shared(
     )
 }
 
-/// The one-attempt form as its own function rather than a `DEFAULT 0` argument, which
-/// PostgreSQL would re-read from the catalogue every time it plans a call.
-#[pg_extern(volatile, parallel_unsafe, name = "month_lock_try_xact_shared")]
-fn month_lock_try_xact_shared_now(year: Option<i32>, month: Option<i32>) -> bool {
-    acquire(year, month, Mode::Shared, Scope::Transaction, Wait::No)
-}
-
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, requires = ["hot_try_xact_shared"])]
 fn month_lock_xact(year: Option<i32>, month: Option<i32>) {
     acquire_or_raise(
         year,
@@ -211,16 +267,6 @@ fn month_lock_xact_shared_within(year: Option<i32>, month: Option<i32>, timeout_
         Scope::Transaction,
         Wait::from_ms(timeout_ms),
     );
-}
-
-#[pg_extern(volatile, parallel_unsafe)]
-fn month_lock_release(year: Option<i32>, month: Option<i32>) -> bool {
-    crate::held::release(checked_month(year, month), Mode::Exclusive)
-}
-
-#[pg_extern(volatile, parallel_unsafe)]
-fn month_lock_release_shared(year: Option<i32>, month: Option<i32>) -> bool {
-    crate::held::release(checked_month(year, month), Mode::Shared)
 }
 
 /// Releases every session-scope month lock (both modes) that this session took through
@@ -397,7 +443,7 @@ fn month_lock_all_xact_now(months: Option<Array<'_, Date>>) -> bool {
 }
 
 /// Releases this session's session-scope exclusive holds of the months; counts releases.
-#[pg_extern(volatile, parallel_unsafe, name = "month_lock_release")]
+#[pg_extern(volatile, parallel_unsafe, name = "month_lock_release", requires = ["hot_release"])]
 fn month_lock_release_months(months: Option<Array<'_, Date>>) -> i32 {
     let mut tags = checked_months("months", months);
     tags.sort_unstable();

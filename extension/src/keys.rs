@@ -23,6 +23,7 @@ use crate::lockmgr::{CheckedSetting, MonthTag, SettingParser};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::PgLogLevel;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Index of each setting in [`SETTINGS`].
 const NAMESPACE: usize = 0;
@@ -60,6 +61,68 @@ pub static SETTINGS: [CheckedSetting; 3] = [
 
 pub fn register_settings() {
     crate::lockmgr::define_settings(&SETTINGS, c"month_lock");
+}
+
+/// The three settings folded into one word, so that a hot call reads one static instead of
+/// re-reading and re-validating each setting: `classid` in bits 0..32, `objsubid` in bits 32..48,
+/// [`USABLE`] and [`SESSION_LOCKS_ON`]. The settings' assign hooks recompute it
+/// ([`settings_changed`]) for every value that becomes current, including values restored at
+/// transaction or subtransaction end, so it always describes the current values. Zero (not
+/// usable) until the settings are defined and whenever one of them holds unusable text: every
+/// reader then takes the slow path, which raises naming the setting.
+static KEY_WORD: AtomicU64 = AtomicU64::new(0);
+const USABLE: u64 = 1 << 63;
+const SESSION_LOCKS_ON: u64 = 1 << 62;
+
+/// Recomputes [`KEY_WORD`] from the settings' current values. Called by the assign hooks:
+/// it never raises or panics.
+pub fn settings_changed() {
+    let word = match (
+        SETTINGS[NAMESPACE].value(),
+        SETTINGS[LEGACY_KEYS].value(),
+        SETTINGS[SESSION_LOCKS].value(),
+    ) {
+        (Some(namespace), Some(legacy), Some(session_locks)) => {
+            // SET_LOCKTAG_INT64 (legacy): high half 0 (keys are below 2^32), low half, 1.
+            // SET_LOCKTAG_INT32: first key (its bit pattern), second key, 2.
+            let (classid, objsubid) = if legacy != 0 {
+                (0, 1)
+            } else {
+                (namespace as u32, 2)
+            };
+            USABLE
+                | if session_locks != 0 {
+                    SESSION_LOCKS_ON
+                } else {
+                    0
+                }
+                | (objsubid as u64) << 32
+                | u64::from(classid)
+        }
+        _ => 0,
+    };
+    KEY_WORD.store(word, Relaxed);
+}
+
+/// The tag of (year, month) when every check passes — settings usable, the month in range and,
+/// for `session`, session-scope locks allowed — else `None`; the caller then takes the path
+/// that raises the right error ([`checked_month`], [`require_session_locks`]).
+#[inline]
+pub fn fast_month(year: i32, month: i32, session: bool) -> Option<MonthTag> {
+    let word = KEY_WORD.load(Relaxed);
+    let needed = if session {
+        USABLE | SESSION_LOCKS_ON
+    } else {
+        USABLE
+    };
+    let objsubid = (word >> 32) as u16;
+    let first_year = if objsubid == 1 { 1000 } else { 1 };
+    (word & needed == needed && (first_year..=9999).contains(&year) && (1..=12).contains(&month))
+        .then_some(MonthTag {
+            classid: word as u32,
+            objid: (year * 100 + month) as u32,
+            objsubid,
+        })
 }
 
 /// The value of a setting, or ERROR 22023 naming it when its value cannot be used.
@@ -104,6 +167,10 @@ fn legacy_keys() -> bool {
 /// month_lock setting makes each of them raise.
 #[inline]
 pub fn key_space() -> (u32, u16) {
+    let word = KEY_WORD.load(Relaxed);
+    if word & USABLE != 0 {
+        return (word as u32, (word >> 32) as u16);
+    }
     if let Some(unusable) = SETTINGS.iter().find(|s| s.value().is_none()) {
         invalid_setting(unusable);
     }
@@ -118,6 +185,9 @@ pub fn key_space() -> (u32, u16) {
 
 /// Raises 55000 unless session-scope month locks are allowed (`month_lock.session_locks`).
 pub fn require_session_locks() {
+    if KEY_WORD.load(Relaxed) & (USABLE | SESSION_LOCKS_ON) == USABLE | SESSION_LOCKS_ON {
+        return;
+    }
     if setting(SESSION_LOCKS) == 0 {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -147,6 +217,11 @@ pub fn month_of(tag: MonthTag) -> Option<(i32, i32)> {
 /// at 1000 (six-digit keys).
 #[inline]
 pub fn checked_month(year: Option<i32>, month: Option<i32>) -> MonthTag {
+    if let (Some(y), Some(m)) = (year, month) {
+        if let Some(tag) = fast_month(y, m, false) {
+            return tag;
+        }
+    }
     let (classid, objsubid) = key_space();
     let year = if objsubid == 1 {
         in_range("year", year, 1000, 9999, " (month_lock.legacy_keys = on)")

@@ -1,6 +1,7 @@
 //! The only module that calls PostgreSQL's C API directly. Everything unsafe in the extension
 //! lives in this folder; each `unsafe` block states the invariant it relies on. This file is the
-//! lock manager and the timed wait; `events` the transaction callbacks (the failed-request
+//! lock manager and the timed wait; `entry` the hottest SQL functions as hand-written C entry
+//! points (one attempt, release), `events` the transaction callbacks (the failed-request
 //! rule), `settings` the setting hooks, `backend_local` the per-process cell. The rest of the
 //! crate sees a small safe surface: [`try_now`], [`wait`], [`release_session`],
 //! [`release_transaction`], [`held_by_me`], [`exclusive_hold`], [`requested_in_database`],
@@ -11,6 +12,7 @@
 //! is), on the backend's main thread (pgrx enforces that).
 
 mod backend_local;
+mod entry;
 mod events;
 mod settings;
 
@@ -110,32 +112,56 @@ impl Attempt {
 /// scope grants are recorded in [`crate::held`] at once, before anything that could raise.
 pub fn try_now(tag: MonthTag, mode: Mode, scope: Scope) -> Attempt {
     let locktag = tag.locktag();
-    let lockmode = mode.lockmode();
-    let session = scope == Scope::Session;
     let mut locallock: *mut pg_sys::LOCALLOCK = std::ptr::null_mut();
     // SAFETY: `locktag` is a fully initialised advisory tag on our stack; LockAcquireExtended
     // copies it. With dontWait it never sleeps; an ERROR (out of shared memory) propagates as a
     // panic that pgrx turns back into the same ERROR, and the transaction abort cleans up as
-    // for any lock. On success `locallock` points at the backend's LOCALLOCK entry, which stays
-    // valid while the lock is held (we hold it).
-    unsafe {
-        let result = acquire_extended(&locktag, lockmode, session, true, &mut locallock);
-        match result {
-            pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => return Attempt::Refused,
-            pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {}
-            // Already held, in some scope: only a second *session* reference is undone.
-            _ if session && session_count(locallock) > 1 => {
-                lock_release(&locktag, lockmode, true);
-                return if crate::held::granted(tag, mode, false) {
-                    Attempt::Adopted
-                } else {
-                    Attempt::AlreadyHeld
-                };
-            }
-            // Held by the transaction only (or a transaction reference stacked): this call
-            // added the reference.
-            _ => {}
+    // for any lock. On success `locallock` points at the backend's LOCALLOCK entry.
+    let result = unsafe {
+        acquire_extended(
+            &locktag,
+            mode.lockmode(),
+            scope == Scope::Session,
+            true,
+            &mut locallock,
+        )
+    };
+    // SAFETY: `result` and `locallock` are what LockAcquireExtended just returned for the tag.
+    unsafe { attempt_made(tag, mode, scope, result, locallock) }
+}
+
+/// The rest of [`try_now`] once the lock manager answered: undoes a second session reference
+/// and records a session-scope grant.
+///
+/// # Safety
+/// `result` and `locallock` must be what `LockAcquireExtended` (dontWait) returned for `tag`
+/// and `mode` in `scope` just before, with nothing in between.
+unsafe fn attempt_made(
+    tag: MonthTag,
+    mode: Mode,
+    scope: Scope,
+    result: pg_sys::LockAcquireResult::Type,
+    locallock: *mut pg_sys::LOCALLOCK,
+) -> Attempt {
+    let session = scope == Scope::Session;
+    match result {
+        pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => return Attempt::Refused,
+        pg_sys::LockAcquireResult::LOCKACQUIRE_OK => {}
+        // Already held, in some scope: only a second *session* reference is undone.
+        // SAFETY: on a grant `locallock` points at the backend's LOCALLOCK entry, which stays
+        // valid while the lock is held (we hold it); LockRelease cannot raise (see
+        // `lock_release`).
+        _ if session && unsafe { session_count(locallock) } > 1 => {
+            unsafe { lock_release(&tag.locktag(), mode.lockmode(), true) };
+            return if crate::held::granted(tag, mode, false) {
+                Attempt::Adopted
+            } else {
+                Attempt::AlreadyHeld
+            };
         }
+        // Held by the transaction only (or a transaction reference stacked): this call
+        // added the reference.
+        _ => {}
     }
     if session {
         crate::held::granted(tag, mode, true);
@@ -536,7 +562,7 @@ unsafe fn lock_release(
 /// Declarations of PostgreSQL functions called without pgrx's error guard. Each use states why
 /// no PostgreSQL ERROR can longjmp across the Rust frames that call it.
 mod unguarded {
-    use pgrx::pg_sys::{LOCKMODE, LOCKTAG};
+    use pgrx::pg_sys::{LockAcquireResult, LOCALLOCK, LOCKMODE, LOCKTAG};
 
     /// `TimeoutId` of utils/timeout.h, which pgrx does not bind. The predefined reasons up to
     /// `STATEMENT_TIMEOUT` have had these values in every major since 9.3, 14..18 included
@@ -549,5 +575,24 @@ mod unguarded {
         pub fn GetCurrentStatementStartTimestamp() -> i64;
         pub fn get_timeout_indicator(id: TimeoutId, reset: bool) -> bool;
         pub fn LockRelease(locktag: *const LOCKTAG, lockmode: LOCKMODE, sessionLock: bool) -> bool;
+        #[cfg(not(feature = "pg18"))]
+        pub fn LockAcquireExtended(
+            locktag: *const LOCKTAG,
+            lockmode: LOCKMODE,
+            sessionLock: bool,
+            dontWait: bool,
+            reportMemoryError: bool,
+            locallockp: *mut *mut LOCALLOCK,
+        ) -> LockAcquireResult::Type;
+        #[cfg(feature = "pg18")]
+        pub fn LockAcquireExtended(
+            locktag: *const LOCKTAG,
+            lockmode: LOCKMODE,
+            sessionLock: bool,
+            dontWait: bool,
+            reportMemoryError: bool,
+            locallockp: *mut *mut LOCALLOCK,
+            logLockFailure: bool,
+        ) -> LockAcquireResult::Type;
     }
 }

@@ -182,4 +182,5 @@ unsafe extern "C-unwind" fn assign_setting<const I: usize>(
         unsafe { newval.as_ref() }.and_then(|p| setting.parse(unsafe { CStr::from_ptr(p) }));
     setting.value.store(parsed.unwrap_or(0), Relaxed);
     setting.valid.store(parsed.is_some(), Relaxed);
+    crate::keys::settings_changed();
 }

@@ -1,5 +1,7 @@
-//! Transaction and subtransaction callbacks: the failed-request rule and transaction ends.
+//! Transaction and subtransaction callbacks (the failed-request rule, transaction ends) and the
+//! identity of the client request a grant is made in.
 
+use super::unguarded;
 use pgrx::pg_sys;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -91,4 +93,11 @@ fn request_failed() -> bool {
 /// Runs a hook from inside PostgreSQL's transaction processing: nothing may unwind into it.
 fn call(hook: fn()) {
     let _ = std::panic::catch_unwind(hook);
+}
+
+/// Identity of the client request this backend is executing: its statement start time, which
+/// PostgreSQL sets when a Query, Parse, Bind or Execute message arrives (`statement_timestamp()`).
+pub fn current_request() -> i64 {
+    // SAFETY: returns a backend-local static; it cannot raise, so it needs no error guard.
+    unsafe { unguarded::GetCurrentStatementStartTimestamp() }
 }

@@ -20,8 +20,8 @@
 //! The ledger can claim a lock that is gone (a raw `pg_advisory_unlock` released it): every
 //! use goes through [`pg::release_session`], which reports what it really released.
 //!
-//! Public surface: [`granted`] (also as `pg::GrantHooks` of `pg::Extension`), [`disown`],
-//! [`release`], [`release_all`], [`undo_failed_request`].
+//! Public surface: [`disown`], [`release`], [`release_all`], [`undo_failed_request`], and the
+//! grant record as `pg::GrantHooks` for `pg::Extension`.
 
 use crate::pg::{self, BackendLocal, Mode, MonthTag};
 
@@ -74,7 +74,7 @@ fn with_held<T>(f: impl FnOnce(&mut Held) -> T) -> T {
 /// session reference. Called through [`pg::GrantHooks`] right after the lock manager granted
 /// it, before anything else can raise. True when a re-entry took over a hold
 /// the ledger did not have (the raw functions took it): see [`disown`].
-pub fn granted(tag: MonthTag, mode: Mode, new: bool) -> bool {
+fn granted(tag: MonthTag, mode: Mode, new: bool) -> bool {
     with_held(|held| {
         let request = request_key();
         let fresh = Entry {

@@ -16,7 +16,7 @@ pub struct TransactionHooks {
 
 static HOOKS: std::sync::OnceLock<TransactionHooks> = std::sync::OnceLock::new();
 
-/// True while [`super::wait`] rolls back its own internal subtransaction.
+/// True while [`super::wait()`] rolls back its own internal subtransaction.
 pub(super) static IN_OWN_ROLLBACK: AtomicBool = AtomicBool::new(false);
 
 /// Registers `hooks` (once per process) with PostgreSQL's transaction and subtransaction
@@ -26,7 +26,7 @@ pub(super) static IN_OWN_ROLLBACK: AtomicBool = AtomicBool::new(false);
 /// error handler (PostgresMain) aborts with both of these true:
 /// - `debug_query_string` is NULL: the handler clears it before `AbortCurrentTransaction`,
 ///   while an abort *during* a request — an EXCEPTION block catching an error, an internal
-///   subtransaction rolled back by its owner (as [`super::wait`] does), `ROLLBACK` or `ROLLBACK TO
+///   subtransaction rolled back by its owner (as [`super::wait()`] does), `ROLLBACK` or `ROLLBACK TO
 ///   SAVEPOINT` — runs with the request's text still set;
 /// - interrupts are held twice: the handler holds them before it aborts, and the abort
 ///   (`AbortTransaction`, `AbortSubTransaction`) holds them again. An error that reaches any

@@ -21,7 +21,7 @@
 //! Public surface, exactly: the types [`Mode`], [`Scope`], [`MonthTag`], [`Attempt`],
 //! [`ExclusiveHold`], [`BackendLocal`], [`CheckedSetting`], [`SettingParser`],
 //! [`TransactionHooks`] and [`Extension`]; the traits [`GrantHooks`] and [`EntryHooks`]; the
-//! functions [`try_now`], [`wait`], [`release_session`], [`release_transaction`],
+//! functions [`try_now`], [`wait()`], [`release_session`], [`release_transaction`],
 //! [`held_by_me`], [`exclusive_hold`], [`requested_in_database`], [`commit_covers_wal_so_far`],
 //! [`current_request`]; and the registrations, each called once from `_PG_init`:
 //! [`on_transaction_events`], [`define_settings`].

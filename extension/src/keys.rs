@@ -1,137 +1,41 @@
-//! Month keys: argument validation, the key layout and the settings that shape it.
+//! Month keys and argument checks: how a month becomes an advisory lock tag, and the checks
+//! (with their errors) of the arguments that name months and timeouts.
 //!
 //! A month is `year * 100 + month` (March 2024 is 202403), so raw `pg_locks` stays readable.
 //! By default it is the second key of the two-int advisory form, whose first key is a
-//! namespace (`month_lock.namespace`, default 1835821824 = 0x6D6C6B00, the ASCII bytes "mlk\0"): `pg_locks` shows
-//! classid = namespace, objid = 202403, objsubid = 2, and the lock is the one
-//! `pg_advisory_lock(namespace, 202403)` takes. With `month_lock.legacy_keys = on` it is the
-//! single bigint key of the original application instead: classid = 0, objid = 202403,
+//! namespace (`month_lock.namespace`, default 1835821824 = 0x6D6C6B00, the ASCII bytes
+//! "mlk\0"): `pg_locks` shows classid = namespace, objid = 202403, objsubid = 2, and the lock is
+//! the one `pg_advisory_lock(namespace, 202403)` takes. With `month_lock.legacy_keys = on` it
+//! is the single bigint key of the original application instead: classid = 0, objid = 202403,
 //! objsubid = 1, the lock `pg_advisory_lock(202403)` takes. Legacy keys are always six digits
 //! (years 1000..9999), so that a bigint lock such as `pg_advisory_lock(4207)` is never read as
-//! a month.
+//! a month. Which of the two is in force, `crate::settings` says.
 //!
-//! Settings fail closed. PostgreSQL keeps `SET month_lock.namespace = 'seven'` made before the
-//! library is loaded as an untyped placeholder, and when the library defines the setting it
-//! would only warn about such a value and use the default: two applications that meant to be
-//! separate would share months. So every setting here is defined as text with a check hook
-//! (see [`CheckedSetting`]): a value that cannot be used is refused at `SET` / `ALTER ROLE ...
-//! SET` time when the library is loaded, and otherwise (placeholder, role or database
-//! default, configuration file) it is kept and every month_lock call raises 22023 naming the
-//! setting until a usable value is set.
+//! Public surface: [`fast_month`], [`checked_month`], [`checked_months`], [`checked_timeout`],
+//! [`month_of`], [`first_day`], [`month_text`].
 
-use crate::lockmgr::{CheckedSetting, MonthTag, SettingParser};
-use pgrx::pg_sys::panic::ErrorReport;
+use crate::errors::raise;
+use crate::pg::MonthTag;
+use crate::settings::{key_space, usable_key_space};
 use pgrx::prelude::*;
-use pgrx::PgLogLevel;
 
-/// Index of each setting in [`SETTINGS`].
-const NAMESPACE: usize = 0;
-const LEGACY_KEYS: usize = 1;
-const SESSION_LOCKS: usize = 2;
-
-/// Every month_lock setting. The hooks in `lockmgr` address them by index.
-pub static SETTINGS: [CheckedSetting; 3] = [
-    CheckedSetting::new(
-        c"month_lock.namespace",
-        c"First key of the two-int advisory lock that month_lock uses for every month (an integer).",
-        c"Two applications in one database keep separate month locks by using different values. \
-          Ignored when month_lock.legacy_keys is on.",
-        c"1835821824",
-        SettingParser::Int,
-    ),
-    CheckedSetting::new(
-        c"month_lock.legacy_keys",
-        c"Use the single bigint advisory key year*100+month instead of (namespace, year*100+month).",
-        c"Lets month_lock interoperate with workers that still call pg_try_advisory_lock(yyyymm). \
-          Years are then limited to 1000..9999.",
-        c"off",
-        SettingParser::Bool,
-    ),
-    CheckedSetting::new(
-        c"month_lock.session_locks",
-        c"Allow session-scope month locks (month_lock_try, month_lock and their shared forms).",
-        c"Set it to off for roles that connect through a transaction-pooling proxy: session-scope \
-          acquisitions then raise an error, and only the transaction-scope forms \
-          (month_lock_try_xact, month_lock_xact) can be used.",
-        c"on",
-        SettingParser::Bool,
-    ),
-];
-
-pub fn register_settings() {
-    crate::lockmgr::define_settings(&SETTINGS, c"month_lock");
-}
-
-/// The value of a setting, or ERROR 22023 naming it when its value cannot be used.
+/// The tag of (year, month) when every check passes — settings usable, the month in range and,
+/// for `session`, session-scope locks allowed — else `None`; the caller then takes the path
+/// that raises the right error ([`checked_month`], [`crate::settings::require_session_locks`]).
+/// Never raises: the C entry points call it before anything is guarded.
 #[inline]
-fn setting(index: usize) -> i32 {
-    match SETTINGS[index].value() {
-        Some(value) => value,
-        None => invalid_setting(&SETTINGS[index]),
-    }
+pub fn fast_month(year: i32, month: i32, session: bool) -> Option<MonthTag> {
+    let (classid, objsubid) = usable_key_space(session)?;
+    let first_year = if objsubid == 1 { 1000 } else { 1 };
+    ((first_year..=9999).contains(&year) && (1..=12).contains(&month)).then_some(MonthTag {
+        classid,
+        objid: (year * 100 + month) as u32,
+        objsubid,
+    })
 }
 
-#[cold]
-fn invalid_setting(setting: &CheckedSetting) -> ! {
-    let name = setting.name();
-    raise(
-        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        format!(
-            "month_lock: setting {name} has the value \"{}\", which month_lock cannot use",
-            setting.text()
-        ),
-        format!(
-            "month_lock does not fall back to the default: SET {name} to {} (or RESET it).",
-            setting.expected()
-        ),
-    )
-}
-
-/// ERROR with a hint.
-pub fn raise(code: PgSqlErrorCode, message: String, hint: String) -> ! {
-    ErrorReport::new(code, message, "month_lock")
-        .set_hint(hint)
-        .report(PgLogLevel::ERROR);
-    unreachable!("an ERROR does not return")
-}
-
-fn legacy_keys() -> bool {
-    setting(LEGACY_KEYS) != 0
-}
-
-/// `(classid, objsubid)` of month locks under the current settings: fields 2 and 4 of the tag.
-/// Every month_lock function and the view go through here, so an unusable value of *any*
-/// month_lock setting makes each of them raise.
-#[inline]
-pub fn key_space() -> (u32, u16) {
-    if let Some(unusable) = SETTINGS.iter().find(|s| s.value().is_none()) {
-        invalid_setting(unusable);
-    }
-    if legacy_keys() {
-        // SET_LOCKTAG_INT64: high half, low half, 1. Keys are below 2^32, so the high half is 0.
-        (0, 1)
-    } else {
-        // SET_LOCKTAG_INT32: first key, second key, 2. The namespace is stored as its bit pattern.
-        (setting(NAMESPACE) as u32, 2)
-    }
-}
-
-/// Raises 55000 unless session-scope month locks are allowed (`month_lock.session_locks`).
-pub fn require_session_locks() {
-    if setting(SESSION_LOCKS) == 0 {
-        raise(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "month_lock: session-scope month locks are disabled by month_lock.session_locks = off; \
-             use month_lock_try_xact or month_lock_xact inside a transaction"
-                .into(),
-            "Behind a transaction-pooling proxy only transaction-scope locks are safe: BEGIN; SELECT \
-             month_lock_xact(year, month, timeout_ms); ...; COMMIT;"
-                .into(),
-        );
-    }
-}
-
-/// The month of a tag that [`checked_month`] could have made, `None` for any other tag of the current key space, `None` for any other tag.
+/// The month of a tag that [`checked_month`] could have made under the current settings;
+/// `None` for any other tag.
 pub fn month_of(tag: MonthTag) -> Option<(i32, i32)> {
     let (classid, objsubid) = key_space();
     if (tag.classid, tag.objsubid) != (classid, objsubid) {
@@ -147,6 +51,11 @@ pub fn month_of(tag: MonthTag) -> Option<(i32, i32)> {
 /// at 1000 (six-digit keys).
 #[inline]
 pub fn checked_month(year: Option<i32>, month: Option<i32>) -> MonthTag {
+    if let (Some(y), Some(m)) = (year, month) {
+        if let Some(tag) = fast_month(y, m, false) {
+            return tag;
+        }
+    }
     let (classid, objsubid) = key_space();
     let year = if objsubid == 1 {
         in_range("year", year, 1000, 9999, " (month_lock.legacy_keys = on)")

@@ -180,4 +180,42 @@ mod tests {
         assert!(!bool_of("SELECT month_is_locked(2002, 8)"));
         assert_eq!(i64_of("SELECT month_lock_release_all()::bigint"), 3);
     }
+
+    /// The one-attempt and release entry points read the settings through one word that the
+    /// settings' assign hooks keep current: a value set inside a subtransaction that rolls
+    /// back is gone for them too, and a value set in it was in force while it lasted.
+    #[pg_test]
+    fn hot_functions_follow_settings_restored_by_a_rollback() {
+        Spi::run(
+            "DO $$ BEGIN \
+               SET LOCAL month_lock.namespace = 42; \
+               PERFORM month_lock_try_xact(2031, 1); \
+               IF NOT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' \
+                   AND pid = pg_backend_pid() AND classid = 42 AND objid = 203101) THEN \
+                 RAISE 'not taken in namespace 42'; \
+               END IF; \
+               PERFORM 1 / 0; \
+             EXCEPTION WHEN division_by_zero THEN NULL; END $$",
+        )
+        .unwrap();
+        assert_eq!(text_of("SHOW month_lock.namespace"), "1835821824");
+        assert!(bool_of("SELECT month_lock_try(2031, 2)"));
+        assert!(bool_of("SELECT month_lock_try_xact_shared(2031, 3)"));
+        assert_eq!(
+            my_advisory_locks(),
+            "1835821824/203102/2/ExclusiveLock,1835821824/203103/2/ShareLock"
+        );
+        assert!(bool_of("SELECT month_lock_release(2031, 2)"));
+        // 55000 while session_locks is off; allowed again once that is rolled back.
+        Spi::run(
+            "DO $$ BEGIN \
+               SET LOCAL month_lock.session_locks = off; \
+               PERFORM month_lock_try(2031, 4); \
+               RAISE 'taken while session_locks is off'; \
+             EXCEPTION WHEN object_not_in_prerequisite_state THEN NULL; END $$",
+        )
+        .unwrap();
+        assert!(bool_of("SELECT month_lock_try(2031, 4)"));
+        assert!(bool_of("SELECT month_lock_release(2031, 4)"));
+    }
 }

@@ -1,5 +1,7 @@
-//! Transaction and subtransaction callbacks: the failed-request rule and transaction ends.
+//! Transaction and subtransaction callbacks (the failed-request rule, transaction ends) and the
+//! identity of the client request a grant is made in.
 
+use super::unguarded;
 use pgrx::pg_sys;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -14,7 +16,7 @@ pub struct TransactionHooks {
 
 static HOOKS: std::sync::OnceLock<TransactionHooks> = std::sync::OnceLock::new();
 
-/// True while [`super::wait`] rolls back its own internal subtransaction.
+/// True while [`super::wait()`] rolls back its own internal subtransaction.
 pub(super) static IN_OWN_ROLLBACK: AtomicBool = AtomicBool::new(false);
 
 /// Registers `hooks` (once per process) with PostgreSQL's transaction and subtransaction
@@ -24,7 +26,7 @@ pub(super) static IN_OWN_ROLLBACK: AtomicBool = AtomicBool::new(false);
 /// error handler (PostgresMain) aborts with both of these true:
 /// - `debug_query_string` is NULL: the handler clears it before `AbortCurrentTransaction`,
 ///   while an abort *during* a request — an EXCEPTION block catching an error, an internal
-///   subtransaction rolled back by its owner (as [`super::wait`] does), `ROLLBACK` or `ROLLBACK TO
+///   subtransaction rolled back by its owner (as [`super::wait()`] does), `ROLLBACK` or `ROLLBACK TO
 ///   SAVEPOINT` — runs with the request's text still set;
 /// - interrupts are held twice: the handler holds them before it aborts, and the abort
 ///   (`AbortTransaction`, `AbortSubTransaction`) holds them again. An error that reaches any
@@ -91,4 +93,11 @@ fn request_failed() -> bool {
 /// Runs a hook from inside PostgreSQL's transaction processing: nothing may unwind into it.
 fn call(hook: fn()) {
     let _ = std::panic::catch_unwind(hook);
+}
+
+/// Identity of the client request this backend is executing: its statement start time, which
+/// PostgreSQL sets when a Query, Parse, Bind or Execute message arrives (`statement_timestamp()`).
+pub fn current_request() -> i64 {
+    // SAFETY: returns a backend-local static; it cannot raise, so it needs no error guard.
+    unsafe { unguarded::GetCurrentStatementStartTimestamp() }
 }

@@ -1,9 +1,11 @@
-//! Settings that fail closed: text settings with check and assign hooks.
+//! Settings that fail closed: text settings with check and assign hooks. The registry handed to
+//! [`define_settings`] is the one the hooks read.
 
 use pgrx::pg_sys;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 /// How a [`CheckedSetting`]'s text is read: as PostgreSQL reads an integer or a boolean setting.
 #[derive(Clone, Copy, Debug)]
@@ -97,20 +99,43 @@ impl CheckedSetting {
 /// be kept (and fail closed) whatever their source.
 static DEFINING: AtomicBool = AtomicBool::new(false);
 
-/// Defines the settings of `crate::keys::SETTINGS` (the hooks find them there by index), then
-/// reserves `prefix`: from then on an unknown `prefix.name` is an error (PostgreSQL 15+; 14
-/// only warns).
-pub fn define_settings(settings: &'static [CheckedSetting; 3], prefix: &CStr) {
-    const CHECK: [unsafe extern "C-unwind" fn(
+/// The settings [`define_settings`] was handed, which its hooks read, and what to call after
+/// each change.
+struct Registry {
+    settings: &'static [CheckedSetting],
+    changed: fn(),
+}
+
+static REGISTRY: OnceLock<Registry> = OnceLock::new();
+
+/// How many settings [`define_settings`] can define (one check and one assign hook each).
+const MAX_SETTINGS: usize = 3;
+
+/// Defines `settings` (at most three), then reserves `prefix`: from then on an unknown
+/// `prefix.name` is an error (PostgreSQL 15+; 14 only warns). The hooks read these same
+/// settings, and call `changed` after every value that becomes current (see
+/// [`assign_setting`]); `changed` must not raise or panic. Once per process, from `_PG_init`.
+pub fn define_settings(settings: &'static [CheckedSetting], prefix: &CStr, changed: fn()) {
+    type Check = unsafe extern "C-unwind" fn(
         *mut *mut c_char,
         *mut *mut c_void,
         pg_sys::GucSource::Type,
-    ) -> bool; 3] = [check_setting::<0>, check_setting::<1>, check_setting::<2>];
-    const ASSIGN: [unsafe extern "C-unwind" fn(*const c_char, *mut c_void); 3] = [
+    ) -> bool;
+    type Assign = unsafe extern "C-unwind" fn(*const c_char, *mut c_void);
+    const CHECK: [Check; MAX_SETTINGS] =
+        [check_setting::<0>, check_setting::<1>, check_setting::<2>];
+    const ASSIGN: [Assign; MAX_SETTINGS] = [
         assign_setting::<0>,
         assign_setting::<1>,
         assign_setting::<2>,
     ];
+    assert!(
+        settings.len() <= MAX_SETTINGS,
+        "define_settings: at most {MAX_SETTINGS} settings"
+    );
+    if REGISTRY.set(Registry { settings, changed }).is_err() {
+        return; // defined already in this process
+    }
     DEFINING.store(true, Relaxed);
     for (i, setting) in settings.iter().enumerate() {
         // SAFETY: the hooks never panic or raise (see below), and the setting's storage is a
@@ -139,6 +164,12 @@ pub fn define_settings(settings: &'static [CheckedSetting; 3], prefix: &CStr) {
     }
 }
 
+/// Setting `I` of the registry (the hooks of `I` exist only for a defined setting).
+fn registered(i: usize) -> Option<(&'static CheckedSetting, fn())> {
+    let registry = REGISTRY.get()?;
+    Some((registry.settings.get(i)?, registry.changed))
+}
+
 /// Check hook of setting `I`. See [`CheckedSetting`] for which values are accepted.
 unsafe extern "C-unwind" fn check_setting<const I: usize>(
     newval: *mut *mut c_char,
@@ -146,7 +177,9 @@ unsafe extern "C-unwind" fn check_setting<const I: usize>(
     source: pg_sys::GucSource::Type,
 ) -> bool {
     use pg_sys::GucSource::*;
-    let setting = &crate::keys::SETTINGS[I];
+    let Some((setting, _)) = registered(I) else {
+        return true;
+    };
     // SAFETY: PostgreSQL passes a valid pointer to the candidate value, a NUL-terminated
     // string (the boot values are never NULL).
     let Some(text) = (unsafe { (*newval).as_ref() }).map(|p| unsafe { CStr::from_ptr(p) }) else {
@@ -176,10 +209,13 @@ unsafe extern "C-unwind" fn assign_setting<const I: usize>(
     newval: *const c_char,
     _extra: *mut c_void,
 ) {
-    let setting = &crate::keys::SETTINGS[I];
+    let Some((setting, changed)) = registered(I) else {
+        return;
+    };
     // SAFETY: PostgreSQL passes the new value, a NUL-terminated string or NULL.
     let parsed =
         unsafe { newval.as_ref() }.and_then(|p| setting.parse(unsafe { CStr::from_ptr(p) }));
     setting.value.store(parsed.unwrap_or(0), Relaxed);
     setting.valid.store(parsed.is_some(), Relaxed);
+    changed();
 }

@@ -1,0 +1,89 @@
+//! Fencing tokens (`month_lock_token`): one per hold — an uninterrupted exclusive hold in
+//! either scope, as [`pg::exclusive_hold`] defines it — drawn from the extension's sequence when
+//! the hold first asks, and durable before the commit of any transaction that received it
+//! returns.
+//!
+//! Public surface: [`token`], [`transaction_ended`].
+
+use crate::errors::raise;
+use crate::keys::month_text;
+use crate::pg::{self, BackendLocal, Mode, MonthTag};
+use pgrx::prelude::*;
+
+/// Tokens of this backend's exclusive holds, valid while [`pg::exclusive_hold`] reports the
+/// hold marked. One per backend process: PostgreSQL runs SQL on one thread per backend.
+static TOKENS: BackendLocal<Vec<(MonthTag, i64)>> = BackendLocal::new(Vec::new());
+
+/// The fencing token of this session's exclusive hold of `tag`: the same for the whole hold,
+/// larger than any token handed out before it (by any session, for any month). Raises 55000
+/// unless the month is held exclusively, in either scope.
+///
+/// Durability: the commit of a transaction that receives a token — drawn now or remembered —
+/// flushes the WAL that covers the token and waits for synchronous standbys as
+/// `synchronous_commit` says ([`pg::commit_covers_wal_so_far`]).
+/// Without that, a token drawn from the sequence's cached range carries no WAL of its own: a
+/// crash after such a commit could hand the same number out again.
+pub fn token(tag: MonthTag) -> i64 {
+    let marked = match pg::exclusive_hold(tag, false) {
+        pg::ExclusiveHold::NotHeld => raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "month_lock: month {} is not held exclusively by this session",
+                month_text(tag)
+            ),
+            "Take the month first (month_lock_try, month_lock, month_lock_try_xact, ...): a token \
+             belongs to a hold."
+                .into(),
+        ),
+        pg::ExclusiveHold::Held { marked } => marked,
+    };
+    let known = marked
+        .then(|| {
+            TOKENS.with(|tokens| {
+                tokens
+                    .iter()
+                    .find(|(t, _)| *t == tag)
+                    .map(|(_, token)| *token)
+            })
+        })
+        .flatten();
+    let token = known.unwrap_or_else(|| {
+        let token = next_token();
+        pg::exclusive_hold(tag, true);
+        TOKENS.with(|tokens| {
+            tokens.retain(|(t, _)| *t != tag);
+            tokens.push((tag, token));
+        });
+        token
+    });
+    pg::commit_covers_wal_so_far();
+    token
+}
+
+/// The next value of the extension's token sequence.
+fn next_token() -> i64 {
+    const NEXT: &str = "SELECT pg_catalog.nextval(c.oid::pg_catalog.regclass) \
+          FROM pg_catalog.pg_class c, pg_catalog.pg_extension e \
+         WHERE e.extname OPERATOR(pg_catalog.=) 'month_lock' \
+           AND c.relnamespace OPERATOR(pg_catalog.=) e.extnamespace \
+           AND c.relname OPERATOR(pg_catalog.=) 'month_lock_token_seq'";
+    match Spi::get_one::<i64>(NEXT) {
+        Ok(Some(token)) => token,
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            "month_lock: the sequence month_lock_token_seq of the extension is missing".into(),
+            "Run ALTER EXTENSION month_lock UPDATE.".into(),
+        ),
+    }
+}
+
+/// The top-level transaction ended: remembered tokens of holds that are gone are dropped (a
+/// hold that goes on keeps its token; see [`token`]). Registered as
+/// [`pg::TransactionHooks::transaction_ended`].
+pub fn transaction_ended() {
+    TOKENS.with(|tokens| {
+        if !tokens.is_empty() {
+            tokens.retain(|(tag, _)| pg::held_by_me(*tag, Mode::Exclusive));
+        }
+    });
+}

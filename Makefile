@@ -130,6 +130,7 @@ soak: tree-install
 lint: pg-tree
 	@echo "=== month_lock suite: lint ==="
 	$(CARGO) fmt --all --check
+	tools/check-unsafe.sh
 	PGRX_HOME=$(TEST_PGRX_HOME) $(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p month-lock-client --all-targets --all-features -- -D warnings
 

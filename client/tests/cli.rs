@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use tokio_postgres::Client;
 
-use common::{cli, scratch_dir, wait_for_file, BIN};
+use common::cli::{cli, scratch_dir, wait_for_file, BIN};
 
 fn ym(s: &str) -> YearMonth {
     s.parse().unwrap()
@@ -639,6 +639,7 @@ async fn run_any_takes_one_free_month_or_exits_75() {
 
     // Every month held by another session: 75, CMD not run, nothing taken.
     let rest = MonthLock::range(ym("2024-02"), ym("2024-12"))
+        .unwrap()
         .acquire(&other)
         .await
         .unwrap();

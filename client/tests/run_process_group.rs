@@ -13,7 +13,7 @@ use month_lock_tests::server;
 use rustix::process::{Pid, Signal};
 use tokio_postgres::Client;
 
-use common::{cli, scratch_dir, wait_for_file};
+use common::cli::{cli, scratch_dir, wait_for_file};
 
 /// How soon the processes must be gone.
 const BOUND: Duration = Duration::from_secs(5);

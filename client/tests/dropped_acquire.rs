@@ -12,9 +12,8 @@ use month_lock_client::{MonthLock, MonthLockExt, YearMonth};
 use month_lock_tests::server;
 use tokio_postgres::Client;
 
-fn ym(s: &str) -> YearMonth {
-    s.parse().unwrap()
-}
+mod common;
+use common::months::ym;
 
 /// Poll `fut` `polls` times (letting the connection task run between polls), then drop it.
 /// Returns true if it completed within those polls (then the result is dropped too).

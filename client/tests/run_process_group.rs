@@ -14,13 +14,10 @@ use rustix::process::{Pid, Signal};
 use tokio_postgres::Client;
 
 use common::cli::{cli, scratch_dir, wait_for_file};
+use common::months::ym;
 
 /// How soon the processes must be gone.
 const BOUND: Duration = Duration::from_secs(5);
-
-fn ym(s: &str) -> YearMonth {
-    s.parse().unwrap()
-}
 
 fn pid(n: i32) -> Pid {
     Pid::from_raw(n).unwrap()

@@ -9,9 +9,8 @@ use month_lock_tests::{backend_pid, server, wait_until_waiting};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-fn ym(s: &str) -> YearMonth {
-    s.parse().unwrap()
-}
+mod common;
+use common::months::ym;
 
 fn months(first: &str, last: &str) -> Vec<YearMonth> {
     ym(first).through(ym(last)).collect()

@@ -167,6 +167,32 @@ mod tests {
     }
 
     #[test]
+    fn acquisitions_call_the_function_of_the_table() {
+        use super::super::statement::{take, Scope};
+        use std::time::Duration;
+        let five = Some(Duration::from_secs(5));
+        let text = |form, months: &[YearMonth], mode, timeout| {
+            acquire(
+                form,
+                months,
+                take(form, mode, Scope::Session, timeout),
+                "1-2",
+            )
+        };
+        let one = [ym("2024-03")];
+        assert!(text(Form::One, &one, LockMode::Exclusive, five)
+            .contains("ELSE month_lock_try(2024, 3, 5000) END"));
+        assert!(text(Form::One, &one, LockMode::Shared, None)
+            .contains("ELSE (SELECT true FROM month_lock_shared(2024, 3)) END"));
+        let two = [ym("2024-01"), ym("2024-02")];
+        assert!(text(Form::All, &two, LockMode::Exclusive, None).contains(
+            "month_lock_all('{2024-01-01,2024-02-01}'::pg_catalog.date[], 2147483647) END"
+        ));
+        assert!(text(Form::Any, &two, LockMode::Exclusive, None)
+            .contains("month_lock_claim('{2024-01-01,2024-02-01}'::pg_catalog.date[]) END"));
+    }
+
+    #[test]
     fn request_ids_differ() {
         assert_ne!(new_request_id(), new_request_id());
     }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
+use crate::request::kind::NoMonths;
+use crate::text::{describe_months, error_chain};
 use crate::{InvalidYearMonth, YearMonth};
 
 /// `Result` with this crate's [`Error`].
@@ -68,8 +70,9 @@ pub enum Error {
         months: Vec<YearMonth>,
     },
 
-    /// A request this crate refuses before sending anything (e.g. a set of months in shared
-    /// mode, an empty set, a timeout on an `any_of` request).
+    /// A request this crate refuses before sending anything: a set or `any_of` request without
+    /// a month ([`NoMonths`](crate::NoMonths), converted with `?`), a fencing token of a shared
+    /// guard.
     #[error("invalid month lock request: {0}")]
     InvalidRequest(String),
 
@@ -135,49 +138,6 @@ fn describe_db(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Months for messages: runs of consecutive months as `FIRST..LAST`, joined by commas, in the
-/// given order (`2024-01..2024-03,2024-06`).
-pub(crate) fn describe_months(months: &[YearMonth]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < months.len() {
-        let mut j = i;
-        while j + 1 < months.len() && months[j].succ() == Some(months[j + 1]) {
-            j += 1;
-        }
-        parts.push(if j == i {
-            months[i].to_string()
-        } else {
-            format!("{}..{}", months[i], months[j])
-        });
-        i = j + 1;
-    }
-    parts.join(",")
-}
-
-/// `e` and its sources, joined by ": ", skipping a source whose text the previous one already
-/// shows (tokio-postgres prints only "error connecting to server", the cause holds the rest).
-///
-/// ```
-/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
-/// let e = month_lock_client::Error::UnexpectedAnswer("x".into());
-/// assert_eq!(month_lock_client::error_chain(&e), "unexpected answer from the server: x");
-/// assert_eq!(month_lock_client::error_chain(&io), "Connection refused");
-/// ```
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !part.is_empty() && !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
-
 impl Error {
     /// The SQLSTATE of a database error, if this is one (also for [`Error::ExtensionMissing`]).
     ///
@@ -216,6 +176,19 @@ impl Error {
             | Error::ExtensionOutdated { source: e, .. } => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<NoMonths> for Error {
+    /// [`Error::InvalidRequest`].
+    ///
+    /// ```
+    /// use month_lock_client::{Error, MonthLock, YearMonth};
+    /// let e: Error = MonthLock::any_of(Vec::<YearMonth>::new()).unwrap_err().into();
+    /// assert_eq!(e.to_string(), "invalid month lock request: no months given");
+    /// ```
+    fn from(e: NoMonths) -> Self {
+        Error::InvalidRequest(e.to_string())
     }
 }
 

@@ -164,7 +164,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// ```no_run
     /// # use month_lock_client::MonthLock;
     /// # async fn demo(client: &tokio_postgres::Client) -> month_lock_client::Result<()> {
-    /// let guard = MonthLock::range("2024-01".parse()?, "2024-03".parse()?).acquire(client).await?;
+    /// let guard = MonthLock::range("2024-01".parse()?, "2024-03".parse()?)?.acquire(client).await?;
     /// assert_eq!(guard.months().len(), 3);
     /// # Ok(()) }
     /// ```
@@ -212,7 +212,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// ```no_run
     /// # use month_lock_client::MonthLock;
     /// # async fn demo(client: &tokio_postgres::Client) -> month_lock_client::Result<()> {
-    /// let guard = MonthLock::range("2024-01".parse()?, "2024-02".parse()?).acquire(client).await?;
+    /// let guard = MonthLock::range("2024-01".parse()?, "2024-02".parse()?)?.acquire(client).await?;
     /// for (ym, token) in guard.tokens().await? {
     ///     println!("{ym}: {token}");
     /// }
@@ -253,7 +253,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             let dates = sql::dates(&self.months);
             sql::query_params(
                 client,
-                sql::TOKENS,
+                sql::TOKENS.sql,
                 &[(&dates, tokio_postgres::types::Type::DATE_ARRAY)],
             )
             .await

@@ -10,7 +10,7 @@ use futures_core::Stream;
 use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryStream};
 
 use crate::error::LostReason;
-use crate::{request_sql, sql, YearMonth};
+use crate::{sql, YearMonth};
 
 /// How [`MonthLockGuard::lost`](crate::MonthLockGuard::lost) watches the lock.
 ///
@@ -82,7 +82,12 @@ struct Progress {
     ended: bool,
 }
 
-/// The check's text: the start signal (see `request_sql`), then whether every month is held.
+/// A response larger than the server's 8 KiB send buffer, twice: the server flushes the first
+/// row before it runs the next statement, so its arrival tells the client the request is
+/// executing (the heartbeat counts its timeout from then).
+const START_SIGNAL: &str = "SELECT repeat(' ', 8192) FROM generate_series(1, 2)";
+
+/// The check's text: the start signal, then whether every month is held.
 fn check_text(months: &[YearMonth]) -> String {
     let held = match months {
         [ym] => format!("SELECT month_lock_held({}, {})", ym.year(), ym.month()),
@@ -96,7 +101,7 @@ fn check_text(months: &[YearMonth]) -> String {
             )
         }
     };
-    format!("{}; {held}", request_sql::START_SIGNAL)
+    format!("{START_SIGNAL}; {held}")
 }
 
 /// Read a check's answer to its end, noting progress.

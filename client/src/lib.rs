@@ -11,6 +11,8 @@
 //! * [`MonthLock`]: a request: [`new`](MonthLock::new) (one month),
 //!   [`range`](MonthLock::range) / [`set`](MonthLock::set) (every month, all or nothing),
 //!   [`any_of`](MonthLock::any_of) (the first free month); [`LockMode`]: exclusive or shared.
+//!   Its type says what it may be given ([`kind`]): a shared set or an `any_of` request with a
+//!   timeout does not compile, an empty set is refused when it is made ([`NoMonths`]).
 //! * [`MonthLockGuard`]: a held session lock; [`release`](MonthLockGuard::release) it, drop
 //!   it (the release is queued on its connection, also when the future holding it is
 //!   cancelled), or [`leak`](MonthLockGuard::leak) it to release it yourself;
@@ -23,7 +25,7 @@
 //! * [`Error`]: one error type; match [`Error::Timeout`] (and for sets and `any_of`
 //!   [`Error::NotAllFree`], [`Error::NoneFree`]), [`Error::LockLost`],
 //!   [`Error::AlreadyHeld`], [`Error::ExtensionMissing`] / [`Error::ExtensionOutdated`],
-//!   [`Error::InvalidMonth`],
+//!   [`Error::InvalidMonth`], [`Error::InvalidRequest`], [`Error::UnexpectedAnswer`],
 //!   [`Error::Database`]. A failed [`MonthLock::acquire`] hands the connection back in an
 //!   [`AcquireError`], which converts into [`Error`] with `?`.
 //!
@@ -60,10 +62,10 @@
 //!     guard.release().await?;
 //!
 //!     // The first quarter all or nothing; then any free month of the year.
-//!     let q1 = MonthLock::range("2024-01".parse()?, "2024-03".parse()?).acquire(&client).await?;
+//!     let q1 = MonthLock::range("2024-01".parse()?, "2024-03".parse()?)?.acquire(&client).await?;
 //!     q1.release().await?;
 //!     let year = "2024-01".parse::<YearMonth>()?.through("2024-12".parse()?);
-//!     match MonthLock::any_of(year).acquire(&client).await {
+//!     match MonthLock::any_of(year)?.acquire(&client).await {
 //!         Ok(guard) => guard.release().await?,
 //!         Err(e) if e.is_timeout() => println!("no month of 2024 is free"),
 //!         Err(e) => return Err(e.into()),
@@ -91,26 +93,26 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod acquire;
 mod cancel;
 mod error;
 mod guard;
 mod heartbeat;
 mod inspect;
 mod mode;
-mod pending;
-mod request_sql;
+mod request;
 mod run;
 mod sql;
+mod text;
 mod year_month;
 
-pub use crate::acquire::{AcquireError, MonthLock};
 pub use crate::cancel::CancelTls;
-pub use crate::error::{error_chain, Error, LostReason, Result};
+pub use crate::error::{Error, LostReason, Result};
 pub use crate::guard::{MonthLockGuard, Pooled};
 pub use crate::heartbeat::Heartbeat;
 pub use crate::inspect::{MonthLockExt, MonthLockInfo};
 pub use crate::mode::{InvalidLockMode, LockMode};
+pub use crate::request::kind::{self, NoMonths};
+pub use crate::request::{AcquireError, MonthLock};
 pub use crate::run::{with_month_lock, with_month_lock_heartbeat};
 pub use crate::year_month::{InvalidReason, InvalidYearMonth, YearMonth, YearMonthRange};
 /// The driver this crate is built on, re-exported so versions match.

@@ -68,7 +68,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
 }
 
 /// Run `f` with `ym` held exclusively by the session of `client`, then release it: shorthand
-/// for `MonthLock::new(ym).wait(timeout).acquire(client)` followed by [`MonthLockGuard::run`].
+/// for `MonthLock::new(ym).timeout(timeout).acquire(client)` followed by [`MonthLockGuard::run`].
 ///
 /// `timeout`: `None` waits without limit, `Some(d)` waits up to `d` (`Duration::ZERO`: one
 /// attempt) and returns [`Error::Timeout`] if the month could not be had. `f` runs only with
@@ -144,7 +144,7 @@ where
     E: From<Error>,
 {
     let guard = MonthLock::new(ym)
-        .wait(timeout)
+        .timeout(timeout)
         .acquire(client)
         .await
         .map_err(Error::from)?;

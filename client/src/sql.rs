@@ -33,17 +33,7 @@ macro_rules! statement {
     };
 }
 
-// Session-scope acquisitions are built as text in `request_sql`.
-statement!(
-    TRY_XACT,
-    "SELECT month_lock_try_xact($1, $2, $3)",
-    ["month_lock_try_xact"]
-);
-statement!(
-    TRY_XACT_SHARED,
-    "SELECT month_lock_try_xact_shared($1, $2, $3)",
-    ["month_lock_try_xact_shared"]
-);
+// Acquisitions are chosen by the table in `request::statement`.
 statement!(
     RELEASE,
     "SELECT month_lock_release($1, $2)",
@@ -62,16 +52,6 @@ statement!(
 statement!(HELD, "SELECT month_lock_held($1, $2)", ["month_lock_held"]);
 
 // Sets of months (`DATE[]` parameters, each date the first day of its month).
-statement!(
-    ALL_XACT,
-    "SELECT month_lock_all_xact($1, $2)",
-    ["month_lock_all_xact"]
-);
-statement!(
-    CLAIM_XACT,
-    "SELECT month_lock_claim_xact($1)",
-    ["month_lock_claim_xact"]
-);
 statement!(
     RELEASE_SET,
     "SELECT month_lock_release($1)",
@@ -159,17 +139,17 @@ pub(crate) async fn query<G: GenericClient + ?Sized>(
         .iter()
         .map(|a| (a as &(dyn ToSql + Sync), Type::INT4))
         .collect();
-    query_params(client, stmt, &params).await
+    query_params(client, stmt.sql, &params).await
 }
 
-/// Run `stmt` with typed parameters and return its rows; errors are classified by
-/// [`classify`].
+/// Run `sql` (naming only the extension's objects and `pg_catalog`) with typed parameters and
+/// return its rows; errors are classified by [`classify`].
 pub(crate) async fn query_params<G: GenericClient + ?Sized>(
     client: &G,
-    stmt: Statement,
+    sql: &str,
     params: &[(&(dyn ToSql + Sync), Type)],
 ) -> Result<Vec<Row>> {
-    match client.query_typed(stmt.sql, params).await {
+    match client.query_typed(sql, params).await {
         Ok(rows) => Ok(rows),
         Err(e) => Err(classify(client, e).await),
     }
@@ -188,7 +168,7 @@ pub(crate) async fn set_row<G: GenericClient + ?Sized>(
     if let Some(int) = &int {
         params.push((int, Type::INT4));
     }
-    query_params(client, stmt, &params)
+    query_params(client, stmt.sql, &params)
         .await?
         .into_iter()
         .next()
@@ -316,16 +296,12 @@ mod tests {
     #[test]
     fn every_statement_names_the_objects_it_uses() {
         for stmt in [
-            TRY_XACT,
-            TRY_XACT_SHARED,
             RELEASE,
             RELEASE_SHARED,
             RELEASE_ALL,
             HELD,
             IS_LOCKED,
             LOCKS,
-            ALL_XACT,
-            CLAIM_XACT,
             RELEASE_SET,
             TOKEN,
             TOKENS,

@@ -3,17 +3,17 @@
 //! cancel request ever fails a later statement (none is sent: a dropped wait runs to its end).
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use month_lock_client::kind::Kind;
 use month_lock_client::{MonthLock, MonthLockExt, YearMonth};
 use month_lock_tests::server;
 use tokio_postgres::Client;
 
-fn ym(s: &str) -> YearMonth {
-    s.parse().unwrap()
-}
+mod common;
+use common::months::ym;
 
 /// Poll `fut` `polls` times (letting the connection task run between polls), then drop it.
 /// Returns true if it completed within those polls (then the result is dropped too).
@@ -45,39 +45,72 @@ async fn taken_elsewhere(other: &Client, m: YearMonth) -> bool {
     }
 }
 
+/// An acquisition (of any kind of request) whose outcome is dropped when it completes.
+type Acquisition<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+fn acquisition<K: Kind>(request: MonthLock<K>, client: &Client) -> Acquisition<'_> {
+    Box::pin(async move { drop(request.acquire(client).await) })
+}
+
 /// The kinds of request dropped, over: `held` (the shared connection's guard holds it), `busy`
-/// (another session holds it, so a wait really waits) and `free`.
-fn requests(held: YearMonth, busy: YearMonth, free: YearMonth) -> Vec<(&'static str, MonthLock)> {
+/// (another session holds it, so a wait really waits) and `free`; acquired on `client`.
+fn requests(
+    client: &Client,
+    held: YearMonth,
+    busy: YearMonth,
+    free: YearMonth,
+) -> Vec<(&'static str, Acquisition<'_>)> {
+    let c = client;
     vec![
-        ("held, unbounded", MonthLock::new(held)),
+        ("held, unbounded", acquisition(MonthLock::new(held), c)),
         (
             "held, 5 s",
-            MonthLock::new(held).timeout(Duration::from_secs(5)),
+            acquisition(MonthLock::new(held).timeout(Duration::from_secs(5)), c),
         ),
         (
             "held, no wait",
-            MonthLock::new(held).timeout(Duration::ZERO),
+            acquisition(MonthLock::new(held).timeout(Duration::ZERO), c),
         ),
-        ("held, shared", MonthLock::new(held).shared()),
-        ("held in a set", MonthLock::set([free, held])),
-        ("held in any_of", MonthLock::any_of([held, free])),
+        (
+            "held, shared",
+            acquisition(MonthLock::new(held).shared(), c),
+        ),
+        (
+            "held in a set",
+            acquisition(MonthLock::set([free, held]).unwrap(), c),
+        ),
+        (
+            "held in any_of",
+            acquisition(MonthLock::any_of([held, free]).unwrap(), c),
+        ),
         // A dropped wait runs to its end (no cancel): bounded here, or it would block the
         // shared connection for as long as the other session holds the month.
         (
             "busy, 300 ms",
-            MonthLock::new(busy).timeout(Duration::from_millis(300)),
+            acquisition(MonthLock::new(busy).timeout(Duration::from_millis(300)), c),
         ),
         (
             "busy in a set, 300 ms",
-            MonthLock::set([busy, free]).timeout(Duration::from_millis(300)),
+            acquisition(
+                MonthLock::set([busy, free])
+                    .unwrap()
+                    .timeout(Duration::from_millis(300)),
+                c,
+            ),
         ),
-        ("free, unbounded", MonthLock::new(free)),
+        ("free, unbounded", acquisition(MonthLock::new(free), c)),
         (
             "free, 5 s",
-            MonthLock::new(free).timeout(Duration::from_secs(5)),
+            acquisition(MonthLock::new(free).timeout(Duration::from_secs(5)), c),
         ),
-        ("free set", MonthLock::set([free, free.succ().unwrap()])),
-        ("free any_of", MonthLock::any_of([busy, free])),
+        (
+            "free set",
+            acquisition(MonthLock::set([free, free.succ().unwrap()]).unwrap(), c),
+        ),
+        (
+            "free any_of",
+            acquisition(MonthLock::any_of([busy, free]).unwrap(), c),
+        ),
     ]
 }
 
@@ -94,9 +127,9 @@ async fn dropped_acquisitions_release_only_what_they_took_and_cancel_nothing_els
     let start = Instant::now();
     let mut slowest = Duration::ZERO;
     for round in 0..rounds {
-        for (name, request) in requests(held, busy, free) {
+        for (name, acquisition) in requests(&shared, held, busy, free) {
             let polls = round % 5;
-            let completed = poll_then_drop(request.acquire(&shared), polls).await;
+            let completed = poll_then_drop(acquisition, polls).await;
             if !completed {
                 dropped += 1;
             }

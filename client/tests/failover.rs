@@ -28,11 +28,14 @@ use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use month_lock_client::{Heartbeat, LostReason, MonthLock, MonthLockExt, YearMonth};
+use month_lock_client::{Heartbeat, LostReason, MonthLock, MonthLockExt};
 use month_lock_tests::{faults, replica, TestDb, DEFAULT_SETTINGS};
 use rustix::process::{kill_process, Pid, Signal};
 use tokio::process::Command;
 use tokio_postgres::{Client, Config, NoTls};
+
+mod common;
+use common::months::ym;
 
 const BIN: &str = env!("CARGO_BIN_EXE_month-lock");
 
@@ -52,10 +55,6 @@ const FENCED_WRITE: &str = "INSERT INTO facts (month, value, token) VALUES ('202
 const CMD_SCRIPT: &str = r#"echo "${MONTH_LOCK_TOKEN:-none}" > "$1/cmd.token"
 echo $$ > "$1/cmd.pid"; i=0
 while [ $i -lt 900 ]; do echo $i >> "$1/marker"; i=$((i+1)); sleep 0.05; done"#;
-
-fn ym(s: &str) -> YearMonth {
-    s.parse().unwrap()
-}
 
 /// `month-lock --database-url URL ARGS`, with a clean environment for the connection settings.
 fn cli(url: &str) -> Command {

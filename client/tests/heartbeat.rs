@@ -5,19 +5,18 @@ use std::time::{Duration, Instant};
 
 use month_lock_client::{
     with_month_lock, with_month_lock_heartbeat, Error, Heartbeat, LostReason, MonthLock,
-    MonthLockExt, YearMonth,
+    MonthLockExt,
 };
 use month_lock_tests::{backend_pid, server};
-
-fn ym(s: &str) -> YearMonth {
-    s.parse().unwrap()
-}
 
 /// A heartbeat that gives up quickly once the server runs it.
 const QUICK: Heartbeat = Heartbeat {
     interval: Duration::from_millis(100),
     timeout: Some(Duration::from_millis(500)),
 };
+
+mod common;
+use common::months::ym;
 
 #[tokio::test]
 async fn a_statement_longer_than_the_heartbeat_timeout_completes_without_lock_lost() {

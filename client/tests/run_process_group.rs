@@ -13,14 +13,11 @@ use month_lock_tests::server;
 use rustix::process::{Pid, Signal};
 use tokio_postgres::Client;
 
-use common::{cli, scratch_dir, wait_for_file};
+use common::cli::{cli, scratch_dir, wait_for_file};
+use common::months::ym;
 
 /// How soon the processes must be gone.
 const BOUND: Duration = Duration::from_secs(5);
-
-fn ym(s: &str) -> YearMonth {
-    s.parse().unwrap()
-}
 
 fn pid(n: i32) -> Pid {
     Pid::from_raw(n).unwrap()

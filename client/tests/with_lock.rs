@@ -9,9 +9,8 @@ use month_lock_client::{with_month_lock, Error, LostReason, MonthLock, MonthLock
 use month_lock_tests::{backend_pid, server};
 use tokio_postgres::Client;
 
-fn ym(s: &str) -> YearMonth {
-    s.parse().unwrap()
-}
+mod common;
+use common::months::ym;
 
 #[derive(Debug, thiserror::Error)]
 enum JobError {

@@ -1,52 +1,6 @@
-//! Helpers of the test files that run the `month-lock` binary.
+//! Helpers shared by the client's test files (each file uses some of them).
 #![allow(dead_code)]
 
-use month_lock_tests::TestDb;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use tokio::process::Command;
-
-pub const BIN: &str = env!("CARGO_BIN_EXE_month-lock");
-
-/// `month-lock ARGS` against `db`, with a clean environment for the connection settings.
-pub fn cli(db: &TestDb) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in [
-        "DATABASE_URL",
-        "PGHOST",
-        "PGPORT",
-        "PGUSER",
-        "PGPASSWORD",
-        "PGDATABASE",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.arg("--database-url").arg(db.url()).kill_on_drop(true);
-    cmd
-}
-
-/// A new, empty directory for one test of this process.
-pub fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("month_lock_cli_{name}_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The contents of `path` once a complete line is in it (up to 20 s).
-pub async fn wait_for_file(path: &Path) -> String {
-    let start = Instant::now();
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if s.ends_with('\n') {
-                return s;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{} never appeared",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod months;

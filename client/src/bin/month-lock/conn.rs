@@ -46,12 +46,8 @@ pub fn settings(
     let mut config = if url.is_empty() {
         Config::new()
     } else {
-        url.parse::<Config>().map_err(|e| {
-            format!(
-                "invalid database URL: {}",
-                month_lock_client::error_chain(&e)
-            )
-        })?
+        url.parse::<Config>()
+            .map_err(|e| format!("invalid database URL: {}", crate::text::error_chain(&e)))?
     };
     if config.get_ports().is_empty() {
         // One port, or one per host (comma-separated), as libpq takes it.

@@ -5,6 +5,9 @@
 
 mod conn;
 mod months;
+// The library's message helpers, compiled in here too (public in neither).
+#[path = "../../text.rs"]
+mod text;
 mod tls;
 mod watchdog;
 
@@ -14,12 +17,14 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use month_lock_client::kind::{AllOf, AnyOf, Kind};
 use month_lock_client::tokio_postgres::Client;
 use month_lock_client::{
-    error_chain, Error, Heartbeat, LockMode, LostReason, MonthLock, MonthLockExt, MonthLockGuard,
-    MonthLockInfo, YearMonth,
+    Error, Heartbeat, LockMode, LostReason, MonthLock, MonthLockExt, MonthLockGuard, MonthLockInfo,
+    NoMonths, YearMonth,
 };
 use rustix::process::Signal;
+use text::error_chain;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Exit codes of `run`.
@@ -181,7 +186,7 @@ async fn async_main(cli: Cli) -> i32 {
         if months.0.len() > 1 {
             eprintln!(
                 "month-lock: --shared takes one month, not {}",
-                months::format(&months.0)
+                text::describe_months(&months.0)
             );
             return 2;
         }
@@ -207,15 +212,33 @@ async fn async_main(cli: Cli) -> i32 {
             heartbeat,
             command,
         } => {
+            // --shared comes with one month only, --any without --timeout or --shared (checked
+            // above and by clap).
             let request = if any {
-                MonthLock::any_of(months.0)
+                Request::Any(MonthLock::any_of(months.0.clone()))
             } else if let [one] = months.0[..] {
-                MonthLock::new(one).wait(timeout)
+                let mode = if shared {
+                    LockMode::Shared
+                } else {
+                    LockMode::Exclusive
+                };
+                Request::One(MonthLock::new(one).mode(mode).timeout(timeout))
             } else {
-                MonthLock::set(months.0).wait(timeout)
+                Request::All(MonthLock::set(months.0.clone()).map(|r| r.timeout(timeout)))
             };
-            let request = if shared { request.shared() } else { request };
-            return run(&client, request, grace, heartbeat, command).await;
+            return match request {
+                Request::One(r) => run(&client, r, timeout, grace, heartbeat, command).await,
+                Request::All(Ok(r)) => run(&client, r, timeout, grace, heartbeat, command).await,
+                Request::Any(Ok(r)) => run(&client, r, timeout, grace, heartbeat, command).await,
+                Request::All(Err(e)) | Request::Any(Err(e)) => {
+                    eprintln!(
+                        "month-lock: cannot lock {}: {}",
+                        text::describe_months(&months.0),
+                        Error::from(e)
+                    );
+                    EX_UNAVAILABLE
+                }
+            };
         }
         Command::Status { json } => status(&client, json).await,
         Command::Check { month } => check(&client, month).await,
@@ -256,6 +279,13 @@ fn parse_heartbeat(s: &str) -> Result<Duration, String> {
         return Err("must be between 100ms and 1h".into());
     }
     Ok(d)
+}
+
+/// What `run` asks for, by kind (MONTHS is never empty: `months::parse` refuses that).
+enum Request {
+    One(MonthLock),
+    All(Result<MonthLock<AllOf>, NoMonths>),
+    Any(Result<MonthLock<AnyOf>, NoMonths>),
 }
 
 /// The MONTHS argument of `run`.
@@ -301,16 +331,16 @@ fn exit_code(status: ExitStatus) -> i32 {
         .unwrap_or(1)
 }
 
-async fn run(
+async fn run<K: Kind>(
     client: &Client,
-    request: MonthLock,
+    request: MonthLock<K>,
+    timeout: Option<Duration>,
     grace: Duration,
     heartbeat: Duration,
     command: Vec<OsString>,
 ) -> i32 {
     let asked = request.months().to_vec();
-    let shown_months = months::format(&asked);
-    let timeout = request.wait_limit();
+    let shown_months = text::describe_months(&asked);
     let guard = match request.acquire(client).await {
         Ok(guard) => guard,
         Err(e) if e.is_timeout() => {
@@ -376,7 +406,7 @@ async fn environment(
     guard: &MonthLockGuard<&Client>,
 ) -> Result<Vec<(&'static str, String)>, Error> {
     let held = guard.months();
-    let mut env = vec![("MONTH_LOCK_MONTHS", months::format(held))];
+    let mut env = vec![("MONTH_LOCK_MONTHS", text::describe_months(held))];
     if let [one] = held {
         env.push(("MONTH_LOCK_MONTH", one.to_string()));
     }
@@ -408,7 +438,7 @@ async fn run_holding(
     command: Vec<OsString>,
     env: Vec<(&'static str, String)>,
 ) -> i32 {
-    let ym = months::format(guard.months());
+    let ym = text::describe_months(guard.months());
     let shown = display_command(&command);
     // Registered before CMD starts, so that no signal is missed (or kills us instead).
     let mut signals = Vec::new();

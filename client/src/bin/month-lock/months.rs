@@ -1,5 +1,5 @@
-//! The MONTHS argument of `run` (`2024-03`, `2024-01..2024-03`, `2024-01,2024-04..2024-06`) and
-//! the same compact form for `MONTH_LOCK_MONTHS`.
+//! The MONTHS argument of `run` (`2024-03`, `2024-01..2024-03`, `2024-01,2024-04..2024-06`); the
+//! same compact form is written by `text::describe_months` (for `MONTH_LOCK_MONTHS`, messages).
 
 use month_lock_client::YearMonth;
 
@@ -24,29 +24,10 @@ pub fn parse(s: &str) -> Result<Vec<YearMonth>, String> {
     Ok(months)
 }
 
-/// Runs of consecutive months as `FIRST..LAST`, single months as `YYYY-MM`, joined by commas,
-/// in the given order.
-pub fn format(months: &[YearMonth]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < months.len() {
-        let mut j = i;
-        while j + 1 < months.len() && months[j].succ() == Some(months[j + 1]) {
-            j += 1;
-        }
-        parts.push(if j == i {
-            months[i].to_string()
-        } else {
-            format!("{}..{}", months[i], months[j])
-        });
-        i = j + 1;
-    }
-    parts.join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::describe_months as format;
 
     fn ym(s: &str) -> YearMonth {
         s.parse().unwrap()

@@ -14,15 +14,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::kind::Form;
+use super::statement::Take;
 use crate::{LockMode, YearMonth};
 
 /// Prefix of the session settings used as markers (a prefix no extension reserves).
 const PREFIX: &str = "month_lock_client";
-
-/// A response larger than the server's 8 KiB send buffer, twice: the server flushes the first
-/// row before it runs the next statement, so its arrival tells the client the request is
-/// executing (the heartbeat counts its timeout from then).
-pub(crate) const START_SIGNAL: &str = "SELECT repeat(' ', 8192) FROM generate_series(1, 2)";
 
 /// A request id unique within this process (a session belongs to one process).
 pub(crate) fn new_request_id() -> String {
@@ -50,28 +47,11 @@ fn marker_of_date(d: &str) -> String {
     format!("'{PREFIX}.m' || pg_catalog.to_char({d}, 'YYYYMM')")
 }
 
-/// What the acquiring statement asks for.
-pub(crate) enum Ask<'a> {
-    /// One month, waiting without limit (`None`) or up to a timeout in ms.
-    One {
-        ym: YearMonth,
-        mode: LockMode,
-        timeout_ms: Option<i32>,
-    },
-    /// Every month, all or nothing, within a timeout in ms.
-    All {
-        months: &'a [YearMonth],
-        timeout_ms: i32,
-    },
-    /// The first free month.
-    Any { months: &'a [YearMonth] },
-}
-
-/// The acquiring statement: one row. For `One`: `took` (`t`, `f`, or NULL when the session
-/// holds the month already). For `All`: the earliest month already held (`YYYY-MM`, NULL if
-/// none) and `took`. For `Any`: the month already held, and the month claimed (`YYYY-MM` or
-/// NULL).
-pub(crate) fn acquire(ask: &Ask<'_>, id: &str) -> String {
+/// The acquiring statement of `take` (see `statement`) for `months`: one row. One month:
+/// `took` (`t`, `f`, or NULL when the session holds the month already). A set: the earliest
+/// month already held (`YYYY-MM`, NULL if none) and `took`. `any_of`: the month already held,
+/// and the month claimed (`YYYY-MM` or NULL).
+pub(crate) fn acquire(form: Form, months: &[YearMonth], take: Take, id: &str) -> String {
     let done = format!("pg_catalog.set_config('{PREFIX}.done', '{id}', false)");
     let held_of = |arr: &str| {
         format!(
@@ -79,20 +59,19 @@ pub(crate) fn acquire(ask: &Ask<'_>, id: &str) -> String {
              WHERE month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4))"
         )
     };
-    match *ask {
-        Ask::One {
-            ym,
-            mode,
-            timeout_ms,
-        } => {
+    let f = take.function;
+    let ms = take
+        .timeout_ms
+        .map(|ms| format!(", {ms}"))
+        .unwrap_or_default();
+    match form {
+        Form::One => {
+            let ym = months[0];
             let (y, m) = (ym.year(), ym.month());
-            let take = match (mode, timeout_ms) {
-                (LockMode::Exclusive, Some(ms)) => format!("month_lock_try({y}, {m}, {ms})"),
-                (LockMode::Shared, Some(ms)) => format!("month_lock_try_shared({y}, {m}, {ms})"),
-                (LockMode::Exclusive, None) => format!("(SELECT true FROM month_lock({y}, {m}))"),
-                (LockMode::Shared, None) => {
-                    format!("(SELECT true FROM month_lock_shared({y}, {m}))")
-                }
+            // The unbounded forms return void.
+            let take = match take.timeout_ms {
+                Some(_) => format!("{f}({y}, {m}{ms})"),
+                None => format!("(SELECT true FROM {f}({y}, {m}))"),
             };
             format!(
                 "WITH r AS MATERIALIZED (SELECT CASE WHEN month_lock_held({y}, {m}) THEN NULL \
@@ -102,12 +81,12 @@ pub(crate) fn acquire(ask: &Ask<'_>, id: &str) -> String {
                 marker(ym)
             )
         }
-        Ask::All { months, timeout_ms } => {
+        Form::All => {
             let arr = date_array(months);
             format!(
                 "WITH {}, \
                  r AS MATERIALIZED (SELECT h.held, CASE WHEN h.held IS NULL THEN \
-                   month_lock_all({arr}, {timeout_ms}) END AS took FROM h), \
+                   {f}({arr}{ms}) END AS took FROM h), \
                  k AS MATERIALIZED (SELECT count(pg_catalog.set_config({}, '{id}', false)) \
                    FROM r, pg_catalog.unnest({arr}) AS d WHERE r.took) \
                  SELECT pg_catalog.to_char(r.held, 'YYYY-MM'), r.took, {done} FROM r, k",
@@ -115,12 +94,12 @@ pub(crate) fn acquire(ask: &Ask<'_>, id: &str) -> String {
                 marker_of_date("d")
             )
         }
-        Ask::Any { months } => {
+        Form::Any => {
             let arr = date_array(months);
             format!(
                 "WITH {}, \
                  r AS MATERIALIZED (SELECT h.held, CASE WHEN h.held IS NULL THEN \
-                   month_lock_claim({arr}) END AS took FROM h) \
+                   {f}({arr}{ms}) END AS took FROM h) \
                  SELECT pg_catalog.to_char(r.held, 'YYYY-MM'), pg_catalog.to_char(r.took, 'YYYY-MM'), \
                  CASE WHEN r.took IS NOT NULL THEN pg_catalog.set_config({}, '{id}', false) END, \
                  {done} FROM r",
@@ -185,6 +164,32 @@ mod tests {
         let sql = release_if_taken(&[ym("2024-01"), ym("2024-02")], LockMode::Exclusive, "1-2");
         assert!(sql.contains("'{2024-01-01,2024-02-01}'::pg_catalog.date[]"));
         assert!(sql.contains("= '1-2'"));
+    }
+
+    #[test]
+    fn acquisitions_call_the_function_of_the_table() {
+        use super::super::statement::{take, Scope};
+        use std::time::Duration;
+        let five = Some(Duration::from_secs(5));
+        let text = |form, months: &[YearMonth], mode, timeout| {
+            acquire(
+                form,
+                months,
+                take(form, mode, Scope::Session, timeout),
+                "1-2",
+            )
+        };
+        let one = [ym("2024-03")];
+        assert!(text(Form::One, &one, LockMode::Exclusive, five)
+            .contains("ELSE month_lock_try(2024, 3, 5000) END"));
+        assert!(text(Form::One, &one, LockMode::Shared, None)
+            .contains("ELSE (SELECT true FROM month_lock_shared(2024, 3)) END"));
+        let two = [ym("2024-01"), ym("2024-02")];
+        assert!(text(Form::All, &two, LockMode::Exclusive, None).contains(
+            "month_lock_all('{2024-01-01,2024-02-01}'::pg_catalog.date[], 2147483647) END"
+        ));
+        assert!(text(Form::Any, &two, LockMode::Exclusive, None)
+            .contains("month_lock_claim('{2024-01-01,2024-02-01}'::pg_catalog.date[]) END"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! does not borrow the connection. If the future is dropped before the answer has been read,
 //! the clean-up is queued on the connection at once, behind the acquisition: a release of
 //! exactly the months *this request* took, decided on the server by the request-scoped markers
-//! (see `request_sql`). Nothing another guard of the session holds is touched.
+//! (see `session_sql`). Nothing another guard of the session holds is touched.
 //!
 //! No cancel request is ever sent. PostgreSQL's cancel hits whatever statement the backend runs
 //! when the signal arrives, and on a connection other tasks share, a statement of theirs can be
@@ -18,7 +18,7 @@ use std::pin::Pin;
 use futures_core::Stream;
 use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryRow, SimpleQueryStream};
 
-use crate::request_sql;
+use super::session_sql;
 use crate::sql::send_without_waiting;
 use crate::{LockMode, YearMonth};
 
@@ -79,7 +79,7 @@ impl Drop for Pending<'_> {
             return;
         }
         // Queued behind the acquisition, before anything sent on the connection after the drop.
-        let release = request_sql::release_if_taken(&self.months, self.mode, &self.id);
+        let release = session_sql::release_if_taken(&self.months, self.mode, &self.id);
         send_without_waiting(self.client, &release);
     }
 }

@@ -1,0 +1,84 @@
+//! Helpers of the test files that run the `month-lock` binary.
+
+use month_lock_client::{MonthLockExt, YearMonth};
+use month_lock_tests::TestDb;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+use tokio::process::Command;
+use tokio_postgres::Client;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_month-lock");
+
+/// `month-lock ARGS` against `db`, with a clean environment for the connection settings.
+pub fn cli(db: &TestDb) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "DATABASE_URL",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.arg("--database-url").arg(db.url()).kill_on_drop(true);
+    cmd
+}
+
+/// A new, empty directory for one test of this process.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("month_lock_cli_{name}_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The contents of `path` once a complete line is in it (up to 20 s).
+pub async fn wait_for_file(path: &Path) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if s.ends_with('\n') {
+                return s;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs `cmd` to its end (at most 60 s) and returns its output.
+pub async fn output(cmd: &mut Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("month-lock finished")
+        .unwrap()
+}
+
+/// Bytes as text, lossily.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Backend pid of the month-lock session holding `m`.
+pub async fn cli_holder_pid(observer: &Client, m: YearMonth) -> i32 {
+    let start = Instant::now();
+    loop {
+        let rows = observer.locks().await.unwrap();
+        if let Some(r) = rows.iter().find(|r| r.granted && r.year_month() == Some(m)) {
+            assert_eq!(r.application_name.as_deref(), Some("month-lock"));
+            return r.pid.unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "month-lock never held {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

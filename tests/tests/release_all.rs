@@ -127,3 +127,41 @@ async fn release_all_cost_does_not_grow_with_other_sessions_advisory_locks() {
         averages[1]
     );
 }
+
+/// The session's record of what month_lock took keeps its rules when it holds many months
+/// (the record changes its storage above a handful of holds): re-entry, a release of one, a
+/// failed request's undo and the final release all answer as with one month held.
+#[tokio::test]
+async fn many_months_held_keep_every_rule_of_the_record() {
+    let db = db("release_all_many").await;
+    let (c, observer) = (db.connect().await, db.connect().await);
+    let pid = backend_pid(&c).await;
+
+    // 40 months, 2001-01 .. 2004-04, in one request; re-entry on all of them takes nothing.
+    let take = "SELECT count(*) FILTER (WHERE month_lock_try(2001 + g / 12, 1 + g % 12))::bigint \
+                FROM generate_series(0, 39) g";
+    assert_eq!(q_i64(&c, take).await, 40);
+    assert_eq!(q_i64(&c, take).await, 40, "re-entry answers true");
+    assert_eq!(advisory_locks_of(&observer, pid).await.len(), 40);
+
+    // A request that takes 30 more and then fails gives back exactly those 30.
+    let (code, _) = error_of(
+        &c,
+        "SELECT count(*) FILTER (WHERE month_lock_try(2010 + g / 12, 1 + g % 12)) / 0 \
+         FROM generate_series(0, 29) g",
+    )
+    .await;
+    assert_eq!(code, SqlState::DIVISION_BY_ZERO);
+    assert_eq!(advisory_locks_of(&observer, pid).await.len(), 40);
+
+    // One release frees one month; a raw lock taken meanwhile stays the caller's.
+    assert!(q_bool(&c, "SELECT month_lock_release(2001, 1)").await);
+    assert!(!q_bool(&c, "SELECT month_lock_release(2001, 1)").await);
+    exec(&c, &format!("SELECT pg_advisory_lock({DEFAULT_NAMESPACE}, 209901)")).await;
+    assert_eq!(advisory_locks_of(&observer, pid).await.len(), 40);
+    assert_eq!(q_i64(&c, "SELECT month_lock_release_all()::bigint").await, 39);
+    assert_eq!(
+        advisory_locks_of(&observer, pid).await,
+        [format!("{DEFAULT_NAMESPACE}/209901/2 ExclusiveLock granted")]
+    );
+}

@@ -23,7 +23,10 @@
 //! Public surface: [`disown`], [`release`], [`release_all`], [`undo_failed_request`], and the
 //! grant record as `pg::GrantHooks` for `pg::Extension`.
 
+mod store;
+
 use crate::pg::{self, BackendLocal, Mode, MonthTag};
+use store::Store;
 
 /// A client request (see [`request_key`]).
 type Request = i64;
@@ -43,11 +46,11 @@ struct Entry {
 
 struct Held {
     /// Session-scope holds month_lock took (or took over) and has not released.
-    all: Vec<Entry>,
+    all: Store,
 }
 
 /// One per backend process: PostgreSQL runs SQL on one thread per backend.
-static HELD: BackendLocal<Held> = BackendLocal::new(Held { all: Vec::new() });
+static HELD: BackendLocal<Held> = BackendLocal::new(Held { all: Store::new() });
 
 /// The request a grant is made in: the statement start time of the query string or
 /// extended-protocol message that made it ([`pg::current_request`]), which transaction
@@ -83,14 +86,14 @@ fn granted(tag: MonthTag, mode: Mode, new: bool) -> bool {
             request,
             adopted: !new,
         };
-        match held.all.iter_mut().find(|e| (e.tag, e.mode) == (tag, mode)) {
+        match held.all.get_mut(tag, mode) {
             Some(entry) if new => {
                 *entry = fresh;
                 false
             }
             Some(_) => false,
             None => {
-                held.all.push(fresh);
+                held.all.insert(fresh);
                 !new
             }
         }
@@ -118,11 +121,7 @@ pub fn release(tag: MonthTag, mode: Mode) -> bool {
 /// Releases every pair month_lock took whose tag `select` accepts; counts real releases.
 pub fn release_all(select: impl Fn(MonthTag) -> bool) -> usize {
     // One pass (forgetting pair by pair would be quadratic in months held).
-    let chosen: Vec<Entry> = with_held(|held| {
-        let (chosen, rest) = held.all.drain(..).partition(|e| select(e.tag));
-        held.all = rest;
-        chosen
-    });
+    let chosen: Vec<Entry> = with_held(|held| held.all.take_where(|e| select(e.tag)));
     chosen
         .into_iter()
         .filter(|e| pg::release_session(e.tag, e.mode))
@@ -133,15 +132,10 @@ pub fn release_all(select: impl Fn(MonthTag) -> bool) -> usize {
 /// [`pg::TransactionHooks::failed_request`].
 pub fn undo_failed_request() {
     let undo: Vec<Entry> = with_held(|held| {
-        if !held.all.iter().any(|e| failed_request_made(e.request)) {
+        if !held.all.any(|e| failed_request_made(e.request)) {
             return Vec::new();
         }
-        let all = std::mem::take(&mut held.all);
-        let (undo, rest) = all
-            .into_iter()
-            .partition(|e| failed_request_made(e.request));
-        held.all = rest;
-        undo
+        held.all.take_where(|e| failed_request_made(e.request))
     });
     // A hold the request only took over stays with the raw caller who had it.
     for e in undo.into_iter().filter(|e| !e.adopted) {
@@ -152,12 +146,6 @@ pub fn undo_failed_request() {
 impl Held {
     /// Drops (tag, mode) from the record; true if it was there.
     fn forget(&mut self, tag: MonthTag, mode: Mode) -> bool {
-        match self.all.iter().position(|e| (e.tag, e.mode) == (tag, mode)) {
-            Some(i) => {
-                self.all.swap_remove(i);
-                true
-            }
-            None => false,
-        }
+        self.all.remove(tag, mode)
     }
 }

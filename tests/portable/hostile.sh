@@ -8,8 +8,9 @@
 #             claims, releases and tokens run as the owner: no planted function may run, and
 #             month_lock_all's false leaves nothing held
 #   refuse    the install refuses (42501) a schema where PUBLIC or another role may create
-#             objects (PostgreSQL 14's default for public), and a schema where another role
-#             created month_lock_token_seq (or an API function) beforehand
+#             objects (on PostgreSQL 14 also public as the server makes it), and a schema where
+#             another role created month_lock_token_seq beforehand (as the owner and as a
+#             superuser installing)
 #   tempseq   a role's temporary sequence, or a sequence of its own in its own schema, named
 #             month_lock_token_seq, changes nothing: tokens are handed out, the install works
 set -euo pipefail
@@ -24,14 +25,22 @@ bad() { echo "hostile: FAILED: $*"; status=1; }
 as() { local who=$1; shift; PGUSER=$who "${psql[@]}" -d "$db" "$@"; }
 
 "${psql[@]}" -d postgres -c "CREATE ROLE $planter LOGIN NOSUPERUSER"
-"${psql[@]}" -d postgres -c "CREATE DATABASE $db OWNER $owner"
-# PostgreSQL 14 grants CREATE on public to PUBLIC: the edition refuses such a schema (tested
-# below), so the owner's install starts from the advice PostgreSQL gives since 15.
+major=$("$pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+# template0: public as the server makes it (PostgreSQL 14 grants CREATE on it to PUBLIC)
+"${psql[@]}" -d postgres -c "CREATE DATABASE $db OWNER $owner TEMPLATE template0"
+if [ "$major" -lt 15 ]; then
+  err=$(as $owner -v VERBOSITY=verbose -f "$dist/month_lock-portable.sql" 2>&1) \
+    && bad "PostgreSQL $major's default public (CREATE for PUBLIC) was not refused" \
+    || { grep -q "42501.*PUBLIC may create objects in schema public" <<<"$err" \
+         && ok "PostgreSQL $major's default public (CREATE for PUBLIC) is refused" \
+         || bad "unexpected error on PostgreSQL $major's default public: $(grep ERROR <<<"$err")"; }
+fi
+# The advice PostgreSQL gives (and follows from 15 on): no CREATE on public for PUBLIC.
 "${psql[@]}" -d $db -c "REVOKE CREATE ON SCHEMA public FROM PUBLIC" -c "GRANT CREATE ON SCHEMA public TO $owner"
 as $owner -f "$dist/month_lock-portable.sql"
 
 # --- plant -------------------------------------------------------------------------------------
-as $owner -c "GRANT CREATE ON SCHEMA public TO $planter"
+"${psql[@]}" -d $db -c "GRANT CREATE ON SCHEMA public TO $planter"
 as $planter <<'SQL'
 CREATE TABLE public.planted_calls(fn text);
 GRANT INSERT, SELECT ON public.planted_calls TO PUBLIC;
@@ -98,8 +107,8 @@ expected
 $expect"
 calls=$(as $owner -At -c "SELECT count(*) || ' ' || coalesce(string_agg(DISTINCT fn, ', '), '') FROM public.planted_calls")
 [ "$calls" = "0 " ] && ok "none of $planted planted overloads ran" || bad "planted overloads ran: $calls"
-as $planter -c "DROP TABLE public.planted_calls"
-as $owner -c "REVOKE CREATE ON SCHEMA public FROM $planter"
+as $planter -c "DROP OWNED BY $planter"
+"${psql[@]}" -d $db -c "REVOKE CREATE ON SCHEMA public FROM $planter"
 
 # --- refuse ------------------------------------------------------------------------------------
 refused() { # what expected_message: the owner's install into public must fail with it

@@ -42,9 +42,10 @@ BEGIN RETURN @extschema@.month_lock__release(year, month, false); END
 $fn$;
 
 -- Releases a list of (month, mode) session references, one each; returns how many were held. A
--- cancel processed after the first unlock does not stop it halfway: the handler finishes the
--- list (further cancels meanwhile included) and re-raises, so a failed call released either
--- nothing or everything (docs/editions.md, "Cancels"). Each step unlocks and records in one
+-- cancel processed once the list is being released does not stop it halfway: the handler
+-- finishes the list (further cancels meanwhile included) and re-raises, so a cancelled call
+-- released either nothing (cancelled before, while its caller read the months) or everything
+-- (docs/editions.md, "Cancels"). Each step unlocks and records in one
 -- statement (an interrupt is processed between statements, never between the two).
 CREATE OR REPLACE FUNCTION @extschema@.month_lock__unlock_list(sp bigint[], yms integer[], excls boolean[])
 RETURNS integer LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE

@@ -6,7 +6,8 @@
 #                       dist/month_lock-portable-uninstall.sql
 #   make portable-test  tests/portable/run.sh on a throwaway cluster of the private tree: the
 #                       edition installed by a non-superuser owner, tests/regress against it,
-#                       its own suite, native + SQL-only in one database, moving between
+#                       its own suite, cancel storms, other roles (planted overloads, objects
+#                       created beforehand), native + SQL-only in one database, moving between
 #                       editions, the pg_tle form (part of make test)
 #   make portable-bench the in-server pair and handoff figures of both editions
 #                       (bench/portable-results.md)
@@ -43,7 +44,7 @@ PORTABLE_SKIP := --skip a_failed_request_keeps_no_claimed_month \
 # failed-request rule, which the edition does not have (same difference):
 PORTABLE_CLIENT_SKIP := --skip an_acquire_that_fails_after_a_grant_leaves_nothing_held \
   --skip token_is_the_same_for_a_hold_and_larger_for_the_next_holder
-# (the second: a session hold's token is the same within a transaction only; docs/editions.md)
+# (the second: every month_lock_token call draws a new token, nothing is cached; docs/editions.md)
 PORTABLE_ENV = MONTH_LOCK_TEST_EDITION=portable \
   MONTH_LOCK_PORTABLE_SQL=$(CURDIR)/$(PORTABLE_DIST)/month_lock-portable.sql PG_CONFIG=$(TEST_PG_CONFIG)
 

@@ -54,7 +54,47 @@ shared = once(shared,
     "  FROM pg_catalog.pg_extension e\n"
     " WHERE e.extname OPERATOR(pg_catalog.=) 'month_lock'\n"
     "   AND e.extnamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace;")
-body = functions + '\n-- ---- shared with the native extension: sql/month_lock.sql ----\n\n' + shared
+# Every function the body creates, as (name, argument types).
+sigs = []
+for m in re.finditer(r'CREATE OR REPLACE FUNCTION @extschema@\.(\w+)\(([^)]*)\)', functions):
+    args = [a.strip().split()[-1] for a in m.group(2).split(',') if a.strip()]
+    sigs.append(f"{m.group(1)}({', '.join(args)})")
+# Last in the body: every object of the edition belongs to the installing role. CREATE OR REPLACE
+# keeps the owner of an object that exists already and CREATE ... IF NOT EXISTS keeps the object
+# itself, so an object another role created beforehand under one of these names would stay that
+# role's, to change later; such an install is refused. (The argument types of the signatures are
+# keywords or pg_catalog-qualified: regprocedure reads them the same under any search_path.)
+procs = ',\n        '.join(f"'@extschema@.{s}'" for s in sigs)
+owned = f"""
+-- ---- every object is the installing role's ----
+DO $owned$
+DECLARE
+  me pg_catalog.oid := (SELECT u.oid FROM pg_catalog.pg_roles u WHERE u.rolname OPERATOR(pg_catalog.=) CURRENT_USER);
+  bad pg_catalog.text;
+BEGIN
+  SELECT o.what INTO bad FROM (
+    SELECT pg_catalog.concat('@extschema@.', c.relname) AS what, c.relowner AS owner
+      FROM pg_catalog.pg_class c
+     WHERE c.oid OPERATOR(pg_catalog.=) ANY (ARRAY['@extschema@.month_locks',
+                                                  '@extschema@.month_lock_token_seq']::pg_catalog.regclass[]::pg_catalog.oid[])
+    UNION ALL
+    SELECT pg_catalog.concat('@extschema@.', p.proname, '(', pg_catalog.pg_get_function_identity_arguments(p.oid), ')'),
+           p.proowner
+      FROM pg_catalog.pg_proc p
+     WHERE p.oid OPERATOR(pg_catalog.=) ANY (ARRAY[
+        {procs}]::pg_catalog.regprocedure[]::pg_catalog.oid[])) o
+   WHERE o.owner OPERATOR(pg_catalog.<>) me
+   ORDER BY 1 LIMIT 1;
+  IF bad IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = pg_catalog.format('month_lock: %s exists already and belongs to another role than the installing one', bad),
+      HINT = 'An object another role created under a month_lock name would stay that role''s: drop it (or install as its owner), then run the script again.';
+  END IF;
+END
+$owned$;
+"""
+body = (functions + '\n-- ---- shared with the native extension: sql/month_lock.sql ----\n\n' + shared
+        + owned)
 for tag in ('$month_lock_body$', '$month_lock_install$', '$_pgtle_$'):
     if tag in body:
         sys.exit(f'portable-build: {tag} must not occur in the sources')
@@ -103,11 +143,8 @@ $_pgtle_${plain}$_pgtle_$,
 """
 write('month_lock-pg_tle.sql', tle)
 
-# Uninstall: every function the body creates, the view and the sequence.
-sigs = []
-for m in re.finditer(r'CREATE OR REPLACE FUNCTION @extschema@\.(\w+)\(([^)]*)\)', functions):
-    args = [a.strip().split()[-1] for a in m.group(2).split(',') if a.strip()]
-    sigs.append(f"{m.group(1)}({', '.join(args)})")
+# Uninstall: every function the body creates, the view and the sequences (month_lock__hint_seq:
+# earlier versions').
 drops = ''.join(f'DROP FUNCTION IF EXISTS @extschema@.{s};\n' for s in sigs)
 ubody = ('DROP VIEW IF EXISTS @extschema@.month_locks;\n' + drops +
          'DROP SEQUENCE IF EXISTS @extschema@.month_lock__hint_seq;\n'

@@ -15,29 +15,39 @@
 --
 -- Internal helpers are named month_lock__*; they are not part of the API.
 
--- One database, one token sequence: fencing tokens must grow across every edition that hands
--- them out, and two editions beside each other would draw from two sequences. So the edition
--- does not install where another month_lock (native, or SQL-only in another schema) has its
--- token sequence; month_lock_token refuses as well if one appears later (50-tokens.sql).
-DO $one_sequence$
+-- Overload resolution looks for a function in the schema it is qualified with, so a role that
+-- may create objects in the target schema could plant an overload of a helper (or, with default
+-- arguments, make a call ambiguous). Every call below passes arguments of the helper's exact types
+-- (no untyped literal: an unknown-typed NULL or string would prefer a planted text overload), and
+-- the edition does not install where a role other than the installing one, the schema's owner or
+-- a superuser may create objects: such a role could plant overloads that break calls.
+DO $schema_create$
 DECLARE
-  other pg_catalog.text;
+  who pg_catalog.text;
 BEGIN
-  SELECT n.nspname INTO other
-    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-   WHERE c.relname OPERATOR(pg_catalog.=) 'month_lock_token_seq' AND c.relkind OPERATOR(pg_catalog.=) 'S'
-     AND c.relnamespace OPERATOR(pg_catalog.<>) '@extschema@'::pg_catalog.regnamespace
+  SELECT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE r.rolname::pg_catalog.text END INTO who
+    FROM pg_catalog.pg_namespace n
+   CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
+    LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+   WHERE n.oid OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+     AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+     AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner
+     AND a.grantee OPERATOR(pg_catalog.<>) (SELECT u.oid FROM pg_catalog.pg_roles u WHERE u.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
+     AND NOT COALESCE(r.rolsuper, false)
+   ORDER BY 1
    LIMIT 1;
-  IF other IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '55000',
-      MESSAGE = pg_catalog.format('month_lock: another month_lock edition is installed in this database (schema %s)', other),
-      HINT = 'Fencing tokens come from one sequence per database: remove the other edition first, or move between editions as docs/editions.md describes.';
+  IF who IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = pg_catalog.format('month_lock: %s may create objects in schema %s, where month_lock would be installed',
+                                  who, '@extschema@'),
+      DETAIL = 'A role that may create objects in the schema of month_lock''s functions can plant look-alikes that break them.',
+      HINT = 'REVOKE CREATE ON SCHEMA ... FROM that role (PostgreSQL 14 grants CREATE on public to PUBLIC: REVOKE CREATE ON SCHEMA public FROM PUBLIC), or install into a schema of its own (docs/editions.md).';
   END IF;
 END
-$one_sequence$;
+$schema_create$;
 
 -- Internal helpers (month_lock__*) are dropped and created again below, so that a newer script
--- may change their signatures; the API functions, the view and the sequences are replaced or
+-- may change their signatures; the API functions, the view and the sequence are replaced or
 -- kept in place.
 DO $drop$
 DECLARE
@@ -52,6 +62,46 @@ BEGIN
   END LOOP;
 END
 $drop$;
+
+-- One database, one token sequence: fencing tokens must grow across every edition that hands
+-- them out, and two editions beside each other would draw from two sequences. The schema of
+-- another edition, or NULL: a month_lock extension in another schema (native, or this edition
+-- through pg_tle), or a month_lock_token_seq in another, non-temporary schema owned by owner_id
+-- (the owner of this edition's sequence, or the installing role) or by a superuser. A role cannot
+-- forge either (a sequence it creates is its own, a temporary one is no edition), so no role can
+-- make this edition refuse tokens by naming a sequence of its own month_lock_token_seq.
+CREATE OR REPLACE FUNCTION @extschema@.month_lock__other_edition(owner_id pg_catalog.oid)
+RETURNS pg_catalog.text LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT o.nspname::text FROM (
+  SELECT n.nspname
+    FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+   WHERE e.extname = 'month_lock' AND e.extnamespace <> '@extschema@'::pg_catalog.regnamespace
+  UNION ALL
+  SELECT n.nspname
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
+   WHERE c.relname = 'month_lock_token_seq' AND c.relkind = 'S' AND c.relpersistence = 'p'
+     AND c.relnamespace <> '@extschema@'::pg_catalog.regnamespace
+     AND (c.relowner = owner_id OR r.rolsuper)) o
+ LIMIT 1
+$fn$;
+
+-- The installer refuses beside another edition; month_lock_token refuses as well if one appears
+-- later (50-tokens.sql).
+DO $one_sequence$
+DECLARE
+  other pg_catalog.text := @extschema@.month_lock__other_edition(
+    (SELECT u.oid FROM pg_catalog.pg_roles u WHERE u.rolname OPERATOR(pg_catalog.=) CURRENT_USER));
+BEGIN
+  IF other IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '55000',
+      MESSAGE = pg_catalog.format('month_lock: another month_lock edition is installed in this database (schema %s)', other),
+      HINT = 'Fencing tokens come from one sequence per database: remove the other edition first, or move between editions as docs/editions.md describes.';
+  END IF;
+END
+$one_sequence$;
 
 -- The key space under the current settings, checked: {classid, objsubid, namespace,
 -- session_locks (1/0)}. A value the native library could not parse raises 22023 naming the

@@ -123,7 +123,7 @@ BEGIN
           END IF;
           -- session scope: give back inside this block, so that an interrupt processed meanwhile
           -- reaches the handler below, which finishes the give-back
-          PERFORM @extschema@.month_lock__give_back(sp, taken, NULL, false);
+          PERFORM @extschema@.month_lock__give_back(sp, taken, NULL::integer, false);
           taken := '{}';
           RETURN false;
         END IF;
@@ -203,25 +203,22 @@ SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN RETURN @extschema@.month_lock__all(months, 0, false); END
 $fn$;
 
+-- Every month once, in ascending order, released as one list (40-release.sql: a cancel leaves
+-- all or none of them released).
 CREATE OR REPLACE FUNCTION @extschema@.month_lock_release(months pg_catalog.date[])
 RETURNS integer LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   sp bigint[];
   yms integer[];
-  ym integer;
-  n integer;
 BEGIN
   sp := @extschema@.month_lock__space();
   yms := @extschema@.month_lock__months(months, sp);
-  n := 0;
-  FOR ym IN SELECT DISTINCT u.m FROM pg_catalog.unnest(yms) AS u(m) ORDER BY 1 LOOP
-    IF @extschema@.month_lock__unlock(sp, ym, true) THEN
-      n := n + 1;
-    END IF;
-  END LOOP;
-  PERFORM @extschema@.month_lock__tok_forget(NULL);
-  RETURN n;
+  SELECT pg_catalog.array_agg(DISTINCT u.m ORDER BY u.m) INTO yms FROM pg_catalog.unnest(yms) AS u(m);
+  IF yms IS NULL THEN
+    RETURN 0;
+  END IF;
+  RETURN @extschema@.month_lock__unlock_list(sp, yms, pg_catalog.array_fill(true, ARRAY[pg_catalog.cardinality(yms)]));
 END
 $fn$;
 

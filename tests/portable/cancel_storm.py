@@ -19,6 +19,10 @@ failed-request undo).
   xact     month_lock_all on a month held in transaction scope only plus a month another
            session holds (false): after it, and after a cancel inside it, the month is not held
            in session scope (it is free once the transaction ends)
+  release  eight months held, then month_lock_release_all(), month_lock_release(date[]) over
+           the eight, or month_lock_release(year, month): a cancel inside the release function
+           leaves all eight held or (the set releases) none, never some; a cancel inside the
+           single release leaves its month held (at least 60 cancels inside releases)
 
 Fails on any violation, and when fewer than 100 cancels of a phase landed inside month_lock
 calls or fewer than two thirds of the checks answered (the storm did not exercise the windows).
@@ -31,13 +35,14 @@ import sys
 import threading
 
 pg_config, owner, db = sys.argv[1:4]
-iterations = int(sys.argv[4]) if len(sys.argv) > 4 else 600
+default_iterations = int(sys.argv[4]) if len(sys.argv) > 4 else 600
 bindir = subprocess.run([pg_config, '--bindir'], check=True, capture_output=True, text=True).stdout.strip()
 psql = os.path.join(bindir, 'psql')
 env = dict(os.environ, PGUSER=owner)
 INSIDE = re.compile(r'PL/pgSQL function (\w+\.)?month_lock')
 # a cancel inside a release (fresh: each acquisition is followed by month_lock_release_all())
-RELEASE = re.compile(r'PL/pgSQL function (\w+\.)?month_lock(__release|_release)')
+RELEASE = re.compile(r'PL/pgSQL function (\w+\.)?month_lock(__release|_release|__unlock_list)')
+RELEASE_MONTHS = "objid BETWEEN 203201 AND 203208"
 HELD = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted "
         "AND classid = 1835821824 AND objsubid = 2 AND objid = {ym} AND mode = '{mode}'")
 
@@ -57,9 +62,10 @@ PHASES = {
             "month_lock_try(2031, 2)", "month_lock(2031, 2)", "month_lock_try_shared(2031, 2)",
             "month_lock_all(ARRAY['2031-02-01', '2031-03-01']::date[], 5)",
             "month_lock_claim(ARRAY['2031-02-01', '2031-03-01']::date[])", "month_lock_try(2031, 2, 5)")],
-        after="SELECT pg_advisory_unlock_all();\n",
+        after='',
         check="SELECT count(*) = 0 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted "
               "AND classid = 1835821824 AND objsubid = 2 AND objid IN (203102, 203103)",
+        cleanup="SELECT pg_advisory_unlock_all();\n",
         teardown=''),
     'xact': dict(
         setup='',
@@ -67,6 +73,19 @@ PHASES = {
         after="ROLLBACK;\n",
         check="SELECT count(*) = 0 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted "
               "AND classid = 1835821824 AND objsubid = 2 AND objid IN (203104, 203105)",
+        teardown=''),
+    'release': dict(
+        setup='',
+        prelude="SELECT count(*) FILTER (WHERE month_lock_try(2032, m)) FROM generate_series(1, 8) m;\n",
+        ops=["SELECT month_lock_release_all()",
+             "SELECT month_lock_release(ARRAY(SELECT make_date(2032, m, 1) FROM generate_series(1, 8) m))",
+             "SELECT month_lock_release(2032, 1)"],
+        after='',
+        check="SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted "
+              "AND classid = 1835821824 AND objsubid = 2 AND " + RELEASE_MONTHS,
+        cleanup="SELECT pg_advisory_unlock_all();\n",
+        # a release is short beside the statements around it: more rounds, fewer cancels needed
+        inside=RELEASE, iterations=2400, min_inside=60,
         teardown=''),
 }
 
@@ -88,12 +107,14 @@ def run_phase(name, spec):
             sys.exit('cancel-storm: the blocking session did not take 2031-05')
     # The setup runs before the storm: the canceller starts once the victim holds the go key.
     script = ['\\set VERBOSITY default', spec['setup'], 'SELECT pg_advisory_lock(0, 4243);\n']
+    iterations = spec.get('iterations', default_iterations)
     for i in range(iterations):
         op = spec['ops'][i % len(spec['ops'])]
         # the state before the call: a normalising statement can be cancelled too
-        script.append(f'\\set pre unknown\nSELECT ({spec["check"]}) AS pre \\gset\n'
+        script.append(f'{spec.get("prelude", "")}\\set pre unknown\nSELECT ({spec["check"]}) AS pre \\gset\n'
                       f'\\warn OP {i} :pre\n{op};\n\\warn DONE {i}\n{spec["after"]}')
-        script.append(f'\\set ok unknown\nSELECT ({spec["check"]}) AS ok \\gset\n\\warn RES {i} :ok')
+        script.append(f'\\set ok unknown\nSELECT ({spec["check"]}) AS ok \\gset\n\\warn RES {i} :ok\n'
+                      f'{spec.get("cleanup", "")}')
     # Stop the canceller (it watches for this key) and let a cancel still on its way land
     # harmlessly before the teardown.
     script.append("SELECT pg_advisory_lock(0, 4242);\n" * 3 + "SELECT pg_sleep(0.02);\n" * 3)
@@ -144,7 +165,10 @@ END $$"""], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=Tru
             elif kind == 'DONE':
                 if cancelled:
                     landed += 1
-                    if any(RELEASE.search(c) for c in ctx):
+                    if 'inside' in spec and any(spec['inside'].search(c) for c in ctx):
+                        inside += 1
+                        where = 'inside'
+                    elif any(RELEASE.search(c) for c in ctx):
                         outside += 1
                         where = 'release'
                     elif any(INSIDE.search(c) for c in ctx):
@@ -157,7 +181,7 @@ END $$"""], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=Tru
                 state = 'after'
             elif kind == 'RES' and n == cur:
                 ok = rest.strip()
-                checked += ok in ('t', 'f')
+                checked += ok in ('t', 'f') or ok.isdigit()
                 # reentry: never lose the hold (anywhere); fresh/xact: nothing held after a cancel
                 # inside the acquiring call, and (xact) nothing held in session scope after a
                 # normal false either
@@ -168,9 +192,13 @@ END $$"""], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=Tru
                     violation = True
                 elif name == 'xact' and ok == 'f' and pre == 't':
                     violation = True
+                elif name == 'release' and cancelled == 'inside' and pre == '8' and ok.isdigit() and ok not in (
+                        ('8',) if n % len(spec['ops']) == 2 else ('8', '0')):
+                    violation = True
                 if violation:
                     bad += 1
                     problems.append(f'iteration {n} ({spec["ops"][n % len(spec["ops"])]}), cancel: {cancelled}, '
+                                    f'before: {pre}, after: {ok}, '
                                     f'context: {" | ".join(ctx)}')
             i += 1
             continue
@@ -195,9 +223,10 @@ END $$"""], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=Tru
     for p in problems[:10]:
         print(f'  violation: {p}')
     # a check is itself cancelled now and then (its answer is then unknown): most must answer
-    enough = inside >= 100 and checked >= iterations * 2 // 3
+    min_inside = spec.get('min_inside', 100)
+    enough = inside >= min_inside and checked >= iterations * 2 // 3
     if not enough:
-        print(f'  too few cancels inside calls (wanted 100) or checks answered (wanted {iterations * 2 // 3})')
+        print(f'  too few cancels inside calls (wanted {min_inside}) or checks answered (wanted {iterations * 2 // 3})')
     return bad == 0 and end_ok and enough
 
 

@@ -28,12 +28,12 @@ PGUSER=$owner PGOPTIONS="-c search_path=portable" "${psql[@]}" -d $db -f "$dist/
 if err=$(PGUSER=$owner PGOPTIONS="-c search_path=portable2" "${psql[@]}" -d $db -f "$dist/month_lock-portable.sql" 2>&1); then
   echo "cross: FAILED: the SQL-only edition installed beside the native extension"; exit 1
 fi
-echo "$err" | grep -q 'another month_lock edition is installed in this database (schema ' \
+grep -q 'another month_lock edition is installed in this database (schema ' <<<"$err" \
   || { echo "cross: FAILED: unexpected refusal: $err"; exit 1; }
 echo "cross: ok: the SQL-only edition does not install beside another edition"
 got=$(PGUSER=$owner PGOPTIONS="-c search_path=portable" "${psql[@]}" -d $db -At -v VERBOSITY=sqlstate \
   -c "SELECT month_lock_try(2024, 2)" -c "SELECT month_lock_token(2024, 2)" 2>&1 || true)
-echo "$got" | grep -q '^ERROR:  55000' || { echo "cross: FAILED: a SQL-only token beside the native extension: $got"; exit 1; }
+grep -q '^ERROR:  55000' <<<"$got" || { echo "cross: FAILED: a SQL-only token beside the native extension: $got"; exit 1; }
 echo "cross: ok: beside the native extension the SQL-only edition hands out no token (55000)"
 
 # Every check is one row (check, ok); any ok = false fails.
@@ -76,7 +76,7 @@ SELECT 'PUBLIC reads the view and draws tokens, cannot set the sequence back',
 SQL
 )
 echo "$result"
-if echo "$result" | grep -q ' f$'; then
+if grep -q ' f$' <<<"$result"; then
   echo "cross: catalog check failed"; exit 1
 fi
 mkdir -p "$out"

@@ -97,7 +97,7 @@ SELECT 'after_moves', month_lock_try(2024, 11), month_lock_token(2024, 11) > 0, 
 SQL
 ) || { echo "$out"; echo "move: FAILED: a session across reinstall and moves"; exit 1; }
 expect() { # expect LINE DESCRIPTION
-  echo "$out" | grep -qx "$1" || { echo "$out"; echo "move: FAILED: $2 (wanted '$1')"; exit 1; }
+  grep -qx "$1" <<<"$out" || { echo "$out"; echo "move: FAILED: $2 (wanted '$1')"; exit 1; }
   echo "move: ok: $2"
 }
 expect 'used|t|t' "a session uses the SQL-only edition"

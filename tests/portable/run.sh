@@ -10,8 +10,12 @@
 #      only for tests whose difference docs/editions.md names (settings_1.out: PostgreSQL 14,
 #      where an unknown month_lock.* name is accepted by the server itself)
 #   3. the edition's own suite tests/portable/sql + specs as that role
-#   3c. cancels storming month_lock calls never drop an earlier hold and never leave a month the
-#      cancelled call took (tests/portable/cancel_storm.py)
+#   3c. cancels storming month_lock calls never drop an earlier hold, never leave a month the
+#      cancelled call took, and never stop a release halfway (tests/portable/cancel_storm.py)
+#   3d. other roles of the database: overloads planted in the edition's schema are never bound,
+#      the install refuses a schema others may create objects in and objects others created
+#      under its names, and a role's own month_lock_token_seq changes nothing
+#      (tests/portable/hostile.sh)
 #   4. native and SQL-only sessions in one database (two schemas) exclude each other, and both
 #      catalogs match; tokens come from one sequence (tests/portable/cross.sh)
 #   5. moving SQL-only -> CREATE EXTENSION month_lock -> SQL-only, locks held and tokens growing
@@ -41,6 +45,13 @@ step "1. role $owner (no superuser) owns the test databases and installs the edi
 if [ "$major" -ge 16 ]; then
   # A CREATEROLE role that creates a role may SET ROLE to it (view.sql does).
   "${psql[@]}" -d postgres -c "ALTER ROLE $owner SET createrole_self_grant = 'set, inherit'"
+fi
+if [ "$major" -lt 15 ]; then
+  # The edition refuses a schema where PUBLIC may create objects (docs/editions.md), which is
+  # PostgreSQL 14's default for public: the test databases start as PostgreSQL 15 makes them
+  # (public belongs to the database owner, no CREATE for PUBLIC). tests/portable/hostile.sh
+  # tests the refusal.
+  "${psql[@]}" -d template1 -c "REVOKE CREATE ON SCHEMA public FROM PUBLIC" -c "ALTER SCHEMA public OWNER TO $owner"
 fi
 if [ "$major" -ge 15 ]; then
   # deadlock.spec sets deadlock_timeout, a superuser setting; PostgreSQL 15+ can grant it.
@@ -116,6 +127,9 @@ step "3b. timeouts racing grants, as $owner"
 
 step "3c. cancels landing inside month_lock calls, as $owner"
 python3 "$here/cancel_storm.py" "$pg_config" "$owner" ml_portable_suite || fail "cancel storm"
+
+step "3d. other roles: planted overloads, objects created beforehand, sequences of their own"
+"$here/hostile.sh" "$pg_config" "$dist" "$owner" || fail "other roles"
 
 step "4. native and SQL-only sessions in one database"
 "$here/cross.sh" "$pg_config" "$dist" "$owner" "$out/cross" || fail "cross-edition"

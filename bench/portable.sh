@@ -23,9 +23,10 @@ else
   "$bindir/pg_ctl" -D "$PGHOST/data" -w -m fast restart >/dev/null
 fi
 "${psql[@]}" -d postgres -c "CREATE DATABASE $db"
-"${psql[@]}" -d $db -c "CREATE SCHEMA native" -c "CREATE EXTENSION month_lock SCHEMA native" \
-  -c "CREATE SCHEMA portable" -c "CREATE EXTENSION dblink"
+# The SQL-only edition first: its installer refuses a database where the native extension is.
+"${psql[@]}" -d $db -c "CREATE SCHEMA portable" -c "CREATE EXTENSION dblink"
 PGOPTIONS="-c search_path=portable" "${psql[@]}" -d $db -f "$dist/month_lock-portable.sql"
+"${psql[@]}" -d $db -c "CREATE SCHEMA native" -c "CREATE EXTENSION month_lock SCHEMA native"
 
 # pair(method) -> microseconds per try+release pair, 5000 pairs
 pair_sql() {

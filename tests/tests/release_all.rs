@@ -157,11 +157,20 @@ async fn many_months_held_keep_every_rule_of_the_record() {
     // One release frees one month; a raw lock taken meanwhile stays the caller's.
     assert!(q_bool(&c, "SELECT month_lock_release(2001, 1)").await);
     assert!(!q_bool(&c, "SELECT month_lock_release(2001, 1)").await);
-    exec(&c, &format!("SELECT pg_advisory_lock({DEFAULT_NAMESPACE}, 209901)")).await;
+    exec(
+        &c,
+        &format!("SELECT pg_advisory_lock({DEFAULT_NAMESPACE}, 209901)"),
+    )
+    .await;
     assert_eq!(advisory_locks_of(&observer, pid).await.len(), 40);
-    assert_eq!(q_i64(&c, "SELECT month_lock_release_all()::bigint").await, 39);
+    assert_eq!(
+        q_i64(&c, "SELECT month_lock_release_all()::bigint").await,
+        39
+    );
     assert_eq!(
         advisory_locks_of(&observer, pid).await,
-        [format!("{DEFAULT_NAMESPACE}/209901/2 ExclusiveLock granted")]
+        [format!(
+            "{DEFAULT_NAMESPACE}/209901/2 ExclusiveLock granted"
+        )]
     );
 }

@@ -2,7 +2,7 @@
 // Session scope on a postgres.js `sql` made with { max: 1 } (one connection, as that
 // application used): the lock stays with that connection until released. Behind a transaction
 // pooler use the main entry's withMonthLock instead (transaction scope).
-import { isPostgresSql, type PostgresSqlLike } from "./driver/postgres.js";
+import { isPostgresSql, qualified, type PostgresSqlLike } from "./driver/postgres.js";
 import { MonthBusyError } from "./errors.js";
 import { checkMonthNumber, checkTimeout, checkYear } from "./month.js";
 import * as SQL from "./sql.js";
@@ -40,30 +40,63 @@ function checkSql(sql: unknown): PostgresSqlLike {
   return sql;
 }
 
+/** `text` with the extension's schema (looked up once per `sql`). */
+function q(sql: PostgresSqlLike, text: string): string | Promise<string> {
+  return qualified(sql, sql, text);
+}
+
 async function one<R>(sql: PostgresSqlLike, text: string, params: unknown[]): Promise<R> {
-  const rows = (await sql.unsafe(text, params as any[])) as R[];
+  const rows = (await sql.unsafe(await q(sql, text), params as any[])) as R[];
   return rows[0];
 }
 
-/**
- * What compat knows about one connection (one `sql`): how many references its calls took on
- * each month, since month_lock's own holds do not stack and the original's raw advisory locks
- * did, and the tail of its calls that change them, which run one after another (the connection
- * runs its statements one after another anyway).
- */
-interface Connection {
-  refs: Map<number, number>;
-  tail: Promise<unknown>;
+/** Which server session answered a statement: postgres.js puts its BackendKeyData on the rows. */
+type Backend = string;
+function backendOf(rows: unknown): Backend | undefined {
+  const state = (rows as { state?: { pid?: unknown; secret?: unknown } } | null)?.state;
+  return typeof state?.pid === "number" ? `${state.pid}:${String(state.secret)}` : undefined;
 }
-const connections = new WeakMap<object, Connection>();
 
-function inTurn<T>(sql: PostgresSqlLike, op: (refs: Map<number, number>) => Promise<T>): Promise<T> {
-  let c = connections.get(sql);
-  if (c === undefined) connections.set(sql, (c = { refs: new Map(), tail: Promise.resolve() }));
-  const { refs } = c;
-  const run = c.tail.then(() => op(refs));
-  c.tail = run.catch(() => undefined);
+/**
+ * How many references compat's calls took on each month, per server session: month_lock's own
+ * holds do not stack and the original's raw advisory locks did. Counted per session, not per
+ * `sql`: a transaction's `sql` (sql.begin) or a reserved one runs on the same session as the
+ * `sql` it came from, and a hold taken through it is the same hold.
+ */
+const refsByBackend = new Map<Backend, Map<number, number>>();
+/** The session each `sql` last ran on. */
+const lastBackend = new WeakMap<object, Backend>();
+/** The tail of each `sql`'s calls that change references: they run one after another. */
+const tails = new WeakMap<object, Promise<unknown>>();
+
+function refsOf(backend: Backend): Map<number, number> {
+  let refs = refsByBackend.get(backend);
+  if (refs === undefined) refsByBackend.set(backend, (refs = new Map()));
+  return refs;
+}
+
+function setRefs(backend: Backend, key: number, count: number): void {
+  const refs = refsOf(backend);
+  if (count > 0) refs.set(key, count);
+  else {
+    refs.delete(key);
+    if (refs.size === 0) refsByBackend.delete(backend);
+  }
+}
+
+function inTurn<T>(sql: PostgresSqlLike, op: () => Promise<T>): Promise<T> {
+  const run = (tails.get(sql) ?? Promise.resolve()).then(op);
+  tails.set(sql, run.catch(() => undefined));
   return run;
+}
+
+/** The session `sql` runs on: the last one seen, or asked (one statement) the first time. */
+async function backendFor(sql: PostgresSqlLike): Promise<Backend | undefined> {
+  const seen = lastBackend.get(sql);
+  if (seen !== undefined) return seen;
+  const backend = backendOf(await sql.unsafe(SQL.BACKEND_PID, []));
+  if (backend !== undefined) lastBackend.set(sql, backend);
+  return backend;
 }
 
 /**
@@ -81,10 +114,12 @@ export async function acquireMonthLock(sql: Sql, year: number, month: number, ti
   // Inside the caller's transaction (a postgres.js transaction's sql) the setting is changed
   // for the transaction only.
   const local = typeof s.savepoint === "function";
-  return inTurn(s, async (refs) => {
+  return inTurn(s, async () => {
+    // The three go out together (the schema is known before the first is sent).
+    const tryText = await q(s, SQL.COMPAT_TRY);
     const [off, wait, back] = await Promise.allSettled([
       s.unsafe(SQL.COMPAT_TIMEOUT_OFF, [local]),
-      s.unsafe(SQL.COMPAT_TRY, [year, month, timeout]),
+      s.unsafe(tryText, [year, month, timeout]),
       s.unsafe(SQL.COMPAT_TIMEOUT_BACK, [local]),
     ]);
     // A cancel meant for the wait can land on the restore just after it: restore once more.
@@ -92,10 +127,14 @@ export async function acquireMonthLock(sql: Sql, year: number, month: number, ti
       || (await Promise.resolve(s.unsafe(SQL.COMPAT_TIMEOUT_BACK, [local])).then(() => true, () => false));
     if (wait.status === "rejected") throw wait.reason;
     const { held, ok } = (wait.value as Array<{ held: boolean; ok: boolean }>)[0];
-    // The server says whether the session held the month before: a count left from a session
-    // that was lost (postgres.js reconnects silently) starts again.
-    if (!held) refs.delete(key);
-    if (ok) refs.set(key, (refs.get(key) ?? 0) + 1);
+    const backend = backendOf(wait.value);
+    if (backend !== undefined) {
+      lastBackend.set(s, backend);
+      // The server says whether the session held the month before: a count left from a
+      // session that was lost (postgres.js reconnects silently) starts again.
+      const before = held ? (refsOf(backend).get(key) ?? 0) : 0;
+      setRefs(backend, key, ok ? before + 1 : before);
+    }
     // A wait that answered is reported as it answered, so that a month it took is never hidden
     // behind an error of the setting's statements (which fail only with the session).
     if (!ok && off.status === "rejected") throw off.reason;
@@ -113,16 +152,17 @@ export async function releaseMonthLock(sql: Sql, year: number, month: number): P
   checkMonthNumber(month);
   const s = checkSql(sql);
   const key = year * 100 + month;
-  return inTurn(s, async (refs) => {
-    const count = refs.get(key) ?? 0;
+  return inTurn(s, async () => {
+    const backend = await backendFor(s);
+    const count = backend === undefined ? 0 : (refsOf(backend).get(key) ?? 0);
     if (count > 1) {
       // Another reference stays: only ask whether the session still holds the month.
-      const { held } = await one<{ held: boolean }>(s, SQL.HELD_BY_ME, [year, month]);
-      if (held) refs.set(key, count - 1);
-      else refs.delete(key);
+      const rows = await s.unsafe(await q(s, SQL.HELD_BY_ME), [year, month]);
+      const { held } = (rows as Array<{ held: boolean }>)[0];
+      setRefs(backend!, key, held ? count - 1 : 0);
       return held;
     }
-    refs.delete(key);
+    if (backend !== undefined) setRefs(backend, key, 0);
     return (await one<{ released: boolean }>(s, SQL.RELEASE, [year, month])).released;
   });
 }
@@ -166,5 +206,5 @@ export async function isMonthLocked(sql: Sql, year: number, month: number): Prom
 /** Every holder and waiter of a month lock: the rows of the `month_locks` view. */
 export async function getAllAdvisoryLocks(sql: Sql): Promise<AdvisoryLockRow[]> {
   const s = checkSql(sql);
-  return [...((await s.unsafe(SQL.ALL_ROWS)) as AdvisoryLockRow[])];
+  return [...((await s.unsafe(await q(s, SQL.ALL_ROWS), [])) as AdvisoryLockRow[])];
 }

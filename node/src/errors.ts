@@ -96,3 +96,17 @@ export class MonthLockLostError extends Error {
     this.name = "MonthLockLostError";
   }
 }
+
+/**
+ * A feature this package does not offer with the driver given. `code` is 0A000
+ * (feature_not_supported). Nothing was sent. Raised for AbortSignals and session scope with
+ * postgres.js 3, whose cancel can hit a later statement or leave the connection unusable and
+ * which crashes the process on a heartbeat after its backend was terminated (README: "Drivers").
+ */
+export class UnsupportedDriverError extends TypeError {
+  readonly code = "0A000";
+  constructor(readonly feature: string, readonly requirement: string) {
+    super(`month-lock: ${feature} needs ${requirement}`);
+    this.name = "UnsupportedDriverError";
+  }
+}

@@ -3,7 +3,7 @@
 // released or until the session ends. Not for transaction poolers, where the next statement
 // may run on another server session.
 import { driverOf } from "./driver/detect.js";
-import type { Conn } from "./driver/types.js";
+import type { Conn, Dedicated } from "./driver/types.js";
 import { MonthAlreadyHeldError, MonthBusyError, MonthLockLostError } from "./errors.js";
 import { checkTimeout, parseMonth, type MonthInput, type YearMonth } from "./month.js";
 import * as SQL from "./sql.js";
@@ -34,7 +34,7 @@ export interface MonthSessionLock {
    * Pass it to the work so that the work stops.
    */
   readonly lost: AbortSignal;
-  /** Releases the month: true if this session still held it. Quiet and idempotent. */
+  /** Releases the month: true if this session still held it. Quiet; only the first call releases (later calls answer false). */
   release(): Promise<boolean>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -46,8 +46,6 @@ const asyncDispose: typeof Symbol.asyncDispose =
   ?? (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
 
 const DEFAULT_HEARTBEAT_MS = 1000;
-/** The server's answer to any statement in a failed transaction block: says nothing about the lock. */
-const IN_FAILED_TRANSACTION = "25P02";
 
 /** Takes the month in session scope on `conn` (see `MonthSessionLock`). */
 export async function lockMonthSession(
@@ -62,7 +60,8 @@ export async function lockMonthSession(
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError("month-lock: signal must be an AbortSignal");
   }
-  const { conn: c, watch } = driverOf(conn).dedicated();
+  const dedicated = driverOf(conn).dedicated();
+  const c = dedicated.conn;
   signal?.throwIfAborted();
   const shared = options.shared === true;
   const args = timeout === undefined ? [ym.year, ym.month] : [ym.year, ym.month, timeout];
@@ -80,7 +79,7 @@ export async function lockMonthSession(
     throw signal!.reason;
   }
   if (!got) throw new MonthBusyError([ym], timeout, "timeout");
-  return new SessionLock(c, watch, ym, shared, shared ? null : BigInt(row.token!), heartbeatMs);
+  return new SessionLock(c, dedicated, ym, shared, shared ? null : BigInt(row.token!), heartbeatMs);
 }
 
 /**
@@ -112,6 +111,19 @@ async function release(c: Conn, ym: YearMonth, shared: boolean): Promise<boolean
   return rows[0].released;
 }
 
+/**
+ * Whether a heartbeat's error means the session is gone: the driver's own connection errors
+ * (no SQLSTATE, or a code of the driver's or of the socket's such as CONNECTION_CLOSED or
+ * ECONNRESET) and the server's connection_exception (08) and operator_intervention (57P01-57P05)
+ * classes. Any other SQLSTATE is an answer of the session (it is alive and keeps its locks):
+ * a cancelled heartbeat, a failed transaction block, a privilege taken away.
+ */
+function sessionGone(error: unknown): boolean {
+  const code = sqlstate(error);
+  if (code === undefined || !/^[0-9A-Z]{5}$/.test(code)) return true;
+  return code.startsWith("08") || code.startsWith("57P");
+}
+
 class SessionLock implements MonthSessionLock {
   readonly mode: "exclusive" | "shared";
   readonly lost: AbortSignal;
@@ -122,7 +134,7 @@ class SessionLock implements MonthSessionLock {
 
   constructor(
     private readonly conn: Conn,
-    watch: (gone: (cause: unknown) => void) => () => void,
+    dedicated: Pick<Dedicated, "watch" | "idle">,
     readonly month: YearMonth,
     shared: boolean,
     readonly token: bigint | null,
@@ -130,18 +142,23 @@ class SessionLock implements MonthSessionLock {
   ) {
     this.mode = shared ? "shared" : "exclusive";
     this.lost = this.#controller.signal;
-    this.#unwatch = watch((cause) => this.#lose("session-gone", cause));
+    this.#unwatch = dedicated.watch((cause) => this.#lose("session-gone", cause));
+    const idle = dedicated.idle;
     if (heartbeatMs > 0) {
       let inFlight = false;
       this.#timer = setInterval(() => {
-        if (inFlight) return;
+        // Never inside the caller's transaction (where a failing heartbeat would abort it)
+        // when the driver can tell: the next beat asks again.
+        if (inFlight || (idle !== undefined && !idle())) return;
         inFlight = true;
         this.conn.run<{ held: boolean }>(SQL.HELD_BY_ME, [month.year, month.month]).then(
           ({ rows }) => {
             if (!rows[0].held && !this.#released) this.#lose("not-held");
           },
           (error) => {
-            if (sqlstate(error) !== IN_FAILED_TRANSACTION && !this.#released) this.#lose("session-gone", error);
+            // Any other error is the session's answer: it is alive and keeps the month; the
+            // next beat asks again.
+            if (sessionGone(error) && !this.#released) this.#lose("session-gone", error);
           },
         ).finally(() => (inFlight = false));
       }, heartbeatMs);
@@ -163,15 +180,19 @@ class SessionLock implements MonthSessionLock {
   }
 
   release(): Promise<boolean> {
-    this.#released ??= (async () => {
+    // Only the first call releases: later ones (and the one of `await using` after an
+    // explicit release) answer false.
+    if (this.#released !== undefined) return this.#released.then(() => false, () => false);
+    this.#released = (async () => {
       this.#stopHeartbeat();
       this.#unwatch();
-      if (this.lost.aborted) return false;
+      // Sent even after `lost` fired: the signal may have fired for a session that is still
+      // there (a driver's error event), and then the release gives the month back.
       try {
         return await release(this.conn, this.month, this.mode === "shared");
       } catch (error) {
-        // The session went away while releasing: the server released with it.
-        if (this.lost.aborted) return false;
+        // The session went away: the server released with it.
+        if (this.lost.aborted || sessionGone(error)) return false;
         throw error;
       }
     })();

@@ -163,4 +163,40 @@ describe("compat acquireMonthLock and statement_timeout", () => {
     assert.ok(cancelled > 0, "the cancel side of the race happened");
     assert.equal(await isMonthLocked(b, 2031, 7), false);
   });
+
+  const TINY_ROUNDS = 40;
+  test(`statement_timeout of 1 ms: false, or a 57014 rejection holding nothing, the setting unchanged (${TINY_ROUNDS} rounds)`, async (t) => {
+    // The documented limit: compat's first statement, the one that lifts statement_timeout,
+    // runs under it, and a timeout shorter than one statement can cancel it.
+    const b = connect(1);
+    /**
+     * A statement of the test's own on b, repeated while the 1 ms timeout cancels it (postgres.js
+     * 3, which the tarball's run uses, answers some cancelled statements with no row at all).
+     */
+    async function onB<T>(text: string, column: string): Promise<T> {
+      for (let i = 0; ; i++) {
+        try {
+          const rows = await b.unsafe(text);
+          if (rows.length === 1) return rows[0][column] as T;
+        } catch (e) {
+          if ((e as { code?: string }).code !== "57014") throw e;
+        }
+        if (i > 200) throw new Error(`${text}: no answer in ${i} tries`);
+      }
+    }
+    const pid = await onB<number>("SELECT pg_backend_pid() AS pid", "pid");
+    await holderTakes(2031, 8);
+    const outcomes = new Map<string, number>();
+    for (let round = 0; round < TINY_ROUNDS; round++) {
+      const outcome = await acquireMonthLock(b, 2031, 8, 20).then(String, (e: { code?: string }) => `rejected ${e.code}`);
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      assert.ok(outcome === "false" || outcome === "rejected 57014", `round ${round}: ${outcome}`);
+      const mine = (await db.observer.query("SELECT count(*)::int AS n FROM month_locks WHERE pid = $1", [pid])).rows[0].n;
+      assert.equal(mine, 0, `round ${round}: b holds and waits for nothing`);
+      assert.equal(await onB<string>("SHOW statement_timeout", "statement_timeout"), "1ms", `round ${round}: b's statement_timeout is its own`);
+    }
+    t.diagnostic(JSON.stringify([...outcomes]));
+    await holderReleases(2031, 8);
+    assert.deepEqual(await lockRows(db.observer), []);
+  });
 });

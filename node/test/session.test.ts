@@ -4,7 +4,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type pg from "pg";
 import {
-  heldByMe, isMonthLocked, lockMonthSession, MonthAlreadyHeldError, MonthBusyError, MonthLockLostError,
+  heldByMe, isMonthLocked, lockMonthSession, withMonthLock, MonthAlreadyHeldError, MonthBusyError, MonthLockLostError,
   withMonthSessionLock,
 } from "month-lock";
 import { createTestDb, lockRows, pgClient, pgPool, postgresSql, waitUntil, waitUntilWaiting, waitingPids, type TestDb } from "./support/env.js";
@@ -118,7 +118,7 @@ CONNECTIONS.forEach((kind, i) => {
         await assert.rejects(lockMonthSession(conn, `${year}-04`), MonthAlreadyHeldError);
         assert.equal(await heldByMe(conn, `${year}-04`), true);
         assert.equal(await first.release(), true);
-        assert.equal(await first.release(), true, "release is idempotent");
+        assert.equal(await first.release(), false, "only the first release releases");
         assert.equal(await heldByMe(conn, `${year}-04`), false);
       } finally {
         await close();
@@ -161,6 +161,23 @@ describe("session scope refuses a pool", () => {
     } finally {
       await pool.end();
       await sql.end();
+    }
+  });
+
+  test("transaction scope on sql.reserve(): a TypeError that names the reserved sql, nothing sent", async () => {
+    const sent: string[] = [];
+    const sql = postgresSql(db.app, { max: 2, debug: (_c, text) => sent.push(text) });
+    try {
+      const reserved = await sql.reserve();
+      try {
+        await assert.rejects(withMonthLock(reserved, "2059-03", () => 1), (e) =>
+          e instanceof TypeError && /reserved postgres\.js sql \(sql\.reserve\(\)\)/.test(e.message) && /lockMonthSession/.test(e.message));
+        assert.deepEqual(sent, []);
+      } finally {
+        reserved.release();
+      }
+    } finally {
+      await sql.end({ timeout: 1 });
     }
   });
 

@@ -1,6 +1,7 @@
 // node-postgres (`pg`): a Pool, a Client, or a client checked out of a pool.
 import * as SQL from "../sql.js";
 import { ConnectionInUseError } from "../errors.js";
+import { qualify } from "../schema.js";
 import { cancelUntilSettled, runAbortable, unlessAborted } from "./abort.js";
 import type { Conn, Dedicated, Driver, Row } from "./types.js";
 
@@ -11,6 +12,10 @@ export interface PgClientLike {
   on?(event: string, listener: (...args: any[]) => void): unknown;
   removeListener?(event: string, listener: (...args: any[]) => void): unknown;
   release?(destroy?: boolean | Error): void;
+  /** pg 8.17 and later: the last ReadyForQuery status, "I" idle, "T" in a transaction, "E" failed one. */
+  getTransactionStatus?(): string | null;
+  /** true while no statement of the client's is on its way (pg sets it at ReadyForQuery). */
+  readyForQuery?: boolean;
 }
 
 /** The parts of a pg.Pool used here. */
@@ -49,10 +54,17 @@ async function cancelFromSecondConnection(client: PgClientLike, pid: number, set
   }
 }
 
-function clientConn(client: PgClientLike): Conn {
+/** `text` with the extension's schema, looked up once per `key` (a pool or a client). */
+function qualified(key: object, db: { query: PgClientLike["query"] }, text: string): string | Promise<string> {
+  return qualify(key, text, async (q) => (await db.query(q)).rows);
+}
+
+function clientConn(client: PgClientLike, key: object = client): Conn {
   let pid: number | undefined;
   return {
-    async run<R extends Row>(text: string, params: unknown[], signal?: AbortSignal) {
+    async run<R extends Row>(sqlText: string, params: unknown[], signal?: AbortSignal) {
+      const q = qualified(key, client, sqlText);
+      const text = typeof q === "string" ? q : await q;
       if (signal) {
         signal.throwIfAborted();
         // The pid of this transaction's server backend (behind a pooler the client's own
@@ -78,7 +90,9 @@ export function pgDriver(db: PgPoolLike | PgClientLike): Driver {
     name: "pg",
     get any(): Conn {
       return {
-        async run<R extends Row>(text: string, params: unknown[]) {
+        async run<R extends Row>(sqlText: string, params: unknown[]) {
+          const q = qualified(db, db, sqlText);
+          const text = typeof q === "string" ? q : await q;
           return { rows: (await db.query(text, params)).rows as R[], abortedLate: false };
         },
       };
@@ -97,7 +111,7 @@ export function pgDriver(db: PgPoolLike | PgClientLike): Driver {
         });
         let result: R;
         try {
-          result = await body(clientConn(client), client);
+          result = await body(clientConn(client, pool ?? client), client);
         } catch (error) {
           await client.query("ROLLBACK").catch((e: unknown) => (broken = e));
           throw error;
@@ -126,6 +140,13 @@ export function pgDriver(db: PgPoolLike | PgClientLike): Driver {
       const client = db as PgClientLike;
       return {
         conn: clientConn(client),
+        idle() {
+          // Nothing running, nothing queued behind (pg's own queue, not public: an unknown
+          // shape counts as empty) and, where pg says, outside a transaction block.
+          const queued = (client as unknown as { _queryQueue?: unknown[] })._queryQueue?.length ?? 0;
+          const status = client.getTransactionStatus?.();
+          return client.readyForQuery !== false && queued === 0 && (status == null || status === "I");
+        },
         watch(gone) {
           const onError = (e: unknown) => gone(e);
           const onEnd = () => gone(new Error("connection ended"));

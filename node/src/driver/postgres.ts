@@ -1,5 +1,7 @@
 // postgres.js (`postgres`): an `sql` instance, a reserved connection, or a transaction's `sql`.
 import * as SQL from "../sql.js";
+import { UnsupportedDriverError } from "../errors.js";
+import { qualify } from "../schema.js";
 import { cancelUntilSettled, runAbortable, unlessAborted } from "./abort.js";
 import type { Conn, Dedicated, Driver, Row } from "./types.js";
 
@@ -14,6 +16,8 @@ export interface PostgresSqlLike {
   unsafe(text: string, params?: any[]): PendingLike;
   begin?: (cb: (tx: PostgresSqlLike) => unknown) => PromiseLike<unknown>;
   release?: () => unknown;
+  /** postgres.js 4 and later (every sql, reserved and transaction ones too); not in 3. */
+  batch?: unknown;
   savepoint?: unknown;
   options?: { max?: number };
 }
@@ -30,11 +34,17 @@ export function isPostgresSql(db: unknown): db is PostgresSqlLike {
  * between: PgBouncer 1.18 and 1.19 can exit on a CancelRequest (pgbouncer#847). Without a
  * `pool` ({ max: 1 }, session scope) postgres.js's own cancel is the only one there is.
  */
-function sqlConn(sql: PostgresSqlLike, pool?: PostgresSqlLike): Conn {
+// postgres.js 4 sends a CancelRequest only while the statement is the one the connection runs
+// (never for a later one), and sends one each time it is asked: the cancel is repeated until
+// the statement has ended, as a CancelRequest that arrives before the statement starts is
+// ignored by the server.
+function sqlConn(sql: PostgresSqlLike, key: object, pool?: PostgresSqlLike): Conn {
   let pid: number | undefined;
   let direct = false;
   return {
-    async run<R extends Row>(text: string, params: unknown[], signal?: AbortSignal) {
+    async run<R extends Row>(sqlText: string, params: unknown[], signal?: AbortSignal) {
+      const q = qualified(key, sql, sqlText);
+      const text = typeof q === "string" ? q : await q;
       if (signal && pool && pid === undefined) {
         signal.throwIfAborted();
         // The pid of this transaction's server backend: one extra round trip, only for calls
@@ -50,19 +60,38 @@ function sqlConn(sql: PostgresSqlLike, pool?: PostgresSqlLike): Conn {
         async () => (await query) as R[],
         pool && !direct
           ? (settled) => cancelUntilSettled(() => Promise.resolve(pool.unsafe(SQL.CANCEL_BACKEND, [pid!])), settled)
-          : async () => void (await query.cancel()),
+          : (settled) => cancelUntilSettled(() => Promise.resolve(query.cancel()), settled),
       );
     },
   };
 }
 
+/** `text` with the extension's schema, looked up once per `key` (the application's sql). */
+export function qualified(key: object, sql: PostgresSqlLike, text: string): string | Promise<string> {
+  return qualify(key, text, async (q) => [...((await sql.unsafe(q, [])) as Array<{ schema: string }>)]);
+}
+
+/**
+ * postgres.js 3 is kept for plain use (compat, holds without a signal). Its cancel races: an
+ * abort can cancel the connection's next statement or leave a { max: 1 } connection unusable,
+ * and a heartbeat on a reserved connection whose backend was terminated crashes the process.
+ */
+function requirePostgres4(sql: PostgresSqlLike, feature: string): void {
+  if (typeof sql.batch !== "function") {
+    throw new UnsupportedDriverError(feature, "postgres.js 4 or later (postgres.js 3 is supported without signals and session scope), or pg");
+  }
+}
+
 export function postgresDriver(sql: PostgresSqlLike): Driver {
   return {
     name: "postgres",
-    any: sqlConn(sql),
+    any: sqlConn(sql, sql),
     async transaction<R>(body: (conn: Conn, tx: unknown) => Promise<R>, signal?: AbortSignal): Promise<R> {
+      if (signal !== undefined) requirePostgres4(sql, "an AbortSignal");
       if (typeof sql.begin !== "function") {
-        throw new TypeError("month-lock: this postgres.js sql cannot begin a transaction (already inside one?)");
+        throw new TypeError(typeof sql.release === "function"
+          ? "month-lock: a reserved postgres.js sql (sql.reserve()) has no sql.begin(): pass the application's sql for transaction scope, or use lockMonthSession on the reserved one"
+          : "month-lock: this postgres.js sql cannot begin a transaction (it is a transaction's sql: pass the application's sql)");
       }
       // A cancel needs another connection of the pool; with { max: 1 } there is none.
       const pool = (sql.options?.max ?? 1) > 1 ? sql : undefined;
@@ -74,7 +103,7 @@ export function postgresDriver(sql: PostgresSqlLike): Driver {
       const done = Promise.resolve(sql.begin((tx) => {
         started();
         signal?.throwIfAborted();
-        return body(sqlConn(tx, pool), tx);
+        return body(sqlConn(tx, sql, pool), tx);
       })) as Promise<R>;
       // The transaction's own outcome is reported below; this keeps an abandoned one quiet.
       done.catch(() => undefined);
@@ -82,6 +111,7 @@ export function postgresDriver(sql: PostgresSqlLike): Driver {
       return done;
     },
     dedicated(): Dedicated {
+      requirePostgres4(sql, "session scope");
       const dedicated = typeof sql.release === "function" || typeof sql.savepoint === "function"
         || sql.options?.max === 1;
       if (!dedicated) {
@@ -91,7 +121,7 @@ export function postgresDriver(sql: PostgresSqlLike): Driver {
       }
       // A direct connection: postgres.js's own cancel. postgres.js reports no connection
       // events: the heartbeat notices a lost session.
-      return { conn: sqlConn(sql), watch: () => () => undefined };
+      return { conn: sqlConn(sql, sql), watch: () => () => undefined };
     },
   };
 }

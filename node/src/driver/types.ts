@@ -26,6 +26,11 @@ export interface Dedicated {
   conn: Conn;
   /** Calls `gone` when the driver reports the connection closed or broken; returns an unsubscribe. */
   watch(gone: (cause: unknown) => void): () => void;
+  /**
+   * Whether the connection is idle outside a transaction block with nothing queued, when the
+   * driver can tell (pg); the heartbeat runs only then. Left out: the heartbeat is sent anyway.
+   */
+  idle?(): boolean;
 }
 
 export interface Driver {

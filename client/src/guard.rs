@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use crate::error::{Error, LostReason, Result};
 use crate::heartbeat::{self, Heartbeat};
+use crate::request::Claim;
 use crate::{sql, LockMode, YearMonth};
 
 /// A session-level month lock (one month, or every month of a set), held by the connection `C`
@@ -86,6 +87,15 @@ use crate::{sql, LockMode, YearMonth};
 ///   acquisition that releases a month only if the marker names this request. A month another
 ///   guard on the same session holds (the server answered "already held") stays held; a month
 ///   the request took is released before anything sent on the connection after the drop.
+/// * A marker is a session setting, and a `ROLLBACK` (or `ROLLBACK TO SAVEPOINT`) of a
+///   transaction block the acquisition ran in undoes it while the month stays held. So the
+///   clean-up also releases a month the session holds that no live guard (and no other
+///   acquisition in flight) *of this connection* claims; the client keeps that list per
+///   connection. Consequence: on a connection where acquisitions are dropped, do not hold the
+///   same months outside guards (by SQL, or after [`leak`](Self::leak)): such a month has no
+///   claim and would be released with the dropped request. (Left open: two acquisitions of the
+///   same month in flight at once on one connection, the first one dropped after taking it
+///   inside a block that another task rolls back: the second one's claim keeps the month.)
 /// * The dropped wait is not cancelled: it runs on in the server until the month is granted
 ///   (and then released by the queued clean-up) or until its [`timeout`](crate::MonthLock::timeout)
 ///   ends, and the connection runs nothing else meanwhile. PostgreSQL's cancel request ends
@@ -117,6 +127,9 @@ pub struct MonthLockGuard<C: Deref<Target = Client>> {
     watch: Mutex<heartbeat::WatchState>,
     /// The fencing tokens of `months`, once asked for.
     tokens: OnceLock<Vec<i64>>,
+    /// Tells the clean-up of a dropped acquisition on this connection that these months are
+    /// this guard's (see "Cancelling an acquisition").
+    _claim: Claim,
 }
 
 impl<C: Deref<Target = Client>> std::fmt::Debug for MonthLockGuard<C> {
@@ -132,7 +145,7 @@ impl<C: Deref<Target = Client>> std::fmt::Debug for MonthLockGuard<C> {
 impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// A guard for locks the session of `client` was just granted (`months`: ascending, not
     /// empty).
-    pub(crate) fn held(client: C, months: Vec<YearMonth>, mode: LockMode) -> Self {
+    pub(crate) fn held(client: C, months: Vec<YearMonth>, mode: LockMode, claim: Claim) -> Self {
         debug_assert!(!months.is_empty());
         MonthLockGuard {
             client: Some(client),
@@ -142,6 +155,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             lost: OnceLock::new(),
             watch: Mutex::new(heartbeat::WatchState::default()),
             tokens: OnceLock::new(),
+            _claim: claim,
         }
     }
 

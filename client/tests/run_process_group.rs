@@ -191,10 +191,10 @@ async fn cmd_and_its_children_die_with_a_killed_watchdog() {
     for round in 0..3 {
         let dir = scratch_dir(&format!("kill_watchdog{round}"));
         let m = ym("2023-06");
-        let mut run = cli(&db)
+        let run = cli(&db)
             .args(["run", "2023-06", "--grace", "1s", "--"])
             .args(["sh", "-c", &stubborn_tree_script(&dir)])
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let (shell, child) = tree_pids(&dir).await;
@@ -204,10 +204,17 @@ async fn cmd_and_its_children_die_with_a_killed_watchdog() {
         rustix::process::kill_process(pid(watchdog), Signal::KILL).unwrap();
         let t_child = gone_within_bound(child, "CMD's child (ignores SIGTERM)").await;
         let t_shell = gone_within_bound(shell, "CMD").await;
-        let status = run.wait().await.unwrap();
-        assert_eq!(status.code(), Some(70), "reported as a lost lock");
+        let out = run.wait_with_output().await.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(70),
+            "reported as a lost lock: {err}"
+        );
+        assert!(err.contains("2023-06 is released"), "{err}");
         println!("watchdog SIGKILLed: CMD gone after {t_shell:?}, its child after {t_child:?}");
-        assert!(!observer.is_locked(m).await.unwrap());
+        // month-lock awaits the release before it exits: the month is free when it has ended.
+        assert!(!observer.is_locked(m).await.unwrap(), "round {round}");
     }
 }
 

@@ -4,6 +4,7 @@
 
 use tokio_postgres::Client;
 
+use super::claims::Claim;
 use super::kind::{form, Form, Kind};
 use super::pending::Pending;
 use super::statement::Scope;
@@ -18,13 +19,17 @@ enum Answer {
     AlreadyHeld(YearMonth),
 }
 
-/// The months now held by the session, or why not.
+/// The months now held by the session (and the claim on them the guard keeps), or why not.
 pub(super) async fn acquire<K: Kind>(
     client: &Client,
     request: &MonthLock<K>,
-) -> Result<Vec<YearMonth>> {
-    match ask(client, request).await? {
-        Answer::Held(months) => Ok(months),
+) -> Result<(Vec<YearMonth>, Claim)> {
+    let (answer, claim) = ask(client, request).await?;
+    match answer? {
+        Answer::Held(months) => {
+            let claim = claim.narrow(&months);
+            Ok((months, claim))
+        }
         Answer::Busy => Err(request.busy_error()),
         Answer::AlreadyHeld(ym) => Err(Error::AlreadyHeld { ym }),
     }
@@ -33,14 +38,24 @@ pub(super) async fn acquire<K: Kind>(
 /// Send the acquiring query string of `request` and read its answer. If this future is dropped
 /// before the answer, `Pending` cleans up (see there). A request that fails needs no clean-up:
 /// the server undoes a grant made in a failed request.
-async fn ask<K: Kind>(client: &Client, request: &MonthLock<K>) -> Result<Answer> {
+async fn ask<K: Kind>(client: &Client, request: &MonthLock<K>) -> Result<(Result<Answer>, Claim)> {
     let months = &request.months;
     let id = session_sql::new_request_id();
     let text = session_sql::acquire(form::<K>(), months, request.take(Scope::Session), &id);
-    let answer = match Pending::send(client, &text, id, months, request.mode).await {
+    let (answer, claim) = match Pending::send(client, &text, id, months, request.mode).await {
         Ok(pending) => pending.answer().await,
-        Err(e) => Err(e),
+        Err(e) => return Err(sql::classify(client, e).await),
     };
+    Ok((read(client, request, answer).await, claim))
+}
+
+/// What the acquiring statement's answer says.
+async fn read<K: Kind>(
+    client: &Client,
+    request: &MonthLock<K>,
+    answer: std::result::Result<Option<tokio_postgres::SimpleQueryRow>, tokio_postgres::Error>,
+) -> Result<Answer> {
+    let months = &request.months;
     let row = match answer {
         Ok(row) => row,
         Err(e) => return Err(sql::classify(client, e).await),

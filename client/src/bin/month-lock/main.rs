@@ -451,7 +451,7 @@ async fn run_holding(
             }
         }
     }
-    let mut watchdog = match watchdog::Watchdog::start() {
+    let mut watchdog = match watchdog::Watchdog::start().await {
         Ok(w) => w,
         Err(e) => {
             eprintln!("month-lock: cannot start the watchdog for {shown}: {e}");
@@ -489,7 +489,14 @@ async fn run_holding(
                 status = child.wait() => break Ok(status),
                 kind = forwarded => watchdog.signal(to_signal(kind)),
                 reason = &mut lost => break Err(Some(reason)),
-                _ = watchdog.exited() => break Err(None),
+                _ = watchdog.exited() => {
+                    // CMD may have ended at the same moment (a signal that reached both):
+                    // then CMD's own exit is what happened.
+                    match child.try_wait() {
+                        Ok(Some(status)) => break Ok(Ok(status)),
+                        _ => break Err(None),
+                    }
+                }
             }
         }
     };
@@ -532,9 +539,9 @@ async fn run_holding(
             EX_UNAVAILABLE
         }
         Err(reason) => {
-            let why = match reason {
+            let why = match &reason {
                 Some(reason) => format!("lost the lock on {ym} ({reason})"),
-                None => format!("the watchdog of {shown} was killed; {ym} is released"),
+                None => format!("the watchdog of {shown} was killed"),
             };
             eprintln!(
                 "month-lock: {why}; stopping {shown} and its process group (SIGTERM, SIGKILL after {})",
@@ -546,6 +553,16 @@ async fn run_holding(
                 let _ = child.wait().await;
             }
             watchdog.finish().await;
+            if reason.is_none() {
+                // The lock is still held: release it now that the group is gone, and say
+                // what became of it only once the server has answered.
+                match release_in_time(guard).await {
+                    Ok(()) => eprintln!("month-lock: {ym} is released"),
+                    Err(e) => eprintln!(
+                        "month-lock: releasing {ym}: {e}; exiting (the server releases it as the connection closes)"
+                    ),
+                }
+            }
             EX_SOFTWARE_LOCK_LOST
         }
     }

@@ -17,10 +17,11 @@
 //! watchdog in place. Being in its own group, CMD does not get the terminal's SIGINT (Ctrl-C)
 //! directly: `month-lock` forwards it once.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::Stdio;
 
 use rustix::process::{kill_process_group, Pid, Signal};
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -46,14 +47,16 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// Start the watchdog as the leader of a new process group.
-    pub fn start() -> std::io::Result<Watchdog> {
+    /// Start the watchdog as the leader of a new process group; returns once it handles the
+    /// forwarded signals (until then one of them would kill it, and month-lock would take CMD
+    /// for unguarded).
+    pub async fn start() -> std::io::Result<Watchdog> {
         // /proc/self/exe: this very program, also if its file was replaced since it started.
         let mut child = Command::new("/proc/self/exe")
             .arg(ARG)
             .process_group(0)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .kill_on_drop(false)
             .spawn()?;
         let pipe = child.stdin.take();
@@ -61,6 +64,13 @@ impl Watchdog {
             .id()
             .and_then(|id| Pid::from_raw(id as i32))
             .ok_or_else(|| std::io::Error::other("the watchdog exited at once"))?;
+        // The watchdog writes one byte once its signal handlers are in place. (If it fails,
+        // dropping `pipe` makes it kill its group, which is itself alone.)
+        let mut ready = [0u8; 1];
+        let mut out = child.stdout.take().expect("piped");
+        if out.read(&mut ready).await? != 1 {
+            return Err(std::io::Error::other("the watchdog exited at once"));
+        }
         Ok(Watchdog { child, pipe, group })
     }
 
@@ -125,6 +135,11 @@ pub fn watch() -> ! {
         }
         for mut s in handlers {
             tokio::spawn(async move { while s.recv().await.is_some() {} });
+        }
+        // Tell month-lock the handlers are in place (stdout is its pipe).
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(b"1").and_then(|()| out.flush());
         }
         // Blocking read on a thread of its own: returns at EOF (or on any byte).
         let _ = tokio::task::spawn_blocking(|| {

@@ -388,7 +388,13 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     ///
     /// A release that fails on a live connection is tried once more: after a stray cancel or
     /// `statement_timeout` as it is; in a failed transaction block (SQLSTATE 25P02, which can
-    /// only end in a rollback) after a `ROLLBACK`. If that fails too, the error is returned and,
+    /// only end in a rollback) after a `ROLLBACK` on a [`Pooled`] connection only (the guard
+    /// owns it). On a borrowed or shared connection the block is another task's, and its
+    /// `ROLLBACK TO SAVEPOINT` may still save its work: nothing is rolled back, the 25P02 error
+    /// is returned, and the month stays held by the session until you release it yourself
+    /// after the block ended (`month_lock_release`, `month_lock_release_all()`) or the session
+    /// ends: end transaction blocks before releasing on a shared connection. If the retry
+    /// fails too, the error is returned and,
     /// on a [`Pooled`] connection, the session is ended (`pg_terminate_backend` of its own
     /// backend, after a `ROLLBACK`): a closed session holds no locks, and a pool discards a
     /// closed connection. On a connection the guard borrows or shares, a release is queued
@@ -410,12 +416,17 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
         let gone = |e: &tokio_postgres::Error| sql::connection_gone(e) || client.is_closed();
         let mut all_held = self.release_on(&client).await;
         if let Err(Error::Database(e)) = &all_held {
-            if !gone(e) {
+            let aborted =
+                e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION);
+            // A failed transaction block belongs to whoever opened it: only a guard that owns
+            // its (pooled) connection rolls it back; on a borrowed or shared connection a
+            // retry would fail the same way, so the release is queued below instead.
+            if !gone(e) && (!aborted || owns_pooled::<C>()) {
                 // A failed release (a stray cancel, `statement_timeout`, a failed transaction
                 // block) must not leave the month held: end an aborted transaction block
                 // (it can only be rolled back), then try once more. A release that failed
                 // may have released already: "not held" then is success.
-                if e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION) {
+                if aborted {
                     sql::send_without_waiting(&client, "ROLLBACK");
                 }
                 all_held = match self.release_on(&client).await {
@@ -441,6 +452,14 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
                 sql::send_without_waiting(&client, "ROLLBACK");
                 let _ = client.simple_query(sql::TERMINATE_SELF).await;
                 Err(e)
+            }
+            Err(Error::Database(e))
+                if e.code()
+                    == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION) =>
+            {
+                // Another task's failed block: nothing but its owner's rollback can run now, and
+                // a queued release would be refused too. The month stays held (see above).
+                Err(Error::Database(e))
             }
             Err(e) => {
                 // Last resort: a release queued ahead of whatever the connection runs next.

@@ -140,25 +140,56 @@ async fn leak_keeps_the_month_and_gives_the_connection_back() {
 #[tokio::test]
 async fn a_release_in_a_failed_transaction_block_still_releases() {
     let db = server().await.fresh_db("release_25p02").await;
-    let (a, observer) = (db.connect().await, db.connect().await);
+    let observer = db.connect().await;
     let m = ym("2025-11");
-    let g = MonthLock::new(m).acquire(&a).await.unwrap();
-    a.batch_execute("BEGIN").await.unwrap();
-    let e = a.batch_execute("SELECT 1/0").await.unwrap_err();
-    assert_eq!(e.code(), Some(&SqlState::DIVISION_BY_ZERO));
-    g.release()
-        .await
-        .expect("released after ending the aborted transaction");
-    assert!(!is_locked_elsewhere(&observer, m).await);
-    assert!(!a.held(m).await.unwrap());
-
-    // The same through an owned (pooled) handle: the connection goes back without the month.
+    // Through a pooled handle the guard owns: it rolls the block back, the connection goes
+    // back without the month.
     let owned = Arc::new(db.connect().await);
-    let g = MonthLock::new(m).acquire(owned.clone()).await.unwrap();
+    let g = MonthLock::new(m)
+        .acquire(Pooled(Box::new(owned.clone())))
+        .await
+        .unwrap();
     owned.batch_execute("BEGIN; SELECT 1/0").await.unwrap_err();
     g.release().await.unwrap();
     assert!(!owned.held(m).await.unwrap());
     assert!(!is_locked_elsewhere(&observer, m).await);
+}
+
+/// On a shared connection the failed block is another task's: the release does not roll it
+/// back (its `ROLLBACK TO SAVEPOINT` then `COMMIT` keeps its rows), reports 25P02, and the
+/// month stays held until released by hand.
+#[tokio::test]
+async fn a_release_in_another_tasks_failed_block_leaves_that_block_alone() {
+    let db = server().await.fresh_db("release_25p02_shared").await;
+    let a = Arc::new(db.connect().await);
+    let m = ym("2025-12");
+    a.batch_execute("CREATE TABLE work (n int)").await.unwrap();
+    for round in 0..50 {
+        let g = MonthLock::new(m).acquire(a.clone()).await.unwrap();
+        a.batch_execute("BEGIN; INSERT INTO work VALUES (1); SAVEPOINT s")
+            .await
+            .unwrap();
+        a.batch_execute("SELECT 1/0").await.unwrap_err();
+        match g.release().await {
+            Err(Error::Database(e)) => {
+                assert_eq!(e.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION))
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+        a.batch_execute("ROLLBACK TO SAVEPOINT s; COMMIT")
+            .await
+            .unwrap();
+        let rows: i64 = a
+            .query_one("SELECT count(*) FROM work", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, round + 1, "round {round}: the other task's work kept");
+        assert!(a.held(m).await.unwrap(), "round {round}");
+        a.batch_execute("SELECT month_lock_release(2025, 12)")
+            .await
+            .unwrap();
+    }
 }
 
 /// A pool object that reaches the Client through two derefs, like deadpool_postgres::Object.

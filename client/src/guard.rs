@@ -127,6 +127,8 @@ pub struct MonthLockGuard<C: Deref<Target = Client>> {
     watch: Mutex<heartbeat::WatchState>,
     /// The fencing tokens of `months`, once asked for.
     tokens: OnceLock<Vec<i64>>,
+    /// The extension's schema (a quoted identifier), as the acquisition reported it.
+    schema: Option<String>,
     /// Tells the clean-up of a dropped acquisition on this connection that these months are
     /// this guard's (see "Cancelling an acquisition").
     _claim: Claim,
@@ -145,7 +147,13 @@ impl<C: Deref<Target = Client>> std::fmt::Debug for MonthLockGuard<C> {
 impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// A guard for locks the session of `client` was just granted (`months`: ascending, not
     /// empty).
-    pub(crate) fn held(client: C, months: Vec<YearMonth>, mode: LockMode, claim: Claim) -> Self {
+    pub(crate) fn held(
+        client: C,
+        months: Vec<YearMonth>,
+        mode: LockMode,
+        claim: Claim,
+        schema: Option<String>,
+    ) -> Self {
         debug_assert!(!months.is_empty());
         MonthLockGuard {
             client: Some(client),
@@ -156,6 +164,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             watch: Mutex::new(heartbeat::WatchState::default()),
             tokens: OnceLock::new(),
             _claim: claim,
+            schema,
         }
     }
 
@@ -260,14 +269,14 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
         let client = self.client();
         let answer = if let [ym] = self.months[..] {
             let (y, m) = sql::month_args(ym);
-            sql::value::<_, i64>(client, sql::TOKEN, &[y, m])
+            sql::value::<_, i64>(client, &self.qualified(sql::TOKEN.sql), &[y, m])
                 .await
                 .map(|t| vec![t])
         } else {
             let dates = sql::dates(&self.months);
             sql::query_params(
                 client,
-                sql::TOKENS.sql,
+                &self.qualified(sql::TOKENS.sql),
                 &[(&dates, tokio_postgres::types::Type::DATE_ARRAY)],
             )
             .await
@@ -370,6 +379,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     pub async fn lost(&self) -> LostReason {
         heartbeat::watch(
             self.client(),
+            self.schema.as_deref(),
             &self.months,
             self.heartbeat,
             &self.lost,
@@ -473,20 +483,35 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     async fn release_on(&self, client: &Client) -> Result<bool> {
         if let [one] = self.months[..] {
             let (y, m) = sql::month_args(one);
-            sql::value::<_, bool>(client, sql::release(self.mode), &[y, m]).await
+            let text = self.qualified(sql::release(self.mode).sql);
+            sql::value::<_, bool>(client, &text, &[y, m]).await
         } else {
             let expected = self.months.len();
-            sql::set_row(client, sql::RELEASE_SET, &self.months, None)
-                .await
-                .and_then(|row| Ok(row.try_get::<_, i32>(0)? as usize == expected))
+            sql::set_row(
+                client,
+                &self.qualified(sql::RELEASE_SET.sql),
+                &self.months,
+                None,
+            )
+            .await
+            .and_then(|row| Ok(row.try_get::<_, i32>(0)? as usize == expected))
         }
     }
 
     /// The release as text, for queueing without waiting.
     fn release_text(&self) -> String {
-        match self.months[..] {
+        self.qualified(&match self.months[..] {
             [one] => sql::release_text(one, self.mode),
             _ => sql::release_set_text(&self.months),
+        })
+    }
+
+    /// `sql` with the extension's objects qualified by the schema the acquisition reported:
+    /// the guard's statements run whatever `search_path` the session has by then.
+    fn qualified(&self, sql: &str) -> String {
+        match &self.schema {
+            Some(schema) => sql::qualify(sql, schema),
+            None => sql.to_string(),
         }
     }
 

@@ -395,7 +395,9 @@ impl<K: Kind> MonthLock<K> {
         client: C,
     ) -> Result<MonthLockGuard<C>, AcquireError<C>> {
         match session::acquire(&client, &self).await {
-            Ok((months, claim)) => Ok(MonthLockGuard::held(client, months, self.mode, claim)),
+            Ok((months, claim, schema)) => Ok(MonthLockGuard::held(
+                client, months, self.mode, claim, schema,
+            )),
             Err(error) => Err(AcquireError::new(error, client)),
         }
     }

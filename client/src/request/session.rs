@@ -14,21 +14,23 @@ use crate::{sql, YearMonth};
 
 /// The answer of an acquiring statement: the months now held, or why not.
 enum Answer {
-    Held(Vec<YearMonth>),
+    /// The months, and the extension's schema (a quoted identifier).
+    Held(Vec<YearMonth>, Option<String>),
     Busy,
     AlreadyHeld(YearMonth),
 }
 
-/// The months now held by the session (and the claim on them the guard keeps), or why not.
+/// The months now held by the session (and the claim on them the guard keeps, and the
+/// extension's schema), or why not.
 pub(super) async fn acquire<K: Kind>(
     client: &Client,
     request: &MonthLock<K>,
-) -> Result<(Vec<YearMonth>, Claim)> {
+) -> Result<(Vec<YearMonth>, Claim, Option<String>)> {
     let (answer, claim) = ask(client, request).await?;
     match answer? {
-        Answer::Held(months) => {
+        Answer::Held(months, schema) => {
             let claim = claim.narrow(&months);
-            Ok((months, claim))
+            Ok((months, claim, schema))
         }
         Answer::Busy => Err(request.busy_error()),
         Answer::AlreadyHeld(ym) => Err(Error::AlreadyHeld { ym }),
@@ -62,9 +64,14 @@ async fn read<K: Kind>(
     }
     .ok_or_else(|| Error::UnexpectedAnswer("no row from the acquisition".into()))?;
     let text = |i: usize| row.try_get(i).map_err(Error::from);
+    let schema = row
+        .len()
+        .checked_sub(1)
+        .and_then(|last| row.try_get(last).ok().flatten())
+        .map(str::to_string);
     match form::<K>() {
         Form::One => Ok(match text(0)? {
-            Some("t") => Answer::Held(vec![months[0]]),
+            Some("t") => Answer::Held(vec![months[0]], schema),
             Some("f") => Answer::Busy,
             None => Answer::AlreadyHeld(months[0]),
             Some(other) => {
@@ -78,7 +85,7 @@ async fn read<K: Kind>(
                 return Ok(Answer::AlreadyHeld(month_text(held)?));
             }
             Ok(match text(1)? {
-                Some("t") => Answer::Held(months.clone()),
+                Some("t") => Answer::Held(months.clone(), schema),
                 Some("f") => Answer::Busy,
                 other => {
                     return Err(Error::UnexpectedAnswer(format!(
@@ -92,7 +99,7 @@ async fn read<K: Kind>(
                 return Ok(Answer::AlreadyHeld(month_text(held)?));
             }
             Ok(match text(1)? {
-                Some(d) => Answer::Held(vec![month_text(d)?]),
+                Some(d) => Answer::Held(vec![month_text(d)?], schema),
                 None => Answer::Busy,
             })
         }

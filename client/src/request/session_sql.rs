@@ -50,9 +50,13 @@ fn marker_of_date(d: &str) -> String {
 /// The acquiring statement of `take` (see `statement`) for `months`: one row. One month:
 /// `took` (`t`, `f`, or NULL when the session holds the month already). A set: the earliest
 /// month already held (`YYYY-MM`, NULL if none) and `took`. `any_of`: the month already held,
-/// and the month claimed (`YYYY-MM` or NULL).
+/// and the month claimed (`YYYY-MM` or NULL). The last column is the extension's schema.
 pub(crate) fn acquire(form: Form, months: &[YearMonth], take: Take, id: &str) -> String {
-    let done = format!("pg_catalog.set_config('{PREFIX}.done', '{id}', false)");
+    // The last column: the extension's schema, for the guard's later statements.
+    let done = format!(
+        "pg_catalog.set_config('{PREFIX}.done', '{id}', false), {}",
+        crate::sql::EXTENSION_SCHEMA
+    );
     let held_of = |arr: &str| {
         format!(
             "h AS MATERIALIZED (SELECT min(d) AS held FROM pg_catalog.unnest({arr}) AS d \

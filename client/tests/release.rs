@@ -228,17 +228,18 @@ async fn a_pooled_release_that_keeps_failing_ends_the_session() {
     let observer = db.connect().await;
     let conn = Arc::new(db.connect().await);
     let m = ym("2025-09");
+    // Every release fails while the extension's schema is renamed (a guard's statements name
+    // the schema its acquisition reported).
+    const MOVE: &str = "ALTER SCHEMA public RENAME TO moved";
+    const BACK: &str = "ALTER SCHEMA moved RENAME TO public";
     let g = MonthLock::new(m)
         .acquire(Pooled(Box::new(PoolObject(conn.clone()))))
         .await
         .unwrap();
-    // Every release now fails (the extension's functions are not on the search_path).
-    g.client()
-        .batch_execute("SET search_path = pg_catalog")
-        .await
-        .unwrap();
+    observer.batch_execute(MOVE).await.unwrap();
     let e = g.release().await.expect_err("the release cannot succeed");
     println!("release failed: {e}");
+    observer.batch_execute(BACK).await.unwrap();
     // The connection is not handed back holding the month: the session is gone.
     wait_until_free(&observer, m).await;
     let start = Instant::now();
@@ -253,13 +254,10 @@ async fn a_pooled_release_that_keeps_failing_ends_the_session() {
     // With a shared handle the session is left alone (the release is queued instead).
     let shared = Arc::new(db.connect().await);
     let g = MonthLock::new(m).acquire(shared.clone()).await.unwrap();
-    shared
-        .batch_execute("SET search_path = pg_catalog")
-        .await
-        .unwrap();
+    observer.batch_execute(MOVE).await.unwrap();
     g.release().await.expect_err("the release cannot succeed");
+    observer.batch_execute(BACK).await.unwrap();
     assert!(!shared.is_closed());
-    shared.batch_execute("RESET search_path").await.unwrap();
     shared
         .batch_execute("SELECT month_lock_release_all()")
         .await

@@ -375,3 +375,54 @@ async fn a_release_that_gets_no_answer_ends_after_its_timeout() {
         "{took:?}"
     );
 }
+
+/// Under a terminal (script(1) gives one), CMD's group is the terminal's foreground group: a
+/// CMD that reads from the terminal is not stopped by SIGTTIN, and the terminal goes back to
+/// month-lock's group when CMD is done.
+#[tokio::test]
+async fn cmd_reads_the_terminal_month_lock_runs_in() {
+    use tokio::io::AsyncWriteExt;
+    let db = server().await.fresh_db("pg_tty").await;
+    let dir = scratch_dir("tty");
+    let got = dir.join("got");
+    let after = dir.join("after");
+    // month-lock, then a check that the shell (month-lock's group) has the terminal again:
+    // reading from it in the background would stop the shell.
+    let inner = format!(
+        "{bin} --database-url '{url}' run 2023-09 -- sh -c 'read x; echo \"got $x\" > {got}'; \
+         echo \"exit $?\" > {after}; read y; echo \"then $y\" >> {after}",
+        bin = common::cli::BIN,
+        url = db.url(),
+        got = got.display(),
+        after = after.display()
+    );
+    let mut script = tokio::process::Command::new("script")
+        .args(["-q", "-e", "-c", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("script(1) (util-linux) is installed");
+    let mut stdin = script.stdin.take().unwrap();
+    // Typed once month-lock's CMD waits for it, then once more for the shell.
+    let observer = db.connect().await;
+    holder_pid(&observer, ym("2023-09")).await;
+    stdin.write_all(b"hello\n").await.unwrap();
+    assert_eq!(wait_for_file(&got).await, "got hello\n");
+    assert_eq!(wait_for_file(&after).await, "exit 0\n");
+    stdin.write_all(b"again\n").await.unwrap();
+    let start = Instant::now();
+    while std::fs::read_to_string(&after).unwrap() != "exit 0\nthen again\n" {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the shell never read the terminal again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(30), script.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

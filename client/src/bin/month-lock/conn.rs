@@ -163,6 +163,18 @@ impl Settings {
             if let Some(host) = hosts.first() {
                 let port = config.get_ports().first().copied();
                 self.fill_host(&mut config, host, port)?;
+                let addrs = config.get_hostaddrs().to_vec();
+                if matches!(host, Host::Unix(_)) && addrs.len() == 1 {
+                    // A socket directory with a `hostaddr`: TCP to the address, and TLS as
+                    // `sslmode` says. The driver names no server for TLS on a socket host, so
+                    // the address stands in for the name (libpq sends no SNI for it either).
+                    let ports = config.get_ports().to_vec();
+                    strip_hosts(&mut config);
+                    config.host(addrs[0].to_string()).hostaddr(addrs[0]);
+                    for port in ports {
+                        config.port(port);
+                    }
+                }
             }
             return Ok(vec![config]);
         }
@@ -194,7 +206,9 @@ impl Settings {
 
     /// The `.pgpass` password and the TLS mode for one host of `config`.
     fn fill_host(&self, config: &mut Config, host: &Host, port: Option<u16>) -> Result<(), String> {
-        if matches!(host, Host::Unix(_)) {
+        // A socket directory with a `hostaddr` connects over TCP to that address (libpq and
+        // the driver alike): TLS then follows `sslmode` as for any TCP connection.
+        if matches!(host, Host::Unix(_)) && config.get_hostaddrs().is_empty() {
             config.ssl_mode(DriverSslMode::Disable);
         }
         if let (None, Some(text)) = (config.get_password(), &self.pgpass) {

@@ -466,6 +466,8 @@ async fn run_holding(
         cmd.env_remove(name);
     }
     cmd.envs(env);
+    // Before CMD starts: a CMD that touched the terminal from the background would be stopped.
+    watchdog::hand_terminal_to(watchdog.group());
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {

@@ -54,6 +54,13 @@ impl Watchdog {
         // /proc/self/exe: this very program, also if its file was replaced since it started.
         let mut child = Command::new("/proc/self/exe")
             .arg(ARG)
+            // Whom to give the terminal back to (see `Foreground`).
+            .arg(
+                rustix::process::getpgrp()
+                    .as_raw_nonzero()
+                    .get()
+                    .to_string(),
+            )
             .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -148,6 +155,48 @@ pub fn watch() -> ! {
         })
         .await;
     });
+    if let Some(owner) = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .and_then(Pid::from_raw)
+    {
+        give_terminal_back(owner);
+    }
     let _ = rustix::process::kill_current_process_group(Signal::KILL);
     std::process::exit(0);
+}
+
+/// CMD's group gets the terminal (it becomes the foreground process group) when `month-lock`
+/// runs in the foreground of the terminal that is its stdin, as `timeout --foreground` and
+/// shells do: CMD may read from and configure the terminal (a background group would be
+/// stopped by SIGTTIN/SIGTTOU, holding the lock forever), and Ctrl-C and Ctrl-\ reach CMD's
+/// group straight from the terminal (`month-lock`, now in the background, gets none to
+/// forward). The watchdog gives the terminal back to `month-lock`'s group when it ends: it is
+/// in the foreground group then, so that needs no SIGTTOU handling.
+pub fn hand_terminal_to(group: i32) {
+    let stdin = std::io::stdin();
+    if !rustix::termios::isatty(&stdin) {
+        return;
+    }
+    let ours = rustix::process::getpgrp();
+    if rustix::termios::tcgetpgrp(&stdin).ok() != Some(ours) {
+        return; // run in the background (or by a shell without job control): leave it alone
+    }
+    if let Some(group) = Pid::from_raw(group) {
+        let _ = rustix::termios::tcsetpgrp(&stdin, group);
+    }
+}
+
+/// In the watchdog: if its group has the controlling terminal, hand it to `owner`.
+fn give_terminal_back(owner: Pid) {
+    let Ok(tty) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    else {
+        return;
+    };
+    if rustix::termios::tcgetpgrp(&tty).ok() == Some(rustix::process::getpgrp()) {
+        let _ = rustix::termios::tcsetpgrp(&tty, owner);
+    }
 }

@@ -83,12 +83,13 @@ enum Command {
     /// with CMD's exit code.
     ///
     /// CMD runs in a process group of its own, with everything it starts (unless a process
-    /// moves itself out): a lost lock stops the whole group, and Ctrl-C reaches CMD once (through
-    /// month-lock). A watchdog process kills the group if month-lock dies in any way (SIGKILL,
-    /// OOM), and whatever CMD leaves running in its group is killed when CMD ends, before the
-    /// lock is released. The release has 10 s to be answered; a signal then makes month-lock
-    /// exit at once (closing the connection ends the session, which releases the lock). Being
-    /// in a background process group, CMD cannot read from the terminal.
+    /// moves itself out, e.g. with setsid): a lost lock stops the whole group, and Ctrl-C
+    /// reaches CMD once. A watchdog process kills the group if month-lock dies in any way
+    /// (SIGKILL, OOM), and whatever CMD leaves running in its group is killed when CMD ends,
+    /// before the lock is released. The release has 10 s to be answered; a signal then makes
+    /// month-lock exit at once (closing the connection ends the session, which releases the
+    /// lock). When month-lock runs in the foreground of the terminal that is its stdin, CMD's
+    /// group becomes the terminal's foreground group (CMD may read from it) until CMD ends.
     ///
     /// MONTHS is one month (2024-03), a range (2024-01..2024-03) or a comma-separated list of
     /// both (2024-01,2024-04..2024-06). Several months are taken all or nothing (each waits in

@@ -103,12 +103,26 @@ pub enum Error {
     },
 
     /// The `month_lock` extension is installed, but a function or view this crate uses is not
-    /// there: an older version (run `ALTER EXTENSION month_lock UPDATE`), or its schema is not
-    /// on the `search_path`.
-    #[error("the month_lock extension in this database (version {installed}) lacks what this client uses ({}); run ALTER EXTENSION month_lock UPDATE (as a user allowed to), or put its schema on the search_path", describe_db(.source))]
+    /// there: an older version (run `ALTER EXTENSION month_lock UPDATE`). (A schema off the
+    /// `search_path` is [`Error::ExtensionNotOnSearchPath`].)
+    #[error("the month_lock extension in this database (version {installed}) lacks what this client uses ({}); run ALTER EXTENSION month_lock UPDATE (as a user allowed to)", describe_db(.source))]
     ExtensionOutdated {
         /// `extversion` of the installed extension.
         installed: String,
+        /// The server's error (SQLSTATE 42883 or 42P01).
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The extension is installed (and has what this client uses), but in a schema that is
+    /// not on the session's `search_path`, and the statement could not be qualified (an
+    /// acquisition, or a [`MonthLockExt`](crate::MonthLockExt) query): put the schema on the
+    /// `search_path`. (A guard's own statements are qualified with the schema its acquisition
+    /// reported and do not depend on the `search_path`.)
+    #[error("the month_lock extension is installed in schema {schema}, which is not on this session's search_path ({})", describe_db(.source))]
+    ExtensionNotOnSearchPath {
+        /// The extension's schema.
+        schema: String,
         /// The server's error (SQLSTATE 42883 or 42P01).
         #[source]
         source: tokio_postgres::Error,
@@ -158,7 +172,8 @@ impl Error {
         match self {
             Error::Database(e)
             | Error::ExtensionMissing { source: e }
-            | Error::ExtensionOutdated { source: e, .. } => e.code(),
+            | Error::ExtensionOutdated { source: e, .. }
+            | Error::ExtensionNotOnSearchPath { source: e, .. } => e.code(),
             _ => None,
         }
     }
@@ -173,7 +188,8 @@ impl Error {
         match self {
             Error::Database(e)
             | Error::ExtensionMissing { source: e }
-            | Error::ExtensionOutdated { source: e, .. } => Some(e),
+            | Error::ExtensionOutdated { source: e, .. }
+            | Error::ExtensionNotOnSearchPath { source: e, .. } => Some(e),
             _ => None,
         }
     }

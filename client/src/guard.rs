@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use crate::error::{Error, LostReason, Result};
 use crate::heartbeat::{self, Heartbeat};
+use crate::request::Claim;
 use crate::{sql, LockMode, YearMonth};
 
 /// A session-level month lock (one month, or every month of a set), held by the connection `C`
@@ -86,6 +87,15 @@ use crate::{sql, LockMode, YearMonth};
 ///   acquisition that releases a month only if the marker names this request. A month another
 ///   guard on the same session holds (the server answered "already held") stays held; a month
 ///   the request took is released before anything sent on the connection after the drop.
+/// * A marker is a session setting, and a `ROLLBACK` (or `ROLLBACK TO SAVEPOINT`) of a
+///   transaction block the acquisition ran in undoes it while the month stays held. So the
+///   clean-up also releases a month the session holds that no live guard (and no other
+///   acquisition in flight) *of this connection* claims; the client keeps that list per
+///   connection. Consequence: on a connection where acquisitions are dropped, do not hold the
+///   same months outside guards (by SQL, or after [`leak`](Self::leak)): such a month has no
+///   claim and would be released with the dropped request. (Left open: two acquisitions of the
+///   same month in flight at once on one connection, the first one dropped after taking it
+///   inside a block that another task rolls back: the second one's claim keeps the month.)
 /// * The dropped wait is not cancelled: it runs on in the server until the month is granted
 ///   (and then released by the queued clean-up) or until its [`timeout`](crate::MonthLock::timeout)
 ///   ends, and the connection runs nothing else meanwhile. PostgreSQL's cancel request ends
@@ -117,6 +127,11 @@ pub struct MonthLockGuard<C: Deref<Target = Client>> {
     watch: Mutex<heartbeat::WatchState>,
     /// The fencing tokens of `months`, once asked for.
     tokens: OnceLock<Vec<i64>>,
+    /// The extension's schema (a quoted identifier), as the acquisition reported it.
+    schema: Option<String>,
+    /// Tells the clean-up of a dropped acquisition on this connection that these months are
+    /// this guard's (see "Cancelling an acquisition").
+    _claim: Claim,
 }
 
 impl<C: Deref<Target = Client>> std::fmt::Debug for MonthLockGuard<C> {
@@ -132,7 +147,13 @@ impl<C: Deref<Target = Client>> std::fmt::Debug for MonthLockGuard<C> {
 impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// A guard for locks the session of `client` was just granted (`months`: ascending, not
     /// empty).
-    pub(crate) fn held(client: C, months: Vec<YearMonth>, mode: LockMode) -> Self {
+    pub(crate) fn held(
+        client: C,
+        months: Vec<YearMonth>,
+        mode: LockMode,
+        claim: Claim,
+        schema: Option<String>,
+    ) -> Self {
         debug_assert!(!months.is_empty());
         MonthLockGuard {
             client: Some(client),
@@ -142,6 +163,8 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             lost: OnceLock::new(),
             watch: Mutex::new(heartbeat::WatchState::default()),
             tokens: OnceLock::new(),
+            _claim: claim,
+            schema,
         }
     }
 
@@ -246,14 +269,14 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
         let client = self.client();
         let answer = if let [ym] = self.months[..] {
             let (y, m) = sql::month_args(ym);
-            sql::value::<_, i64>(client, sql::TOKEN, &[y, m])
+            sql::value::<_, i64>(client, &self.qualified(sql::TOKEN.sql), &[y, m])
                 .await
                 .map(|t| vec![t])
         } else {
             let dates = sql::dates(&self.months);
             sql::query_params(
                 client,
-                sql::TOKENS.sql,
+                &self.qualified(sql::TOKENS.sql),
                 &[(&dates, tokio_postgres::types::Type::DATE_ARRAY)],
             )
             .await
@@ -356,6 +379,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     pub async fn lost(&self) -> LostReason {
         heartbeat::watch(
             self.client(),
+            self.schema.as_deref(),
             &self.months,
             self.heartbeat,
             &self.lost,
@@ -374,7 +398,13 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     ///
     /// A release that fails on a live connection is tried once more: after a stray cancel or
     /// `statement_timeout` as it is; in a failed transaction block (SQLSTATE 25P02, which can
-    /// only end in a rollback) after a `ROLLBACK`. If that fails too, the error is returned and,
+    /// only end in a rollback) after a `ROLLBACK` on a [`Pooled`] connection only (the guard
+    /// owns it). On a borrowed or shared connection the block is another task's, and its
+    /// `ROLLBACK TO SAVEPOINT` may still save its work: nothing is rolled back, the 25P02 error
+    /// is returned, and the month stays held by the session until you release it yourself
+    /// after the block ended (`month_lock_release`, `month_lock_release_all()`) or the session
+    /// ends: end transaction blocks before releasing on a shared connection. If the retry
+    /// fails too, the error is returned and,
     /// on a [`Pooled`] connection, the session is ended (`pg_terminate_backend` of its own
     /// backend, after a `ROLLBACK`): a closed session holds no locks, and a pool discards a
     /// closed connection. On a connection the guard borrows or shares, a release is queued
@@ -396,12 +426,17 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
         let gone = |e: &tokio_postgres::Error| sql::connection_gone(e) || client.is_closed();
         let mut all_held = self.release_on(&client).await;
         if let Err(Error::Database(e)) = &all_held {
-            if !gone(e) {
+            let aborted =
+                e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION);
+            // A failed transaction block belongs to whoever opened it: only a guard that owns
+            // its (pooled) connection rolls it back; on a borrowed or shared connection a
+            // retry would fail the same way, so the release is queued below instead.
+            if !gone(e) && (!aborted || owns_pooled::<C>()) {
                 // A failed release (a stray cancel, `statement_timeout`, a failed transaction
                 // block) must not leave the month held: end an aborted transaction block
                 // (it can only be rolled back), then try once more. A release that failed
                 // may have released already: "not held" then is success.
-                if e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION) {
+                if aborted {
                     sql::send_without_waiting(&client, "ROLLBACK");
                 }
                 all_held = match self.release_on(&client).await {
@@ -428,6 +463,14 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
                 let _ = client.simple_query(sql::TERMINATE_SELF).await;
                 Err(e)
             }
+            Err(Error::Database(e))
+                if e.code()
+                    == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION) =>
+            {
+                // Another task's failed block: nothing but its owner's rollback can run now, and
+                // a queued release would be refused too. The month stays held (see above).
+                Err(Error::Database(e))
+            }
             Err(e) => {
                 // Last resort: a release queued ahead of whatever the connection runs next.
                 sql::send_without_waiting(&client, &self.release_text());
@@ -440,20 +483,35 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     async fn release_on(&self, client: &Client) -> Result<bool> {
         if let [one] = self.months[..] {
             let (y, m) = sql::month_args(one);
-            sql::value::<_, bool>(client, sql::release(self.mode), &[y, m]).await
+            let text = self.qualified(sql::release(self.mode).sql);
+            sql::value::<_, bool>(client, &text, &[y, m]).await
         } else {
             let expected = self.months.len();
-            sql::set_row(client, sql::RELEASE_SET, &self.months, None)
-                .await
-                .and_then(|row| Ok(row.try_get::<_, i32>(0)? as usize == expected))
+            sql::set_row(
+                client,
+                &self.qualified(sql::RELEASE_SET.sql),
+                &self.months,
+                None,
+            )
+            .await
+            .and_then(|row| Ok(row.try_get::<_, i32>(0)? as usize == expected))
         }
     }
 
     /// The release as text, for queueing without waiting.
     fn release_text(&self) -> String {
-        match self.months[..] {
+        self.qualified(&match self.months[..] {
             [one] => sql::release_text(one, self.mode),
             _ => sql::release_set_text(&self.months),
+        })
+    }
+
+    /// `sql` with the extension's objects qualified by the schema the acquisition reported:
+    /// the guard's statements run whatever `search_path` the session has by then.
+    fn qualified(&self, sql: &str) -> String {
+        match &self.schema {
+            Some(schema) => sql::qualify(sql, schema),
+            None => sql.to_string(),
         }
     }
 

@@ -88,7 +88,7 @@ struct Progress {
 const START_SIGNAL: &str = "SELECT repeat(' ', 8192) FROM generate_series(1, 2)";
 
 /// The check's text: the start signal, then whether every month is held.
-fn check_text(months: &[YearMonth]) -> String {
+fn check_text(months: &[YearMonth], schema: Option<&str>) -> String {
     let held = match months {
         [ym] => format!("SELECT month_lock_held({}, {})", ym.year(), ym.month()),
         _ => {
@@ -100,6 +100,10 @@ fn check_text(months: &[YearMonth]) -> String {
                 dates.join(",")
             )
         }
+    };
+    let held = match schema {
+        Some(schema) => sql::qualify(&held, schema),
+        None => held,
     };
     format!("{START_SIGNAL}; {held}")
 }
@@ -144,6 +148,7 @@ async fn read_check(mut stream: Pin<Box<SimpleQueryStream>>, progress: Arc<Mutex
 /// verdict is kept in `seen` so that later calls answer at once.
 pub(crate) async fn watch(
     client: &Client,
+    schema: Option<&str>,
     months: &[YearMonth],
     heartbeat: Heartbeat,
     seen: &OnceLock<LostReason>,
@@ -162,7 +167,9 @@ pub(crate) async fn watch(
         }
         let verdict = poll_fn(|cx| {
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-            Poll::Ready(step_watch(&mut state, cx, client, months, heartbeat))
+            Poll::Ready(step_watch(
+                &mut state, cx, client, schema, months, heartbeat,
+            ))
         })
         .await;
         if let Some(reason) = verdict {
@@ -177,6 +184,7 @@ fn step_watch(
     state: &mut WatchState,
     cx: &mut Context<'_>,
     client: &Client,
+    schema: Option<&str>,
     months: &[YearMonth],
     heartbeat: Heartbeat,
 ) -> Option<LostReason> {
@@ -206,7 +214,7 @@ fn step_watch(
         return None;
     }
     if state.next_beat.is_none_or(|at| now >= at) {
-        let text = check_text(months);
+        let text = check_text(months, schema);
         let request = pin!(client.simple_query_raw(&text));
         match request.poll(cx) {
             Poll::Ready(Ok(stream)) => {

@@ -112,6 +112,46 @@ pub(crate) fn release_set_text(months: &[YearMonth]) -> String {
     )
 }
 
+/// The extension's schema as the acquiring statement reports it (a quoted identifier), in SQL.
+pub(crate) const EXTENSION_SCHEMA: &str = "(SELECT pg_catalog.quote_ident(n.nspname) \
+     FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
+     WHERE e.extname = 'month_lock')";
+
+/// `sql` with every call of one of the extension's functions (`month_…(`) and its view
+/// `month_locks` qualified with `schema` (a quoted identifier), so that it runs whatever the
+/// session's `search_path` is by then. Names inside quotes (setting names) and names already
+/// qualified are left alone.
+pub(crate) fn qualify(sql: &str, schema: &str) -> String {
+    let bytes = sql.as_bytes();
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut out = String::with_capacity(sql.len() + 32);
+    let mut copied = 0;
+    let mut in_quote = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\'' {
+            in_quote = !in_quote;
+        }
+        let starts = !in_quote
+            && sql[i..].starts_with("month_")
+            && (i == 0 || !(ident(bytes[i - 1]) || bytes[i - 1] == b'.' || bytes[i - 1] == b'"'));
+        if starts {
+            let end = i + sql[i..].bytes().take_while(|b| ident(*b)).count();
+            if bytes.get(end) == Some(&b'(') || &sql[i..end] == "month_locks" {
+                out.push_str(&sql[copied..i]);
+                out.push_str(schema);
+                out.push('.');
+                copied = i;
+            }
+            i = end;
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&sql[copied..]);
+    out
+}
+
 /// The months as one `DATE[]` argument (first days).
 pub(crate) fn dates(months: &[YearMonth]) -> Vec<chrono::NaiveDate> {
     months.iter().map(|m| m.first_day()).collect()
@@ -132,14 +172,14 @@ pub(crate) fn month_args(ym: YearMonth) -> (i32, i32) {
 /// [`classify`].
 pub(crate) async fn query<G: GenericClient + ?Sized>(
     client: &G,
-    stmt: Statement,
+    sql: &str,
     args: &[i32],
 ) -> Result<Vec<Row>> {
     let params: Vec<(&(dyn ToSql + Sync), Type)> = args
         .iter()
         .map(|a| (a as &(dyn ToSql + Sync), Type::INT4))
         .collect();
-    query_params(client, stmt.sql, &params).await
+    query_params(client, sql, &params).await
 }
 
 /// Run `sql` (naming only the extension's objects and `pg_catalog`) with typed parameters and
@@ -159,7 +199,7 @@ pub(crate) async fn query_params<G: GenericClient + ?Sized>(
 /// its one row.
 pub(crate) async fn set_row<G: GenericClient + ?Sized>(
     client: &G,
-    stmt: Statement,
+    sql: &str,
     months: &[YearMonth],
     int: Option<i32>,
 ) -> Result<Row> {
@@ -168,23 +208,23 @@ pub(crate) async fn set_row<G: GenericClient + ?Sized>(
     if let Some(int) = &int {
         params.push((int, Type::INT4));
     }
-    query_params(client, stmt.sql, &params)
+    query_params(client, sql, &params)
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| Error::UnexpectedAnswer(format!("no row from `{}`", stmt.sql)))
+        .ok_or_else(|| Error::UnexpectedAnswer(format!("no row from `{sql}`")))
 }
 
 /// Run `stmt` and read the first column of its one row.
-pub(crate) async fn value<G, T>(client: &G, stmt: Statement, args: &[i32]) -> Result<T>
+pub(crate) async fn value<G, T>(client: &G, sql: &str, args: &[i32]) -> Result<T>
 where
     G: GenericClient + ?Sized,
     T: for<'a> tokio_postgres::types::FromSql<'a>,
 {
-    let rows = query(client, stmt, args).await?;
+    let rows = query(client, sql, args).await?;
     let row = rows
         .first()
-        .ok_or_else(|| Error::UnexpectedAnswer(format!("no row from `{}`", stmt.sql)))?;
+        .ok_or_else(|| Error::UnexpectedAnswer(format!("no row from `{sql}`")))?;
     Ok(row.try_get(0)?)
 }
 
@@ -193,7 +233,8 @@ where
 /// extension is not there as this crate needs it: the catalog then tells whether it is not
 /// installed ([`Error::ExtensionMissing`]) or installed in a version (or a schema off the
 /// `search_path`) without the object ([`Error::ExtensionOutdated`]). Decided by SQLSTATE and
-/// catalog, never by message text (which follows `lc_messages`). A user's own statements are
+/// catalog, never by message text (which follows `lc_messages`); an extension whose schema is
+/// off the `search_path` is [`Error::ExtensionNotOnSearchPath`]. A user's own statements are
 /// never classified so.
 pub(crate) async fn classify<G: GenericClient + ?Sized>(
     client: &G,
@@ -208,16 +249,28 @@ pub(crate) async fn classify<G: GenericClient + ?Sized>(
     }
     let installed = client
         .query_typed(
-            "SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'month_lock'",
+            "SELECT e.extversion::text, n.nspname::text, \
+                    n.nspname = ANY (pg_catalog.current_schemas(false)) \
+             FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
+             WHERE e.extname = 'month_lock'",
             &[],
         )
         .await;
     match installed {
-        Ok(rows) => match rows.first().and_then(|r| r.try_get::<_, String>(0).ok()) {
-            Some(installed) => Error::ExtensionOutdated {
-                installed,
-                source: e,
-            },
+        Ok(rows) => match rows.first() {
+            Some(row) => {
+                let installed: String = row.try_get(0).unwrap_or_default();
+                let schema: String = row.try_get(1).unwrap_or_default();
+                let on_path: bool = row.try_get(2).unwrap_or(true);
+                if on_path {
+                    Error::ExtensionOutdated {
+                        installed,
+                        source: e,
+                    }
+                } else {
+                    Error::ExtensionNotOnSearchPath { schema, source: e }
+                }
+            }
             None => Error::ExtensionMissing { source: e },
         },
         // The catalog cannot be read now (e.g. a failed transaction block): the likelier case.
@@ -258,6 +311,23 @@ mod tests {
         assert_eq!(timeout_ms(Duration::from_micros(1500)), 2);
         assert_eq!(timeout_ms(Duration::from_secs(5)), 5000);
         assert_eq!(timeout_ms(Duration::from_secs(100 * 86_400)), i32::MAX);
+    }
+
+    #[test]
+    fn qualified_calls() {
+        assert_eq!(
+            qualify("SELECT month_lock_release($1, $2)", "\"my s\""),
+            "SELECT \"my s\".month_lock_release($1, $2)"
+        );
+        assert_eq!(
+            qualify(
+                "SELECT pg_catalog.current_setting('month_lock_client.m202403', true), \
+                 month_lock_held(1, 2), x.month_lock(1, 2) FROM month_locks",
+                "s"
+            ),
+            "SELECT pg_catalog.current_setting('month_lock_client.m202403', true), \
+             s.month_lock_held(1, 2), x.month_lock(1, 2) FROM s.month_locks"
+        );
     }
 
     #[test]

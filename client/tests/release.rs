@@ -140,25 +140,56 @@ async fn leak_keeps_the_month_and_gives_the_connection_back() {
 #[tokio::test]
 async fn a_release_in_a_failed_transaction_block_still_releases() {
     let db = server().await.fresh_db("release_25p02").await;
-    let (a, observer) = (db.connect().await, db.connect().await);
+    let observer = db.connect().await;
     let m = ym("2025-11");
-    let g = MonthLock::new(m).acquire(&a).await.unwrap();
-    a.batch_execute("BEGIN").await.unwrap();
-    let e = a.batch_execute("SELECT 1/0").await.unwrap_err();
-    assert_eq!(e.code(), Some(&SqlState::DIVISION_BY_ZERO));
-    g.release()
-        .await
-        .expect("released after ending the aborted transaction");
-    assert!(!is_locked_elsewhere(&observer, m).await);
-    assert!(!a.held(m).await.unwrap());
-
-    // The same through an owned (pooled) handle: the connection goes back without the month.
+    // Through a pooled handle the guard owns: it rolls the block back, the connection goes
+    // back without the month.
     let owned = Arc::new(db.connect().await);
-    let g = MonthLock::new(m).acquire(owned.clone()).await.unwrap();
+    let g = MonthLock::new(m)
+        .acquire(Pooled(Box::new(owned.clone())))
+        .await
+        .unwrap();
     owned.batch_execute("BEGIN; SELECT 1/0").await.unwrap_err();
     g.release().await.unwrap();
     assert!(!owned.held(m).await.unwrap());
     assert!(!is_locked_elsewhere(&observer, m).await);
+}
+
+/// On a shared connection the failed block is another task's: the release does not roll it
+/// back (its `ROLLBACK TO SAVEPOINT` then `COMMIT` keeps its rows), reports 25P02, and the
+/// month stays held until released by hand.
+#[tokio::test]
+async fn a_release_in_another_tasks_failed_block_leaves_that_block_alone() {
+    let db = server().await.fresh_db("release_25p02_shared").await;
+    let a = Arc::new(db.connect().await);
+    let m = ym("2025-12");
+    a.batch_execute("CREATE TABLE work (n int)").await.unwrap();
+    for round in 0..50 {
+        let g = MonthLock::new(m).acquire(a.clone()).await.unwrap();
+        a.batch_execute("BEGIN; INSERT INTO work VALUES (1); SAVEPOINT s")
+            .await
+            .unwrap();
+        a.batch_execute("SELECT 1/0").await.unwrap_err();
+        match g.release().await {
+            Err(Error::Database(e)) => {
+                assert_eq!(e.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION))
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+        a.batch_execute("ROLLBACK TO SAVEPOINT s; COMMIT")
+            .await
+            .unwrap();
+        let rows: i64 = a
+            .query_one("SELECT count(*) FROM work", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, round + 1, "round {round}: the other task's work kept");
+        assert!(a.held(m).await.unwrap(), "round {round}");
+        a.batch_execute("SELECT month_lock_release(2025, 12)")
+            .await
+            .unwrap();
+    }
 }
 
 /// A pool object that reaches the Client through two derefs, like deadpool_postgres::Object.
@@ -197,17 +228,18 @@ async fn a_pooled_release_that_keeps_failing_ends_the_session() {
     let observer = db.connect().await;
     let conn = Arc::new(db.connect().await);
     let m = ym("2025-09");
+    // Every release fails while the extension's schema is renamed (a guard's statements name
+    // the schema its acquisition reported).
+    const MOVE: &str = "ALTER SCHEMA public RENAME TO moved";
+    const BACK: &str = "ALTER SCHEMA moved RENAME TO public";
     let g = MonthLock::new(m)
         .acquire(Pooled(Box::new(PoolObject(conn.clone()))))
         .await
         .unwrap();
-    // Every release now fails (the extension's functions are not on the search_path).
-    g.client()
-        .batch_execute("SET search_path = pg_catalog")
-        .await
-        .unwrap();
+    observer.batch_execute(MOVE).await.unwrap();
     let e = g.release().await.expect_err("the release cannot succeed");
     println!("release failed: {e}");
+    observer.batch_execute(BACK).await.unwrap();
     // The connection is not handed back holding the month: the session is gone.
     wait_until_free(&observer, m).await;
     let start = Instant::now();
@@ -222,13 +254,10 @@ async fn a_pooled_release_that_keeps_failing_ends_the_session() {
     // With a shared handle the session is left alone (the release is queued instead).
     let shared = Arc::new(db.connect().await);
     let g = MonthLock::new(m).acquire(shared.clone()).await.unwrap();
-    shared
-        .batch_execute("SET search_path = pg_catalog")
-        .await
-        .unwrap();
+    observer.batch_execute(MOVE).await.unwrap();
     g.release().await.expect_err("the release cannot succeed");
+    observer.batch_execute(BACK).await.unwrap();
     assert!(!shared.is_closed());
-    shared.batch_execute("RESET search_path").await.unwrap();
     shared
         .batch_execute("SELECT month_lock_release_all()")
         .await

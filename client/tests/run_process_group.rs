@@ -191,10 +191,10 @@ async fn cmd_and_its_children_die_with_a_killed_watchdog() {
     for round in 0..3 {
         let dir = scratch_dir(&format!("kill_watchdog{round}"));
         let m = ym("2023-06");
-        let mut run = cli(&db)
+        let run = cli(&db)
             .args(["run", "2023-06", "--grace", "1s", "--"])
             .args(["sh", "-c", &stubborn_tree_script(&dir)])
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let (shell, child) = tree_pids(&dir).await;
@@ -204,10 +204,17 @@ async fn cmd_and_its_children_die_with_a_killed_watchdog() {
         rustix::process::kill_process(pid(watchdog), Signal::KILL).unwrap();
         let t_child = gone_within_bound(child, "CMD's child (ignores SIGTERM)").await;
         let t_shell = gone_within_bound(shell, "CMD").await;
-        let status = run.wait().await.unwrap();
-        assert_eq!(status.code(), Some(70), "reported as a lost lock");
+        let out = run.wait_with_output().await.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(70),
+            "reported as a lost lock: {err}"
+        );
+        assert!(err.contains("2023-06 is released"), "{err}");
         println!("watchdog SIGKILLed: CMD gone after {t_shell:?}, its child after {t_child:?}");
-        assert!(!observer.is_locked(m).await.unwrap());
+        // month-lock awaits the release before it exits: the month is free when it has ended.
+        assert!(!observer.is_locked(m).await.unwrap(), "round {round}");
     }
 }
 
@@ -367,4 +374,55 @@ async fn a_release_that_gets_no_answer_ends_after_its_timeout() {
         took >= Duration::from_secs(10) && took < Duration::from_secs(20),
         "{took:?}"
     );
+}
+
+/// Under a terminal (script(1) gives one), CMD's group is the terminal's foreground group: a
+/// CMD that reads from the terminal is not stopped by SIGTTIN, and the terminal goes back to
+/// month-lock's group when CMD is done.
+#[tokio::test]
+async fn cmd_reads_the_terminal_month_lock_runs_in() {
+    use tokio::io::AsyncWriteExt;
+    let db = server().await.fresh_db("pg_tty").await;
+    let dir = scratch_dir("tty");
+    let got = dir.join("got");
+    let after = dir.join("after");
+    // month-lock, then a check that the shell (month-lock's group) has the terminal again:
+    // reading from it in the background would stop the shell.
+    let inner = format!(
+        "{bin} --database-url '{url}' run 2023-09 -- sh -c 'read x; echo \"got $x\" > {got}'; \
+         echo \"exit $?\" > {after}; read y; echo \"then $y\" >> {after}",
+        bin = common::cli::BIN,
+        url = db.url(),
+        got = got.display(),
+        after = after.display()
+    );
+    let mut script = tokio::process::Command::new("script")
+        .args(["-q", "-e", "-c", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("script(1) (util-linux) is installed");
+    let mut stdin = script.stdin.take().unwrap();
+    // Typed once month-lock's CMD waits for it, then once more for the shell.
+    let observer = db.connect().await;
+    holder_pid(&observer, ym("2023-09")).await;
+    stdin.write_all(b"hello\n").await.unwrap();
+    assert_eq!(wait_for_file(&got).await, "got hello\n");
+    assert_eq!(wait_for_file(&after).await, "exit 0\n");
+    stdin.write_all(b"again\n").await.unwrap();
+    let start = Instant::now();
+    while std::fs::read_to_string(&after).unwrap() != "exit 0\nthen again\n" {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the shell never read the terminal again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(30), script.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
 }

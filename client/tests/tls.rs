@@ -100,6 +100,24 @@ fn make_certificates() -> PathBuf {
             "server.crt",
         ],
     );
+    // A self-signed server certificate (CA:TRUE, as `openssl req -x509` makes it), also used
+    // as the root file by the client.
+    write(
+        &dir.join("self.cnf"),
+        "[req]\ndistinguished_name = dn\nx509_extensions = v3\nprompt = no\n[dn]\nCN = db.test\n\
+         [v3]\nbasicConstraints = critical,CA:TRUE\nsubjectAltName = DNS:db.test\nsubjectKeyIdentifier = hash\n",
+    );
+    let mut args = vec![
+        "req", "-x509", "-config", "self.cnf", "-days", "2", "-keyout", "self.key", "-out",
+        "self.crt",
+    ];
+    args.extend(ec);
+    openssl(&dir, &args);
+    std::fs::set_permissions(
+        dir.join("self.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     // The server runs as the OS user `postgres` when we are root: it must own its key (0600).
     std::fs::set_permissions(
         dir.join("server.key"),
@@ -112,7 +130,7 @@ fn make_certificates() -> PathBuf {
             let out = StdCommand::new("id").args([flag, &user]).output().unwrap();
             String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
         };
-        for file in ["server.key", "server.crt"] {
+        for file in ["server.key", "server.crt", "self.key", "self.crt"] {
             std::os::unix::fs::chown(dir.join(file), Some(id("-u")), Some(id("-g"))).unwrap();
         }
     }
@@ -127,8 +145,16 @@ struct Tls {
 }
 
 async fn tls_server() -> Tls {
+    tls_server_with("server").await
+}
+
+/// A TLS server with the certificate and key `NAME.crt`, `NAME.key` of [`make_certificates`].
+async fn tls_server_with(name: &str) -> Tls {
     let certs = make_certificates();
-    let (crt, key) = (certs.join("server.crt"), certs.join("server.key"));
+    let (crt, key) = (
+        certs.join(format!("{name}.crt")),
+        certs.join(format!("{name}.key")),
+    );
     let server = start_cluster(&[
         ("ssl", "on"),
         ("ssl_cert_file", crt.to_str().unwrap()),
@@ -242,6 +268,19 @@ async fn tls_modes_connect_verify_and_fail_with_the_tls_layers_message() {
     let (code, ssl, err) = run_and_check_tls(&tls, cmd, "2024-01", "tls-require").await;
     assert_eq!(code, Some(0), "{err}");
     assert!(ssl, "the session uses TLS");
+
+    // require with a socket directory as host and a TCP hostaddr: the connection goes to the
+    // address over TCP, so TLS as sslmode says (libpq does the same).
+    let cmd = tls.cli(
+        &format!(
+            "host=/var/run/postgresql hostaddr=127.0.0.1 port={} user=postgres dbname={} sslmode=require",
+            tls.port, tls.db
+        ),
+        &[("PGAPPNAME", "tls-hostaddr".into())],
+    );
+    let (code, ssl, err) = run_and_check_tls(&tls, cmd, "2024-07", "tls-hostaddr").await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(ssl, "a socket host with a TCP hostaddr uses TLS");
 
     // verify-full with the right root and the certificate's name: connects, over TLS.
     let env = [
@@ -401,4 +440,50 @@ async fn a_dropped_wait_over_tls_ends_with_its_timeout_or_grant() {
     let took = released.elapsed();
     println!("TLS connection free again {took:?} after the grant");
     assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+/// libpq accepts a self-signed server certificate that is itself the root file; so does
+/// month-lock (verify-full, verify-ca, require with a root file), and verify-full still checks
+/// the name.
+#[tokio::test]
+async fn a_self_signed_server_certificate_as_the_root_is_trusted() {
+    let tls = tls_server_with("self").await;
+    for (i, mode) in ["verify-full", "verify-ca", "require"]
+        .into_iter()
+        .enumerate()
+    {
+        let app = format!("tls-self-{mode}");
+        let env = [
+            ("PGSSLMODE", mode.into()),
+            ("PGSSLROOTCERT", tls.root("self.crt")),
+            ("PGAPPNAME", app.clone()),
+        ];
+        let month = format!("2024-{:02}", i + 8);
+        let (code, ssl, err) =
+            run_and_check_tls(&tls, tls.cli(&tls.by_name(), &env), &month, &app).await;
+        assert_eq!(code, Some(0), "{mode}: {err}");
+        assert!(ssl, "{mode}");
+    }
+    // The name is still checked with verify-full.
+    let url = format!(
+        "host=other.test hostaddr=127.0.0.1 port={} user=postgres dbname={}",
+        tls.port, tls.db
+    );
+    let env = [
+        ("PGSSLMODE", "verify-full".into()),
+        ("PGSSLROOTCERT", tls.root("self.crt")),
+    ];
+    let out = output(tls.cli(&url, &env).args(["run", "2024-11", "--", "true"])).await;
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out.stderr));
+    // A different self-signed root is refused.
+    let env = [
+        ("PGSSLMODE", "verify-ca".into()),
+        ("PGSSLROOTCERT", tls.root("other-ca.crt")),
+    ];
+    let out = output(
+        tls.cli(&tls.by_name(), &env)
+            .args(["run", "2024-11", "--", "true"]),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out.stderr));
 }

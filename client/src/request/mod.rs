@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::{LockMode, MonthLockGuard, YearMonth};
 
 mod acquire_error;
+mod claims;
 pub mod kind;
 mod pending;
 mod session;
@@ -21,6 +22,7 @@ mod statement;
 mod xact;
 
 pub use acquire_error::AcquireError;
+pub(crate) use claims::Claim;
 use kind::{form, AllOf, AnyOf, Form, Kind, NoMonths, One};
 
 /// The longest wait the SQL functions take (`i32::MAX` ms, 24.8 days): "without limit" for the
@@ -393,7 +395,9 @@ impl<K: Kind> MonthLock<K> {
         client: C,
     ) -> Result<MonthLockGuard<C>, AcquireError<C>> {
         match session::acquire(&client, &self).await {
-            Ok(months) => Ok(MonthLockGuard::held(client, months, self.mode)),
+            Ok((months, claim, schema)) => Ok(MonthLockGuard::held(
+                client, months, self.mode, claim, schema,
+            )),
             Err(error) => Err(AcquireError::new(error, client)),
         }
     }

@@ -18,6 +18,7 @@ use std::pin::Pin;
 use futures_core::Stream;
 use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryRow, SimpleQueryStream};
 
+use super::claims::{self, Claim};
 use super::session_sql;
 use crate::sql::send_without_waiting;
 use crate::{LockMode, YearMonth};
@@ -29,6 +30,8 @@ pub(crate) struct Pending<'a> {
     id: String,
     months: Vec<YearMonth>,
     mode: LockMode,
+    /// The request's claim on its months while it is in flight (see `claims`).
+    claim: Option<Claim>,
 }
 
 impl<'a> Pending<'a> {
@@ -40,6 +43,9 @@ impl<'a> Pending<'a> {
         months: &[YearMonth],
         mode: LockMode,
     ) -> Result<Pending<'a>, tokio_postgres::Error> {
+        // Claimed before it is sent: a clean-up queued by another dropped request from now on
+        // leaves these months alone (unless its own marker says it took them).
+        let claim = Claim::new(client, months);
         // Resolves on its first poll: the request is queued on the connection then.
         let stream = client.simple_query_raw(sql).await?;
         Ok(Pending {
@@ -48,11 +54,15 @@ impl<'a> Pending<'a> {
             id,
             months: months.to_vec(),
             mode,
+            claim: Some(claim),
         })
     }
 
-    /// The last row of the request (the acquiring statement's), once the request completed.
-    pub(crate) async fn answer(mut self) -> Result<Option<SimpleQueryRow>, tokio_postgres::Error> {
+    /// The last row of the request (the acquiring statement's), once the request completed,
+    /// and the request's claim (to be narrowed to what it got and handed to the guard).
+    pub(crate) async fn answer(
+        mut self,
+    ) -> (Result<Option<SimpleQueryRow>, tokio_postgres::Error>, Claim) {
         let mut last = None;
         let outcome = loop {
             let stream = self.stream.as_mut().expect("present until the answer");
@@ -69,7 +79,10 @@ impl<'a> Pending<'a> {
             }
         };
         self.stream = None; // answered: nothing to clean up
-        outcome
+        (
+            outcome,
+            self.claim.take().expect("present until the answer"),
+        )
     }
 }
 
@@ -78,8 +91,12 @@ impl Drop for Pending<'_> {
         if self.stream.take().is_none() {
             return;
         }
+        // This request's claim goes first: what no other live claim of the connection names may
+        // be released even without this request's marker (a rollback may have undone it).
+        drop(self.claim.take());
+        let unclaimed = claims::unclaimed(self.client, &self.months);
         // Queued behind the acquisition, before anything sent on the connection after the drop.
-        let release = session_sql::release_if_taken(&self.months, self.mode, &self.id);
+        let release = session_sql::release_if_taken(&self.months, &unclaimed, self.mode, &self.id);
         send_without_waiting(self.client, &release);
     }
 }

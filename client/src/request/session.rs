@@ -4,6 +4,7 @@
 
 use tokio_postgres::Client;
 
+use super::claims::Claim;
 use super::kind::{form, Form, Kind};
 use super::pending::Pending;
 use super::statement::Scope;
@@ -13,18 +14,24 @@ use crate::{sql, YearMonth};
 
 /// The answer of an acquiring statement: the months now held, or why not.
 enum Answer {
-    Held(Vec<YearMonth>),
+    /// The months, and the extension's schema (a quoted identifier).
+    Held(Vec<YearMonth>, Option<String>),
     Busy,
     AlreadyHeld(YearMonth),
 }
 
-/// The months now held by the session, or why not.
+/// The months now held by the session (and the claim on them the guard keeps, and the
+/// extension's schema), or why not.
 pub(super) async fn acquire<K: Kind>(
     client: &Client,
     request: &MonthLock<K>,
-) -> Result<Vec<YearMonth>> {
-    match ask(client, request).await? {
-        Answer::Held(months) => Ok(months),
+) -> Result<(Vec<YearMonth>, Claim, Option<String>)> {
+    let (answer, claim) = ask(client, request).await?;
+    match answer? {
+        Answer::Held(months, schema) => {
+            let claim = claim.narrow(&months);
+            Ok((months, claim, schema))
+        }
         Answer::Busy => Err(request.busy_error()),
         Answer::AlreadyHeld(ym) => Err(Error::AlreadyHeld { ym }),
     }
@@ -33,23 +40,38 @@ pub(super) async fn acquire<K: Kind>(
 /// Send the acquiring query string of `request` and read its answer. If this future is dropped
 /// before the answer, `Pending` cleans up (see there). A request that fails needs no clean-up:
 /// the server undoes a grant made in a failed request.
-async fn ask<K: Kind>(client: &Client, request: &MonthLock<K>) -> Result<Answer> {
+async fn ask<K: Kind>(client: &Client, request: &MonthLock<K>) -> Result<(Result<Answer>, Claim)> {
     let months = &request.months;
     let id = session_sql::new_request_id();
     let text = session_sql::acquire(form::<K>(), months, request.take(Scope::Session), &id);
-    let answer = match Pending::send(client, &text, id, months, request.mode).await {
+    let (answer, claim) = match Pending::send(client, &text, id, months, request.mode).await {
         Ok(pending) => pending.answer().await,
-        Err(e) => Err(e),
+        Err(e) => return Err(sql::classify(client, e).await),
     };
+    Ok((read(client, request, answer).await, claim))
+}
+
+/// What the acquiring statement's answer says.
+async fn read<K: Kind>(
+    client: &Client,
+    request: &MonthLock<K>,
+    answer: std::result::Result<Option<tokio_postgres::SimpleQueryRow>, tokio_postgres::Error>,
+) -> Result<Answer> {
+    let months = &request.months;
     let row = match answer {
         Ok(row) => row,
         Err(e) => return Err(sql::classify(client, e).await),
     }
     .ok_or_else(|| Error::UnexpectedAnswer("no row from the acquisition".into()))?;
     let text = |i: usize| row.try_get(i).map_err(Error::from);
+    let schema = row
+        .len()
+        .checked_sub(1)
+        .and_then(|last| row.try_get(last).ok().flatten())
+        .map(str::to_string);
     match form::<K>() {
         Form::One => Ok(match text(0)? {
-            Some("t") => Answer::Held(vec![months[0]]),
+            Some("t") => Answer::Held(vec![months[0]], schema),
             Some("f") => Answer::Busy,
             None => Answer::AlreadyHeld(months[0]),
             Some(other) => {
@@ -63,7 +85,7 @@ async fn ask<K: Kind>(client: &Client, request: &MonthLock<K>) -> Result<Answer>
                 return Ok(Answer::AlreadyHeld(month_text(held)?));
             }
             Ok(match text(1)? {
-                Some("t") => Answer::Held(months.clone()),
+                Some("t") => Answer::Held(months.clone(), schema),
                 Some("f") => Answer::Busy,
                 other => {
                     return Err(Error::UnexpectedAnswer(format!(
@@ -77,7 +99,7 @@ async fn ask<K: Kind>(client: &Client, request: &MonthLock<K>) -> Result<Answer>
                 return Ok(Answer::AlreadyHeld(month_text(held)?));
             }
             Ok(match text(1)? {
-                Some(d) => Answer::Held(vec![month_text(d)?]),
+                Some(d) => Answer::Held(vec![month_text(d)?], schema),
                 None => Answer::Busy,
             })
         }

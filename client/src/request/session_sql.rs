@@ -50,9 +50,13 @@ fn marker_of_date(d: &str) -> String {
 /// The acquiring statement of `take` (see `statement`) for `months`: one row. One month:
 /// `took` (`t`, `f`, or NULL when the session holds the month already). A set: the earliest
 /// month already held (`YYYY-MM`, NULL if none) and `took`. `any_of`: the month already held,
-/// and the month claimed (`YYYY-MM` or NULL).
+/// and the month claimed (`YYYY-MM` or NULL). The last column is the extension's schema.
 pub(crate) fn acquire(form: Form, months: &[YearMonth], take: Take, id: &str) -> String {
-    let done = format!("pg_catalog.set_config('{PREFIX}.done', '{id}', false)");
+    // The last column: the extension's schema, for the guard's later statements.
+    let done = format!(
+        "pg_catalog.set_config('{PREFIX}.done', '{id}', false), {}",
+        crate::sql::EXTENSION_SCHEMA
+    );
     let held_of = |arr: &str| {
         format!(
             "h AS MATERIALIZED (SELECT min(d) AS held FROM pg_catalog.unnest({arr}) AS d \
@@ -111,26 +115,49 @@ pub(crate) fn acquire(form: Form, months: &[YearMonth], take: Take, id: &str) ->
 }
 
 /// The clean-up of a dropped acquisition: release the months request `id` took, nothing else.
-pub(crate) fn release_if_taken(months: &[YearMonth], mode: LockMode, id: &str) -> String {
+/// A month counts as taken by it if its marker names the request, or if the session holds it
+/// and it is one of `unclaimed` (no live guard or other request of this connection claims it,
+/// see `claims`): a `ROLLBACK` may have undone the marker, never the lock.
+pub(crate) fn release_if_taken(
+    months: &[YearMonth],
+    unclaimed: &[YearMonth],
+    mode: LockMode,
+    id: &str,
+) -> String {
     match months {
         [ym] => {
             let f = match mode {
                 LockMode::Exclusive => "month_lock_release",
                 LockMode::Shared => "month_lock_release_shared",
             };
+            let (y, m) = (ym.year(), ym.month());
+            let orphan = if unclaimed.contains(ym) {
+                format!(" OR month_lock_held({y}, {m})")
+            } else {
+                String::new()
+            };
             format!(
-                "SELECT {f}({}, {}) WHERE pg_catalog.current_setting('{}', true) = '{id}'",
-                ym.year(),
-                ym.month(),
+                "SELECT {f}({y}, {m}) WHERE pg_catalog.current_setting('{}', true) = '{id}'{orphan}",
                 marker(*ym)
             )
         }
-        _ => format!(
-            "SELECT month_lock_release(pg_catalog.array_agg(d)) FROM pg_catalog.unnest({}) AS d \
-             WHERE pg_catalog.current_setting({}, true) = '{id}' HAVING count(*) > 0",
-            date_array(months),
-            marker_of_date("d")
-        ),
+        _ => {
+            let orphan = if unclaimed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " OR (d = ANY({}) AND month_lock_held(extract(year FROM d)::int4, \
+                     extract(month FROM d)::int4))",
+                    date_array(unclaimed)
+                )
+            };
+            format!(
+                "SELECT month_lock_release(pg_catalog.array_agg(d)) FROM pg_catalog.unnest({}) AS d \
+                 WHERE pg_catalog.current_setting({}, true) = '{id}'{orphan} HAVING count(*) > 0",
+                date_array(months),
+                marker_of_date("d")
+            )
+        }
     }
 }
 
@@ -155,13 +182,28 @@ mod tests {
 
     #[test]
     fn clean_up_is_gated_by_the_request_id() {
-        let sql = release_if_taken(&[ym("2024-03")], LockMode::Exclusive, "1-2");
+        let sql = release_if_taken(&[ym("2024-03")], &[], LockMode::Exclusive, "1-2");
         assert_eq!(
             sql,
             "SELECT month_lock_release(2024, 3) WHERE \
              pg_catalog.current_setting('month_lock_client.m202403', true) = '1-2'"
         );
-        let sql = release_if_taken(&[ym("2024-01"), ym("2024-02")], LockMode::Exclusive, "1-2");
+        let sql = release_if_taken(
+            &[ym("2024-03")],
+            &[ym("2024-03")],
+            LockMode::Exclusive,
+            "1-2",
+        );
+        assert!(
+            sql.ends_with("= '1-2' OR month_lock_held(2024, 3)"),
+            "{sql}"
+        );
+        let sql = release_if_taken(
+            &[ym("2024-01"), ym("2024-02")],
+            &[],
+            LockMode::Exclusive,
+            "1-2",
+        );
         assert!(sql.contains("'{2024-01-01,2024-02-01}'::pg_catalog.date[]"));
         assert!(sql.contains("= '1-2'"));
     }

@@ -39,8 +39,9 @@ pub fn settings(
     };
     // A URL without a port leaves it to PGPORT, as in libpq (tokio-postgres's URL parser would
     // fill in 5432 for each host).
-    let url = match env("PGPORT") {
-        Some(ports) => url_with_ports(&url, &ports),
+    let pgport = env("PGPORT").map(|p| pgport_list(&p)).transpose()?;
+    let url = match &pgport {
+        Some(ports) => url_with_ports(&url, ports),
         None => url,
     };
     let mut config = if url.is_empty() {
@@ -51,14 +52,8 @@ pub fn settings(
     };
     if config.get_ports().is_empty() {
         // One port, or one per host (comma-separated), as libpq takes it.
-        if let Some(ports) = env("PGPORT") {
-            for port in ports.split(',') {
-                let port: u16 = port
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("invalid PGPORT {ports:?}"))?;
-                config.port(port);
-            }
+        for port in pgport.iter().flatten() {
+            config.port(*port);
         }
     }
     let host_given = !config.get_hosts().is_empty()
@@ -80,6 +75,14 @@ pub fn settings(
                 config.host(socket_dir.unwrap_or("localhost"));
             }
         }
+    }
+    // libpq: one port for every host, or one per host.
+    let hosts = config.get_hosts().len().max(config.get_hostaddrs().len());
+    let ports = config.get_ports().len();
+    if ports > 1 && ports != hosts {
+        return Err(format!(
+            "could not match {ports} port numbers to {hosts} hosts"
+        ));
     }
     if config.get_user().is_none() {
         if let Some(user) = env("PGUSER") {
@@ -163,6 +166,18 @@ impl Settings {
             if let Some(host) = hosts.first() {
                 let port = config.get_ports().first().copied();
                 self.fill_host(&mut config, host, port)?;
+                let addrs = config.get_hostaddrs().to_vec();
+                if matches!(host, Host::Unix(_)) && addrs.len() == 1 {
+                    // A socket directory with a `hostaddr`: TCP to the address, and TLS as
+                    // `sslmode` says. The driver names no server for TLS on a socket host, so
+                    // the address stands in for the name (libpq sends no SNI for it either).
+                    let ports = config.get_ports().to_vec();
+                    strip_hosts(&mut config);
+                    config.host(addrs[0].to_string()).hostaddr(addrs[0]);
+                    for port in ports {
+                        config.port(port);
+                    }
+                }
             }
             return Ok(vec![config]);
         }
@@ -194,7 +209,9 @@ impl Settings {
 
     /// The `.pgpass` password and the TLS mode for one host of `config`.
     fn fill_host(&self, config: &mut Config, host: &Host, port: Option<u16>) -> Result<(), String> {
-        if matches!(host, Host::Unix(_)) {
+        // A socket directory with a `hostaddr` connects over TCP to that address (libpq and
+        // the driver alike): TLS then follows `sslmode` as for any TCP connection.
+        if matches!(host, Host::Unix(_)) && config.get_hostaddrs().is_empty() {
             config.ssl_mode(DriverSslMode::Disable);
         }
         if let (None, Some(text)) = (config.get_password(), &self.pgpass) {
@@ -273,7 +290,22 @@ fn strip_hosts(config: &mut Config) {
 
 /// `url` with `ports` (PGPORT: one, or one per host) put in for its hosts, when the URL is a
 /// `postgres://` URL that names hosts and gives none of them a port. Anything else unchanged.
-fn url_with_ports(url: &str, ports: &str) -> String {
+/// `PGPORT` as libpq reads it: a comma-separated list, an empty entry meaning the default port
+/// (5432); 0 and anything but a port number are refused.
+fn pgport_list(text: &str) -> Result<Vec<u16>, String> {
+    text.split(',')
+        .map(|p| match p.trim() {
+            "" => Ok(5432),
+            p => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("invalid PGPORT {text:?}: invalid port number {p:?}")),
+        })
+        .collect()
+}
+
+fn url_with_ports(url: &str, ports: &[u16]) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -297,7 +329,6 @@ fn url_with_ports(url: &str, ports: &str) -> String {
     if hosts.iter().any(|h| has_port(h)) {
         return url.to_owned();
     }
-    let ports: Vec<&str> = ports.split(',').map(str::trim).collect();
     if ports.len() != 1 && ports.len() != hosts.len() {
         return url.to_owned(); // left for the driver to refuse
     }
@@ -840,6 +871,29 @@ mod tests {
         );
         let env = env_of(&[("PGPORT", "5432,x")]);
         assert!(settings(None, &env).is_err());
+    }
+
+    #[test]
+    fn pgport_entries_as_libpq_reads_them() {
+        // An empty entry is the default port.
+        let env = env_of(&[("PGHOST", "a,b"), ("PGPORT", "55415,")]);
+        assert_eq!(
+            settings(None, &env).unwrap().config.get_ports(),
+            [55415, 5432]
+        );
+        let env = env_of(&[("PGPORT", "55415,")]);
+        let url = settings(Some("postgres://u@a,b/db"), &env).unwrap();
+        assert_eq!(url.config.get_ports(), [55415, 5432]);
+        // Port 0 is refused, as libpq does.
+        let env = env_of(&[("PGHOST", "a"), ("PGPORT", "0")]);
+        let e = settings(None, &env).err().unwrap();
+        assert!(e.contains("invalid port number"), "{e}");
+        // Two ports for three hosts: refused, as libpq does.
+        let env = env_of(&[("PGHOST", "a,b,c"), ("PGPORT", "1,2")]);
+        let e = settings(None, &env).err().unwrap();
+        assert_eq!(e, "could not match 2 port numbers to 3 hosts");
+        let none = env_of(&[]);
+        assert!(settings(Some("host=a,b,c port=1,2"), &none).is_err());
     }
 
     #[test]

@@ -83,12 +83,13 @@ enum Command {
     /// with CMD's exit code.
     ///
     /// CMD runs in a process group of its own, with everything it starts (unless a process
-    /// moves itself out): a lost lock stops the whole group, and Ctrl-C reaches CMD once (through
-    /// month-lock). A watchdog process kills the group if month-lock dies in any way (SIGKILL,
-    /// OOM), and whatever CMD leaves running in its group is killed when CMD ends, before the
-    /// lock is released. The release has 10 s to be answered; a signal then makes month-lock
-    /// exit at once (closing the connection ends the session, which releases the lock). Being
-    /// in a background process group, CMD cannot read from the terminal.
+    /// moves itself out, e.g. with setsid): a lost lock stops the whole group, and Ctrl-C
+    /// reaches CMD once. A watchdog process kills the group if month-lock dies in any way
+    /// (SIGKILL, OOM), and whatever CMD leaves running in its group is killed when CMD ends,
+    /// before the lock is released. The release has 10 s to be answered; a signal then makes
+    /// month-lock exit at once (closing the connection ends the session, which releases the
+    /// lock). When month-lock runs in the foreground of the terminal that is its stdin, CMD's
+    /// group becomes the terminal's foreground group (CMD may read from it) until CMD ends.
     ///
     /// MONTHS is one month (2024-03), a range (2024-01..2024-03) or a comma-separated list of
     /// both (2024-01,2024-04..2024-06). Several months are taken all or nothing (each waits in
@@ -451,7 +452,7 @@ async fn run_holding(
             }
         }
     }
-    let mut watchdog = match watchdog::Watchdog::start() {
+    let mut watchdog = match watchdog::Watchdog::start().await {
         Ok(w) => w,
         Err(e) => {
             eprintln!("month-lock: cannot start the watchdog for {shown}: {e}");
@@ -466,6 +467,8 @@ async fn run_holding(
         cmd.env_remove(name);
     }
     cmd.envs(env);
+    // Before CMD starts: a CMD that touched the terminal from the background would be stopped.
+    watchdog::hand_terminal_to(watchdog.group());
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -489,7 +492,14 @@ async fn run_holding(
                 status = child.wait() => break Ok(status),
                 kind = forwarded => watchdog.signal(to_signal(kind)),
                 reason = &mut lost => break Err(Some(reason)),
-                _ = watchdog.exited() => break Err(None),
+                _ = watchdog.exited() => {
+                    // CMD may have ended at the same moment (a signal that reached both):
+                    // then CMD's own exit is what happened.
+                    match child.try_wait() {
+                        Ok(Some(status)) => break Ok(Ok(status)),
+                        _ => break Err(None),
+                    }
+                }
             }
         }
     };
@@ -532,9 +542,9 @@ async fn run_holding(
             EX_UNAVAILABLE
         }
         Err(reason) => {
-            let why = match reason {
+            let why = match &reason {
                 Some(reason) => format!("lost the lock on {ym} ({reason})"),
-                None => format!("the watchdog of {shown} was killed; {ym} is released"),
+                None => format!("the watchdog of {shown} was killed"),
             };
             eprintln!(
                 "month-lock: {why}; stopping {shown} and its process group (SIGTERM, SIGKILL after {})",
@@ -546,6 +556,16 @@ async fn run_holding(
                 let _ = child.wait().await;
             }
             watchdog.finish().await;
+            if reason.is_none() {
+                // The lock is still held: release it now that the group is gone, and say
+                // what became of it only once the server has answered.
+                match release_in_time(guard).await {
+                    Ok(()) => eprintln!("month-lock: {ym} is released"),
+                    Err(e) => eprintln!(
+                        "month-lock: releasing {ym}: {e}; exiting (the server releases it as the connection closes)"
+                    ),
+                }
+            }
             EX_SOFTWARE_LOCK_LOST
         }
     }

@@ -15,10 +15,11 @@ use std::sync::Arc;
 
 use month_lock_client::tokio_postgres::config::SslMode as DriverSslMode;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{verify_server_name, WebPkiServerVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -106,16 +107,23 @@ impl TlsSettings {
             _ => None,
         };
         let config = match (self.mode, roots) {
-            (SslMode::VerifyFull, Some(roots)) => {
-                builder.with_root_certificates(roots).with_no_client_auth()
-            }
-            (_, Some(roots)) => {
+            (mode, Some((roots, ders))) => {
                 let chain = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                     .build()
                     .map_err(|e| format!("TLS set-up: {e}"))?;
+                let full = mode == SslMode::VerifyFull;
+                let inner: Arc<dyn ServerCertVerifier> = if full {
+                    chain
+                } else {
+                    Arc::new(ChainOnly(chain))
+                };
                 builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(ChainOnly(chain)))
+                    .with_custom_certificate_verifier(Arc::new(RootsAsServers {
+                        inner,
+                        roots: ders,
+                        check_name: full,
+                    }))
                     .with_no_client_auth()
             }
             (_, None) => builder
@@ -127,27 +135,91 @@ impl TlsSettings {
     }
 }
 
-fn load_roots(path: &Path) -> Result<RootCertStore, String> {
+/// The root file's certificates, as a store and as they were read.
+fn load_roots(path: &Path) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), String> {
     let shown = path.display();
     if !path.exists() {
         return Err(format!("root certificate file \"{shown}\" does not exist"));
     }
     let mut roots = RootCertStore::empty();
+    let mut ders = Vec::new();
     for cert in CertificateDer::pem_file_iter(path)
         .map_err(|e| format!("cannot read root certificate file \"{shown}\": {e}"))?
     {
         let cert =
             cert.map_err(|e| format!("cannot read root certificate file \"{shown}\": {e}"))?;
         roots
-            .add(cert)
+            .add(cert.clone())
             .map_err(|e| format!("bad certificate in \"{shown}\": {e}"))?;
+        ders.push(cert);
     }
     if roots.is_empty() {
         return Err(format!(
             "no certificates in root certificate file \"{shown}\""
         ));
     }
-    Ok(roots)
+    Ok((roots, ders))
+}
+
+/// libpq (OpenSSL) accepts a server certificate that is itself in the root file, e.g. a
+/// self-signed certificate (CA:TRUE, as `openssl req -x509` makes it) used as `root.crt`;
+/// webpki refuses a CA certificate as an end entity. So: a server certificate byte-identical
+/// to one of the roots is trusted as that root (and, for `verify-full`, must still carry the
+/// host name); everything else goes through `inner`.
+#[derive(Debug)]
+struct RootsAsServers {
+    inner: Arc<dyn ServerCertVerifier>,
+    roots: Vec<CertificateDer<'static>>,
+    check_name: bool,
+}
+
+impl ServerCertVerifier for RootsAsServers {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let outcome = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        if outcome.is_ok() || !self.roots.iter().any(|r| r.as_ref() == end_entity.as_ref()) {
+            return outcome;
+        }
+        if self.check_name {
+            let parsed = ParsedCertificate::try_from(end_entity)?;
+            verify_server_name(&parsed, server_name)?;
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// `verify-ca`: the chain must lead to a trusted root; the name is not checked.

@@ -17,10 +17,11 @@
 //! watchdog in place. Being in its own group, CMD does not get the terminal's SIGINT (Ctrl-C)
 //! directly: `month-lock` forwards it once.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::Stdio;
 
 use rustix::process::{kill_process_group, Pid, Signal};
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -46,14 +47,23 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// Start the watchdog as the leader of a new process group.
-    pub fn start() -> std::io::Result<Watchdog> {
+    /// Start the watchdog as the leader of a new process group; returns once it handles the
+    /// forwarded signals (until then one of them would kill it, and month-lock would take CMD
+    /// for unguarded).
+    pub async fn start() -> std::io::Result<Watchdog> {
         // /proc/self/exe: this very program, also if its file was replaced since it started.
         let mut child = Command::new("/proc/self/exe")
             .arg(ARG)
+            // Whom to give the terminal back to (see `Foreground`).
+            .arg(
+                rustix::process::getpgrp()
+                    .as_raw_nonzero()
+                    .get()
+                    .to_string(),
+            )
             .process_group(0)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .kill_on_drop(false)
             .spawn()?;
         let pipe = child.stdin.take();
@@ -61,6 +71,13 @@ impl Watchdog {
             .id()
             .and_then(|id| Pid::from_raw(id as i32))
             .ok_or_else(|| std::io::Error::other("the watchdog exited at once"))?;
+        // The watchdog writes one byte once its signal handlers are in place. (If it fails,
+        // dropping `pipe` makes it kill its group, which is itself alone.)
+        let mut ready = [0u8; 1];
+        let mut out = child.stdout.take().expect("piped");
+        if out.read(&mut ready).await? != 1 {
+            return Err(std::io::Error::other("the watchdog exited at once"));
+        }
         Ok(Watchdog { child, pipe, group })
     }
 
@@ -126,6 +143,11 @@ pub fn watch() -> ! {
         for mut s in handlers {
             tokio::spawn(async move { while s.recv().await.is_some() {} });
         }
+        // Tell month-lock the handlers are in place (stdout is its pipe).
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(b"1").and_then(|()| out.flush());
+        }
         // Blocking read on a thread of its own: returns at EOF (or on any byte).
         let _ = tokio::task::spawn_blocking(|| {
             let mut byte = [0u8; 1];
@@ -133,6 +155,48 @@ pub fn watch() -> ! {
         })
         .await;
     });
+    if let Some(owner) = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .and_then(Pid::from_raw)
+    {
+        give_terminal_back(owner);
+    }
     let _ = rustix::process::kill_current_process_group(Signal::KILL);
     std::process::exit(0);
+}
+
+/// CMD's group gets the terminal (it becomes the foreground process group) when `month-lock`
+/// runs in the foreground of the terminal that is its stdin, as `timeout --foreground` and
+/// shells do: CMD may read from and configure the terminal (a background group would be
+/// stopped by SIGTTIN/SIGTTOU, holding the lock forever), and Ctrl-C and Ctrl-\ reach CMD's
+/// group straight from the terminal (`month-lock`, now in the background, gets none to
+/// forward). The watchdog gives the terminal back to `month-lock`'s group when it ends: it is
+/// in the foreground group then, so that needs no SIGTTOU handling.
+pub fn hand_terminal_to(group: i32) {
+    let stdin = std::io::stdin();
+    if !rustix::termios::isatty(&stdin) {
+        return;
+    }
+    let ours = rustix::process::getpgrp();
+    if rustix::termios::tcgetpgrp(&stdin).ok() != Some(ours) {
+        return; // run in the background (or by a shell without job control): leave it alone
+    }
+    if let Some(group) = Pid::from_raw(group) {
+        let _ = rustix::termios::tcsetpgrp(&stdin, group);
+    }
+}
+
+/// In the watchdog: if its group has the controlling terminal, hand it to `owner`.
+fn give_terminal_back(owner: Pid) {
+    let Ok(tty) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    else {
+        return;
+    };
+    if rustix::termios::tcgetpgrp(&tty).ok() == Some(rustix::process::getpgrp()) {
+        let _ = rustix::termios::tcsetpgrp(&tty, owner);
+    }
 }

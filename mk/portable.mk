@@ -68,3 +68,9 @@ portable-bench: portable
 EXTRA_TESTS += portable-test portable-itest
 # make bench measures both editions side by side (bench/portable-results.md) before its own run.
 bench: portable-bench
+
+# The portable suite with every phase of the cancel storm, the statistical ones too (fresh
+# acquisitions and releases: docs/editions.md, Cancels); not part of `make test`.
+.PHONY: portable-storm
+portable-storm:
+	$(MAKE) --no-print-directory portable-test MONTH_LOCK_STORM_PHASES="reentry fresh xact release"

@@ -1,6 +1,7 @@
 //! The command's argument checks and its output formats.
 
 use super::*;
+use month_lock_client::MonthLockInfo;
 
 fn row(year: i32, addr: Option<&str>, start: bool) -> MonthLockInfo {
     serde_json::from_value(serde_json::json!({

@@ -128,7 +128,7 @@ demo-run: tree-install
 soak: tree-install
 	PG_CONFIG=$(TEST_PG_CONFIG) SOAK_SECS=$(SOAK_SECS) $(CARGO) test --locked -p month-lock-tests --test soak -- --nocapture
 
-## lint (part of make test): formatting and clippy, warnings are errors
+## lint (part of make test): formatting, the unsafe boundary (tools/check-unsafe.sh), clippy with warnings as errors
 lint: pg-tree
 	@echo "=== month_lock suite: lint ==="
 	$(CARGO) fmt --all --check

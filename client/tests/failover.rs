@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 use month_lock_client::{Heartbeat, LostReason, MonthLock, MonthLockExt};
 use month_lock_tests::{faults, replica, TestDb, DEFAULT_SETTINGS};
 use rustix::process::{kill_process, Pid, Signal};
-use tokio::process::Command;
 use tokio_postgres::{Client, Config, NoTls};
 
 mod common;

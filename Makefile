@@ -38,9 +38,11 @@ TREE = $(call tree_of,$(PG),$(TREE_FLAVOR))
 TEST_PG_CONFIG = $(call pg_config_of,$(PG),$(TREE_FLAVOR))
 TEST_PGRX_HOME = $(call pgrx_home_of,$(PG),$(TREE_FLAVOR))
 PGTEST_DIR ?= /tmp/month_lock_pgrx_test/$(CHECKOUT_ID)/$(PG)
-# What tree-install installs, and a second, different build for install-while-loaded.sh.
-STAGE = $(PG_CACHE)/stage/$(CHECKOUT_ID)/$(PG)-$(TEST_PROFILE)
-ALT_STAGE = $(PG_CACHE)/stage/$(CHECKOUT_ID)/$(PG)-$(TEST_PROFILE)-pg_test
+# What tree-install installs, and a second, different build for install-while-loaded.sh:
+# $(call stage_of,MAJOR,PROFILE[-pg_test]).
+stage_of = $(PG_CACHE)/stage/$(CHECKOUT_ID)/$(1)-$(2)
+STAGE = $(call stage_of,$(PG),$(TEST_PROFILE))
+ALT_STAGE = $(call stage_of,$(PG),$(TEST_PROFILE)-pg_test)
 # make install: PG_CONFIG if given, else Debian's pg_config of PG=NN, else Debian's 15.
 INSTALL_PG = $(if $(filter command line environment,$(origin PG)),$(PG))
 PG_CONFIG ?= $(if $(INSTALL_PG),/usr/lib/postgresql/$(INSTALL_PG)/bin/pg_config,/usr/bin/pg_config)
@@ -126,7 +128,7 @@ demo-run: tree-install
 soak: tree-install
 	PG_CONFIG=$(TEST_PG_CONFIG) SOAK_SECS=$(SOAK_SECS) $(CARGO) test --locked -p month-lock-tests --test soak -- --nocapture
 
-## lint (part of make test): formatting and clippy, warnings are errors
+## lint (part of make test): formatting, the unsafe boundary (tools/check-unsafe.sh), clippy with warnings as errors
 lint: pg-tree
 	@echo "=== month_lock suite: lint ==="
 	$(CARGO) fmt --all --check

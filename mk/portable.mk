@@ -13,8 +13,7 @@
 #                       (bench/portable-results.md)
 
 PORTABLE_DIST := dist
-PORTABLE_BENCH_TREE = $(PG_CACHE)/trees/$(CHECKOUT_ID)-release/$(PG)
-PORTABLE_BENCH_PG_CONFIG = $(if $(filter 15,$(PG)),$(PORTABLE_BENCH_TREE)/usr/lib/postgresql/15/bin/pg_config,$(PORTABLE_BENCH_TREE)/bin/pg_config)
+PORTABLE_BENCH_PG_CONFIG = $(call pg_config_of,$(PG),-release)
 PORTABLE_SOURCES := $(sort $(wildcard sql/portable/*.sql)) sql/month_lock.sql tools/portable-build.sh extension/Cargo.toml
 
 .PHONY: portable portable-test portable-bench

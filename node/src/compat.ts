@@ -33,11 +33,12 @@ export type Sql = PostgresSqlLike | ((...args: any[]) => any);
 function checkSql(sql: unknown): PostgresSqlLike {
   if (!isPostgresSql(sql)) throw new TypeError("month-lock/compat: sql must be a postgres.js sql");
   // A session lock taken on one pooled connection cannot be released from another.
-  const max = sql.options?.max;
-  if (isTransactionSql(sql) && max !== 1) {
-    // Its connection goes back to the pool when the transaction ends, with the month held.
-    throw new InTransactionError(`month-lock/compat: a transaction's sql of an sql with max: ${String(max)} cannot hold a month past its transaction: use an sql made with { max: 1 } (or its transactions), or sql.reserve()`);
+  if (isTransactionSql(sql)) {
+    // A session lock outlives the transaction, and postgres.js does not tell which sql the
+    // transaction came from: with max > 1 its connection would go back to the pool, month held.
+    throw new InTransactionError("month-lock/compat: sql must not be a transaction's sql (from sql.begin): pass the { max: 1 } sql itself, or sql.reserve()");
   }
+  const max = sql.options?.max;
   if (typeof sql.release !== "function" && typeof max === "number" && max > 1) {
     throw new TypeError(`month-lock/compat: sql must be made with { max: 1 } (got max: ${max}), or be sql.reserve()`);
   }
@@ -64,8 +65,8 @@ function backendOf(rows: unknown): Backend | undefined {
 /**
  * How many references compat's calls took on each month, per server session: month_lock's own
  * holds do not stack and the original's raw advisory locks did. Counted per session, not per
- * `sql`: a transaction's `sql` (sql.begin) or a reserved one runs on the same session as the
- * `sql` it came from, and a hold taken through it is the same hold.
+ * `sql`: a reserved `sql` of a { max: 1 } sql runs on that sql's one session, and a hold
+ * taken through it is the same hold.
  */
 const refsByBackend = new Map<Backend, Map<number, number>>();
 /** The session each `sql` last ran on. */
@@ -115,13 +116,9 @@ export async function acquireMonthLock(sql: Sql, year: number, month: number, ti
   const timeout = checkTimeout(timeoutMs ?? 0)!;
   const s = checkSql(sql);
   const key = year * 100 + month;
-  // Inside the caller's transaction (a postgres.js transaction's sql) the setting is changed
-  // for the transaction only.
-  const local = typeof s.savepoint === "function";
   return inTurn(s, async () => {
     const tryText = await q(s, SQL.COMPAT_TRY);
-    const { ok, rows } = local ? await acquireInCallersTransaction(s, tryText, year, month, timeout)
-      : await acquireInOwnTransaction(s, tryText, year, month, timeout);
+    const { ok, rows } = await acquireInOwnTransaction(s, tryText, year, month, timeout);
     const backend = backendOf(rows);
     if (backend !== undefined) {
       lastBackend.set(s, backend);
@@ -170,31 +167,6 @@ async function acquireInOwnTransaction(
     const rows = await plain(s, await q(s, SQL.HELD_BY_ME), [year, month]);
     if (!(rows as unknown as Array<{ held: boolean }>)[0].held) throw commit.reason;
   }
-  return { ok, rows: wait.value };
-}
-
-/**
- * Inside the caller's transaction (a transaction's sql of a { max: 1 } sql): three statements
- * sent together, statement_timeout off for the transaction, the wait, the caller's value back,
- * so that a SET LOCAL of the caller stays local.
- */
-async function acquireInCallersTransaction(
-  s: PostgresSqlLike, tryText: string, year: number, month: number, timeout: number,
-): Promise<Acquired> {
-  const [off, wait, back] = await Promise.allSettled([
-    plain(s, SQL.COMPAT_TIMEOUT_OFF, [true]),
-    plain(s, tryText, [year, month, timeout]),
-    plain(s, SQL.COMPAT_TIMEOUT_BACK, [true]),
-  ]);
-  // A cancel meant for the wait can land on the restore just after it: restore once more.
-  const restored = back.status === "fulfilled"
-    || (await Promise.resolve(plain(s, SQL.COMPAT_TIMEOUT_BACK, [true])).then(() => true, () => false));
-  if (wait.status === "rejected") throw wait.reason;
-  const { ok } = (wait.value as unknown as Array<{ ok: boolean }>)[0];
-  // A wait that answered is reported as it answered, so that a month it took is never hidden
-  // behind an error of the setting's statements (which fail only with the session).
-  if (!ok && off.status === "rejected") throw off.reason;
-  if (!ok && !restored) throw (back as PromiseRejectedResult).reason;
   return { ok, rows: wait.value };
 }
 

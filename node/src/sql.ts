@@ -49,18 +49,7 @@ export const RELEASE_SHARED = `SELECT @extschema@.month_lock_release_shared(${Y}
 /** compat's acquisition in a transaction of its own (compat.ts): statement_timeout off until COMMIT. */
 export const COMPAT_TIMEOUT_OFF_LOCAL = "SET LOCAL statement_timeout = 0";
 
-// compat's acquisition inside the caller's transaction: three statements sent together (postgres.js pipelines them on its one
-// connection; each is a request of its own, so a failed wait gives back what it took and the
-// restore still runs): statement_timeout off, the wait (bounded by month_lock_try's own
-// timeout; `held` = this session held the month already, nothing taken then), the caller's
-// statement_timeout back. Session-level outside a transaction block, transaction-level (`$1` =
-// true) inside the caller's transaction, so that a SET LOCAL of the caller stays local.
-export const COMPAT_TIMEOUT_OFF =
-  "SELECT pg_catalog.set_config('month_lock_compat.statement_timeout', pg_catalog.current_setting('statement_timeout'), $1::pg_catalog.bool), " +
-  "pg_catalog.set_config('statement_timeout', '0', $1::pg_catalog.bool)";
 export const COMPAT_TRY = `SELECT h.held, CASE WHEN h.held THEN true ELSE @extschema@.month_lock_try(${Y}, ${M}, ${T}) END AS ok FROM ${HELD}`;
-export const COMPAT_TIMEOUT_BACK =
-  "SELECT pg_catalog.set_config('statement_timeout', pg_catalog.current_setting('month_lock_compat.statement_timeout'), $1::pg_catalog.bool)";
 
 // --- questions ---
 export const IS_LOCKED = `SELECT @extschema@.month_is_locked(${Y}, ${M}) AS locked`;

@@ -63,7 +63,7 @@ for (const isolation of ["repeatable read", "serializable"]) {
           const { rows: [s] } = await db.observer.query(
             "SELECT count(*)::int AS holds, count(DISTINCT n)::int AS distinct_n FROM ledger WHERE run = $1", [run]);
           assert.equal(s.holds, WORKERS * ROUNDS);
-          assert.equal(s.holds - s.distinct_n, 0, "duplicate reads");
+          assert.equal(s.holds - s.distinct_n, 0, `duplicate reads: ${s.holds - s.distinct_n} of ${s.holds}`);
         });
       }
     }

@@ -155,19 +155,33 @@ async function acquireInOwnTransaction(
     plain(s, tryText, [year, month, timeout]),
     plain(s, "COMMIT"),
   ]);
+  if (wait.status === "rejected" && commit.status === "rejected") await closeBlock(s);
   if (wait.status === "rejected") {
     // The SET's error (e.g. a statement_timeout shorter than it) is the cause of the wait's
     // 25P02; otherwise the wait's own.
     throw off.status === "rejected" ? off.reason : wait.reason;
   }
   const { ok } = (wait.value as unknown as Array<{ ok: boolean }>)[0];
-  if (ok && commit.status === "rejected") {
-    // A month the wait took, then a COMMIT that failed (a cancel that hit it): whether the
-    // hold outlived the transaction is the server's to say.
-    const rows = await plain(s, await q(s, SQL.HELD_BY_ME), [year, month]);
-    if (!(rows as unknown as Array<{ held: boolean }>)[0].held) throw commit.reason;
+  if (commit.status === "rejected") {
+    // The COMMIT itself failed (a cancel or a statement_timeout that hit it): whether the
+    // hold outlived the transaction is the server's to say, once the block is closed.
+    await closeBlock(s);
+    if (ok) {
+      const rows = await plain(s, await q(s, SQL.HELD_BY_ME), [year, month]);
+      if (!(rows as unknown as Array<{ held: boolean }>)[0].held) throw commit.reason;
+    }
   }
   return { ok, rows: wait.value };
+}
+
+/**
+ * Ends a transaction block whose COMMIT failed and may still be open (ROLLBACK outside one
+ * only warns). Tried a few times: a statement_timeout shorter than a statement can cancel it.
+ */
+async function closeBlock(s: PostgresSqlLike): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    if (await Promise.resolve(plain(s, "ROLLBACK")).then(() => true, () => false)) return;
+  }
 }
 
 /**

@@ -129,7 +129,7 @@ export class UnsupportedDriverError extends TypeError {
 export class InTransactionError extends TypeError {
   readonly code = "25001";
   constructor(what: string) {
-    super(`month-lock: ${what}`);
+    super(what.startsWith("month-lock") ? what : `month-lock: ${what}`);
     this.name = "InTransactionError";
   }
 }

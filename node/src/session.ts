@@ -36,12 +36,17 @@ export interface MonthSessionLock {
   /** Fencing token of an exclusive hold; null when shared. */
   readonly token: bigint | null;
   /**
-   * Fires (reason: `MonthLockLostError`) when the session is gone or no longer holds the month:
-   * the connection broke or was terminated, the server restarted, or a heartbeat answered no.
-   * Pass it to the work so that the work stops.
+   * Fires (reason: `MonthLockLostError`) when the hold can no longer be counted on: the
+   * connection broke or was terminated, the server restarted, a heartbeat answered no, or a
+   * heartbeat went unanswered for `heartbeatTimeoutMs` ("unresponsive": the connection is then
+   * closed). Pass it to the work so that the work stops.
    */
   readonly lost: AbortSignal;
-  /** Releases the month: true if this session still held it. Quiet; only the first call releases (later calls answer false). */
+  /**
+   * Releases the month: true if this session still held it. Quiet; only the first call
+   * releases (later calls answer false). After `lost` fired as "unresponsive" it sends nothing
+   * and answers false at once.
+   */
   release(): Promise<boolean>;
   [Symbol.asyncDispose](): Promise<void>;
 }

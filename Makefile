@@ -51,7 +51,7 @@ APT_PACKAGES := postgresql-15 postgresql-server-dev-15 postgresql-client-15 clan
 # $(call apt_ensure,PACKAGES) for mk/*.mk: install the Debian packages that are missing.
 apt_ensure = @tools/provision.sh apt $(1)
 
-.PHONY: all deps apt-deps cargo-pgrx pg-tree tree-install install package package-one print-test-pg-config \
+.PHONY: all deps apt-deps cargo-pgrx pg-tree tree-install install install-deps package package-one print-test-pg-config \
   print-test-pgrx-home pgtest regress installcheck itest test test-all demo demo-run soak lint clean
 all: install
 
@@ -73,7 +73,12 @@ print-test-pgrx-home:
 tree-install: deps pg-tree
 	PGRX_HOME=$(TEST_PGRX_HOME) tools/stage.sh $(TEST_PG_CONFIG) $(TEST_PROFILE) $(STAGE)
 	tools/install-files.sh $(STAGE) $(TEST_PG_CONFIG)
-install: deps
+# What a build for `make install` needs, and no test prerequisite (server, pgbouncer, pip).
+INSTALL_APT_PACKAGES = clang libclang-dev pkg-config \
+  $(if $(INSTALL_PG)$(filter command line environment,$(origin PG_CONFIG)),,postgresql-server-dev-15)
+install-deps: cargo-pgrx
+	$(call apt_ensure,$(INSTALL_APT_PACKAGES))
+install: install-deps
 	tools/install.sh "$(PG_CONFIG)" "$(INSTALL_PG)" $(PG_CACHE)/pgrx/install $(PG_CACHE)/stage/install
 # dist/month_lock-VERSION-pgNN-linux-ARCH.tar.gz per major: lib/, extension/, install.sh, INSTALL.
 package: deps

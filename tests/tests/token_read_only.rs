@@ -56,8 +56,8 @@ async fn token_on_a_hot_standby_raises_25006_and_the_hold_stays_usable() {
         .await
         .unwrap()
         .get(0);
-    let mut standby_admin = replica::db_config(&pair.standby, &db.name);
-    let admin = connect_config(&standby_admin).await;
+    // Asked in the standby's admin database: the test database may not be replayed yet.
+    let admin = connect_config(pair.standby.admin_config()).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let replayed: bool = admin
@@ -78,8 +78,9 @@ async fn token_on_a_hot_standby_raises_25006_and_the_hold_stays_usable() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    standby_admin.user(role.user());
-    let c = connect_config(&standby_admin).await;
+    let mut config = replica::db_config(&pair.standby, &db.name);
+    config.user(role.user());
+    let c = connect_config(&config).await;
     assert!(
         q_bool(&c, "SELECT pg_is_in_recovery()").await,
         "connected to the standby"

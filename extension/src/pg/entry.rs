@@ -1,14 +1,16 @@
 //! The hot SQL functions — one attempt (`month_lock_try(year, month)` and its shared and
 //! transaction-scope forms) and the releases — as hand-written version-1 C functions instead of
 //! pgrx-generated wrappers. Their SQL declarations are written above this layer, under the C
-//! symbols pgrx gave them (frozen: installed catalogues name them), listed at [`EntryHooks`]. What the functions mean — the fast checks, the release of a recorded
-//! hold, the slow paths that validate and raise — is handed in as [`EntryHooks`].
+//! symbols pgrx gave them (frozen: installed catalogues name them), listed at [`EntryHooks`].
+//! What the functions mean — the fast checks, the release of a recorded hold, the slow paths
+//! that validate and raise — is handed in as [`EntryHooks`].
 //!
 //! Why by hand: an uncontended attempt and release cost little more than the lock manager's
 //! own work, and pgrx's wrapper (argument boxes, a memory-context switch, `catch_unwind`) and
 //! its error guard around each PostgreSQL call (a `sigsetjmp` and the saved error state) were a
-//! fifth of the pair. Here the lock manager is called directly from a frame that is as
-//! PostgreSQL's own C would be, and the Rust code around it runs inside [`guarded`]: an inlined
+//! large part of the pair (`make bench-pairs` measures it). Here the lock manager is called
+//! directly from a frame that is as PostgreSQL's own C would be, and the Rust code around it
+//! runs inside [`guarded`]: an inlined
 //! `catch_unwind` that hands a panic to pgrx's guard, which raises it as an ERROR. Each entry
 //! point is one function: the checks, the lock manager's call and the ledger's work are inlined
 //! into it (the hot ledger paths take no closure; see `BackendLocal::borrow`).
@@ -25,8 +27,8 @@
 //! returned before the call, and may neither raise nor panic), and at that call it holds only
 //! plain values: the argument pointer, integers, the tag, the result slot. Nothing was changed
 //! before the call that an ERROR would leave half done: the grant is reported
-//! ([`super::GrantHooks`]) after it, inside [`guarded`]. So an ERROR there behaves exactly as in the built-in
-//! `pg_try_advisory_lock`, which makes the same call.
+//! ([`super::GrantHooks`]) after it, inside [`guarded`]. So an ERROR there behaves exactly as
+//! in the built-in `pg_try_advisory_lock`, which makes the same call.
 
 use super::lock::{attempt_made, report_grant};
 use super::{unguarded, Extension, Mode, MonthTag, Scope};

@@ -12,12 +12,12 @@
 #   3. the edition's own suite tests/portable/sql + specs as that role
 #   3c. cancels storming month_lock calls never drop an earlier hold, and a failed month_lock_all
 #      adds no session reference (tests/portable/cancel_storm.py; its other phases: make portable-storm)
-#   3e. an interrupt while month_lock_claim skips a month held before the call leaves it held
-#      (tests/portable/claim_held.sh)
 #   3d. other roles of the database: overloads planted in the edition's schema are never bound,
 #      the install refuses a schema others may create objects in and objects others created
 #      under its names, and a role's own month_lock_token_seq changes nothing
 #      (tests/portable/hostile.sh)
+#   3e. an interrupt while month_lock_claim skips a month held before the call leaves it held
+#      (tests/portable/claim_held.sh)
 #   4. native and SQL-only sessions in one database (two schemas) exclude each other, and both
 #      catalogs match; tokens come from one sequence (tests/portable/cross.sh)
 #   5. moving SQL-only -> CREATE EXTENSION month_lock -> SQL-only, locks held and tokens growing
@@ -135,11 +135,11 @@ step "3c. cancels landing inside month_lock calls, as $owner"
 python3 "$here/cancel_storm.py" "$pg_config" "$owner" ml_portable_suite 600 \
   ${MONTH_LOCK_STORM_PHASES:-reentry xact} || fail "cancel storm"
 
-step "3e. cancels while month_lock_claim skips a held month, as $owner"
-"$here/claim_held.sh" "$pg_config" "$owner" ml_portable_suite || fail "month_lock_claim keeps earlier holds"
-
 step "3d. other roles: planted overloads, objects created beforehand, sequences of their own"
 "$here/hostile.sh" "$pg_config" "$dist" "$owner" || fail "other roles"
+
+step "3e. cancels while month_lock_claim skips a held month, as $owner"
+"$here/claim_held.sh" "$pg_config" "$owner" ml_portable_suite || fail "month_lock_claim keeps earlier holds"
 
 step "4. native and SQL-only sessions in one database"
 "$here/cross.sh" "$pg_config" "$dist" "$owner" "$out/cross" || fail "cross-edition"

@@ -43,6 +43,17 @@ parts = sorted(f for f in os.listdir(os.path.join(root, 'sql/portable')) if f.en
 if not parts:
     sys.exit('portable-build: no sql/portable/*.sql')
 functions = ''.join(read(os.path.join('sql/portable', f)).rstrip('\n') + '\n\n' for f in parts)
+# The helpers this script creates, for the upgrade's drop of the others (10-checks.sql): the
+# signature, the argument names and the result type of each.
+helpers = []
+for m in re.finditer(r'CREATE OR REPLACE FUNCTION @extschema@\.(month_lock__\w+)\(([^)]*)\)\s*RETURNS\s+(\S+)', functions):
+    args = [a.strip().split() for a in m.group(2).split(',') if a.strip()]
+    names = ', '.join(f"'{a[0]}'" for a in args)
+    helpers.append(f"('@extschema@.{m.group(1)}({', '.join(a[-1] for a in args)})', "
+                   f"ARRAY[{names}]::pg_catalog.text[], '{m.group(3)}')")
+if functions.count('@month_lock_helpers@') != 1 or not helpers:
+    sys.exit('portable-build: expected one @month_lock_helpers@ in sql/portable and helpers to list')
+functions = functions.replace('@month_lock_helpers@', ',\n                                   '.join(helpers))
 shared = read('sql/month_lock.sql')
 shared = once(shared, 'CREATE VIEW @extschema@.month_locks AS',
               'CREATE OR REPLACE VIEW @extschema@.month_locks AS')

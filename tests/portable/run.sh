@@ -22,6 +22,8 @@
 #      catalogs match; tokens come from one sequence (tests/portable/cross.sh)
 #   5. moving SQL-only -> CREATE EXTENSION month_lock -> SQL-only, locks held and tokens growing
 #      (tests/portable/move.sh)
+#   5b. calls in flight during an upgrade in place find every helper they call (replaced in
+#      place), and what happens when a newer script renames one (tests/portable/inflight.sh)
 #   6. the pg_tle form: its body is the plain script, and it installs through a stub pgtle
 #      (tests/portable/pg_tle.sh)
 set -euo pipefail
@@ -146,6 +148,9 @@ step "4. native and SQL-only sessions in one database"
 
 step "5. moving between editions"
 "$here/move.sh" "$pg_config" "$dist" "$owner" || fail "moving between editions"
+
+step "5b. calls in flight during an upgrade in place"
+"$here/inflight.sh" "$pg_config" "$dist" "$owner" || fail "calls in flight during an upgrade in place"
 
 step "6. the pg_tle form"
 "$here/pg_tle.sh" "$pg_config" "$dist" "$owner" || fail "pg_tle form"

@@ -124,6 +124,13 @@ BEGIN
   IF pg_catalog.strpos(target, pg_catalog.chr(39)) OPERATOR(pg_catalog.>) 0 THEN
     RAISE EXCEPTION USING ERRCODE = '42602', MESSAGE = 'month_lock: the schema name must not contain a single quote';
   END IF;
+  -- The schema's name is pasted into dollar-quoted function bodies ($fn$ ... $fn$): a name
+  -- with a dollar sign could end one (PostgreSQL's own CREATE EXTENSION refuses such names too).
+  IF pg_catalog.strpos(target, '$') OPERATOR(pg_catalog.>) 0 THEN
+    RAISE EXCEPTION USING ERRCODE = '42602',
+      MESSAGE = pg_catalog.format('month_lock: cannot install into schema %%s: the name contains "$"', pg_catalog.quote_ident(target)),
+      HINT = 'Install into a schema whose name has no dollar sign (docs/editions.md).';
+  END IF;
   EXECUTE pg_catalog.replace($month_lock_body$
 %s$month_lock_body$, pg_catalog.concat('@', 'extschema@'), pg_catalog.quote_ident(target));
 END

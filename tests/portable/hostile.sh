@@ -183,5 +183,18 @@ n=$(as $owner -At -c "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.o
 n=$((n + $(as $owner -At -c "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'x\$fn\$y'")))
 [ "$n" = 0 ] && ok "nothing was created in schema x\$fn\$y" || bad "$n objects in schema x\$fn\$y"
 
+# --- own schema ---------------------------------------------------------------------------------
+# docs/editions.md's recipe for a schema of its own (PostgreSQL 14): with GRANT USAGE to PUBLIC,
+# every role may call the functions and read the view (the edition in public removed first:
+# one edition per database).
+as $owner -f "$dist/month_lock-portable-uninstall.sql"
+"${psql[@]}" -d $db -c "CREATE SCHEMA month_lock AUTHORIZATION $owner"
+as $owner -c "GRANT USAGE ON SCHEMA month_lock TO PUBLIC"
+PGOPTIONS="-c search_path=month_lock" as $owner -f "$dist/month_lock-portable.sql"
+got=$(as $planter -At -c "SELECT month_lock.month_lock_try(2037, 1), month_lock.month_lock_token(2037, 1) > 0,
+  (SELECT count(*) FROM month_lock.month_locks WHERE month_start = '2037-01-01'), month_lock.month_lock_release(2037, 1)" 2>&1)
+[ "$got" = 't|t|1|t' ] && ok "another role calls the edition in a schema of its own after GRANT USAGE" \
+  || bad "another role and the edition in a schema of its own: $got"
+
 "${psql[@]}" -d postgres -c "DROP DATABASE $db" -c "DROP ROLE $planter" >/dev/null
 exit $status

@@ -130,8 +130,8 @@ step "3b. timeouts racing grants, as $owner"
 "$here/race.sh" "$pg_config" "$owner" ml_portable_suite || fail "timeouts racing grants"
 
 step "3c. cancels landing inside month_lock calls, as $owner"
-# The phases whose promise holds without exception (an earlier hold is never dropped; a failed
-# month_lock_all adds no session reference). The fresh and release phases measure the windows
+# The phases whose promise holds without exception apart from window (2) of docs/editions.md,
+# Cancels (an earlier hold is never dropped; a failed month_lock_all adds no session reference). The fresh and release phases measure the windows
 # the edition has (docs/editions.md, Cancels) and run with `make portable-storm`.
 # shellcheck disable=SC2086
 python3 "$here/cancel_storm.py" "$pg_config" "$owner" ml_portable_suite 600 \

@@ -8,7 +8,8 @@
 #                       edition installed by a non-superuser owner, tests/regress against it,
 #                       its own suite, cancel storms, other roles (planted overloads, objects
 #                       created beforehand), native + SQL-only in one database, moving between
-#                       editions, the pg_tle form (part of make test)
+#                       editions while tokens are drawn, calls in flight during an upgrade in
+#                       place, the pg_tle form (part of make test)
 #   make portable-bench the in-server pair and handoff figures of both editions
 #                       (bench/portable-results.md)
 

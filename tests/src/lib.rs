@@ -253,21 +253,25 @@ pub async fn backend_pid(client: &Client) -> i32 {
         .get(0)
 }
 
+/// Whether `pid` is queued for a lock right now (a row of `pg_locks` with `granted = false`).
+pub async fn is_waiting(observer: &Client, pid: i32) -> bool {
+    observer
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE pid = $1 AND NOT granted)",
+            &[&pid],
+        )
+        .await
+        .expect("query pg_locks")
+        .get(0)
+}
+
 /// Waits until `pid` is queued for a lock (a row of `pg_locks` with `granted = false`: the
 /// backend sleeps in PostgreSQL's lock queue), up to 10 s. Reads `pg_locks` directly, so it
 /// works for any key space (legacy keys, raw advisory locks) and for any role.
 pub async fn wait_until_waiting(observer: &Client, pid: i32) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let waiting: bool = observer
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE pid = $1 AND NOT granted)",
-                &[&pid],
-            )
-            .await
-            .expect("query pg_locks")
-            .get(0);
-        if waiting {
+        if is_waiting(observer, pid).await {
             return;
         }
         assert!(

@@ -130,8 +130,12 @@ pub struct MonthLockGuard<C: Deref<Target = Client>> {
     /// The extension's schema (a quoted identifier), as the acquisition reported it.
     schema: Option<String>,
     /// Tells the clean-up of a dropped acquisition on this connection that these months are
-    /// this guard's (see "Cancelling an acquisition").
-    _claim: Claim,
+    /// this guard's (see "Cancelling an acquisition"). Taken by `Drop` when it gives it up.
+    claim: Option<Claim>,
+    /// [`release`](Self::release) has sent a release whose outcome it has not seen yet: if its
+    /// future is dropped now, `Drop` releases again only what no other claim of the
+    /// connection names (another request may have taken the month since).
+    release_sent: bool,
 }
 
 impl<C: Deref<Target = Client>> std::fmt::Debug for MonthLockGuard<C> {
@@ -163,7 +167,8 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             lost: OnceLock::new(),
             watch: Mutex::new(heartbeat::WatchState::default()),
             tokens: OnceLock::new(),
-            _claim: claim,
+            claim: Some(claim),
+            release_sent: false,
             schema,
         }
     }
@@ -419,12 +424,21 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// # Ok(()) }
     /// ```
     pub async fn release(mut self) -> Result<()> {
-        let ym = self.year_month();
-        // Taking the client and sending happen in the same poll (no await in between): the
-        // request is queued on the connection when the query future is first polled.
-        let client = self.client.take().expect("present until consumed");
+        // The connection stays in the guard until the outcome is known: if this future is
+        // dropped before, the guard's `Drop` queues the release once more (and on a `Pooled`
+        // connection a `ROLLBACK` before it) ahead of whatever the connection runs next, and
+        // only then lets the connection go (back to its pool).
+        self.release_sent = true;
+        let outcome = self.release_or_fall_back().await;
+        // Done: nothing left for `Drop` to send.
+        self.client.take();
+        outcome
+    }
+
+    async fn release_or_fall_back(&self) -> Result<()> {
+        let client = self.client();
         let gone = |e: &tokio_postgres::Error| sql::connection_gone(e) || client.is_closed();
-        let mut all_held = self.release_on(&client).await;
+        let mut all_held = self.release_on(client).await;
         if let Err(Error::Database(e)) = &all_held {
             let aborted =
                 e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION);
@@ -437,29 +451,29 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
                 // (it can only be rolled back), then try once more. A release that failed
                 // may have released already: "not held" then is success.
                 if aborted {
-                    sql::send_without_waiting(&client, "ROLLBACK");
+                    sql::send_without_waiting(client, "ROLLBACK");
                 }
-                all_held = match self.release_on(&client).await {
-                    Ok(_) => Ok(true),
+                all_held = match self.release_on(client).await {
+                    Ok(_) => Ok(None),
                     Err(e) => Err(e),
                 };
             }
         }
         match all_held {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Error::LockLost {
+            Ok(None) => Ok(()),
+            Ok(Some(ym)) => Err(Error::LockLost {
                 ym,
                 reason: LostReason::NotHeld,
             }),
             Err(Error::Database(e)) if gone(&e) => Err(Error::LockLost {
-                ym,
+                ym: self.year_month(),
                 reason: LostReason::ConnectionClosed,
             }),
             Err(e) if owns_pooled::<C>() => {
                 // Last resort for a connection about to go back to a pool: end the session,
                 // which frees every lock it holds (a pool discards a closed connection). Never
                 // hand it back possibly holding the month.
-                sql::send_without_waiting(&client, "ROLLBACK");
+                sql::send_without_waiting(client, "ROLLBACK");
                 let _ = client.simple_query(sql::TERMINATE_SELF).await;
                 Err(e)
             }
@@ -473,28 +487,38 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             }
             Err(e) => {
                 // Last resort: a release queued ahead of whatever the connection runs next.
-                sql::send_without_waiting(&client, &self.release_text());
+                sql::send_without_waiting(client, &self.release_text());
                 Err(e)
             }
         }
     }
 
-    /// Send the release and read whether every month was held.
-    async fn release_on(&self, client: &Client) -> Result<bool> {
+    /// Send the release and read which month was not held any more (the earliest, `None` if
+    /// every month was held).
+    async fn release_on(&self, client: &Client) -> Result<Option<YearMonth>> {
         if let [one] = self.months[..] {
             let (y, m) = sql::month_args(one);
             let text = self.qualified(sql::release(self.mode).sql);
-            sql::value::<_, bool>(client, &text, &[y, m]).await
+            sql::value::<_, bool>(client, &text, &[y, m])
+                .await
+                .map(|held| (!held).then_some(one))
         } else {
-            let expected = self.months.len();
-            sql::set_row(
+            let row = sql::set_row(
                 client,
-                &self.qualified(sql::RELEASE_SET.sql),
+                &self.qualified(sql::RELEASE_SET_LOST.sql),
                 &self.months,
                 None,
             )
-            .await
-            .and_then(|row| Ok(row.try_get::<_, i32>(0)? as usize == expected))
+            .await?;
+            match row.try_get::<_, Option<chrono::NaiveDate>>(0)? {
+                None => Ok(None),
+                Some(d) => {
+                    use chrono::Datelike;
+                    Ok(Some(YearMonth::new(d.year(), d.month()).map_err(|e| {
+                        Error::UnexpectedAnswer(format!("a release named month {d}: {e}"))
+                    })?))
+                }
+            }
         }
     }
 
@@ -535,15 +559,32 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
 impl<C: Deref<Target = Client>> Drop for MonthLockGuard<C> {
     /// Queues the release on the guard's connection without waiting; see "Dropping" in the type's docs.
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            if owns_pooled::<C>() {
-                // The connection goes back to a pool: end whatever transaction block it is in
-                // first (a release in a failed block would be refused, and the next borrower
-                // would get the month and the block).
-                sql::send_without_waiting(&client, "ROLLBACK");
-            }
-            sql::send_without_waiting(&client, &self.release_text());
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if owns_pooled::<C>() {
+            // The connection goes back to a pool: end whatever transaction block it is in
+            // first (a release in a failed block would be refused, and the next borrower
+            // would get the month and the block).
+            sql::send_without_waiting(&client, "ROLLBACK");
         }
+        let claim = self.claim.take().expect("present until dropped");
+        if !self.release_sent {
+            sql::send_without_waiting(&client, &self.release_text());
+            drop(claim);
+            return;
+        }
+        // A `release` future dropped before its answer: its release may have freed the months
+        // already and another request of the connection may have taken one since. Release
+        // only what the session holds and no other claim names, decided and sent in one step.
+        let months = self.months.clone();
+        let mode = self.mode;
+        claim.give_up_and_send(&client, &months, |unclaimed| {
+            if !unclaimed.is_empty() {
+                let text = crate::request::release_if_taken(&months, unclaimed, mode, "-");
+                sql::send_without_waiting(&client, &text);
+            }
+        });
     }
 }
 

@@ -52,10 +52,14 @@ statement!(
 statement!(HELD, "SELECT month_lock_held($1, $2)", ["month_lock_held"]);
 
 // Sets of months (`DATE[]` parameters, each date the first day of its month).
+// A guard's release of its set: the earliest month the session no longer held (NULL if it
+// held them all), then the release.
 statement!(
-    RELEASE_SET,
-    "SELECT month_lock_release($1)",
-    ["month_lock_release"]
+    RELEASE_SET_LOST,
+    "WITH h AS MATERIALIZED (SELECT pg_catalog.min(d) AS lost FROM pg_catalog.unnest($1) AS d \
+     WHERE NOT month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4)) \
+     SELECT h.lost, month_lock_release($1) FROM h",
+    ["month_lock_held", "month_lock_release"]
 );
 statement!(
     TOKEN,
@@ -372,7 +376,7 @@ mod tests {
             HELD,
             IS_LOCKED,
             LOCKS,
-            RELEASE_SET,
+            RELEASE_SET_LOST,
             TOKEN,
             TOKENS,
         ] {

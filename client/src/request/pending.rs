@@ -12,13 +12,14 @@
 //! timing makes that impossible. So a dropped wait runs on until it is granted (the grant is
 //! then released by the queued clean-up) or reaches its timeout.
 
-use std::future::poll_fn;
-use std::pin::Pin;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
 use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryRow, SimpleQueryStream};
 
-use super::claims::{self, Claim};
+use super::claims::Claim;
 use super::session_sql;
 use crate::sql::send_without_waiting;
 use crate::{LockMode, YearMonth};
@@ -36,21 +37,29 @@ pub(crate) struct Pending<'a> {
 
 impl<'a> Pending<'a> {
     /// Sends `sql` (the acquisition of request `id` for `months`) and returns its pending answer.
-    pub(crate) async fn send(
+    pub(crate) fn send(
         client: &'a Client,
         sql: &str,
         id: String,
         months: &[YearMonth],
         mode: LockMode,
     ) -> Result<Pending<'a>, tokio_postgres::Error> {
-        // Claimed before it is sent: a clean-up queued by another dropped request from now on
-        // leaves these months alone (unless its own marker says it took them).
-        let claim = Claim::new(client, months);
-        // Resolves on its first poll: the request is queued on the connection then.
-        let stream = client.simple_query_raw(sql).await?;
+        // Claimed in the same step as it is sent (see `claims`): a clean-up of another dropped
+        // request decided from now on leaves these months alone (unless its own marker says it
+        // took them), and one decided before is ahead of this request on the wire.
+        let (claim, stream) = Claim::claim_and_send(client, months, || {
+            // Resolves on its first poll: the request is queued on the connection then.
+            let sending = pin!(client.simple_query_raw(sql));
+            match sending.poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(sent) => sent,
+                Poll::Pending => {
+                    unreachable!("tokio-postgres queues a simple query on its first poll")
+                }
+            }
+        });
         Ok(Pending {
             client,
-            stream: Some(Box::pin(stream)),
+            stream: Some(Box::pin(stream?)),
             id,
             months: months.to_vec(),
             mode,
@@ -92,12 +101,16 @@ impl Drop for Pending<'_> {
             return;
         }
         // This request's claim goes first: what no other live claim of the connection names may
-        // be released even without this request's marker (a rollback may have undone it).
-        drop(self.claim.take());
-        let unclaimed = claims::unclaimed(self.client, &self.months);
-        // Queued behind the acquisition, before anything sent on the connection after the drop.
-        let release = session_sql::release_if_taken(&self.months, &unclaimed, self.mode, &self.id);
-        send_without_waiting(self.client, &release);
+        // be released even without this request's marker (a rollback may have undone it). The
+        // decision and the send are one step (see `claims`).
+        let claim = self.claim.take().expect("present until the answer");
+        let (client, months, mode, id) = (self.client, &self.months, self.mode, &self.id);
+        claim.give_up_and_send(client, months, |unclaimed| {
+            // Queued behind the acquisition, before anything sent on the connection after the
+            // drop.
+            let release = session_sql::release_if_taken(months, unclaimed, mode, id);
+            send_without_waiting(client, &release);
+        });
     }
 }
 

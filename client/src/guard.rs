@@ -91,11 +91,26 @@ use crate::{sql, LockMode, YearMonth};
 ///   transaction block the acquisition ran in undoes it while the month stays held. So the
 ///   clean-up also releases a month the session holds that no live guard (and no other
 ///   acquisition in flight) *of this connection* claims; the client keeps that list per
-///   connection. Consequence: on a connection where acquisitions are dropped, do not hold the
+///   connection, known by its session's backend key data (not by where the `Client` sits: a
+///   handle that stores the `Client` inline may move it). Claiming and sending a request are
+///   one step, and so are deciding what a clean-up releases and queueing it, so the order of
+///   claims is the order on the wire. Consequence: on a connection where acquisitions are dropped, do not hold the
 ///   same months outside guards (by SQL, or after [`leak`](Self::leak)): such a month has no
 ///   claim and would be released with the dropped request. (Left open: two acquisitions of the
 ///   same month in flight at once on one connection, the first one dropped after taking it
 ///   inside a block that another task rolls back: the second one's claim keeps the month.)
+/// * The clean-up finds the extension's schema itself (from `pg_catalog`), so another task's
+///   `SET search_path` queued behind the acquisition does not make it fail.
+/// * Not retried: a clean-up that the server refuses because the connection sits in a *failed*
+///   transaction block (SQLSTATE 25P02: another task's statement failed inside the block the
+///   acquisition ran in) releases nothing, and the month stays held by the session until you
+///   release it (`month_lock_release_all()` after the block ended) or the session ends. The
+///   crate cannot send anything on a connection it no longer has a handle to: end transaction
+///   blocks before dropping acquisitions on a shared connection.
+/// * An acquisition of a month that an earlier acquisition on the same connection, still in
+///   flight, has taken is answered [`Error::AlreadyHeld`](crate::Error::AlreadyHeld), also if
+///   that earlier one is dropped afterwards: its clean-up then frees the month, and a retry
+///   gets it.
 /// * The dropped wait is not cancelled: it runs on in the server until the month is granted
 ///   (and then released by the queued clean-up) or until its [`timeout`](crate::MonthLock::timeout)
 ///   ends, and the connection runs nothing else meanwhile. PostgreSQL's cancel request ends
@@ -105,8 +120,12 @@ use crate::{sql, LockMode, YearMonth};
 ///   this crate sends none. The same holds over TLS and plain connections alike.
 ///
 /// So: give waits a timeout you can afford to have the connection busy for, or wait on a
-/// connection of their own and drop that `Client` (closing the session ends the wait at once
-/// and frees everything the session held).
+/// connection of their own and drop that `Client`. Closing the connection frees everything
+/// the session held, but PostgreSQL notices a closed client socket during a lock wait only
+/// if `client_connection_check_interval` is set (PostgreSQL 14 and later, off by default, any
+/// user may set it, e.g. `options=-c client_connection_check_interval=1s` in the connection
+/// string): without it the abandoned wait stays in the lock queue until it is granted (then the
+/// session ends) or times out. The `month-lock` command sets it to one second.
 ///
 /// # An acquisition that fails
 ///
@@ -397,9 +416,14 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     ///
     /// `Ok(())` if the session held the month (for a set: every month) up to this call. [`Error::LockLost`] if it did
     /// not any more ([`LostReason::NotHeld`]) or the connection is closed
-    /// ([`LostReason::ConnectionClosed`]): the lock had been lost at some point before. If this
-    /// future is dropped before it completes, the release still happens (it is sent on the
-    /// first poll; if it was never polled, the guard's `Drop` sends it).
+    /// ([`LostReason::ConnectionClosed`]): the lock had been lost at some point before; a set
+    /// guard's error names the earliest month it no longer held. If this future is dropped
+    /// before it completes, the release still happens: the guard keeps the connection until
+    /// the outcome is known, and a dropped future drops the guard, whose `Drop` queues the
+    /// release once more (only of months the session holds and no other request of the
+    /// connection claims; on a [`Pooled`] connection after a `ROLLBACK`) before the connection
+    /// is let go. The fallbacks below (retry, self-terminate) run only while the future is
+    /// polled.
     ///
     /// A release that fails on a live connection is tried once more: after a stray cancel or
     /// `statement_timeout` as it is; in a failed transaction block (SQLSTATE 25P02, which can

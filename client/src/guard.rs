@@ -101,12 +101,14 @@ use crate::{sql, LockMode, YearMonth};
 ///   inside a block that another task rolls back: the second one's claim keeps the month.)
 /// * The clean-up finds the extension's schema itself (from `pg_catalog`), so another task's
 ///   `SET search_path` queued behind the acquisition does not make it fail.
-/// * Not retried: a clean-up that the server refuses because the connection sits in a *failed*
-///   transaction block (SQLSTATE 25P02: another task's statement failed inside the block the
-///   acquisition ran in) releases nothing, and the month stays held by the session until you
-///   release it (`month_lock_release_all()` after the block ended) or the session ends. The
-///   crate cannot send anything on a connection it no longer has a handle to: end transaction
-///   blocks before dropping acquisitions on a shared connection.
+/// * A clean-up that the server refuses because the connection sits in a *failed* transaction
+///   block (SQLSTATE 25P02: another task's statement failed inside the block the acquisition
+///   ran in) is queued again ahead of the next acquisition on that connection (a session
+///   unlock is not undone by a later `ROLLBACK`); it is never answered with a `ROLLBACK` of
+///   someone else's block. Until then the month stays held by the session: the crate has no
+///   handle to the connection of its own to send it earlier (watching the refusal needs a
+///   tokio runtime). End transaction blocks before dropping acquisitions on a shared
+///   connection, or release with `month_lock_release_all()` after the block.
 /// * An acquisition of a month that an earlier acquisition on the same connection, still in
 ///   flight, has taken is answered [`Error::AlreadyHeld`](crate::Error::AlreadyHeld), also if
 ///   that earlier one is dropped afterwards: its clean-up then frees the month, and a retry

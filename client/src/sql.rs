@@ -304,6 +304,33 @@ pub(crate) fn send_without_waiting(client: &tokio_postgres::Client, sql: &str) {
     let _: Poll<_> = request.poll(&mut cx);
 }
 
+/// Queue `sql` on the connection now (as [`send_without_waiting`]) and return a future of its
+/// outcome that does not borrow the connection; `None` if the connection is closed.
+pub(crate) fn send_for_answer(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Option<impl Future<Output = std::result::Result<(), tokio_postgres::Error>> + Send + 'static> {
+    let request = pin!(client.simple_query_raw(sql));
+    let mut cx = Context::from_waker(Waker::noop());
+    let Poll::Ready(Ok(stream)) = request.poll(&mut cx) else {
+        return None;
+    };
+    Some(async move {
+        let mut stream = Box::pin(stream);
+        let mut outcome = Ok(());
+        while let Some(item) =
+            std::future::poll_fn(|cx| futures_core::Stream::poll_next(stream.as_mut(), cx)).await
+        {
+            if let Err(e) = item {
+                if outcome.is_ok() {
+                    outcome = Err(e);
+                }
+            }
+        }
+        outcome
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

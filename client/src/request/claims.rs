@@ -19,7 +19,8 @@ use std::sync::{LazyLock, Mutex, MutexGuard};
 use tokio_postgres::Client;
 
 use super::conn_key::{self, ConnKey};
-use crate::YearMonth;
+use super::session_sql;
+use crate::{LockMode, YearMonth};
 
 type Counts = HashMap<(ConnKey, YearMonth), usize>;
 
@@ -47,6 +48,11 @@ impl Claim {
     ) -> (Claim, R) {
         let conn = conn_key::of(client);
         let mut c = counts();
+        // Clean-ups the server refused on this connection go first (see `CleanUp`).
+        let refused = refused().remove(&conn).unwrap_or_default();
+        for clean_up in refused {
+            clean_up.queue(client, conn, &c);
+        }
         for m in months {
             *c.entry((conn, *m)).or_default() += 1;
         }
@@ -76,22 +82,33 @@ impl Claim {
     /// Gives up this claim and, in the same step, queues the statement `clean_up` builds from
     /// those of `months` that no other live claim of the connection names.
     pub(crate) fn give_up_and_send(
-        mut self,
+        self,
         client: &Client,
         months: &[YearMonth],
         clean_up: impl FnOnce(&[YearMonth]),
     ) {
+        self.give_up_and(client, |c, conn| {
+            let unclaimed: Vec<YearMonth> = months
+                .iter()
+                .copied()
+                .filter(|m| !c.contains_key(&(conn, *m)))
+                .collect();
+            clean_up(&unclaimed);
+        });
+    }
+
+    /// Gives up this claim and, in the same step, queues `clean_up` (see [`CleanUp::queue`]).
+    pub(crate) fn give_up_and_queue(self, client: &Client, clean_up: CleanUp) {
+        self.give_up_and(client, |c, conn| clean_up.queue(client, conn, c));
+    }
+
+    fn give_up_and(mut self, client: &Client, then: impl FnOnce(&Counts, ConnKey)) {
         let mut c = counts();
         for m in std::mem::take(&mut self.months) {
             give_up(&mut c, self.conn, m);
         }
         let conn = conn_key::of(client);
-        let unclaimed: Vec<YearMonth> = months
-            .iter()
-            .copied()
-            .filter(|m| !c.contains_key(&(conn, *m)))
-            .collect();
-        clean_up(&unclaimed);
+        then(&c, conn);
         drop(c);
     }
 }
@@ -101,6 +118,53 @@ fn give_up(c: &mut Counts, conn: ConnKey, m: YearMonth) {
         *n -= 1;
         if *n == 0 {
             c.remove(&(conn, m));
+        }
+    }
+}
+
+/// The clean-up of a dropped acquisition (see `pending`): the months it asked for, its mode
+/// and request id.
+#[derive(Clone, Debug)]
+pub(crate) struct CleanUp {
+    pub months: Vec<YearMonth>,
+    pub mode: LockMode,
+    pub id: String,
+}
+
+/// Clean-ups refused because the connection sat in a failed transaction block (SQLSTATE
+/// 25P02), by connection: queued again (with what is unclaimed *then*) ahead of the next
+/// acquisition on that connection, the earliest moment this crate has the connection in hand
+/// again. Locked only while the claims are.
+fn refused() -> MutexGuard<'static, HashMap<ConnKey, Vec<CleanUp>>> {
+    static REFUSED: LazyLock<Mutex<HashMap<ConnKey, Vec<CleanUp>>>> = LazyLock::new(Mutex::default);
+    REFUSED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl CleanUp {
+    /// Queue the release of what this request took (or what is held and unclaimed in `c`) on
+    /// `client`, and, on a tokio runtime, watch its answer: a refusal in a failed transaction
+    /// block is kept for the next acquisition on the connection.
+    pub(crate) fn queue(self, client: &Client, conn: ConnKey, c: &Counts) {
+        let unclaimed: Vec<YearMonth> = self
+            .months
+            .iter()
+            .copied()
+            .filter(|m| !c.contains_key(&(conn, *m)))
+            .collect();
+        let text = session_sql::release_if_taken(&self.months, &unclaimed, self.mode, &self.id);
+        let Some(answer) = crate::sql::send_for_answer(client, &text) else {
+            return; // the connection is closed: the session holds nothing any more
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = answer.await {
+                    let failed_block = e.code()
+                        == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION);
+                    if failed_block {
+                        refused().entry(conn).or_default().push(self);
+                    }
+                }
+            });
         }
     }
 }

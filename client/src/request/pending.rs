@@ -19,9 +19,7 @@ use std::task::{Context, Poll, Waker};
 use futures_core::Stream;
 use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryRow, SimpleQueryStream};
 
-use super::claims::Claim;
-use super::session_sql;
-use crate::sql::send_without_waiting;
+use super::claims::{Claim, CleanUp};
 use crate::{LockMode, YearMonth};
 
 /// The acquisition's stream and what its drop must do.
@@ -104,13 +102,13 @@ impl Drop for Pending<'_> {
         // be released even without this request's marker (a rollback may have undone it). The
         // decision and the send are one step (see `claims`).
         let claim = self.claim.take().expect("present until the answer");
-        let (client, months, mode, id) = (self.client, &self.months, self.mode, &self.id);
-        claim.give_up_and_send(client, months, |unclaimed| {
-            // Queued behind the acquisition, before anything sent on the connection after the
-            // drop.
-            let release = session_sql::release_if_taken(months, unclaimed, mode, id);
-            send_without_waiting(client, &release);
-        });
+        // Queued behind the acquisition, before anything sent on the connection after the drop.
+        let clean_up = CleanUp {
+            months: std::mem::take(&mut self.months),
+            mode: self.mode,
+            id: std::mem::take(&mut self.id),
+        };
+        claim.give_up_and_queue(self.client, clean_up);
     }
 }
 

@@ -43,8 +43,8 @@ Exit codes:
   run     CMD's exit code when CMD ends on its own (128+N if CMD was killed by signal N)
           75  the month (every month of a range) was not acquired within --timeout, or with
               --any no month was free (EX_TEMPFAIL); CMD did not run
-          70  the lock was lost while CMD ran: CMD's process group got SIGTERM, then SIGKILL
-              after --grace (also when the lock is found lost as CMD ends, or the release
+          70  the lock was lost while CMD ran: CMD's process group (and CMD) got SIGTERM, then
+              SIGKILL after --grace (also when the lock is found lost as CMD ends, or the release
               is not answered within 10 s)
           69  cannot connect, database error, or the extension is missing; CMD did not run
           126 CMD cannot be executed, 127 CMD not found
@@ -86,7 +86,8 @@ enum Command {
     /// with CMD's exit code.
     ///
     /// CMD runs in a process group of its own, with everything it starts (unless a process
-    /// moves itself out, e.g. with setsid): a lost lock stops the whole group, and Ctrl-C
+    /// moves itself out, e.g. with setsid; CMD itself is then still signalled by its process
+    /// id, other processes that left escape): a lost lock stops the whole group, and Ctrl-C
     /// reaches CMD once. A watchdog process kills the group if month-lock dies in any way
     /// (SIGKILL, OOM), and whatever CMD leaves running in its group is killed when CMD ends,
     /// before the lock is released. The release has 10 s to be answered; a signal then makes

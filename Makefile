@@ -38,9 +38,11 @@ TREE = $(call tree_of,$(PG),$(TREE_FLAVOR))
 TEST_PG_CONFIG = $(call pg_config_of,$(PG),$(TREE_FLAVOR))
 TEST_PGRX_HOME = $(call pgrx_home_of,$(PG),$(TREE_FLAVOR))
 PGTEST_DIR ?= /tmp/month_lock_pgrx_test/$(CHECKOUT_ID)/$(PG)
-# What tree-install installs, and a second, different build for install-while-loaded.sh.
-STAGE = $(PG_CACHE)/stage/$(CHECKOUT_ID)/$(PG)-$(TEST_PROFILE)
-ALT_STAGE = $(PG_CACHE)/stage/$(CHECKOUT_ID)/$(PG)-$(TEST_PROFILE)-pg_test
+# What tree-install installs, and a second, different build for install-while-loaded.sh:
+# $(call stage_of,MAJOR,PROFILE[-pg_test]).
+stage_of = $(PG_CACHE)/stage/$(CHECKOUT_ID)/$(1)-$(2)
+STAGE = $(call stage_of,$(PG),$(TEST_PROFILE))
+ALT_STAGE = $(call stage_of,$(PG),$(TEST_PROFILE)-pg_test)
 # make install: PG_CONFIG if given, else Debian's pg_config of PG=NN, else Debian's 15.
 INSTALL_PG = $(if $(filter command line environment,$(origin PG)),$(PG))
 PG_CONFIG ?= $(if $(INSTALL_PG),/usr/lib/postgresql/$(INSTALL_PG)/bin/pg_config,/usr/bin/pg_config)
@@ -49,7 +51,7 @@ APT_PACKAGES := postgresql-15 postgresql-server-dev-15 postgresql-client-15 clan
 # $(call apt_ensure,PACKAGES) for mk/*.mk: install the Debian packages that are missing.
 apt_ensure = @tools/provision.sh apt $(1)
 
-.PHONY: all deps apt-deps cargo-pgrx pg-tree tree-install install package package-one print-test-pg-config \
+.PHONY: all deps apt-deps cargo-pgrx pg-tree tree-install install install-deps package package-one print-test-pg-config \
   print-test-pgrx-home pgtest regress installcheck itest test test-all demo demo-run soak lint clean
 all: install
 
@@ -71,7 +73,12 @@ print-test-pgrx-home:
 tree-install: deps pg-tree
 	PGRX_HOME=$(TEST_PGRX_HOME) tools/stage.sh $(TEST_PG_CONFIG) $(TEST_PROFILE) $(STAGE)
 	tools/install-files.sh $(STAGE) $(TEST_PG_CONFIG)
-install: deps
+# What a build for `make install` needs, and no test prerequisite (server, pgbouncer, pip).
+INSTALL_APT_PACKAGES = clang libclang-dev pkg-config \
+  $(if $(INSTALL_PG)$(filter command line environment,$(origin PG_CONFIG)),,postgresql-server-dev-15)
+install-deps: cargo-pgrx
+	$(call apt_ensure,$(INSTALL_APT_PACKAGES))
+install: install-deps
 	tools/install.sh "$(PG_CONFIG)" "$(INSTALL_PG)" $(PG_CACHE)/pgrx/install $(PG_CACHE)/stage/install
 # dist/month_lock-VERSION-pgNN-linux-ARCH.tar.gz per major: lib/, extension/, install.sh, INSTALL.
 package: deps
@@ -126,7 +133,7 @@ demo-run: tree-install
 soak: tree-install
 	PG_CONFIG=$(TEST_PG_CONFIG) SOAK_SECS=$(SOAK_SECS) $(CARGO) test --locked -p month-lock-tests --test soak -- --nocapture
 
-## lint (part of make test): formatting and clippy, warnings are errors
+## lint (part of make test): formatting, the unsafe boundary (tools/check-unsafe.sh), clippy with warnings as errors
 lint: pg-tree
 	@echo "=== month_lock suite: lint ==="
 	$(CARGO) fmt --all --check

@@ -2,7 +2,8 @@
 #
 #   make deb         dist/postgresql-NN-month-lock_VERSION-1_ARCH.deb for each of PACKAGE_PGS
 #                    (default 14..18), each built (release) against the private tree of NN, and
-#                    dist/month-lock_VERSION-1_ARCH.deb (the command)
+#                    dist/month-lock_CLI_VERSION-1_ARCH.deb (the command; its version is the
+#                    client crate's, packaging/debian/changelog.cli)
 #   make deb-lint    lintian on $(DEB_DIST)/*.deb (warnings and errors fail; overrides give reasons)
 #   make deb-test    builds the 15 package and the command's, installs them with apt-get into
 #                    this machine's Debian PostgreSQL 15 (/usr/lib/postgresql/15), upgrades an
@@ -17,7 +18,7 @@ DEB_DIST ?= dist
 # A second build for the reproducibility check of deb-test.
 DEB_AGAIN = $(PG_CACHE)/deb-again/$(CHECKOUT_ID)
 # The older package of the upgrade test is made from the debug build that tree-install stages.
-DEB_OLD_STAGE = $(PG_CACHE)/stage/$(CHECKOUT_ID)/15-dev
+DEB_OLD_STAGE = $(call stage_of,15,dev)
 
 .PHONY: deb deb-deps deb-lint deb-test
 

@@ -11,9 +11,7 @@ NODE_DIR := node
 
 # Node 18+ and npm: present on the CI image; Debian's packages otherwise.
 node-deps:
-	@command -v npm >/dev/null 2>&1 || { \
-	  echo "installing apt packages: nodejs npm"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm </dev/null; }
+	@command -v npm >/dev/null 2>&1 || tools/provision.sh apt nodejs npm
 	@cd $(NODE_DIR) && if [ -f node_modules/.package-lock.json ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then \
 	  echo "node_modules matches package-lock.json"; \
 	else \

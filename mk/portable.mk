@@ -8,13 +8,13 @@
 #                       edition installed by a non-superuser owner, tests/regress against it,
 #                       its own suite, cancel storms, other roles (planted overloads, objects
 #                       created beforehand), native + SQL-only in one database, moving between
-#                       editions, the pg_tle form (part of make test)
+#                       editions while tokens are drawn, calls in flight during an upgrade in
+#                       place, the pg_tle form (part of make test)
 #   make portable-bench the in-server pair and handoff figures of both editions
 #                       (bench/portable-results.md)
 
 PORTABLE_DIST := dist
-PORTABLE_BENCH_TREE = $(PG_CACHE)/trees/$(CHECKOUT_ID)-release/$(PG)
-PORTABLE_BENCH_PG_CONFIG = $(if $(filter 15,$(PG)),$(PORTABLE_BENCH_TREE)/usr/lib/postgresql/15/bin/pg_config,$(PORTABLE_BENCH_TREE)/bin/pg_config)
+PORTABLE_BENCH_PG_CONFIG = $(call pg_config_of,$(PG),-release)
 PORTABLE_SOURCES := $(sort $(wildcard sql/portable/*.sql)) sql/month_lock.sql tools/portable-build.sh extension/Cargo.toml
 
 .PHONY: portable portable-test portable-bench

@@ -10,7 +10,7 @@
 #      the debug build) with the released 0.1.0 script as default_version, as a 0.1.0 package
 #      had; on a throwaway cluster from /usr/lib/postgresql/15/bin, CREATE EXTENSION month_lock
 #      gives 0.1.0 and a session loads the library and holds a month; the command's package is
-#      installed too (`month-lock --version`, its man page);
+#      installed too (`month-lock --version` is the client crate's version, its man page);
 #   3. the current package is installed over it with apt-get while that session stays
 #      connected (tools/deb-check.sh): the session keeps working, ALTER EXTENSION month_lock
 #      UPDATE, the SQL check as an ordinary role, the month-lock command, the pg_regress and
@@ -41,9 +41,11 @@ for t in apt-get dpkg lintian flock "$pg_config"; do
   command -v "$t" >/dev/null || fail "$t missing"
 done
 arch=$(dpkg --print-architecture)
+# Each package carries its own version: the extension's and the command's (client/Cargo.toml).
 version=$(dpkg-parsechangelog -l "$root/packaging/debian/changelog" -S Version)
+cli_version=$(dpkg-parsechangelog -l "$root/packaging/debian/changelog.cli" -S Version)
 new_deb=$dist/${ext_pkg}_${version}_$arch.deb
-cli_deb=$dist/${cli_pkg}_${version}_$arch.deb
+cli_deb=$dist/${cli_pkg}_${cli_version}_$arch.deb
 [ -f "$new_deb" ] || fail "$new_deb missing (make deb PACKAGE_PGS=15)"
 [ -f "$cli_deb" ] || fail "$cli_deb missing (make deb)"
 work=$(mktemp -d /tmp/month_lock_deb_test.XXXXXX)
@@ -128,7 +130,7 @@ ok "apt-get install $(basename "$old_deb")"
 installed "$cli_pkg" || fail "$cli_pkg not installed"
 ok "apt-get install $(basename "$cli_deb")"
 [ "$(command -v month-lock)" = /usr/bin/month-lock ] || fail "month-lock is not /usr/bin/month-lock"
-[ "$(month-lock --version)" = "month-lock ${version%-*}" ] || fail "month-lock --version says '$(month-lock --version)'"
+[ "$(month-lock --version)" = "month-lock ${cli_version%-*}" ] || fail "month-lock --version says '$(month-lock --version)'"
 ok "month-lock --version: $(month-lock --version)"
 [ -f /usr/share/man/man1/month-lock.1.gz ] && zcat /usr/share/man/man1/month-lock.1.gz | grep -q '^\.SS "month-lock check"' \
   || fail "the man page is missing or lacks the commands"

@@ -6,10 +6,12 @@
 # Debian binary packages, laid out like Debian's own postgresql-NN-* extension packages:
 #   postgresql-NN-month-lock_VERSION_ARCH.deb  usr/lib/postgresql/NN/lib/month_lock.so,
 #                                              usr/share/postgresql/NN/extension/month_lock*
-#   month-lock_VERSION_ARCH.deb                usr/bin/month-lock, its man page (help2man)
+#   month-lock_CLI_VERSION_ARCH.deb            usr/bin/month-lock, its man page (help2man)
 # each with usr/share/doc/PACKAGE/{copyright,changelog.Debian.gz,changelog.gz}.
-# VERSION is the top entry of packaging/debian/changelog (its upstream part must be the crate
-# version; DEB_VERSION overrides it, for test fixtures only).
+# Each package has its own version, the top entry of its Debian changelog, whose upstream part
+# must be its crate's version: packaging/debian/changelog and extension/Cargo.toml for the
+# extension's, packaging/debian/changelog.cli and client/Cargo.toml for the command's
+# (DEB_VERSION overrides it, for test fixtures only).
 #
 # Built with dpkg-deb from a staged tree rather than dpkg-buildpackage: the libraries for 14, 16,
 # 17 and 18 are built against private trees (PyPI wheels), not against postgresql-server-dev-NN
@@ -33,15 +35,21 @@ for tool in dpkg-deb dpkg-shlibdeps dpkg-parsechangelog strip; do
   command -v "$tool" >/dev/null || { echo "deb.sh: $tool missing (apt-get install dpkg-dev binutils)"; exit 1; }
 done
 
-crate_version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/extension/Cargo.toml" | head -1)
-deb_version=${DEB_VERSION:-$(dpkg-parsechangelog -l "$pkg_dir/changelog" -S Version)}
+# The package's Debian changelog, its crate and its upstream changelog.
+if [ "$mode" = cli ]; then
+  changelog=$pkg_dir/changelog.cli crate=client upstream_changelog=$root/client/CHANGELOG.md
+else
+  changelog=$pkg_dir/changelog crate=extension upstream_changelog=$root/CHANGELOG.md
+fi
+crate_version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/$crate/Cargo.toml" | head -1)
+deb_version=${DEB_VERSION:-$(dpkg-parsechangelog -l "$changelog" -S Version)}
 if [ -z "${DEB_VERSION:-}" ] && [ "${deb_version%-*}" != "$crate_version" ]; then
-  echo "deb.sh: packaging/debian/changelog is at $deb_version, the crate at $crate_version: add a changelog entry"
+  echo "deb.sh: packaging/debian/$(basename "$changelog") is at $deb_version, $crate/Cargo.toml at $crate_version: add a changelog entry"
   exit 1
 fi
 # Debian's convention (dpkg-buildpackage does the same): the time of the changelog's top entry.
 # Unlike the last commit's time it is there without .git too (a tarball, a Docker build context).
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(dpkg-parsechangelog -l "$pkg_dir/changelog" -S Timestamp)}
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(dpkg-parsechangelog -l "$changelog" -S Timestamp)}
 arch=$(dpkg --print-architecture)
 export LC_ALL=C TZ=UTC
 
@@ -74,8 +82,8 @@ write_doc() { # dest_root package crates_file
     /^@CRATES@$/ { while ((getline l < crates) > 0) print " " l; next }
     /^@LICENSE@$/ { indented(license); next }
     { print }' "$pkg_dir/copyright.in" >"$doc/copyright"
-  gzip -9nc "$pkg_dir/changelog" >"$doc/changelog.Debian.gz"
-  gzip -9nc "$root/CHANGELOG.md" >"$doc/changelog.gz"
+  gzip -9nc "$changelog" >"$doc/changelog.Debian.gz"
+  gzip -9nc "$upstream_changelog" >"$doc/changelog.gz"
 }
 
 # usr/share/lintian/overrides/PACKAGE from a template (each tag with its reason), if there is one.
@@ -139,8 +147,7 @@ case "$mode" in
     if [ -z "${PGRX_HOME:-}" ]; then
       # cargo-pgrx only needs to know this one pg_config (as `make install` does).
       export PGRX_HOME=$work/pgrx
-      mkdir -p "$PGRX_HOME"
-      printf '[configs]\npg%s = "%s"\n' "$major" "$(command -v "$pg_config")" >"$PGRX_HOME/config.toml"
+      "$root/tools/pgrx-home.sh" "$PGRX_HOME" "$major" "$(command -v "$pg_config")"
     fi
     "$root/tools/stage.sh" "$pg_config" release "$work/stage" >&2
     package_extension "$work/stage" "$major" "$out"

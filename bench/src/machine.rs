@@ -16,7 +16,7 @@ struct Snapshot {
     cluster: Option<u64>,
 }
 
-/// The machine's load over the run, as results.md and results.json report it.
+/// The machine's load over the run, as results.md reports it.
 pub struct MachineLoad {
     /// `/proc/loadavg` (1, 5, 15 min) before the cluster starts.
     pub loadavg_before: Option<[f64; 3]>,

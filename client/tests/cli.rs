@@ -1,6 +1,6 @@
 //! The `month-lock` binary against a real PostgreSQL: `run` with one month (exit codes, signals,
-//! a lost lock), `status`, `check`, connection settings, usage errors (README "The `month-lock`
-//! command"; several months: `cli_months.rs`).
+//! a lost lock), `status`, `check`, connection settings, usage errors (docs/cli.md; several
+//! months: `cli_months.rs`).
 
 mod common;
 

@@ -1,5 +1,5 @@
-//! `month-lock run` with several months (README of the client, "`month-lock run` with several
-//! months"): a range held all or nothing with the MONTH_LOCK_* variables set, and `--any`.
+//! `month-lock run` with several months (docs/cli.md, "`month-lock run`"): a range held all or
+//! nothing with the MONTH_LOCK_* variables set, and `--any`.
 
 mod common;
 

@@ -1,6 +1,7 @@
-//! Acquisitions dropped while in flight, at every await point, on a connection shared with a
-//! guard that holds a month: the clean-up releases only what the dropped request took, and no
-//! cancel request ever fails a later statement (none is sent: a dropped wait runs to its end).
+//! Acquisitions dropped while in flight, at every await point, on a connection shared with a guard
+//! that holds a month (rustdoc of `MonthLockGuard`, "Cancelling an acquisition"): the clean-up
+//! releases only what the dropped request took, and no cancel request ever fails a later statement
+//! (none is sent: a dropped wait runs to its end).
 
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -231,7 +232,7 @@ async fn a_grant_racing_the_drop_of_a_wait_is_released() {
     guard.release().await.unwrap();
 }
 
-/// The probe's stray-cancel race: a wait is dropped, the month is granted right after, and
+/// The stray-cancel race: a wait is dropped, the month is granted right after, and
 /// another task sends a 50 ms statement on the same connection, while the wait is in flight
 /// (it then runs between the acquisition and its clean-up) or after the drop. No statement of
 /// the other task ever fails, the guard's month stays held, the grant is released.

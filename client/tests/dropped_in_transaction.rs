@@ -1,7 +1,8 @@
-//! A dropped acquisition whose marker a rollback undid: another task's `ROLLBACK`,
-//! `ROLLBACK TO SAVEPOINT` or the rollback of a failed block runs between the acquisition and
-//! its clean-up on a shared connection. The month the request took is released all the same,
-//! and a month a live guard of the connection holds stays held.
+//! A dropped acquisition whose marker a rollback undid (rustdoc of `MonthLockGuard`, "Cancelling an
+//! acquisition"): another task's `ROLLBACK`, `ROLLBACK TO SAVEPOINT` or the rollback of a failed
+//! block runs between the acquisition and its clean-up on a shared connection. The month the
+//! request took is released all the same, and a month a live guard of the connection holds stays
+//! held.
 
 use std::future::Future;
 use std::task::{Context, Poll, Waker};

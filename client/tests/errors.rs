@@ -1,6 +1,6 @@
-//! The errors of a request (README "Taking a month", rustdoc of `Error`): a missing or outdated
-//! extension told apart by SQLSTATE and catalog, SQLSTATEs carried, and nothing held after an
-//! acquisition that fails after a grant.
+//! The errors of a request (client/README.md, "Taking a month", rustdoc of `Error`): a missing or
+//! outdated extension told apart by SQLSTATE and catalog, SQLSTATEs carried, and nothing held after
+//! an acquisition that fails after a grant.
 
 use std::time::Duration;
 

@@ -1,12 +1,13 @@
-//! Issue #10 item 5: month locks across a failover.
+//! Month locks across a failover (docs/semantics.md, "Beyond one server"): the lost-lock signal,
+//! month-lock run's exit 70 and fencing tokens when a synchronous standby is promoted.
 //!
-//! A primary and a synchronous streaming standby on loopback (`month_lock_tests::replica`).
-//! On the primary, an old holder takes 2024-03 through the client library, gets its fencing
-//! token (`month_lock_token`, autocommit: committed, so flushed on the synchronous standby —
-//! also when the sequence's WAL record behind it was written by another transaction that
-//! rolled back, with the primary's WAL writer slowed to 10 s) and writes a row with it, while `month-lock run` holds 2024-04 around a shell loop that
-//! appends to a marker file. Then the primary stops abruptly (SIGQUIT: immediate shutdown)
-//! and the standby is promoted. Asserted:
+//! A primary and a synchronous streaming standby on loopback (`month_lock_tests::replica`). On the
+//! primary, an old holder takes 2024-03 through the client library, gets its fencing token
+//! (`month_lock_token`, autocommit: committed, so flushed on the synchronous standby — also when
+//! the sequence's WAL record behind it was written by another transaction that rolled back, with
+//! the primary's WAL writer slowed to 10 s) and writes a row with it, while `month-lock run` holds
+//! 2024-04 around a shell loop that appends to a marker file. Then the primary stops abruptly
+//! (SIGQUIT: immediate shutdown) and the standby is promoted. Asserted:
 //!
 //! * the guard's `lost()` resolves, and `month-lock run` stops CMD and exits 70, each within
 //!   [`LOST_BOUND`] of the SIGQUIT (heartbeat [`HEARTBEAT`]);
@@ -31,13 +32,11 @@ use std::time::{Duration, Instant};
 use month_lock_client::{Heartbeat, LostReason, MonthLock, MonthLockExt};
 use month_lock_tests::{faults, replica, TestDb, DEFAULT_SETTINGS};
 use rustix::process::{kill_process, Pid, Signal};
-use tokio::process::Command;
 use tokio_postgres::{Client, Config, NoTls};
 
 mod common;
+use common::cli::{cli_url, text};
 use common::months::ym;
-
-const BIN: &str = env!("CARGO_BIN_EXE_month-lock");
 
 /// Heartbeat of the guard and of `month-lock run --heartbeat`.
 const HEARTBEAT: Duration = Duration::from_millis(200);
@@ -55,30 +54,6 @@ const FENCED_WRITE: &str = "INSERT INTO facts (month, value, token) VALUES ('202
 const CMD_SCRIPT: &str = r#"echo "${MONTH_LOCK_TOKEN:-none}" > "$1/cmd.token"
 echo $$ > "$1/cmd.pid"; i=0
 while [ $i -lt 900 ]; do echo $i >> "$1/marker"; i=$((i+1)); sleep 0.05; done"#;
-
-/// `month-lock --database-url URL ARGS`, with a clean environment for the connection settings.
-fn cli(url: &str) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in [
-        "DATABASE_URL",
-        "PGHOST",
-        "PGPORT",
-        "PGUSER",
-        "PGPASSWORD",
-        "PGDATABASE",
-        "PGAPPNAME",
-        "PGSSLMODE",
-        "PGCONNECT_TIMEOUT",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.arg("--database-url").arg(url).kill_on_drop(true);
-    cmd
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
     let (client, connection) = config.connect(NoTls).await?;
@@ -168,7 +143,7 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
         .get(0);
     assert_eq!(
         tokens, 1,
-        "month_lock_token is not installed: this test needs the issue #10 build"
+        "month_lock_token is not installed: this test needs month_lock 0.2.0 (month_lock_token)"
     );
     admin
         .batch_execute(
@@ -230,7 +205,7 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
         scratch: scratch.clone(),
     };
     let heartbeat_arg = format!("{}ms", HEARTBEAT.as_millis());
-    let child = cli(&db.url())
+    let child = cli_url(&db.url())
         .args([
             "run",
             "2024-04",
@@ -401,7 +376,7 @@ async fn failover_loses_the_lock_and_fencing_rejects_the_old_holder() {
     );
     let out = tokio::time::timeout(
         Duration::from_secs(30),
-        cli(&multi_text)
+        cli_url(&multi_text)
             .args(["run", "2024-04", "--timeout", "5s", "--", "sh", "-c"])
             .arg(r#"echo "${MONTH_LOCK_TOKEN:-none}" > "$1/new.token""#)
             .arg("sh")

@@ -1,5 +1,6 @@
 //! The heartbeat never takes a busy connection for a dead one, still notices a terminated
-//! backend within its bound, and `lost()` can be made anew as often as one likes.
+//! backend within its bound, and `lost()` can be made anew as often as one likes (rustdoc of
+//! `Heartbeat`).
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 //! `MonthLockGuard::lost` tells when a held month is gone: the backend terminated, or the session
-//! no longer holds it (README "Taking a month", rustdoc of `Heartbeat`).
+//! no longer holds it (client/README.md, "Taking a month", rustdoc of `Heartbeat`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

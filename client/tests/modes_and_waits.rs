@@ -1,7 +1,7 @@
 //! Modes, waits and scopes of one-month requests: shared and exclusive holders exclude each other
-//! as README's "Taking a month" says, a timeout ends a wait, a waiter queued in `pg_locks` gets
-//! the month on release, a month this session holds is refused, and transaction scope lasts
-//! until commit.
+//! as client/README.md's "Taking a month" says, a timeout ends a wait, a waiter queued in
+//! `pg_locks` gets the month on release, a month this session holds is refused, and transaction
+//! scope lasts until commit.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
-//! How a guard gives its month back (rustdoc of `MonthLockGuard`, "Dropping"): release, drop
-//! (also by a cancelled task, also of a pooled connection, before the connection's next use),
-//! leak, and a release on a connection in a failed transaction block.
+//! How a guard gives its month back (rustdoc of `MonthLockGuard`, "Dropping: how a guard releases,
+//! what it costs, why it cannot leak into a pool"): release, drop (also by a cancelled task, also
+//! of a pooled connection, before the connection's next use), leak, and a release on a connection
+//! in a failed transaction block.
 
 use std::ops::Deref;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
-//! `month-lock run` keeps CMD's whole process tree under the lock: CMD runs in a process group
-//! of its own, a lost lock and forwarded signals reach the whole group, and if month-lock itself
-//! dies the group is killed.
+//! `month-lock run` keeps CMD's whole process tree under the lock: CMD runs in a process group of
+//! its own, a lost lock and forwarded signals reach the whole group, and if month-lock itself dies
+//! the group is killed (docs/cli.md, "`month-lock run`").
 
 mod common;
 
@@ -237,7 +237,7 @@ async fn cmd_dies_when_month_lock_and_its_watchdog_are_killed_at_once() {
         rustix::process::kill_process(pid(watchdog), Signal::KILL).unwrap();
         let _ = run.wait().await;
         // CMD dies with month-lock (PR_SET_PDEATHSIG). A process CMD started has no guardian
-        // left (client/README.md says so); the test cleans it up.
+        // left (docs/cli.md, "`month-lock run`", says so); the test cleans it up.
         let t_shell = gone_within_bound(shell, "CMD").await;
         println!("month-lock and watchdog SIGKILLed at once: CMD gone after {t_shell:?}");
         let _ = rustix::process::kill_process(pid(child), Signal::KILL);

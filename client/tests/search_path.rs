@@ -1,6 +1,6 @@
-//! A session whose `search_path` leaves out the extension's schema (README "Taking a month"):
-//! a guard's own statements are qualified with the schema its acquisition reported, so they
-//! still work (release, drop of a pooled guard, token, heartbeat); what cannot be qualified
+//! A session whose `search_path` leaves out the extension's schema (client/README.md, "Taking a
+//! month"): a guard's own statements are qualified with the schema its acquisition reported, so
+//! they still work (release, drop of a pooled guard, token, heartbeat); what cannot be qualified
 //! says what is wrong instead of calling the extension outdated.
 
 use std::ops::Deref;

@@ -1,5 +1,6 @@
 //! Fencing tokens, sets of months (all or nothing) and `any_of` (first free month) against a
-//! real PostgreSQL with month_lock 0.2.0's set functions installed.
+//! real PostgreSQL with month_lock 0.2.0's set functions installed (client/README.md, "Taking a
+//! month").
 
 use std::sync::Arc;
 use std::time::Duration;

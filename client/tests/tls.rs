@@ -1,8 +1,9 @@
-//! `month-lock` over TLS against a throwaway server with certificates made here (openssl CLI):
-//! a CA, a server certificate for the name `db.test` signed by it, and an unrelated CA.
+//! `month-lock` over TLS against a throwaway server with certificates made here (openssl CLI): a
+//! CA, a server certificate for the name `db.test` signed by it, and an unrelated CA (docs/cli.md,
+//! "Connection settings (libpq habits)").
 
 use std::path::{Path, PathBuf};
-use std::process::{Command as StdCommand, Output};
+use std::process::Command as StdCommand;
 use std::time::{Duration, Instant};
 
 use month_lock_client::{MonthLockExt, YearMonth};
@@ -10,7 +11,8 @@ use month_lock_tests::{connect_config, start_cluster, Server};
 use tokio::process::Command;
 use tokio_postgres::config::Host;
 
-const BIN: &str = env!("CARGO_BIN_EXE_month-lock");
+mod common;
+use common::cli::{output, text, BIN};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = StdCommand::new("openssl")
@@ -201,17 +203,6 @@ impl Tls {
     fn root(&self, name: &str) -> String {
         self.certs.join(name).display().to_string()
     }
-}
-
-async fn output(cmd: &mut Command) -> Output {
-    tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("month-lock finished")
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Runs `month-lock run` and, while it holds the month, asks the server whether that session

@@ -1,5 +1,6 @@
-//! `with_month_lock` against a real PostgreSQL: releases on success, error, panic and
-//! cancellation; distinct timeout error; stops the closure and reports a lost lock.
+//! `with_month_lock` against a real PostgreSQL: releases on success, error, panic and cancellation;
+//! distinct timeout error; stops the closure and reports a lost lock (rustdoc of
+//! `with_month_lock`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

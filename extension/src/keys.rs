@@ -27,7 +27,9 @@ use pgrx::prelude::*;
 pub fn fast_month(year: i32, month: i32, session: bool) -> Option<MonthTag> {
     let (classid, objsubid) = usable_key_space(session)?;
     let first_year = if objsubid == 1 { 1000 } else { 1 };
-    ((first_year..=9999).contains(&year) && (1..=12).contains(&month)).then_some(MonthTag {
+    // `then`, not `then_some`: the key is computed only for a year and month in range (an
+    // overflowing `year * 100` panics in a debug build, and a panic here aborts the backend).
+    ((first_year..=9999).contains(&year) && (1..=12).contains(&month)).then(|| MonthTag {
         classid,
         objid: (year * 100 + month) as u32,
         objsubid,

@@ -15,8 +15,10 @@ use pgrx::prelude::*;
 static TOKENS: BackendLocal<Vec<(MonthTag, i64)>> = BackendLocal::new(Vec::new());
 
 /// The fencing token of this session's exclusive hold of `tag`: the same for the whole hold,
-/// larger than any token handed out before it (by any session, for any month). Raises 55000
-/// unless the month is held exclusively, in either scope.
+/// larger than any token handed out before it (by any session, for any month). Raises 25006
+/// on a hot standby (nothing can be drawn or made durable there), then 55000 unless the month
+/// is held exclusively, in either scope, and 25006 when a token must be drawn in a read-only
+/// transaction — each before the token sequence is touched.
 ///
 /// Durability: the commit of a transaction that receives a token — drawn now or remembered —
 /// flushes the WAL that covers the token and waits for synchronous standbys as
@@ -24,6 +26,11 @@ static TOKENS: BackendLocal<Vec<(MonthTag, i64)>> = BackendLocal::new(Vec::new()
 /// Without that, a token drawn from the sequence's cached range carries no WAL of its own: a
 /// crash after such a commit could hand the same number out again.
 pub fn token(tag: MonthTag) -> i64 {
+    if pg::read_only() == Some(pg::ReadOnly::Recovery) {
+        cannot_write(
+            "month_lock: month_lock_token cannot run during recovery (this server is a standby)",
+        );
+    }
     let marked = match pg::exclusive_hold(tag, false) {
         pg::ExclusiveHold::NotHeld => raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -48,6 +55,11 @@ pub fn token(tag: MonthTag) -> i64 {
         })
         .flatten();
     let token = known.unwrap_or_else(|| {
+        if pg::read_only().is_some() {
+            cannot_write(
+                "month_lock: month_lock_token cannot draw a token in a read-only transaction",
+            );
+        }
         let token = next_token();
         pg::exclusive_hold(tag, true);
         TOKENS.with(|tokens| {
@@ -58,6 +70,18 @@ pub fn token(tag: MonthTag) -> i64 {
     });
     pg::commit_covers_wal_so_far();
     token
+}
+
+/// 25006 (`read_only_sql_transaction`), as `nextval` raises it.
+#[cold]
+fn cannot_write(message: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+        message.into(),
+        "A new token is drawn from a sequence and made durable at commit: ask for it on the \
+         primary, in a transaction that may write."
+            .into(),
+    )
 }
 
 /// The next value of the extension's token sequence.

@@ -2,8 +2,8 @@
 // Session scope on a postgres.js `sql` made with { max: 1 } (one connection, as that
 // application used): the lock stays with that connection until released. Behind a transaction
 // pooler use the main entry's withMonthLock instead (transaction scope).
-import { isPostgresSql, qualified, type PostgresSqlLike } from "./driver/postgres.js";
-import { MonthBusyError } from "./errors.js";
+import { isPostgresSql, isTransactionSql, plain, qualified, type PostgresSqlLike } from "./driver/postgres.js";
+import { InTransactionError, MonthBusyError } from "./errors.js";
 import { checkMonthNumber, checkTimeout, checkYear } from "./month.js";
 import * as SQL from "./sql.js";
 
@@ -33,6 +33,11 @@ export type Sql = PostgresSqlLike | ((...args: any[]) => any);
 function checkSql(sql: unknown): PostgresSqlLike {
   if (!isPostgresSql(sql)) throw new TypeError("month-lock/compat: sql must be a postgres.js sql");
   // A session lock taken on one pooled connection cannot be released from another.
+  if (isTransactionSql(sql)) {
+    // A session lock outlives the transaction, and postgres.js does not tell which sql the
+    // transaction came from: with max > 1 its connection would go back to the pool, month held.
+    throw new InTransactionError("month-lock/compat: sql must not be a transaction's sql (from sql.begin): pass the { max: 1 } sql itself, or sql.reserve()");
+  }
   const max = sql.options?.max;
   if (typeof sql.release !== "function" && typeof max === "number" && max > 1) {
     throw new TypeError(`month-lock/compat: sql must be made with { max: 1 } (got max: ${max}), or be sql.reserve()`);
@@ -46,7 +51,7 @@ function q(sql: PostgresSqlLike, text: string): string | Promise<string> {
 }
 
 async function one<R>(sql: PostgresSqlLike, text: string, params: unknown[]): Promise<R> {
-  const rows = (await sql.unsafe(await q(sql, text), params as any[])) as R[];
+  const rows = (await plain(sql, await q(sql, text), params)) as unknown as R[];
   return rows[0];
 }
 
@@ -60,8 +65,8 @@ function backendOf(rows: unknown): Backend | undefined {
 /**
  * How many references compat's calls took on each month, per server session: month_lock's own
  * holds do not stack and the original's raw advisory locks did. Counted per session, not per
- * `sql`: a transaction's `sql` (sql.begin) or a reserved one runs on the same session as the
- * `sql` it came from, and a hold taken through it is the same hold.
+ * `sql`: a reserved `sql` of a { max: 1 } sql runs on that sql's one session, and a hold
+ * taken through it is the same hold.
  */
 const refsByBackend = new Map<Backend, Map<number, number>>();
 /** The session each `sql` last ran on. */
@@ -94,7 +99,7 @@ function inTurn<T>(sql: PostgresSqlLike, op: () => Promise<T>): Promise<T> {
 async function backendFor(sql: PostgresSqlLike): Promise<Backend | undefined> {
   const seen = lastBackend.get(sql);
   if (seen !== undefined) return seen;
-  const backend = backendOf(await sql.unsafe(SQL.BACKEND_PID, []));
+  const backend = backendOf(await plain(sql, SQL.BACKEND_PID));
   if (backend !== undefined) lastBackend.set(sql, backend);
   return backend;
 }
@@ -111,36 +116,72 @@ export async function acquireMonthLock(sql: Sql, year: number, month: number, ti
   const timeout = checkTimeout(timeoutMs ?? 0)!;
   const s = checkSql(sql);
   const key = year * 100 + month;
-  // Inside the caller's transaction (a postgres.js transaction's sql) the setting is changed
-  // for the transaction only.
-  const local = typeof s.savepoint === "function";
   return inTurn(s, async () => {
-    // The three go out together (the schema is known before the first is sent).
     const tryText = await q(s, SQL.COMPAT_TRY);
-    const [off, wait, back] = await Promise.allSettled([
-      s.unsafe(SQL.COMPAT_TIMEOUT_OFF, [local]),
-      s.unsafe(tryText, [year, month, timeout]),
-      s.unsafe(SQL.COMPAT_TIMEOUT_BACK, [local]),
-    ]);
-    // A cancel meant for the wait can land on the restore just after it: restore once more.
-    const restored = back.status === "fulfilled"
-      || (await Promise.resolve(s.unsafe(SQL.COMPAT_TIMEOUT_BACK, [local])).then(() => true, () => false));
-    if (wait.status === "rejected") throw wait.reason;
-    const { held, ok } = (wait.value as Array<{ held: boolean; ok: boolean }>)[0];
-    const backend = backendOf(wait.value);
+    const { ok, rows } = await acquireInOwnTransaction(s, tryText, year, month, timeout);
+    const backend = backendOf(rows);
     if (backend !== undefined) {
       lastBackend.set(s, backend);
       // The server says whether the session held the month before: a count left from a
       // session that was lost (postgres.js reconnects silently) starts again.
-      const before = held ? (refsOf(backend).get(key) ?? 0) : 0;
+      const before = (rows as Array<{ held: boolean }>)[0].held ? (refsOf(backend).get(key) ?? 0) : 0;
       setRefs(backend, key, ok ? before + 1 : before);
     }
-    // A wait that answered is reported as it answered, so that a month it took is never hidden
-    // behind an error of the setting's statements (which fail only with the session).
-    if (!ok && off.status === "rejected") throw off.reason;
-    if (!ok && !restored) throw (back as PromiseRejectedResult).reason;
     return ok;
   });
+}
+
+interface Acquired {
+  ok: boolean;
+  /** The wait's rows (postgres.js puts the answering session's BackendKeyData on them). */
+  rows: unknown;
+}
+
+/**
+ * Outside a transaction: four statements sent together (one round trip), BEGIN, SET LOCAL
+ * statement_timeout = 0, the wait (bounded by month_lock_try's own timeout; `held` = this
+ * session held the month already, nothing taken then), COMMIT. One transaction, so that no
+ * transaction pooler can hand the server connection to someone else between them (PgBouncer
+ * before 1.21 does between pipelined statements outside one), and the caller's
+ * statement_timeout comes back with the COMMIT. The session lock outlives the COMMIT; a wait
+ * that fails takes nothing, and the COMMIT of the failed transaction rolls it back.
+ */
+async function acquireInOwnTransaction(
+  s: PostgresSqlLike, tryText: string, year: number, month: number, timeout: number,
+): Promise<Acquired> {
+  const [, off, wait, commit] = await Promise.allSettled([
+    plain(s, "BEGIN"),
+    plain(s, SQL.COMPAT_TIMEOUT_OFF_LOCAL),
+    plain(s, tryText, [year, month, timeout]),
+    plain(s, "COMMIT"),
+  ]);
+  if (wait.status === "rejected" && commit.status === "rejected") await closeBlock(s);
+  if (wait.status === "rejected") {
+    // The SET's error (e.g. a statement_timeout shorter than it) is the cause of the wait's
+    // 25P02; otherwise the wait's own.
+    throw off.status === "rejected" ? off.reason : wait.reason;
+  }
+  const { ok } = (wait.value as unknown as Array<{ ok: boolean }>)[0];
+  if (commit.status === "rejected") {
+    // The COMMIT itself failed (a cancel or a statement_timeout that hit it): whether the
+    // hold outlived the transaction is the server's to say, once the block is closed.
+    await closeBlock(s);
+    if (ok) {
+      const rows = await plain(s, await q(s, SQL.HELD_BY_ME), [year, month]);
+      if (!(rows as unknown as Array<{ held: boolean }>)[0].held) throw commit.reason;
+    }
+  }
+  return { ok, rows: wait.value };
+}
+
+/**
+ * Ends a transaction block whose COMMIT failed and may still be open (ROLLBACK outside one
+ * only warns). Tried a few times: a statement_timeout shorter than a statement can cancel it.
+ */
+async function closeBlock(s: PostgresSqlLike): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    if (await Promise.resolve(plain(s, "ROLLBACK")).then(() => true, () => false)) return;
+  }
 }
 
 /**
@@ -157,7 +198,7 @@ export async function releaseMonthLock(sql: Sql, year: number, month: number): P
     const count = backend === undefined ? 0 : (refsOf(backend).get(key) ?? 0);
     if (count > 1) {
       // Another reference stays: only ask whether the session still holds the month.
-      const rows = await s.unsafe(await q(s, SQL.HELD_BY_ME), [year, month]);
+      const rows = await plain(s, await q(s, SQL.HELD_BY_ME), [year, month]);
       const { held } = (rows as Array<{ held: boolean }>)[0];
       setRefs(backend!, key, held ? count - 1 : 0);
       return held;
@@ -206,5 +247,5 @@ export async function isMonthLocked(sql: Sql, year: number, month: number): Prom
 /** Every holder and waiter of a month lock: the rows of the `month_locks` view. */
 export async function getAllAdvisoryLocks(sql: Sql): Promise<AdvisoryLockRow[]> {
   const s = checkSql(sql);
-  return [...((await s.unsafe(await q(s, SQL.ALL_ROWS), [])) as AdvisoryLockRow[])];
+  return [...((await plain(s, await q(s, SQL.ALL_ROWS))) as unknown as AdvisoryLockRow[])];
 }

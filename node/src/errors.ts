@@ -80,17 +80,24 @@ export class ConnectionInUseError extends Error {
   }
 }
 
-/** The reason of a session lock's `lost` signal: the session is gone or no longer holds the month. */
+/**
+ * The reason of a session lock's `lost` signal: the session is gone (`"session-gone"`), no
+ * longer holds the month (`"not-held"`), or did not answer a heartbeat within
+ * `heartbeatTimeoutMs` (`"unresponsive"`: whether it still holds the month cannot be proven,
+ * so the work must stop; the connection has been closed).
+ */
 export class MonthLockLostError extends Error {
   constructor(
     readonly month: YearMonth,
-    readonly why: "session-gone" | "not-held",
+    readonly why: "session-gone" | "not-held" | "unresponsive",
     options?: { cause?: unknown },
   ) {
     super(
       why === "not-held"
         ? `month-lock: the session no longer holds ${label([month])}`
-        : `month-lock: the session holding ${label([month])} is gone`,
+        : why === "unresponsive"
+          ? `month-lock: the session holding ${label([month])} did not answer a heartbeat in time; the hold cannot be proven`
+          : `month-lock: the session holding ${label([month])} is gone`,
       options,
     );
     this.name = "MonthLockLostError";
@@ -108,5 +115,35 @@ export class UnsupportedDriverError extends TypeError {
   constructor(readonly feature: string, readonly requirement: string) {
     super(`month-lock: ${feature} needs ${requirement}`);
     this.name = "UnsupportedDriverError";
+  }
+}
+
+/**
+ * A connection that is inside a transaction was given where this package needs one outside:
+ * a postgres.js transaction's `sql` (from `sql.begin`) for `withMonthLock` / `withAnyMonth` /
+ * `withAllMonths` (which begin and commit their own), for session scope, or for
+ * `month-lock/compat` on an `sql` with `max` > 1 (the hold would stay on a pooled connection
+ * when the transaction ends); a pg client in a transaction block for transaction scope.
+ * Nothing was sent. `code` is 25001 (active_sql_transaction).
+ */
+export class InTransactionError extends TypeError {
+  readonly code = "25001";
+  constructor(what: string) {
+    super(what.startsWith("month-lock") ? what : `month-lock: ${what}`);
+    this.name = "InTransactionError";
+  }
+}
+
+/**
+ * node-postgres: the server answered the COMMIT of `withMonthLock`'s transaction with ROLLBACK,
+ * because a statement in it failed and the error was caught inside `fn`. Nothing was
+ * committed; the month was released. `code` is 25P02 (in_failed_sql_transaction). postgres.js
+ * reports the same case with its own error (code `TRANSACTION_ROLLED_BACK`).
+ */
+export class TransactionRolledBackError extends Error {
+  readonly code = "25P02";
+  constructor() {
+    super("month-lock: the transaction was rolled back instead of committed (a statement in it failed and its error was caught)");
+    this.name = "TransactionRolledBackError";
   }
 }

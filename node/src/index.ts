@@ -8,4 +8,4 @@ export { listMonthLocks, isMonthLocked, heldByMe } from "./inspect.js";
 export type { MonthLockInfo } from "./inspect.js";
 export { parseMonth, formatMonth, MAX_TIMEOUT_MS } from "./month.js";
 export type { MonthInput, YearMonth } from "./month.js";
-export { InvalidArgumentError, MonthBusyError, MonthAlreadyHeldError, MonthLockLostError, ConnectionInUseError, UnsupportedDriverError } from "./errors.js";
+export { InvalidArgumentError, MonthBusyError, MonthAlreadyHeldError, MonthLockLostError, ConnectionInUseError, UnsupportedDriverError, InTransactionError, TransactionRolledBackError } from "./errors.js";

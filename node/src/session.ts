@@ -4,7 +4,7 @@
 // may run on another server session.
 import { driverOf } from "./driver/detect.js";
 import type { Conn, Dedicated } from "./driver/types.js";
-import { MonthAlreadyHeldError, MonthBusyError, MonthLockLostError } from "./errors.js";
+import { InvalidArgumentError, MonthAlreadyHeldError, MonthBusyError, MonthLockLostError } from "./errors.js";
 import { checkTimeout, parseMonth, type MonthInput, type YearMonth } from "./month.js";
 import * as SQL from "./sql.js";
 import { sqlstate } from "./driver/types.js";
@@ -20,6 +20,13 @@ export interface SessionLockOptions {
    * heartbeat off (a pg connection's own close and error events still fire `lost`). Default 1000.
    */
   heartbeatMs?: number;
+  /**
+   * How long (ms) a heartbeat may run unanswered before `lost` fires with why
+   * `"unresponsive"` and the connection is closed. Counted from when the server starts on it
+   * (not while it waits behind a statement of the caller's). Default: twice `heartbeatMs`, at
+   * least 2000.
+   */
+  heartbeatTimeoutMs?: number;
 }
 
 /** A month held by a session. `await using lock = await lockMonthSession(...)` releases it at the block's end. */
@@ -29,12 +36,17 @@ export interface MonthSessionLock {
   /** Fencing token of an exclusive hold; null when shared. */
   readonly token: bigint | null;
   /**
-   * Fires (reason: `MonthLockLostError`) when the session is gone or no longer holds the month:
-   * the connection broke or was terminated, the server restarted, or a heartbeat answered no.
-   * Pass it to the work so that the work stops.
+   * Fires (reason: `MonthLockLostError`) when the hold can no longer be counted on: the
+   * connection broke or was terminated, the server restarted, a heartbeat answered no, or a
+   * heartbeat went unanswered for `heartbeatTimeoutMs` ("unresponsive": the connection is then
+   * closed). Pass it to the work so that the work stops.
    */
   readonly lost: AbortSignal;
-  /** Releases the month: true if this session still held it. Quiet; only the first call releases (later calls answer false). */
+  /**
+   * Releases the month: true if this session still held it. Quiet; only the first call
+   * releases (later calls answer false). After `lost` fired as "unresponsive" it sends nothing
+   * and answers false at once.
+   */
   release(): Promise<boolean>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -46,6 +58,7 @@ const asyncDispose: typeof Symbol.asyncDispose =
   ?? (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
 
 const DEFAULT_HEARTBEAT_MS = 1000;
+const MIN_HEARTBEAT_TIMEOUT_MS = 2000;
 
 /** Takes the month in session scope on `conn` (see `MonthSessionLock`). */
 export async function lockMonthSession(
@@ -56,6 +69,8 @@ export async function lockMonthSession(
   const ym = parseMonth(month);
   const timeout = checkTimeout(options.timeoutMs);
   const heartbeatMs = checkTimeout(options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, "heartbeatMs")!;
+  const heartbeatTimeoutMs = checkTimeout(options.heartbeatTimeoutMs ?? Math.max(2 * heartbeatMs, MIN_HEARTBEAT_TIMEOUT_MS), "heartbeatTimeoutMs")!;
+  if (heartbeatTimeoutMs === 0) throw new InvalidArgumentError("heartbeatTimeoutMs", options.heartbeatTimeoutMs, "a positive number of milliseconds");
   const signal = options.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError("month-lock: signal must be an AbortSignal");
@@ -79,7 +94,7 @@ export async function lockMonthSession(
     throw signal!.reason;
   }
   if (!got) throw new MonthBusyError([ym], timeout, "timeout");
-  return new SessionLock(c, dedicated, ym, shared, shared ? null : BigInt(row.token!), heartbeatMs);
+  return new SessionLock(c, dedicated, ym, shared, shared ? null : BigInt(row.token!), heartbeatMs, heartbeatTimeoutMs);
 }
 
 /**
@@ -120,8 +135,12 @@ async function release(c: Conn, ym: YearMonth, shared: boolean): Promise<boolean
  */
 function sessionGone(error: unknown): boolean {
   const code = sqlstate(error);
-  if (code === undefined || !/^[0-9A-Z]{5}$/.test(code)) return true;
-  return code.startsWith("08") || code.startsWith("57P");
+  if (code === undefined) return true;
+  if (/^[0-9A-Z]{5}$/.test(code)) return code.startsWith("08") || code.startsWith("57P");
+  // The drivers' and the socket's own codes: only those about the connection mean it is gone
+  // (postgres.js CONNECTION_CLOSED / _ENDED / _DESTROYED, CONNECT_TIMEOUT; ECONNRESET, EPIPE,
+  // ETIMEDOUT, ...). Others (UNSAFE_TRANSACTION, QUERY_TIMEOUT, ...) are about the statement.
+  return /^(CONNECTION_|CONNECT_)/.test(code) || /^E[A-Z]+$/.test(code);
 }
 
 class SessionLock implements MonthSessionLock {
@@ -131,28 +150,43 @@ class SessionLock implements MonthSessionLock {
   #released: Promise<boolean> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #unwatch: () => void;
+  #unresponsive = false;
 
   constructor(
     private readonly conn: Conn,
-    dedicated: Pick<Dedicated, "watch" | "idle">,
+    private readonly dedicated: Pick<Dedicated, "watch" | "idle" | "canBeat" | "beat" | "close">,
     readonly month: YearMonth,
     shared: boolean,
     readonly token: bigint | null,
     heartbeatMs: number,
+    heartbeatTimeoutMs: number,
   ) {
     this.mode = shared ? "shared" : "exclusive";
     this.lost = this.#controller.signal;
     this.#unwatch = dedicated.watch((cause) => this.#lose("session-gone", cause));
-    const idle = dedicated.idle;
-    if (heartbeatMs > 0) {
-      let inFlight = false;
+    if (heartbeatMs > 0 && dedicated.canBeat) {
+      // The beat on its way, and since when the server runs it.
+      let inFlight: { running(): boolean; since?: number } | undefined;
       this.#timer = setInterval(() => {
+        if (inFlight !== undefined) {
+          // A beat the server runs but does not answer within heartbeatTimeoutMs: the link or
+          // the server stalls, and the hold cannot be proven (the server may have ended the
+          // session and handed the month on). One unanswered beat must not silence the rest.
+          if (inFlight.since === undefined && inFlight.running()) inFlight.since = Date.now();
+          if (inFlight.since !== undefined && Date.now() - inFlight.since >= heartbeatTimeoutMs && !this.#released) {
+            this.#lose("unresponsive");
+          }
+          return;
+        }
         // Never inside the caller's transaction (where a failing heartbeat would abort it)
         // when the driver can tell: the next beat asks again.
-        if (inFlight || (idle !== undefined && !idle())) return;
-        inFlight = true;
-        this.conn.run<{ held: boolean }>(SQL.HELD_BY_ME, [month.year, month.month]).then(
-          ({ rows }) => {
+        if (dedicated.idle !== undefined && !dedicated.idle()) return;
+        const beat = this.dedicated.beat<{ held: boolean }>(SQL.HELD_BY_ME, [month.year, month.month]);
+        const current: { running(): boolean; since?: number } = { running: beat.running };
+        if (beat.running()) current.since = Date.now();
+        inFlight = current;
+        beat.answer.then(
+          (rows) => {
             if (!rows[0].held && !this.#released) this.#lose("not-held");
           },
           (error) => {
@@ -160,7 +194,9 @@ class SessionLock implements MonthSessionLock {
             // next beat asks again.
             if (sessionGone(error) && !this.#released) this.#lose("session-gone", error);
           },
-        ).finally(() => (inFlight = false));
+        ).finally(() => {
+          if (inFlight === current) inFlight = undefined;
+        });
       }, heartbeatMs);
       // The heartbeat alone does not keep the process alive.
       this.#timer.unref?.();
@@ -172,11 +208,20 @@ class SessionLock implements MonthSessionLock {
     this.#timer = undefined;
   }
 
-  #lose(why: "session-gone" | "not-held", cause?: unknown): void {
+  #lose(why: "session-gone" | "not-held" | "unresponsive", cause?: unknown): void {
     // The connection's listeners stay until release(): a broken pg connection emits more than
     // one error, and one without a listener would crash the process.
     this.#stopHeartbeat();
-    if (!this.lost.aborted) this.#controller.abort(new MonthLockLostError(this.month, why, { cause }));
+    if (this.lost.aborted) return;
+    const error = new MonthLockLostError(this.month, why, { cause });
+    if (why === "unresponsive") {
+      // Closed, so that what waits on the stalled connection (the caller's statements, a
+      // release) fails instead of hanging, and the server, if it still runs the session,
+      // ends it (and its locks) when it notices.
+      this.#unresponsive = true;
+      this.dedicated.close(error);
+    }
+    this.#controller.abort(error);
   }
 
   release(): Promise<boolean> {
@@ -186,6 +231,9 @@ class SessionLock implements MonthSessionLock {
     this.#released = (async () => {
       this.#stopHeartbeat();
       this.#unwatch();
+      // The connection was closed as unresponsive: nothing can be sent (a postgres.js sql
+      // would reconnect through the same stalled link) and the hold is not provable.
+      if (this.#unresponsive) return false;
       // Sent even after `lost` fired: the signal may have fired for a session that is still
       // there (a driver's error event), and then the release gives the month back.
       try {

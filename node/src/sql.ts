@@ -12,6 +12,10 @@ const M = "$2::pg_catalog.int4";
 const T = "$3::pg_catalog.int4";
 const TOKEN = `@extschema@.month_lock_token(${Y}, ${M})::pg_catalog.text`;
 
+/** Transaction scope's BEGIN: see driver/pg.ts (postgres.js: `sql.begin(BEGIN_OPTIONS, ...)`). */
+export const BEGIN_READ_COMMITTED = "BEGIN ISOLATION LEVEL READ COMMITTED";
+export const BEGIN_OPTIONS = "isolation level read committed";
+
 // --- transaction scope: `token` is NULL when the month was not had. ---
 export const XACT_TRY = `SELECT CASE WHEN @extschema@.month_lock_try_xact(${Y}, ${M}, ${T}) THEN ${TOKEN} END AS token`;
 export const XACT_WAIT = `SELECT CASE WHEN (SELECT true FROM @extschema@.month_lock_xact(${Y}, ${M})) THEN ${TOKEN} END AS token`;
@@ -42,18 +46,10 @@ export const SESSION_WAIT_SHARED = `SELECT h.held, CASE WHEN h.held THEN NULL EL
 export const RELEASE = `SELECT @extschema@.month_lock_release(${Y}, ${M}) AS released`;
 export const RELEASE_SHARED = `SELECT @extschema@.month_lock_release_shared(${Y}, ${M}) AS released`;
 
-// compat's acquisition: three statements sent together (postgres.js pipelines them on its one
-// connection; each is a request of its own, so a failed wait gives back what it took and the
-// restore still runs): statement_timeout off, the wait (bounded by month_lock_try's own
-// timeout; `held` = this session held the month already, nothing taken then), the caller's
-// statement_timeout back. Session-level outside a transaction block, transaction-level (`$1` =
-// true) inside the caller's transaction, so that a SET LOCAL of the caller stays local.
-export const COMPAT_TIMEOUT_OFF =
-  "SELECT pg_catalog.set_config('month_lock_compat.statement_timeout', pg_catalog.current_setting('statement_timeout'), $1::pg_catalog.bool), " +
-  "pg_catalog.set_config('statement_timeout', '0', $1::pg_catalog.bool)";
+/** compat's acquisition in a transaction of its own (compat.ts): statement_timeout off until COMMIT. */
+export const COMPAT_TIMEOUT_OFF_LOCAL = "SET LOCAL statement_timeout = 0";
+
 export const COMPAT_TRY = `SELECT h.held, CASE WHEN h.held THEN true ELSE @extschema@.month_lock_try(${Y}, ${M}, ${T}) END AS ok FROM ${HELD}`;
-export const COMPAT_TIMEOUT_BACK =
-  "SELECT pg_catalog.set_config('statement_timeout', pg_catalog.current_setting('month_lock_compat.statement_timeout'), $1::pg_catalog.bool)";
 
 // --- questions ---
 export const IS_LOCKED = `SELECT @extschema@.month_is_locked(${Y}, ${M}) AS locked`;

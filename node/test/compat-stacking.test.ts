@@ -127,44 +127,4 @@ describe("compat: holds stack per connection, as raw advisory locks do", () => {
     assert.equal(await releaseMonthLock(a, 2032, 6), true);
     assert.deepEqual(await lockRows(db.observer), []);
   });
-
-  test("a hold taken through sql.begin's transaction sql stacks on the outer hold of the same connection", async () => {
-    // The transaction's sql is another object on the same server session: its hold is the
-    // outer one's second reference, as pg_advisory_lock taken twice on one connection.
-    const a = connect();
-    const other = connect();
-    const seen: boolean[] = [];
-    await withMonthLock(a, 2032, 7, async () => {
-      await a.begin(async (tx) => {
-        assert.equal(await withMonthLock(tx as unknown as postgres.Sql, 2032, 7, async () => "inner", 0), "inner");
-        seen.push(await acquireMonthLock(other, 2032, 7, 0));
-      });
-      seen.push(await acquireMonthLock(other, 2032, 7, 0));
-      seen.push(await isMonthLocked(other, 2032, 7));
-    }, 1000);
-    assert.deepEqual(seen, [false, false, true], "the month stays held until the outer withMonthLock ends");
-    assert.equal(await isMonthLocked(other, 2032, 7), false, "released by the outer end");
-    // The same with the raw advisory locks the original application used.
-    await a`SELECT pg_advisory_lock(203207)`;
-    await a.begin(async (tx) => {
-      await tx`SELECT pg_advisory_lock(203207)`;
-      await tx`SELECT pg_advisory_unlock(203207)`;
-    });
-    assert.equal((await other`SELECT pg_try_advisory_lock(203207) AS ok`)[0].ok, false, "raw: the outer reference stays");
-    await a`SELECT pg_advisory_unlock(203207)`;
-    assert.deepEqual(await lockRows(db.observer), []);
-  });
-
-  test("acquired outside a transaction, released through a transaction's sql of the same connection: one reference each", async () => {
-    const a = connect();
-    const other = connect();
-    assert.equal(await acquireMonthLock(a, 2032, 8, 0), true);
-    assert.equal(await acquireMonthLock(a, 2032, 8, 0), true);
-    await a.begin(async (tx) => {
-      assert.equal(await releaseMonthLock(tx as unknown as postgres.Sql, 2032, 8), true);
-    });
-    assert.equal(await isMonthLocked(other, 2032, 8), true, "one reference is left");
-    assert.equal(await releaseMonthLock(a, 2032, 8), true);
-    assert.equal(await isMonthLocked(other, 2032, 8), false);
-  });
 });

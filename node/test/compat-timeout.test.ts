@@ -114,20 +114,6 @@ describe("compat acquireMonthLock and statement_timeout", () => {
     }
   });
 
-  test("inside the caller's transaction: false at timeoutMs, and the transaction's own statement_timeout is unchanged", async () => {
-    const b = connect();
-    await holderTakes(2031, 6);
-    await b.begin(async (tx) => {
-      await tx`SET LOCAL statement_timeout = 80`;
-      assert.equal(await acquireMonthLock(tx, 2031, 6, 250), false);
-      assert.equal(await statementTimeout(tx), "80ms");
-      await assert.rejects(tx`SELECT pg_sleep(0.3)`, { code: "57014" });
-    }).catch((e: unknown) => assert.equal((e as { code?: string }).code, "57014"));
-    assert.equal(await statementTimeout(b), "0", "SET LOCAL ended with the transaction");
-    await holderReleases(2031, 6);
-    assert.deepEqual(await lockRows(db.observer), []);
-  });
-
   const ROUNDS = 150;
   test(`a cancel (57014) racing the grant: either true and held, or rejected and not held (${ROUNDS} rounds)`, async (t) => {
     const b = connect(100);

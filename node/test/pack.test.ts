@@ -34,6 +34,13 @@ test("npm pack → npm install in a new project → the original application's c
     assert.ok(files.includes(f), `the tarball has ${f}`);
   }
   assert.ok(!files.some((f) => f.startsWith("test/") || f.startsWith("build/") || f.startsWith("node_modules/")), files.join(" "));
+  // The license ships, the same text as the repository's; every relative link of the README
+  // points into the tarball.
+  assert.ok(files.includes("LICENSE"), "the tarball has LICENSE");
+  assert.equal(readFileSync(join(pkgDir, "LICENSE"), "utf8"), readFileSync(join(pkgDir, "..", "LICENSE"), "utf8"), "node/LICENSE is the repository's");
+  const links = [...readFileSync(join(pkgDir, "README.md"), "utf8").matchAll(/\]\(([^)#][^)]*)\)/g)].map((m) => m[1])
+    .filter((l) => !/^[a-z]+:/.test(l));
+  for (const l of links) assert.ok(files.includes(l), `README links to ${l}, which the tarball lacks`);
 
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "uses-month-lock", private: true, type: "module" }));
   npm(["install", "--no-audit", "--no-fund", "--prefer-offline", `./${packed.filename}`,
@@ -84,4 +91,17 @@ test("the shipped declarations type-check a consumer of every entry", () => {
   const run = spawnSync(process.execPath, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext",
     "--target", "es2022", "--types", "node", "consumer.ts"], { cwd: project, encoding: "utf8" });
   assert.equal(run.status, 0, run.stdout + run.stderr);
+  // The older resolution (moduleResolution node10, which ignores "exports") finds the subpaths'
+  // declarations through typesVersions.
+  writeFileSync(join(project, "consumer10.ts"), [
+    'import { withMonthLock } from "month-lock";',
+    'import * as viaPg from "month-lock/pg";',
+    'import * as viaPostgres from "month-lock/postgres";',
+    'import { acquireMonthLock } from "month-lock/compat";',
+    "export const f: unknown[] = [withMonthLock, viaPg.withMonthLock, viaPostgres.withMonthLock, acquireMonthLock];",
+    "",
+  ].join("\n"));
+  const run10 = spawnSync(process.execPath, [tsc, "--noEmit", "--strict", "--module", "esnext", "--moduleResolution", "node10",
+    "--target", "es2022", "--types", "node", "--skipLibCheck", "consumer10.ts"], { cwd: project, encoding: "utf8" });
+  assert.equal(run10.status, 0, run10.stdout + run10.stderr);
 });

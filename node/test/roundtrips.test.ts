@@ -32,7 +32,7 @@ describe("one statement per acquisition", () => {
       sent.length = 0;
       await withMonthLock(client, "2070-01", (tx: pg.Client) => tx.query("SELECT 1"));
       assert.equal(sent.length, 4, sent.join("\n"));
-      assert.equal(sent[0], "BEGIN");
+      assert.equal(sent[0], "BEGIN ISOLATION LEVEL READ COMMITTED", "READ COMMITTED whatever the session's default");
       assert.match(sent[1], /month_lock_try_xact|month_lock_xact/);
       assert.equal(sent[2], "SELECT 1");
       assert.equal(sent[3], "COMMIT");
@@ -60,6 +60,7 @@ describe("one statement per acquisition", () => {
       sent.length = 0;
       await withMonthLock(sql, "2070-03", (tx) => tx`SELECT 1`, { timeoutMs: 1000 });
       assert.deepEqual(sent.map(first), ["begin", "select", "select", "commit"], sent.join("\n"));
+      assert.match(sent[0], /^begin isolation level read committed$/i, "READ COMMITTED whatever the session's default");
       assert.match(sent[1], /month_lock_try_xact/);
       sent.length = 0;
       // An AbortSignal costs one more (the backend's pid, for the cancel).

@@ -134,3 +134,36 @@ describe("session lock heartbeat", () => {
     }
   });
 });
+
+describe("session lock heartbeat with pg before 8.17 (no getTransactionStatus)", () => {
+  test("no heartbeat is sent at all, so none runs inside (and aborts) the caller's transactions", async () => {
+    const c = await pgClient(db.app);
+    try {
+      // pg 8.11-8.16 as the package sees it: the method is missing.
+      (c as unknown as { getTransactionStatus?: unknown }).getTransactionStatus = undefined;
+      const failed = countFailures(c);
+      const lock = await lockMonthSession(c, "2061-06", { heartbeatMs: 5 });
+      let aborted = 0;
+      await withHeartbeatFailing(async () => {
+        for (let round = 0; round < 40; round++) {
+          await c.query("BEGIN");
+          await sleep(15); // the application's work between statements
+          try {
+            await c.query("SELECT 1");
+            const done = await c.query("COMMIT");
+            if (done.command !== "COMMIT") aborted++;
+          } catch {
+            aborted++;
+            await c.query("ROLLBACK");
+          }
+        }
+      });
+      assert.equal(aborted, 0, "caller transactions aborted by a heartbeat");
+      assert.equal(failed.get("42501") ?? 0, 0, "no heartbeat was sent");
+      assert.equal(lock.lost.aborted, false);
+      assert.equal(await lock.release(), true);
+    } finally {
+      await c.end();
+    }
+  });
+});

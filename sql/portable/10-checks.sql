@@ -46,9 +46,14 @@ BEGIN
 END
 $schema_create$;
 
--- Internal helpers (month_lock__*) are dropped and created again below, so that a newer script
--- may change their signatures; the API functions, the view and the sequence are replaced or
--- kept in place.
+-- Upgrading in place. A helper (month_lock__*) the newer script creates with the same signature,
+-- argument names and result type is replaced in place below (CREATE OR REPLACE keeps its OID), so
+-- a call in flight in another session, running the older version's code, still finds every
+-- helper it calls. A helper the newer script no longer has, or has with another result type or
+-- argument names (which CREATE OR REPLACE cannot change), is dropped here: a call in flight that
+-- reaches it then fails (42883; docs/editions.md, "Upgrading in place"). The API functions, the
+-- view and the sequence are replaced or kept in place. tools/portable-build.sh writes the list
+-- of this script's helpers in place of the placeholder below.
 DO $drop$
 DECLARE
   f record;
@@ -57,6 +62,11 @@ BEGIN
              FROM pg_catalog.pg_proc p
             WHERE p.pronamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
               AND p.proname OPERATOR(pg_catalog.~~) 'month\_lock\_\_%'
+              AND NOT EXISTS (
+                    SELECT FROM (VALUES @month_lock_helpers@) AS h(sig, argnames, rettype)
+                     WHERE pg_catalog.to_regprocedure(h.sig) OPERATOR(pg_catalog.=) p.oid
+                       AND COALESCE(p.proargnames, ARRAY[]::pg_catalog.text[]) OPERATOR(pg_catalog.=) h.argnames
+                       AND p.prorettype OPERATOR(pg_catalog.=) pg_catalog.to_regtype(h.rettype))
   LOOP
     EXECUTE pg_catalog.format('DROP FUNCTION @extschema@.%I(%s)', f.proname, f.args);
   END LOOP;

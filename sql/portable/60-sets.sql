@@ -12,6 +12,7 @@ DECLARE
   yms integer[];
   mine bigint[];
   ym integer;
+  current integer;
   got boolean := false;
 BEGIN
   sp := @extschema@.month_lock__space();
@@ -28,21 +29,25 @@ BEGIN
    WHERE l.locktype = 'advisory' AND l.pid = pg_catalog.pg_backend_pid() AND l.granted
      AND l.classid::bigint = sp[1] AND l.objsubid::integer = sp[2]
      AND l.mode IN ('ExclusiveLock', 'ShareLock');
+  -- current names a month only once it is known not to be held before the call: the loop
+  -- variable ym also names the held months being skipped, and an interrupt processed at the
+  -- skip must not make the handler give one of those back.
   BEGIN
     FOREACH ym IN ARRAY yms LOOP
       CONTINUE WHEN ym = ANY (mine);
-      got := @extschema@.month_lock__try(sp, ym, true, sess);
+      current := ym;
+      got := @extschema@.month_lock__try(sp, current, true, sess);
       IF got THEN
-        RETURN pg_catalog.make_date(ym / 100, ym % 100, 1);
+        RETURN pg_catalog.make_date(current / 100, current % 100, 1);
       END IF;
     END LOOP;
-    ym := NULL;
     RETURN NULL;
   EXCEPTION WHEN query_canceled OR OTHERS THEN
-    -- ym was not held before (held months are skipped): held now, it is this call's grant (got
-    -- may not be assigned yet when the interrupt came right after the grant)
-    IF sess AND ym IS NOT NULL AND (@extschema@.month_lock__mine(sp, ym) & 1) <> 0 THEN
-      PERFORM @extschema@.month_lock__unlock(sp, ym, true);
+    -- current was not held before the call (held months are skipped before it is set, and a
+    -- month whose attempt failed is not held): held now, it is this call's grant (got may not
+    -- be assigned yet when the interrupt came right after the grant)
+    IF sess AND current IS NOT NULL AND (@extschema@.month_lock__mine(sp, current) & 1) <> 0 THEN
+      PERFORM @extschema@.month_lock__unlock(sp, current, true);
     END IF;
     RAISE;
   END;

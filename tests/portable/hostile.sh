@@ -169,5 +169,32 @@ as $owner -f "$dist/month_lock-portable.sql" && ok "the install (an upgrade in p
   || bad "the install was refused beside a role's sequences named month_lock_token_seq"
 stop_bg $tempseq
 
+# --- dollar -----------------------------------------------------------------------------------
+# A schema name with a dollar-quote tag in it would end the functions' $fn$ bodies: refused with
+# 42602 naming the schema, before anything is created (the uninstall script too).
+"${psql[@]}" -d $db -c 'CREATE SCHEMA "x$fn$y" AUTHORIZATION '"$owner"
+for f in month_lock-portable.sql month_lock-portable-uninstall.sql; do
+  err=$(PGOPTIONS='-c search_path=x$fn$y' as $owner -v VERBOSITY=verbose -f "$dist/$f" 2>&1) \
+    && bad "$f ran in schema x\$fn\$y" \
+    || { grep -Fq 'ERROR:  42602: month_lock: cannot install into schema "x$fn$y": the name contains "$"' <<<"$err" \
+         && ok "$f refuses schema x\$fn\$y (42602, naming it)" || bad "$f in schema x\$fn\$y: $err"; }
+done
+n=$(as $owner -At -c "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'x\$fn\$y'")
+n=$((n + $(as $owner -At -c "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'x\$fn\$y'")))
+[ "$n" = 0 ] && ok "nothing was created in schema x\$fn\$y" || bad "$n objects in schema x\$fn\$y"
+
+# --- own schema ---------------------------------------------------------------------------------
+# docs/editions.md's recipe for a schema of its own (PostgreSQL 14): with GRANT USAGE to PUBLIC,
+# every role may call the functions and read the view (the edition in public removed first:
+# one edition per database).
+as $owner -f "$dist/month_lock-portable-uninstall.sql"
+"${psql[@]}" -d $db -c "CREATE SCHEMA month_lock AUTHORIZATION $owner"
+as $owner -c "GRANT USAGE ON SCHEMA month_lock TO PUBLIC"
+PGOPTIONS="-c search_path=month_lock" as $owner -f "$dist/month_lock-portable.sql"
+got=$(as $planter -At -c "SELECT month_lock.month_lock_try(2037, 1), month_lock.month_lock_token(2037, 1) > 0,
+  (SELECT count(*) FROM month_lock.month_locks WHERE month_start = '2037-01-01'), month_lock.month_lock_release(2037, 1)" 2>&1)
+[ "$got" = 't|t|1|t' ] && ok "another role calls the edition in a schema of its own after GRANT USAGE" \
+  || bad "another role and the edition in a schema of its own: $got"
+
 "${psql[@]}" -d postgres -c "DROP DATABASE $db" -c "DROP ROLE $planter" >/dev/null
 exit $status

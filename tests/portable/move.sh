@@ -4,8 +4,12 @@
 # The steps docs/editions.md gives for moving between editions, on a database owned by OWNER:
 # install the SQL-only edition (and re-run it: an upgrade in place keeps the token sequence),
 # move to CREATE EXTENSION month_lock in one transaction, then back, while another session
-# holds a month throughout. Checks that the month stays held across both moves (the key space
-# is the same) and that tokens keep growing. Then, in one session that stays connected
+# holds a month throughout and two other sessions draw tokens as fast as they can (each in
+# transactions of its own month). Checks that the month stays held across both moves (the key
+# space is the same) and that tokens keep growing: no token is handed out twice, each drawer's
+# tokens strictly increase, and both drawers drew from both editions around each move (the
+# recipes lock the sequence against nextval before they read its position; the test lingers
+# 0.5 s after the read, where a recipe without that lock hands tokens out again). Then, in one session that stays connected
 # throughout: the edition reinstalled under it (uninstall + install) and moved to native and
 # back under it keeps working, and what each edition's release does to a month taken before
 # the move (docs/editions.md, "Moving between editions").
@@ -41,16 +45,54 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+# Two drawers: sessions drawing tokens throughout both moves, recording each token with the
+# edition that drew it; a call that fails during a move (docs/editions.md: calls in flight fail)
+# is counted, not recorded.
+"${psql[@]}" -d $db -c "CREATE TABLE public.ml_move_tokens (drawer integer, n integer, token bigint, native boolean)" \
+  -c "CREATE TABLE public.ml_move_stop ()" -c "CREATE TABLE public.ml_move_errors (drawer integer, errors integer)" \
+  -c "GRANT ALL ON public.ml_move_tokens, public.ml_move_stop, public.ml_move_errors TO $owner"
+drawers=()
+for d in 21 22; do
+  PGUSER=$owner PGAPPNAME=ml_move_drawer "${psql[@]}" -d $db -c "
+DO \$\$
+DECLARE t bigint; n integer := 0; errs integer := 0;
+BEGIN
+  LOOP
+    EXIT WHEN EXISTS (SELECT FROM public.ml_move_stop);
+    BEGIN
+      IF month_lock_try_xact(2025, $d % 12 + 1) THEN
+        t := month_lock_token(2025, $d % 12 + 1);
+        n := n + 1;
+        INSERT INTO public.ml_move_tokens
+          VALUES ($d, n, t, EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'month_lock'));
+      END IF;
+    EXCEPTION WHEN OTHERS THEN
+      errs := errs + 1;
+    END;
+    COMMIT;
+  END LOOP;
+  INSERT INTO public.ml_move_errors VALUES ($d, errs);
+END \$\$" >/dev/null 2>&1 &
+  drawers+=($!)
+done
+drawn() { "${psql[@]}" -d $db -At -c "SELECT count(*) FROM public.ml_move_tokens WHERE native = $1"; }
+for _ in $(seq 100); do [ "$(drawn false)" -gt 20 ] && break; sleep 0.1; done
+
 # SQL-only -> native (superuser): read the sequence, drop the edition, create the extension,
 # carry the sequence over; one transaction, so other sessions see one edition or the other.
-"${psql[@]}" -d $db <<SQL
+# ALTER SEQUENCE (a no-op here) first: its lock keeps every session's nextval waiting until
+# COMMIT, so no token is drawn between the read and the drop.
+"${psql[@]}" -d $db >/dev/null <<SQL
 BEGIN;
+ALTER SEQUENCE public.month_lock_token_seq NO CYCLE;
 SELECT last_value AS seq_last, is_called AS seq_called FROM public.month_lock_token_seq \gset
+SELECT pg_catalog.pg_sleep(0.5);
 \i $dist/month_lock-portable-uninstall.sql
 CREATE EXTENSION month_lock SCHEMA public;
 SELECT pg_catalog.setval('public.month_lock_token_seq', :seq_last, :'seq_called');
 COMMIT;
 SQL
+
 check "native installed" "SELECT count(*) = 1 FROM pg_extension WHERE extname = 'month_lock'"
 check "no SQL-only function left" "SELECT count(*) = 0 FROM pg_proc WHERE proname LIKE 'month\\_lock%' AND prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')"
 check "the SQL-only session's month is held for the native edition" "SELECT month_is_locked(2024, 5) AND NOT month_lock_try(2024, 5)" $owner
@@ -59,9 +101,12 @@ t3=$(token)
 echo "move: ok: the native edition's token continues ($t2 -> $t3)"
 
 # native -> SQL-only: the same in reverse; the edition belongs to the database owner again.
-"${psql[@]}" -d $db <<SQL
+for _ in $(seq 100); do [ "$(drawn true)" -gt 20 ] && break; sleep 0.1; done
+"${psql[@]}" -d $db >/dev/null <<SQL
 BEGIN;
+ALTER SEQUENCE public.month_lock_token_seq NO CYCLE;
 SELECT last_value AS seq_last, is_called AS seq_called FROM public.month_lock_token_seq \gset
+SELECT pg_catalog.pg_sleep(0.5);
 DROP EXTENSION month_lock;
 SET ROLE $owner;
 \i $dist/month_lock-portable.sql
@@ -74,6 +119,17 @@ check "the month is still held, now seen by the SQL-only edition" "SELECT month_
 t4=$(PGUSER=$owner token)
 [ "$t4" -gt "$t3" ] || { echo "move: FAILED: SQL-only token $t4 <= $t3"; exit 1; }
 echo "move: ok: the SQL-only edition's token continues ($t3 -> $t4)"
+# The drawers: tokens of the SQL-only edition again, then stop.
+n_before=$("${psql[@]}" -d $db -At -c "SELECT count(*) FROM public.ml_move_tokens")
+for _ in $(seq 100); do [ "$("${psql[@]}" -d $db -At -c "SELECT count(*) FROM public.ml_move_tokens")" -gt $((n_before + 20)) ] && break; sleep 0.1; done
+"${psql[@]}" -d $db -c "INSERT INTO public.ml_move_stop DEFAULT VALUES"
+for p in "${drawers[@]}"; do wait "$p" || { echo "move: FAILED: a drawer ended with an error"; exit 1; }; done
+"${psql[@]}" -d $db -At -c "SELECT 'move: drawers: ' || count(*) || ' tokens (' || count(*) FILTER (WHERE native) || ' native), '
+  || (SELECT sum(errors) FROM public.ml_move_errors) || ' calls failed during the moves' FROM public.ml_move_tokens"
+check "no token was handed out twice" "SELECT count(*) = count(DISTINCT token) FROM public.ml_move_tokens"
+check "each drawer's tokens strictly increase" "SELECT bool_and(token > prev) FROM (SELECT token, lag(token) OVER (PARTITION BY drawer ORDER BY n) AS prev FROM public.ml_move_tokens) t WHERE prev IS NOT NULL"
+"${psql[@]}" -d $db -At -c "SELECT 'move: drawer ' || drawer || ': ' || string_agg(CASE WHEN native THEN 'native' ELSE 'SQL-only' END || ' x' || c, ', ' ORDER BY first) FROM (SELECT drawer, native, grp, min(n) AS first, count(*) AS c FROM (SELECT drawer, n, native, sum(CASE WHEN native IS DISTINCT FROM prev THEN 1 ELSE 0 END) OVER (PARTITION BY drawer ORDER BY n) AS grp FROM (SELECT drawer, n, native, lag(native) OVER (PARTITION BY drawer ORDER BY n) AS prev FROM public.ml_move_tokens) a) b GROUP BY drawer, native, grp) c GROUP BY drawer ORDER BY drawer"
+check "both drawers drew from the SQL-only edition, then the native one, then the SQL-only one" "SELECT bool_and(phases = 3 AND NOT first_native) AND count(*) = 2 FROM (SELECT drawer, 1 + count(*) FILTER (WHERE prev IS NOT NULL AND native <> prev) AS phases, bool_or(native AND prev IS NULL) AS first_native FROM (SELECT drawer, native, lag(native) OVER (PARTITION BY drawer ORDER BY n) AS prev FROM public.ml_move_tokens) t GROUP BY drawer) d"
 "${psql[@]}" -d $db -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ml_move_holder'" >/dev/null
 wait $holder 2>/dev/null || true
 check "the holder's month is free once its session ended" "SELECT NOT month_is_locked(2024, 5)" $owner

@@ -16,10 +16,14 @@
 #      the install refuses a schema others may create objects in and objects others created
 #      under its names, and a role's own month_lock_token_seq changes nothing
 #      (tests/portable/hostile.sh)
+#   3e. an interrupt while month_lock_claim skips a month held before the call leaves it held
+#      (tests/portable/claim_held.sh)
 #   4. native and SQL-only sessions in one database (two schemas) exclude each other, and both
 #      catalogs match; tokens come from one sequence (tests/portable/cross.sh)
 #   5. moving SQL-only -> CREATE EXTENSION month_lock -> SQL-only, locks held and tokens growing
 #      (tests/portable/move.sh)
+#   5b. calls in flight during an upgrade in place find every helper they call (replaced in
+#      place), and what happens when a newer script renames one (tests/portable/inflight.sh)
 #   6. the pg_tle form: its body is the plain script, and it installs through a stub pgtle
 #      (tests/portable/pg_tle.sh)
 set -euo pipefail
@@ -126,8 +130,8 @@ step "3b. timeouts racing grants, as $owner"
 "$here/race.sh" "$pg_config" "$owner" ml_portable_suite || fail "timeouts racing grants"
 
 step "3c. cancels landing inside month_lock calls, as $owner"
-# The phases whose promise holds without exception (an earlier hold is never dropped; a failed
-# month_lock_all adds no session reference). The fresh and release phases measure the windows
+# The phases whose promise holds without exception apart from window (2) of docs/editions.md,
+# Cancels (an earlier hold is never dropped; a failed month_lock_all adds no session reference). The fresh and release phases measure the windows
 # the edition has (docs/editions.md, Cancels) and run with `make portable-storm`.
 # shellcheck disable=SC2086
 python3 "$here/cancel_storm.py" "$pg_config" "$owner" ml_portable_suite 600 \
@@ -136,11 +140,17 @@ python3 "$here/cancel_storm.py" "$pg_config" "$owner" ml_portable_suite 600 \
 step "3d. other roles: planted overloads, objects created beforehand, sequences of their own"
 "$here/hostile.sh" "$pg_config" "$dist" "$owner" || fail "other roles"
 
+step "3e. cancels while month_lock_claim skips a held month, as $owner"
+"$here/claim_held.sh" "$pg_config" "$owner" ml_portable_suite || fail "month_lock_claim keeps earlier holds"
+
 step "4. native and SQL-only sessions in one database"
 "$here/cross.sh" "$pg_config" "$dist" "$owner" "$out/cross" || fail "cross-edition"
 
 step "5. moving between editions"
 "$here/move.sh" "$pg_config" "$dist" "$owner" || fail "moving between editions"
+
+step "5b. calls in flight during an upgrade in place"
+"$here/inflight.sh" "$pg_config" "$dist" "$owner" || fail "calls in flight during an upgrade in place"
 
 step "6. the pg_tle form"
 "$here/pg_tle.sh" "$pg_config" "$dist" "$owner" || fail "pg_tle form"

@@ -1,11 +1,10 @@
-//! Several sessions contending for months against a real server (README, "Semantics at the
-//! edges": "Waiting", "Timeouts", "Deadlocks"): the original application's eight cases first,
-//! then what the isolation specs in tests/regress/specs cannot express: measured handoff
-//! latency, deadlock timing, cancel and terminate, lock_timeout over time, other applications'
-//! namespaces, notices, a 300-iteration timeout/release race. (FIFO order, queue jumping,
-//! scopes, shared vs exclusive, legacy keys and argument errors are pg_regress tests and
-//! isolation specs: `make regress`.) Every test has a database of its own, so tests run in
-//! parallel without seeing each other.
+//! Several sessions contending for months against a real server (docs/semantics.md: "Waiting",
+//! "Timeouts", "Deadlocks"): the original application's eight cases first, then what the isolation
+//! specs in tests/regress/specs cannot express: measured handoff latency, deadlock timing, cancel
+//! and terminate, lock_timeout over time, other applications' namespaces, notices, a 300-iteration
+//! timeout/release race. (FIFO order, queue jumping, scopes, shared vs exclusive, legacy keys and
+//! argument errors are pg_regress tests and isolation specs: `make regress`.) Every test has a
+//! database of its own, so tests run in parallel without seeing each other.
 
 mod common;
 

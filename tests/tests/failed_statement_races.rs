@@ -1,7 +1,7 @@
 //! A failed request leaves no month behind even when its failure races the grant: a
 //! pg_cancel_backend or a statement_timeout firing in the instant the month is handed over,
 //! hundreds of times over the four session forms and both protocols, leaves the session holding the
-//! month exactly when the client saw true (README, "Semantics at the edges": "A session lock never
+//! month exactly when the client saw true (docs/semantics.md: "A session lock never
 //! outlives a failed request that took it").
 
 mod common;

@@ -1,7 +1,7 @@
 //! A session grant is undone when the request that took it fails (an error later in the same
 //! statement, in a later statement of the same query string, inside BEGIN or a savepoint) and kept
-//! when the request completed, through a caught PL/pgSQL exception and a later ROLLBACK (README,
-//! "Semantics at the edges": "A session lock never outlives a failed request that took it").
+//! when the request completed, through a caught PL/pgSQL exception and a later ROLLBACK
+//! (docs/semantics.md: "A session lock never outlives a failed request that took it").
 
 mod common;
 

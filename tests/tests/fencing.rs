@@ -1,6 +1,6 @@
 //! Who gets a fencing token: month_lock_token(year, month) answers only for an exclusive hold of
-//! this session (55000 otherwise), and the same hold gets the same token on every call (README,
-//! "Fencing tokens, claim any, all or nothing": "Fencing tokens").
+//! this session (55000 otherwise), and the same hold gets the same token on every call
+//! (docs/semantics.md, "Fencing tokens, claim any, all or nothing": "Fencing tokens").
 
 mod common;
 

@@ -1,4 +1,5 @@
-//! The install script cannot be hijacked by look-alike objects in the target schema.
+//! The install script cannot be hijacked by look-alike objects in the target schema
+//! (docs/install.md, "Why a superuser").
 //!
 //! An unprivileged role `mallory` may create objects in schema `s`. Before a superuser runs
 //! `CREATE EXTENSION month_lock SCHEMA s`, mallory plants operators and functions there that an

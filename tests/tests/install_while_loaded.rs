@@ -1,6 +1,7 @@
 //! A session that has month_lock's library loaded keeps working across an install of a
-//! *different* build into the same PostgreSQL (README, "Installing and upgrading"; every install
-//! writes a file under a temporary name and renames it over the old one).
+//! *different* build into the same PostgreSQL (docs/install.md, its opening section:
+//! installs never rewrite a loaded file; every install writes a file under a temporary name and
+//! renames it over the old one).
 //!
 //! It rewrites the installation PG_CONFIG names, so it runs only when asked for
 //! (`tools/install-while-loaded.sh PG_CONFIG STAGE_DIR ALT_STAGE_DIR [MODE]`, part of
@@ -15,9 +16,9 @@
 //!    loads the new build and works too; no backend was killed by a signal;
 //! 4. the first build is installed again the same way (the tree is left as it was).
 //!
-//! `MONTH_LOCK_INSTALL_MODE=cp` (for demonstrating that the test can fail, never in `make
-//! test`): step 2 copies the new library over the old file in place instead, as `cp` or
-//! pgrx's `sudo cp` would.
+//! `MONTH_LOCK_INSTALL_MODE=cp` (for demonstrating that the test can fail, never in `make test`):
+//! step 2 copies the new library over the old file in place instead, as `cp` or pgrx's `sudo cp`
+//! would.
 
 mod common;
 

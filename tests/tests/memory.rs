@@ -1,7 +1,7 @@
 //! Ten thousand waited grants in one transaction grow a backend's memory about as much as the
 //! built-in pg_advisory_xact_lock taking as many locks without waits, and COMMIT releases them
 //! all: a wait happens in PostgreSQL's own lock manager and leaves nothing of its own behind
-//! (README, "Semantics at the edges": "Waiting").
+//! (docs/semantics.md: "Waiting").
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! The raising forms (month_lock(y, m, t), month_lock_xact, the shared ones) raise 55P03 naming the
 //! month at the timeout and not before, and the raising transaction forms hold until the
-//! transaction ends (README, "Semantics at the edges": "Timeouts").
+//! transaction ends (docs/semantics.md: "Timeouts").
 
 mod common;
 

@@ -1,6 +1,6 @@
-//! month_lock_release_all() releases only the month locks month_lock took, never another
-//! library's advisory locks on the same session (with legacy or default keys), and its cost
-//! does not grow with other sessions' advisory locks (README, "SQL API": month_lock_release_all).
+//! month_lock_release_all() releases only the month locks month_lock took, never another library's
+//! advisory locks on the same session (with legacy or default keys), and its cost does not grow
+//! with other sessions' advisory locks (docs/sql.md: month_lock_release_all).
 
 mod common;
 

@@ -1,9 +1,9 @@
-//! A session grant is undone only when the client request that made it failed (README,
-//! "A session lock never outlives a failed request that took it"): never by an error that
-//! was caught while the request was still succeeding — at the Sync that commits an
-//! extended-protocol request, while a holdable cursor is materialised at commit, in a
-//! fast-path call — and always when the request fails: one query string (also across COMMITs
-//! inside it), or one extended-protocol Execute up to and including its commit at Sync.
+//! A session grant is undone only when the client request that made it failed (docs/semantics.md:
+//! "A session lock never outlives a failed request that took it"): never by an error that was
+//! caught while the request was still succeeding — at the Sync that commits an extended-protocol
+//! request, while a holdable cursor is materialised at commit, in a fast-path call — and always
+//! when the request fails: one query string (also across COMMITs inside it), or one
+//! extended-protocol Execute up to and including its commit at Sync.
 
 mod common;
 

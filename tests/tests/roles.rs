@@ -1,5 +1,5 @@
 //! month_lock works the same for an ordinary role (no superuser, no CREATEDB/CREATEROLE, trust
-//! auth), and no role or session can release another's lock (README, "Semantics at the edges":
+//! auth), and no role or session can release another's lock (docs/semantics.md:
 //! "Roles"): the original application's eight cases and the view, what the view shows of other
 //! roles' sessions. The extension is created by the superuser (fresh_db); everything after
 //! runs as the role.

@@ -1,6 +1,6 @@
 //! With month_lock.session_locks = off (SET, or ALTER ROLE … SET) every session-scope acquiring
-//! form raises 55000 and takes nothing, as superuser and as an ordinary role, while the
-//! transaction forms still work (README, "Keys": month_lock.session_locks).
+//! form raises 55000 and takes nothing, as superuser and as an ordinary role, while the transaction
+//! forms still work (docs/sql.md, "Keys and settings": month_lock.session_locks).
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! before it: for a month held before in session scope, in transaction scope, in both, or shared;
 //! for a set that fails by no-wait, by timeout, by a cancel, by statement_timeout, by a deadlock or
 //! by a failed request, in either scope of the call, and when a cancel or timeout races the last
-//! grant (README, "Fencing tokens, claim any, all or nothing": "All or nothing").
+//! grant (docs/semantics.md, "Fencing tokens, claim any, all or nothing": "All or nothing").
 
 mod common;
 

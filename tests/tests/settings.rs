@@ -1,6 +1,6 @@
 //! Settings with values month_lock cannot use fail closed: every kind of call raises 22023 naming
-//! the setting and the value, takes nothing, and works again once a usable value is set (README,
-//! "Keys": "Settings fail closed").
+//! the setting and the value, takes nothing, and works again once a usable value is set
+//! (docs/sql.md, "Keys and settings": "Settings fail closed").
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! A session that holds a month shared and asks for it exclusively with a wait is granted ahead of
 //! an earlier queued waiter once no other holder conflicts, as PostgreSQL's lock queue does
-//! (README, "Semantics at the edges": "Shared holders asking for exclusive").
+//! (docs/semantics.md: "Shared holders asking for exclusive").
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Soak: 64 connections over 24 months in both scopes and modes with random timeouts, while a
 //! chaos task terminates holders and waiters, cancels waiters, closes client sockets abruptly
 //! and restarts the server once (fast shutdown). Runs `SOAK_SECS` seconds (default 15) on a
-//! cluster of its own and ends by itself.
+//! cluster of its own and ends by itself (docs/testing.md, "The suites of `make test`").
 //!
 //! The ledger is kept client-side with the server's clock. A worker records, for each hold,
 //! only instants at which it *knows* it held the month: `clock_timestamp()` read in a

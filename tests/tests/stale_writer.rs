@@ -1,6 +1,6 @@
 //! The stale-writer pattern with fencing tokens works: a terminated holder's writes are rejected
-//! once the next holder wrote with its larger token (README, "Fencing tokens, claim any, all or
-//! nothing": "Fencing tokens").
+//! once the next holder wrote with its larger token (docs/semantics.md, "Fencing tokens, claim any,
+//! all or nothing": "Fencing tokens").
 
 mod common;
 

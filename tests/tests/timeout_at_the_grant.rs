@@ -1,7 +1,7 @@
 //! A waiting form with a timeout never reports a lock timeout from outside its own wait
-//! (README, "Waiting"): when month_lock's timer fires in the instant the month is granted, the
-//! call returns `true` (the raising forms return) and nothing raises 55P03 afterwards — not the
-//! next statement of the loop, not the next month of a set. The holder releases at random
+//! (docs/semantics.md: "Waiting"): when month_lock's timer fires in the instant the month is
+//! granted, the call returns `true` (the raising forms return) and nothing raises 55P03 afterwards
+//! — not the next statement of the loop, not the next month of a set. The holder releases at random
 //! points around the waiter's 1 ms deadline, thousands of times, in loops that run inside the
 //! server so that each round costs a millisecond, not a round trip.
 

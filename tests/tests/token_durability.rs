@@ -1,9 +1,9 @@
 //! Fencing tokens never go backwards: a committed token survives a server restart and a crash
 //! however the sequence's WAL was written; a remembered token is never handed to a hold other than
-//! the one it was drawn for; one uninterrupted hold keeps one token across scopes (README, "Fencing
-//! tokens, claim any, all or nothing": "Fencing tokens"). The crash tests run a server whose WAL
-//! writer waits 10 s between rounds, so that WAL nobody flushed is still in shared memory when the
-//! server is stopped immediately.
+//! the one it was drawn for; one uninterrupted hold keeps one token across scopes
+//! (docs/semantics.md, "Fencing tokens, claim any, all or nothing": "Fencing tokens"). The crash
+//! tests run a server whose WAL writer waits 10 s between rounds, so that WAL nobody flushed is
+//! still in shared memory when the server is stopped immediately.
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Fencing tokens grow: every later hold of a month, in either scope and any session, gets a larger
 //! token, strictly in hold order under contention, and so does a new hold in the same session
-//! however the last one ended (README, "Fencing tokens, claim any, all or nothing": "Fencing
-//! tokens").
+//! however the last one ended (docs/semantics.md, "Fencing tokens, claim any, all or nothing":
+//! "Fencing tokens").
 
 mod common;
 

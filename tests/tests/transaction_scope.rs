@@ -1,7 +1,7 @@
 //! Transaction holds live as long as pg_advisory_xact_lock's, also when taken by a cursor fetched
 //! inside a savepoint that is rolled back; a session release leaves a transaction hold of the same
 //! month in place; PREPARE TRANSACTION refuses a month held in both scopes and works with
-//! transaction holds only (README, "Semantics at the edges": "Session vs transaction scope").
+//! transaction holds only (docs/semantics.md: "Session vs transaction scope").
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! CREATE EXTENSION month_lock by a role without superuser follows the control file's trusted flag:
-//! refused with 42501 and nothing created while it is false (README, "Installing and upgrading").
+//! refused with 42501 and nothing created while it is false (docs/install.md, "Why a superuser").
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! `ALTER EXTENSION month_lock UPDATE` from the released 0.1.0 (or `MONTH_LOCK_UPGRADE_FROM`),
 //! with locks held across it, gives a catalog identical to a fresh install of the current
-//! version (README, "Installing and upgrading"). Needs the released script
+//! version (docs/install.md, "Upgrades"). Needs the released script
 //! (`sql/month_lock--0.1.0.sql`) and the upgrade scripts installed next to the current one
 //! (`make tree-install` does that); fails if they are missing.
 //!

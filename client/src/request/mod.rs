@@ -98,7 +98,7 @@ const LONGEST_WAIT: Duration = Duration::from_millis(i32::MAX as u64);
 ///
 /// A set in shared mode does not compile:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// # use month_lock_client::MonthLock;
 /// let q1 = MonthLock::range("2024-01".parse()?, "2024-03".parse()?)?.shared();
 /// # Ok::<(), month_lock_client::Error>(())
@@ -106,13 +106,13 @@ const LONGEST_WAIT: Duration = Duration::from_millis(i32::MAX as u64);
 ///
 /// Nor an `any_of` request with a timeout, or in shared mode:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// # use month_lock_client::MonthLock;
 /// let any = MonthLock::any_of(["2024-01".parse()?])?.timeout(std::time::Duration::ZERO);
 /// # Ok::<(), month_lock_client::Error>(())
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// # use month_lock_client::{LockMode, MonthLock};
 /// let any = MonthLock::any_of(["2024-01".parse()?])?.mode(LockMode::Shared);
 /// # Ok::<(), month_lock_client::Error>(())

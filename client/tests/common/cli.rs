@@ -12,6 +12,12 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_month-lock");
 
 /// `month-lock ARGS` against `db`, with a clean environment for the connection settings.
 pub fn cli(db: &TestDb) -> Command {
+    cli_url(&db.url())
+}
+
+/// `month-lock --database-url URL ARGS`, with the connection settings the environment may carry
+/// (libpq's variables the command reads) removed.
+pub fn cli_url(url: &str) -> Command {
     let mut cmd = Command::new(BIN);
     for var in [
         "DATABASE_URL",
@@ -20,10 +26,13 @@ pub fn cli(db: &TestDb) -> Command {
         "PGUSER",
         "PGPASSWORD",
         "PGDATABASE",
+        "PGAPPNAME",
+        "PGSSLMODE",
+        "PGCONNECT_TIMEOUT",
     ] {
         cmd.env_remove(var);
     }
-    cmd.arg("--database-url").arg(db.url()).kill_on_drop(true);
+    cmd.arg("--database-url").arg(url).kill_on_drop(true);
     cmd
 }
 

@@ -69,6 +69,7 @@ fn failed_request_made(request: Request) -> bool {
 }
 
 /// Runs `f` on the record (never re-entered: nothing inside calls back into it).
+#[inline(always)]
 fn with_held<T>(f: impl FnOnce(&mut Held) -> T) -> T {
     HELD.with(f)
 }
@@ -77,31 +78,13 @@ fn with_held<T>(f: impl FnOnce(&mut Held) -> T) -> T {
 /// session reference. Called through [`pg::GrantHooks`] right after the lock manager granted
 /// it, before anything else can raise. True when a re-entry took over a hold
 /// the ledger did not have (the raw functions took it): see [`disown`].
+#[inline(always)]
 fn granted(tag: MonthTag, mode: Mode, new: bool) -> bool {
-    with_held(|held| {
-        let request = request_key();
-        let fresh = Entry {
-            tag,
-            mode,
-            request,
-            adopted: !new,
-        };
-        match held.all.get_mut(tag, mode) {
-            Some(entry) if new => {
-                *entry = fresh;
-                false
-            }
-            Some(_) => false,
-            None => {
-                held.all.insert(fresh);
-                !new
-            }
-        }
-    })
+    HELD.borrow().record(tag, mode, new)
 }
 
 impl pg::GrantHooks for pg::Extension {
-    #[inline]
+    #[inline(always)]
     fn granted(tag: MonthTag, mode: Mode, new: bool) -> bool {
         granted(tag, mode, new)
     }
@@ -114,8 +97,11 @@ pub fn disown(tag: MonthTag, mode: Mode) {
 
 /// Releases this session's session-scope hold of (tag, mode) if month_lock took it; true if
 /// there was one. A hold only ever taken with the raw advisory functions is theirs to release.
+#[inline(always)]
 pub fn release(tag: MonthTag, mode: Mode) -> bool {
-    with_held(|held| held.forget(tag, mode)) && pg::release_session(tag, mode)
+    // The record is let go before the lock manager is called.
+    let recorded = HELD.borrow().forget(tag, mode);
+    recorded && pg::release_session(tag, mode)
 }
 
 /// Releases every pair month_lock took whose tag `select` accepts; counts real releases.
@@ -144,7 +130,31 @@ pub fn undo_failed_request() {
 }
 
 impl Held {
+    /// [`granted`]'s work on the record (a named function, so that the hot entry points
+    /// inline it wherever they are).
+    #[inline(always)]
+    fn record(&mut self, tag: MonthTag, mode: Mode, new: bool) -> bool {
+        let fresh = Entry {
+            tag,
+            mode,
+            request: request_key(),
+            adopted: !new,
+        };
+        match self.all.get_mut(tag, mode) {
+            Some(entry) if new => {
+                *entry = fresh;
+                false
+            }
+            Some(_) => false,
+            None => {
+                self.all.insert(fresh);
+                !new
+            }
+        }
+    }
+
     /// Drops (tag, mode) from the record; true if it was there.
+    #[inline(always)]
     fn forget(&mut self, tag: MonthTag, mode: Mode) -> bool {
         self.all.remove(tag, mode)
     }

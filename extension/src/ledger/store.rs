@@ -13,8 +13,10 @@ const FEW: usize = 16;
 
 pub(super) enum Store {
     Few(Vec<Entry>),
-    Many(HashMap<Key, Entry, BuildHasherDefault<KeyHasher>>),
+    Many(Table),
 }
+
+type Table = HashMap<Key, Entry, BuildHasherDefault<KeyHasher>>;
 
 /// (tag, mode) as one value: classid and objid in the first word, objsubid and the mode in the
 /// second.
@@ -41,7 +43,7 @@ impl Store {
     pub(super) fn get_mut(&mut self, tag: MonthTag, mode: Mode) -> Option<&mut Entry> {
         match self {
             Store::Few(list) => list.iter_mut().find(|e| (e.tag, e.mode) == (tag, mode)),
-            Store::Many(table) => table.get_mut(&key(tag, mode)),
+            Store::Many(table) => table_get_mut(table, tag, mode),
         }
     }
 
@@ -54,9 +56,7 @@ impl Store {
                 let list = std::mem::take(list);
                 self.grow(list, entry);
             }
-            Store::Many(table) => {
-                table.insert(key(entry.tag, entry.mode), entry);
-            }
+            Store::Many(table) => table_insert(table, entry),
         }
     }
 
@@ -64,8 +64,7 @@ impl Store {
     #[cold]
     #[inline(never)]
     fn grow(&mut self, list: Vec<Entry>, entry: Entry) {
-        let mut table: HashMap<Key, Entry, BuildHasherDefault<KeyHasher>> =
-            HashMap::with_capacity_and_hasher(2 * FEW, Default::default());
+        let mut table: Table = HashMap::with_capacity_and_hasher(2 * FEW, Default::default());
         for e in list.into_iter().chain(std::iter::once(entry)) {
             table.insert(key(e.tag, e.mode), e);
         }
@@ -76,6 +75,12 @@ impl Store {
     #[inline(always)]
     pub(super) fn remove(&mut self, tag: MonthTag, mode: Mode) -> bool {
         match self {
+            // The latest grant is the likeliest to go first (take a month, work, release it),
+            // so the last entry is tried before the search.
+            Store::Few(list) if list.last().is_some_and(|e| (e.tag, e.mode) == (tag, mode)) => {
+                list.pop();
+                true
+            }
             Store::Few(list) => match list.iter().position(|e| (e.tag, e.mode) == (tag, mode)) {
                 Some(i) => {
                     list.swap_remove(i);
@@ -83,7 +88,7 @@ impl Store {
                 }
                 None => false,
             },
-            Store::Many(table) => table.remove(&key(tag, mode)).is_some(),
+            Store::Many(table) => table_remove(table, tag, mode),
         }
     }
 
@@ -107,6 +112,24 @@ impl Store {
         }
         taken
     }
+}
+
+// The table's operations stay out of line: inlined into the hot entry points with the list's,
+// they would make every call save the registers that only the table's probe uses.
+
+#[inline(never)]
+fn table_get_mut(table: &mut Table, tag: MonthTag, mode: Mode) -> Option<&mut Entry> {
+    table.get_mut(&key(tag, mode))
+}
+
+#[inline(never)]
+fn table_insert(table: &mut Table, entry: Entry) {
+    table.insert(key(entry.tag, entry.mode), entry);
+}
+
+#[inline(never)]
+fn table_remove(table: &mut Table, tag: MonthTag, mode: Mode) -> bool {
+    table.remove(&key(tag, mode)).is_some()
 }
 
 /// FxHash's multiply-and-rotate over the key's two words: keys are small integers the session

@@ -1,15 +1,19 @@
 //! The hot SQL functions — one attempt (`month_lock_try(year, month)` and its shared and
 //! transaction-scope forms) and the releases — as hand-written version-1 C functions instead of
 //! pgrx-generated wrappers. Their SQL declarations are written above this layer, under the C
-//! symbols pgrx gave them (frozen: installed catalogues name them), listed at [`EntryHooks`]. What the functions mean — the fast checks, the release of a recorded
-//! hold, the slow paths that validate and raise — is handed in as [`EntryHooks`].
+//! symbols pgrx gave them (frozen: installed catalogues name them), listed at [`EntryHooks`].
+//! What the functions mean — the fast checks, the release of a recorded hold, the slow paths
+//! that validate and raise — is handed in as [`EntryHooks`].
 //!
 //! Why by hand: an uncontended attempt and release cost little more than the lock manager's
 //! own work, and pgrx's wrapper (argument boxes, a memory-context switch, `catch_unwind`) and
 //! its error guard around each PostgreSQL call (a `sigsetjmp` and the saved error state) were a
-//! fifth of the pair. Here the lock manager is called directly from a frame that is as
-//! PostgreSQL's own C would be, and pgrx's guard is used only around Rust code that could
-//! panic.
+//! large part of the pair (`make bench-pairs` measures it). Here the lock manager is called
+//! directly from a frame that is as PostgreSQL's own C would be, and the Rust code around it
+//! runs inside [`guarded`]: an inlined
+//! `catch_unwind` that hands a panic to pgrx's guard, which raises it as an ERROR. Each entry
+//! point is one function: the checks, the lock manager's call and the ledger's work are inlined
+//! into it (the hot ledger paths take no closure; see `BackendLocal::borrow`).
 //!
 //! The argument for calling `LockAcquireExtended` without pgrx's guard: an ERROR inside it
 //! (out of memory growing the local lock table or the entry's owner array, out of shared
@@ -23,10 +27,10 @@
 //! returned before the call, and may neither raise nor panic), and at that call it holds only
 //! plain values: the argument pointer, integers, the tag, the result slot. Nothing was changed
 //! before the call that an ERROR would leave half done: the grant is reported
-//! ([`super::GrantHooks`]) after it, inside pgrx's guard. So an ERROR there behaves exactly as in the built-in
-//! `pg_try_advisory_lock`, which makes the same call.
+//! ([`super::GrantHooks`]) after it, inside [`guarded`]. So an ERROR there behaves exactly as
+//! in the built-in `pg_try_advisory_lock`, which makes the same call.
 
-use super::lock::attempt_made;
+use super::lock::{attempt_made, report_grant};
 use super::{unguarded, Extension, Mode, MonthTag, Scope};
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::pgrx_extern_c_guard;
@@ -95,6 +99,39 @@ unsafe fn fast_tag(fcinfo: pg_sys::FunctionCallInfo, session: bool) -> Option<Mo
     }
 }
 
+/// Runs `f`, and turns a panic in it into a PostgreSQL ERROR as pgrx's guard does: the
+/// unwinding is caught here and handed to [`reraise`], which resumes it inside pgrx's guard
+/// (`pgrx_extern_c_guard`), so the ERROR carries the same message and location. Unlike calling
+/// that guard directly, a call that does not panic costs only `f`: `catch_unwind` is inlined
+/// and unwinds through tables, while pgrx's guard is an out-of-line call that returns its
+/// result inside an error report, which the caller then inspects.
+///
+/// # Safety
+/// Only frames holding plain values may lie below, up to PostgreSQL's: [`reraise`]'s ERROR
+/// longjmps over them. `f` may call PostgreSQL through pgrx's guarded bindings (their ERROR
+/// arrives here as a panic and is raised again) or through functions that cannot raise; an
+/// ERROR longjmp out of `f` would cross this `catch_unwind`.
+#[inline(always)]
+unsafe fn guarded<R>(f: impl FnOnce() -> R) -> R {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(value) => value,
+        // SAFETY: as this function's; the payload moves into `reraise`.
+        Err(payload) => unsafe { reraise(payload) },
+    }
+}
+
+/// The panic [`guarded`] caught, raised as the ERROR pgrx's guard makes of it.
+///
+/// # Safety
+/// As for [`guarded`].
+#[cold]
+#[inline(never)]
+unsafe fn reraise(payload: Box<dyn std::any::Any + Send>) -> ! {
+    // SAFETY: this frame holds nothing with a destructor once the payload has moved into the
+    // closure; the frames below hold plain values ([`guarded`]).
+    unsafe { pgrx_extern_c_guard(move || std::panic::resume_unwind(payload)) }
+}
+
 /// Everything the fast checks did not accept: `slow` validates again and raises the right
 /// error, or does the work as the pgrx-wrapped functions do, inside pgrx's guard.
 ///
@@ -121,8 +158,10 @@ unsafe fn slow_path(
 /// body of a version-1 C function (so that its own frame is the only Rust frame below
 /// PostgreSQL's).
 #[inline(always)]
-unsafe fn attempt(fcinfo: pg_sys::FunctionCallInfo, mode: Mode, scope: Scope) -> pg_sys::Datum {
-    let session = scope == Scope::Session;
+unsafe fn attempt<const SHARED: bool, const SESSION: bool>(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let (mode, scope, session) = (mode_of(SHARED), scope_of(SESSION), SESSION);
     let Some(tag) = (unsafe { fast_tag(fcinfo, session) }) else {
         return unsafe {
             slow_path(fcinfo, move |year, month| {
@@ -164,38 +203,43 @@ unsafe fn attempt(fcinfo: pg_sys::FunctionCallInfo, mode: Mode, scope: Scope) ->
         pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL => false,
         // A transaction-scope reference was added (they stack): nothing to record.
         _ if !session => true,
+        // A new session hold (the common case): recorded, nothing to undo.
+        // SAFETY: only this frame (plain values) lies below.
+        pg_sys::LockAcquireResult::LOCKACQUIRE_OK => unsafe {
+            guarded(move || report_grant(tag, mode, true));
+            true
+        },
         // SAFETY: `result` and `locallock` are what LockAcquireExtended just returned.
         _ => unsafe { session_attempt_made(tag, mode, result, locallock) },
     };
     unsafe { return_bool(fcinfo, granted) }
 }
 
-/// `attempt_made` for a session-scope grant, inside pgrx's guard (the grant hook could panic
-/// only on a broken invariant, which then becomes an ERROR).
+/// `attempt_made` for a session-scope re-entry (the lock was held already), guarded (the
+/// grant hook could panic only on a broken invariant, which then becomes an ERROR).
 ///
 /// # Safety
 /// As for `attempt_made`.
+#[inline(never)]
 unsafe fn session_attempt_made(
     tag: MonthTag,
     mode: Mode,
     result: pg_sys::LockAcquireResult::Type,
     locallock: *mut pg_sys::LOCALLOCK,
 ) -> bool {
-    // SAFETY: the entry function's frame below holds plain values only.
-    unsafe {
-        pgrx_extern_c_guard(move || {
-            attempt_made(tag, mode, Scope::Session, result, locallock).granted()
-        })
-    }
+    // SAFETY: the entry function's frame below holds plain values only; `attempt_made` calls
+    // PostgreSQL only through `LockRelease`, which cannot raise here (`release::lock_release`).
+    unsafe { guarded(move || attempt_made(tag, mode, Scope::Session, result, locallock).granted()) }
 }
 
-/// The releases: [`EntryHooks::release`] runs inside pgrx's guard; the wrapper only reads the
+/// The releases: [`EntryHooks::release`] runs inside [`guarded`]; the wrapper only reads the
 /// arguments and returns the result.
 ///
 /// # Safety
 /// As for [`attempt`].
 #[inline(always)]
-unsafe fn release(fcinfo: pg_sys::FunctionCallInfo, mode: Mode) -> pg_sys::Datum {
+unsafe fn release<const SHARED: bool>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let mode = mode_of(SHARED);
     let Some(tag) = (unsafe { fast_tag(fcinfo, false) }) else {
         return unsafe {
             slow_path(fcinfo, move |year, month| {
@@ -203,9 +247,32 @@ unsafe fn release(fcinfo: pg_sys::FunctionCallInfo, mode: Mode) -> pg_sys::Datum
             })
         };
     };
-    // SAFETY: this frame holds no value with a destructor.
-    let released = unsafe { pgrx_extern_c_guard(move || Hooks::release(tag, mode)) };
+    // SAFETY: this frame holds no value with a destructor; the release calls PostgreSQL only
+    // through `LockRelease`, which cannot raise here (`release::lock_release`).
+    let released = unsafe { guarded(move || Hooks::release(tag, mode)) };
     unsafe { return_bool(fcinfo, released) }
+}
+
+// The entry points' mode and scope are const parameters, so that every entry point has closures
+// of its own type: each [`guarded`] body then has a single caller, which the compiler inlines
+// into the entry function instead of calling it (a call and the registers it saves, each time).
+
+#[inline(always)]
+const fn mode_of(shared: bool) -> Mode {
+    if shared {
+        Mode::Shared
+    } else {
+        Mode::Exclusive
+    }
+}
+
+#[inline(always)]
+const fn scope_of(session: bool) -> Scope {
+    if session {
+        Scope::Session
+    } else {
+        Scope::Transaction
+    }
 }
 
 /// A version-1 C function (`PG_FUNCTION_INFO_V1`) with the given body.
@@ -231,30 +298,30 @@ macro_rules! v1_function {
 v1_function!(
     month_lock_try_now_wrapper,
     pg_finfo_month_lock_try_now_wrapper,
-    |fcinfo| attempt(fcinfo, Mode::Exclusive, Scope::Session)
+    |fcinfo| attempt::<false, true>(fcinfo)
 );
 v1_function!(
     month_lock_try_shared_now_wrapper,
     pg_finfo_month_lock_try_shared_now_wrapper,
-    |fcinfo| attempt(fcinfo, Mode::Shared, Scope::Session)
+    |fcinfo| attempt::<true, true>(fcinfo)
 );
 v1_function!(
     month_lock_try_xact_now_wrapper,
     pg_finfo_month_lock_try_xact_now_wrapper,
-    |fcinfo| attempt(fcinfo, Mode::Exclusive, Scope::Transaction)
+    |fcinfo| attempt::<false, false>(fcinfo)
 );
 v1_function!(
     month_lock_try_xact_shared_now_wrapper,
     pg_finfo_month_lock_try_xact_shared_now_wrapper,
-    |fcinfo| attempt(fcinfo, Mode::Shared, Scope::Transaction)
+    |fcinfo| attempt::<true, false>(fcinfo)
 );
 v1_function!(
     month_lock_release_wrapper,
     pg_finfo_month_lock_release_wrapper,
-    |fcinfo| release(fcinfo, Mode::Exclusive)
+    |fcinfo| release::<false>(fcinfo)
 );
 v1_function!(
     month_lock_release_shared_wrapper,
     pg_finfo_month_lock_release_shared_wrapper,
-    |fcinfo| release(fcinfo, Mode::Shared)
+    |fcinfo| release::<true>(fcinfo)
 );

@@ -12,6 +12,7 @@
 //! - `release`: dropping one reference, quietly;
 //! - `inspect`: what this backend and the database hold (and the mark of an exclusive hold);
 //! - `commit`: making a commit durable for the WAL written so far;
+//! - `read_only`: whether the running transaction may write (recovery, read-only);
 //! - `events`: transaction callbacks (the failed-request rule) and the request identity;
 //! - `settings`: text settings that fail closed, with their check and assign hooks;
 //! - `entry`: the hottest SQL functions as hand-written C entry points ([`EntryHooks`]);
@@ -19,11 +20,11 @@
 //! - `unguarded`: C functions declared without pgrx's error guard (private).
 //!
 //! Public surface, exactly: the types [`Mode`], [`Scope`], [`MonthTag`], [`Attempt`],
-//! [`ExclusiveHold`], [`BackendLocal`], [`CheckedSetting`], [`SettingParser`],
+//! [`ExclusiveHold`], [`ReadOnly`], [`BackendLocal`], [`CheckedSetting`], [`SettingParser`],
 //! [`TransactionHooks`] and [`Extension`]; the traits [`GrantHooks`] and [`EntryHooks`]; the
 //! functions [`try_now`], [`wait()`], [`release_session`], [`release_transaction`],
 //! [`held_by_me`], [`exclusive_hold`], [`requested_in_database`], [`commit_covers_wal_so_far`],
-//! [`current_request`]; and the registrations, each called once from `_PG_init`:
+//! [`read_only()`], [`current_request`]; and the registrations, each called once from `_PG_init`:
 //! [`on_transaction_events`], [`define_settings`].
 //!
 //! All functions must be called from a backend inside a transaction (any SQL-callable function
@@ -35,6 +36,7 @@ mod entry;
 mod events;
 mod inspect;
 mod lock;
+mod read_only;
 mod release;
 mod settings;
 mod unguarded;
@@ -46,6 +48,7 @@ pub use entry::EntryHooks;
 pub use events::{current_request, on_transaction_events, TransactionHooks};
 pub use inspect::{exclusive_hold, held_by_me, requested_in_database, ExclusiveHold};
 pub use lock::{try_now, Attempt, GrantHooks};
+pub use read_only::{read_only, ReadOnly};
 pub use release::{release_session, release_transaction};
 pub use settings::{define_settings, CheckedSetting, SettingParser};
 pub use wait::wait;

@@ -69,7 +69,7 @@ impl Drop for WarningsSilenced {
     }
 }
 
-/// `LockRelease` without pgrx's per-call error guard (a sigsetjmp, about a third of the cost of
+/// `LockRelease` without pgrx's per-call error guard (a sigsetjmp, a large part of the cost of
 /// an uncontended release).
 ///
 /// # Safety

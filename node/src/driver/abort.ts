@@ -39,7 +39,7 @@ export async function runAbortable<R extends Row>(
 }
 
 /** Milliseconds between repeated cancels while the statement has not ended yet. */
-const CANCEL_REPEAT_MS = 100;
+export const CANCEL_REPEAT_MS = 100;
 
 /**
  * Sends `pg_cancel_backend` (through `send`) until the statement has ended: a cancel that

@@ -1,9 +1,9 @@
 // node-postgres (`pg`): a Pool, a Client, or a client checked out of a pool.
 import * as SQL from "../sql.js";
-import { ConnectionInUseError } from "../errors.js";
+import { ConnectionInUseError, InTransactionError, TransactionRolledBackError } from "../errors.js";
 import { qualify } from "../schema.js";
-import { cancelUntilSettled, runAbortable, unlessAborted } from "./abort.js";
-import type { Conn, Dedicated, Driver, Row } from "./types.js";
+import { CANCEL_REPEAT_MS, cancelUntilSettled, runAbortable, unlessAborted } from "./abort.js";
+import type { Beat, Conn, Dedicated, Driver, Row } from "./types.js";
 
 /** The parts of a pg.Client (or PoolClient) used here. */
 export interface PgClientLike {
@@ -44,13 +44,19 @@ async function cancelFromSecondConnection(client: PgClientLike, pid: number, set
   const Ctor = (client as unknown as { constructor: new (config: unknown) => PgClientLike & {
     connect(): Promise<void>; end(): Promise<void>;
   } }).constructor;
-  const other = new Ctor(client.connectionParameters);
-  other.on?.("error", () => undefined);
-  try {
-    await other.connect();
-    await cancelUntilSettled(() => other.query(SQL.CANCEL_BACKEND, [pid]), settled);
-  } finally {
-    await other.end().catch(() => undefined);
+  // A connection refused (no free slot: 53300, a pooler's limit) or lost is tried again every
+  // CANCEL_REPEAT_MS until the statement has ended: one refusal must not drop the abort.
+  while (!settled()) {
+    const other = new Ctor(client.connectionParameters);
+    other.on?.("error", () => undefined);
+    try {
+      await other.connect();
+      await cancelUntilSettled(() => other.query(SQL.CANCEL_BACKEND, [pid]), settled);
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, CANCEL_REPEAT_MS));
+    } finally {
+      await other.end().catch(() => undefined);
+    }
   }
 }
 
@@ -102,10 +108,20 @@ export function pgDriver(db: PgPoolLike | PgClientLike): Driver {
       const client = pool ? await unlessAborted(pool.connect(), signal, (c) => c.release?.()) : (db as PgClientLike);
       // A pg.Client queues a second caller's statements into the first caller's transaction.
       if (inTransaction.has(client)) throw new ConnectionInUseError();
+      // A client inside a transaction block (pg 8.17+ says): our BEGIN would only warn and our
+      // COMMIT would end the caller's transaction.
+      const status = client.getTransactionStatus?.();
+      if (status === "T" || status === "E") {
+        if (pool) client.release?.();
+        throw new InTransactionError("this pg client is inside a transaction block; withMonthLock begins and commits its own: pass an idle client or the pool");
+      }
       inTransaction.add(client);
       let broken: unknown;
       try {
-        await client.query("BEGIN").catch((e: unknown) => {
+        // READ COMMITTED whatever the session's default: under REPEATABLE READ or SERIALIZABLE
+        // the acquiring statement (the first) would take the snapshot before the wait, and the
+        // work would not see what the previous holder committed.
+        await client.query(SQL.BEGIN_READ_COMMITTED).catch((e: unknown) => {
           broken = e;
           throw e;
         });
@@ -122,7 +138,7 @@ export function pgDriver(db: PgPoolLike | PgClientLike): Driver {
         });
         if (done.command !== "COMMIT") {
           // The server answers COMMIT of a failed transaction with ROLLBACK, not an error.
-          throw new Error("month-lock: the transaction was rolled back (a statement in it failed)");
+          throw new TransactionRolledBackError();
         }
         return result;
       } finally {
@@ -138,14 +154,33 @@ export function pgDriver(db: PgPoolLike | PgClientLike): Driver {
         );
       }
       const client = db as PgClientLike;
+      // pg before 8.17 cannot say whether the client is inside a transaction block: a beat
+      // could run inside the caller's transaction and abort it, so none is sent.
+      const canBeat = typeof client.getTransactionStatus === "function";
       return {
         conn: clientConn(client),
+        canBeat,
         idle() {
           // Nothing running, nothing queued behind (pg's own queue, not public: an unknown
-          // shape counts as empty) and, where pg says, outside a transaction block.
+          // shape counts as empty) and outside a transaction block.
           const queued = (client as unknown as { _queryQueue?: unknown[] })._queryQueue?.length ?? 0;
-          const status = client.getTransactionStatus?.();
-          return client.readyForQuery !== false && queued === 0 && (status == null || status === "I");
+          return canBeat && client.readyForQuery !== false && queued === 0 && client.getTransactionStatus!() === "I";
+        },
+        beat<R extends Row>(text: string, params: unknown[]): Beat<R> {
+          const q = qualified(client, client, text);
+          const answer = (typeof q === "string" ? client.query(q, params) : q.then((t) => client.query(t, params)))
+            .then((r) => r.rows as R[]);
+          // Sent only when the client is idle: it runs at once.
+          return { answer, running: () => true };
+        },
+        close() {
+          // end() first, so that pg takes the closing socket for an ended client (its pending
+          // statements fail with "Connection terminated", no `error` event); then the socket
+          // (not public; absent: end() alone) is destroyed, as a Terminate cannot cross a
+          // stalled link.
+          (client as unknown as { end?(): Promise<void> }).end?.().catch(() => undefined);
+          const stream = (client as unknown as { connection?: { stream?: { destroy?(): void } } }).connection?.stream;
+          stream?.destroy?.();
         },
         watch(gone) {
           const onError = (e: unknown) => gone(e);

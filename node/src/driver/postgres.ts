@@ -1,20 +1,41 @@
 // postgres.js (`postgres`): an `sql` instance, a reserved connection, or a transaction's `sql`.
 import * as SQL from "../sql.js";
-import { UnsupportedDriverError } from "../errors.js";
+import { InTransactionError, UnsupportedDriverError } from "../errors.js";
 import { qualify } from "../schema.js";
 import { cancelUntilSettled, runAbortable, unlessAborted } from "./abort.js";
-import type { Conn, Dedicated, Driver, Row } from "./types.js";
+import type { Beat, Conn, Dedicated, Driver, Row } from "./types.js";
 
 /** The parts of a postgres.js query used here. */
 interface PendingLike extends PromiseLike<any[]> {
   cancel(): unknown;
+  /** postgres.js 4: `.transform(false)` leaves the instance's `transform` out of this query's rows. */
+  transform?(transform: false): PendingLike;
+  /** postgres.js 4.2 (not documented): true once the query is the one its connection runs. */
+  active?: boolean;
+  /** postgres.js 4.2 (not documented): the connection the query was given to. */
+  connection?: { destroy?(error?: Error): void };
+}
+
+/**
+ * `sql.unsafe(text, params)` with the rows as the server names and types them, whatever
+ * `transform` (e.g. `postgres.camel`) the application's sql has (postgres.js 4; postgres.js 3
+ * has no way to leave it out).
+ */
+export function plain(sql: PostgresSqlLike, text: string, params: unknown[] = []): PendingLike {
+  const query = sql.unsafe(text, params as any[]);
+  return typeof query.transform === "function" ? query.transform(false) : query;
+}
+
+/** A transaction's sql (from sql.begin): postgres.js gives only those `savepoint`. */
+export function isTransactionSql(sql: PostgresSqlLike): boolean {
+  return typeof sql.savepoint === "function";
 }
 
 /** The parts of a postgres.js `sql` (Sql, ReservedSql, TransactionSql) used here. */
 export interface PostgresSqlLike {
   (...args: any[]): unknown;
   unsafe(text: string, params?: any[]): PendingLike;
-  begin?: (cb: (tx: PostgresSqlLike) => unknown) => PromiseLike<unknown>;
+  begin?: (options: string, cb: (tx: PostgresSqlLike) => unknown) => PromiseLike<unknown>;
   release?: () => unknown;
   /** postgres.js 4 and later (every sql, reserved and transaction ones too); not in 3. */
   batch?: unknown;
@@ -50,16 +71,16 @@ function sqlConn(sql: PostgresSqlLike, key: object, pool?: PostgresSqlLike): Con
         // The pid of this transaction's server backend: one extra round trip, only for calls
         // that pass a signal. The connection is direct when the server's pid is the one the
         // connection's BackendKeyData named (a pooler hands out keys of its own).
-        const rows = (await sql.unsafe(SQL.BACKEND_PID, [])) as Array<{ pid: number }> & { state?: { pid?: unknown } };
+        const rows = (await plain(sql, SQL.BACKEND_PID)) as Array<{ pid: number }> & { state?: { pid?: unknown } };
         pid = rows[0].pid;
         direct = rows.state?.pid === pid;
       }
-      const query = sql.unsafe(text, params as any[]);
+      const query = plain(sql, text, params);
       return runAbortable<R>(
         signal,
         async () => (await query) as R[],
         pool && !direct
-          ? (settled) => cancelUntilSettled(() => Promise.resolve(pool.unsafe(SQL.CANCEL_BACKEND, [pid!])), settled)
+          ? (settled) => cancelUntilSettled(() => Promise.resolve(plain(pool, SQL.CANCEL_BACKEND, [pid!])), settled)
           : (settled) => cancelUntilSettled(() => Promise.resolve(query.cancel()), settled),
       );
     },
@@ -68,7 +89,7 @@ function sqlConn(sql: PostgresSqlLike, key: object, pool?: PostgresSqlLike): Con
 
 /** `text` with the extension's schema, looked up once per `key` (the application's sql). */
 export function qualified(key: object, sql: PostgresSqlLike, text: string): string | Promise<string> {
-  return qualify(key, text, async (q) => [...((await sql.unsafe(q, [])) as Array<{ schema: string }>)]);
+  return qualify(key, text, async (q) => [...((await plain(sql, q)) as Array<{ schema: string }>)]);
 }
 
 /**
@@ -88,6 +109,9 @@ export function postgresDriver(sql: PostgresSqlLike): Driver {
     any: sqlConn(sql, sql),
     async transaction<R>(body: (conn: Conn, tx: unknown) => Promise<R>, signal?: AbortSignal): Promise<R> {
       if (signal !== undefined) requirePostgres4(sql, "an AbortSignal");
+      if (isTransactionSql(sql)) {
+        throw new InTransactionError("this postgres.js sql is a transaction's (from sql.begin); withMonthLock begins and commits its own transaction: pass the application's sql");
+      }
       if (typeof sql.begin !== "function") {
         throw new TypeError(typeof sql.release === "function"
           ? "month-lock: a reserved postgres.js sql (sql.reserve()) has no sql.begin(): pass the application's sql for transaction scope, or use lockMonthSession on the reserved one"
@@ -100,7 +124,8 @@ export function postgresDriver(sql: PostgresSqlLike): Driver {
       // has started, the abort is the waiting statement's (runAbortable).
       let started!: () => void;
       const starting = new Promise<void>((resolve) => (started = resolve));
-      const done = Promise.resolve(sql.begin((tx) => {
+      // READ COMMITTED whatever the session's default (see driver/pg.ts).
+      const done = Promise.resolve(sql.begin(SQL.BEGIN_OPTIONS, (tx) => {
         started();
         signal?.throwIfAborted();
         return body(sqlConn(tx, sql, pool), tx);
@@ -112,16 +137,37 @@ export function postgresDriver(sql: PostgresSqlLike): Driver {
     },
     dedicated(): Dedicated {
       requirePostgres4(sql, "session scope");
-      const dedicated = typeof sql.release === "function" || typeof sql.savepoint === "function"
-        || sql.options?.max === 1;
+      if (isTransactionSql(sql)) {
+        throw new InTransactionError("session scope needs a connection of its own, not a transaction's sql (from sql.begin), which ends with its transaction: pass `await sql.reserve()` or an sql made with { max: 1 }");
+      }
+      const dedicated = typeof sql.release === "function" || sql.options?.max === 1;
       if (!dedicated) {
         throw new TypeError(
           "month-lock: session scope needs one connection: pass `await sql.reserve()` or an sql made with { max: 1 }",
         );
       }
+      // The connection the last heartbeat was given to, to close when it does not answer.
+      let last: PendingLike | undefined;
       // A direct connection: postgres.js's own cancel. postgres.js reports no connection
       // events: the heartbeat notices a lost session.
-      return { conn: sqlConn(sql, sql), watch: () => () => undefined };
+      return {
+        conn: sqlConn(sql, sql),
+        watch: () => () => undefined,
+        canBeat: true,
+        beat<R extends Row>(text: string, params: unknown[]): Beat<R> {
+          let query: PendingLike | undefined;
+          const send = (t: string) => (last = query = plain(sql, t, params));
+          const q = qualified(sql, sql, text);
+          const answer = (typeof q === "string" ? Promise.resolve(send(q)) : q.then((t) => send(t)))
+            .then((rows) => [...rows] as R[]);
+          // Queued behind the connection's statements: running once postgres.js makes it the
+          // head of its connection. A postgres.js without that flag: from the send on.
+          return { answer, running: () => query !== undefined && query.active !== false };
+        },
+        close(cause) {
+          last?.connection?.destroy?.(cause);
+        },
+      };
     },
   };
 }

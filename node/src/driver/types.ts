@@ -21,16 +21,33 @@ export interface Conn {
   run<R extends Row>(text: string, params: unknown[], signal?: AbortSignal): Promise<Ran<R>>;
 }
 
+/** A heartbeat on its way: its answer, and whether the server is running it yet. */
+export interface Beat<R extends Row> {
+  answer: Promise<R[]>;
+  /**
+   * Whether the beat is the statement the connection runs now (not queued behind one of the
+   * caller's): its deadline counts from then.
+   */
+  running(): boolean;
+}
+
 /** A connection given for session scope, and how to hear that it is gone. */
 export interface Dedicated {
   conn: Conn;
   /** Calls `gone` when the driver reports the connection closed or broken; returns an unsubscribe. */
   watch(gone: (cause: unknown) => void): () => void;
   /**
-   * Whether the connection is idle outside a transaction block with nothing queued, when the
-   * driver can tell (pg); the heartbeat runs only then. Left out: the heartbeat is sent anyway.
+   * Whether a heartbeat may be sent now: the connection is idle outside a transaction block
+   * with nothing queued, when the driver can tell (pg). Left out: the heartbeat is sent anyway
+   * (postgres.js queues it behind the connection's statements).
    */
   idle?(): boolean;
+  /** false: the driver cannot tell when a heartbeat is safe to send, so none is sent. */
+  canBeat: boolean;
+  /** Sends one heartbeat statement. */
+  beat<R extends Row>(text: string, params: unknown[]): Beat<R>;
+  /** Closes the connection's socket (an unresponsive session): what is pending on it fails. */
+  close(cause: Error): void;
 }
 
 export interface Driver {

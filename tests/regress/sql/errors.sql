@@ -38,6 +38,23 @@ SELECT q, pg_temp.outcome(q) FROM (VALUES
   ('SELECT month_lock_try_shared(2024, 1, NULL)')
 ) AS t(q);
 
+-- The extremes of the integer arguments: the same errors (no key is computed before the range
+-- check, so nothing overflows), and the largest timeout is an ordinary one.
+SELECT q, pg_temp.outcome(q) FROM (VALUES
+  ('SELECT month_lock_try(2147483647, 12)'),
+  ('SELECT month_lock_try(-2147483648, 1)'),
+  ('SELECT month_lock_try(2024, 2147483647)'),
+  ('SELECT month_lock_try(2024, -2147483648)'),
+  ('SELECT month_lock_try_shared(2147483647, 12, 0)'),
+  ('SELECT month_lock_try_xact_shared(2147483647, 12, 0)'),
+  ('SELECT month_lock_xact(2147483647, 12)'),
+  ('SELECT month_lock_release(2147483647, 12)'),
+  ('SELECT month_lock_release_shared(-2147483648, 12)'),
+  ('SELECT month_is_locked(2147483647, 12)'),
+  ('SELECT month_lock_held(2147483647, 12)'),
+  ('SELECT month_lock_try(2024, 3, 2147483647) AND month_lock_release(2024, 3)')
+) AS t(q);
+
 -- Nothing was taken, and the session still works.
 SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
 SELECT month_lock_try(2024, 3) AS usable, month_lock_release(2024, 3);

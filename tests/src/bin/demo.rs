@@ -3,10 +3,10 @@
 //! token refusing a stale writer, all or nothing, and a claim-any backfill. The workers log in
 //! as an ordinary role. Each step checks what it prints; the program ends by itself.
 
+use month_lock_tests::sql::{describe, one};
 use month_lock_tests::{backend_pid, server, wait_until_waiting, TestDb};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_postgres::types::FromSql;
 use tokio_postgres::Client;
 
 const QUARTER: &str = "ARRAY['2024-07-01', '2024-08-01', '2024-09-01']::date[]";
@@ -261,22 +261,8 @@ async fn claim_any(app: &TestDb, observer: &Client) {
     println!("   every month done exactly once: {}", list.join(", "));
 }
 
-async fn one<T: for<'a> FromSql<'a>>(c: &Client, sql: &str) -> T {
-    c.query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)))
-        .get(0)
-}
-
 fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
     e.as_db_error().map(|d| d.code().code().to_string())
-}
-
-fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} {}", db.code().code(), db.message()),
-        None => e.to_string(),
-    }
 }
 
 fn ms(d: Duration) -> f64 {

@@ -1,7 +1,7 @@
 //! Which month a claim takes: the first in array order with no conflicting holder and nobody
 //! queued, skipping months this session holds; at most one per call, nothing when NULL; the _xact
-//! form holds until the transaction ends, and a failed request keeps no claimed month (README,
-//! "Fencing tokens, claim any, all or nothing": "Claim any").
+//! form holds until the transaction ends, and a failed request keeps no claimed month
+//! (docs/semantics.md, "Fencing tokens, claim any, all or nothing": "Claim any").
 
 use crate::common::*;
 use month_lock_tests::{backend_pid, wait_until_waiting};

@@ -1,6 +1,6 @@
 //! Workers claiming until nothing is left process every month exactly once, and simultaneous claims
-//! of one month give it to exactly one of them (README, "Fencing tokens, claim any, all or
-//! nothing": "Claim any").
+//! of one month give it to exactly one of them (docs/semantics.md, "Fencing tokens, claim any, all
+//! or nothing": "Claim any").
 
 use crate::common::*;
 use month_lock_tests::TestDb;

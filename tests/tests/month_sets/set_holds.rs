@@ -1,7 +1,7 @@
 //! What a set call holds: months held before a call that answers false stay held, duplicates are
 //! ignored, month_lock_release(date[]) counts what it released, and month_lock_all_xact holds every
-//! month until the transaction ends (README, "Fencing tokens, claim any, all or nothing": "All or
-//! nothing").
+//! month until the transaction ends (docs/semantics.md, "Fencing tokens, claim any, all or
+//! nothing": "All or nothing").
 
 use crate::common::*;
 use month_lock_tests::{backend_pid, wait_until_waiting};

@@ -1,7 +1,7 @@
 //! month_lock_all takes the months of a set in ascending order whatever the argument order, so jobs
 //! overlapping in opposite order never deadlock, and a job queued behind another holds only the
-//! months below the one it waits for (README, "Fencing tokens, claim any, all or nothing": "All or
-//! nothing").
+//! months below the one it waits for (docs/semantics.md, "Fencing tokens, claim any, all or
+//! nothing": "All or nothing").
 
 use crate::common::*;
 use month_lock_tests::{backend_pid, wait_until_waiting};

@@ -1,6 +1,6 @@
 //! One timeout covers the whole set: month_lock_all(months, timeout_ms) answers false within the
-//! timeout measured from the call's start, however many months it waited for (README, "Fencing
-//! tokens, claim any, all or nothing": "All or nothing").
+//! timeout measured from the call's start, however many months it waited for (docs/semantics.md,
+//! "Fencing tokens, claim any, all or nothing": "All or nothing").
 
 use crate::common::*;
 use month_lock_tests::backend_pid;

@@ -1,6 +1,5 @@
 //! Transaction locks taken through PgBouncer give mutual exclusion under contention: many clients,
-//! few server connections, no two critical sections of one month overlap (README, "Semantics at the
-//! edges": "Poolers").
+//! few server connections, no two critical sections of one month overlap (docs/poolers.md).
 
 use crate::common::*;
 use month_lock_tests::pooled::*;

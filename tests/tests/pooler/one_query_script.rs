@@ -1,5 +1,5 @@
 //! Through PgBouncer a one-query script that takes a transaction lock does its work only with the
-//! month, and times out with 55P03 without doing it (README, "Semantics at the edges": "Poolers").
+//! month, and times out with 55P03 without doing it (docs/poolers.md).
 
 use crate::common::*;
 use month_lock_tests::pooled::*;

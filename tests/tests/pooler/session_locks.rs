@@ -1,6 +1,6 @@
 //! Behind PgBouncer, month_lock.session_locks = off makes the session forms raise 55000 while the
 //! transaction forms work; without the setting a session lock outlives the pooled client that took
-//! it (README, "Semantics at the edges": "Poolers").
+//! it (docs/poolers.md).
 
 use crate::common::*;
 use month_lock_tests::pooled::*;

@@ -1,5 +1,5 @@
 //! A session waiting for a month through PgBouncer occupies one of the pool's server connections
-//! (README, "Semantics at the edges": "Poolers").
+//! (docs/poolers.md).
 
 use crate::common::*;
 use month_lock_tests::pgbouncer::pool_value;

@@ -91,11 +91,28 @@ use crate::{sql, LockMode, YearMonth};
 ///   transaction block the acquisition ran in undoes it while the month stays held. So the
 ///   clean-up also releases a month the session holds that no live guard (and no other
 ///   acquisition in flight) *of this connection* claims; the client keeps that list per
-///   connection. Consequence: on a connection where acquisitions are dropped, do not hold the
+///   connection, known by its session's backend key data (not by where the `Client` sits: a
+///   handle that stores the `Client` inline may move it). Claiming and sending a request are
+///   one step, and so are deciding what a clean-up releases and queueing it, so the order of
+///   claims is the order on the wire. Consequence: on a connection where acquisitions are dropped, do not hold the
 ///   same months outside guards (by SQL, or after [`leak`](Self::leak)): such a month has no
 ///   claim and would be released with the dropped request. (Left open: two acquisitions of the
 ///   same month in flight at once on one connection, the first one dropped after taking it
 ///   inside a block that another task rolls back: the second one's claim keeps the month.)
+/// * The clean-up finds the extension's schema itself (from `pg_catalog`), so another task's
+///   `SET search_path` queued behind the acquisition does not make it fail.
+/// * A clean-up that the server refuses because the connection sits in a *failed* transaction
+///   block (SQLSTATE 25P02: another task's statement failed inside the block the acquisition
+///   ran in) is queued again ahead of the next acquisition on that connection (a session
+///   unlock is not undone by a later `ROLLBACK`); it is never answered with a `ROLLBACK` of
+///   someone else's block. Until then the month stays held by the session: the crate has no
+///   handle to the connection of its own to send it earlier (watching the refusal needs a
+///   tokio runtime). End transaction blocks before dropping acquisitions on a shared
+///   connection, or release with `month_lock_release_all()` after the block.
+/// * An acquisition of a month that an earlier acquisition on the same connection, still in
+///   flight, has taken is answered [`Error::AlreadyHeld`](crate::Error::AlreadyHeld), also if
+///   that earlier one is dropped afterwards: its clean-up then frees the month, and a retry
+///   gets it.
 /// * The dropped wait is not cancelled: it runs on in the server until the month is granted
 ///   (and then released by the queued clean-up) or until its [`timeout`](crate::MonthLock::timeout)
 ///   ends, and the connection runs nothing else meanwhile. PostgreSQL's cancel request ends
@@ -105,8 +122,12 @@ use crate::{sql, LockMode, YearMonth};
 ///   this crate sends none. The same holds over TLS and plain connections alike.
 ///
 /// So: give waits a timeout you can afford to have the connection busy for, or wait on a
-/// connection of their own and drop that `Client` (closing the session ends the wait at once
-/// and frees everything the session held).
+/// connection of their own and drop that `Client`. Closing the connection frees everything
+/// the session held, but PostgreSQL notices a closed client socket during a lock wait only
+/// if `client_connection_check_interval` is set (PostgreSQL 14 and later, off by default, any
+/// user may set it, e.g. `options=-c client_connection_check_interval=1s` in the connection
+/// string): without it the abandoned wait stays in the lock queue until it is granted (then the
+/// session ends) or times out. The `month-lock` command sets it to one second.
 ///
 /// # An acquisition that fails
 ///
@@ -130,8 +151,12 @@ pub struct MonthLockGuard<C: Deref<Target = Client>> {
     /// The extension's schema (a quoted identifier), as the acquisition reported it.
     schema: Option<String>,
     /// Tells the clean-up of a dropped acquisition on this connection that these months are
-    /// this guard's (see "Cancelling an acquisition").
-    _claim: Claim,
+    /// this guard's (see "Cancelling an acquisition"). Taken by `Drop` when it gives it up.
+    claim: Option<Claim>,
+    /// [`release`](Self::release) has sent a release whose outcome it has not seen yet: if its
+    /// future is dropped now, `Drop` releases again only what no other claim of the
+    /// connection names (another request may have taken the month since).
+    release_sent: bool,
 }
 
 impl<C: Deref<Target = Client>> std::fmt::Debug for MonthLockGuard<C> {
@@ -163,7 +188,8 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             lost: OnceLock::new(),
             watch: Mutex::new(heartbeat::WatchState::default()),
             tokens: OnceLock::new(),
-            _claim: claim,
+            claim: Some(claim),
+            release_sent: false,
             schema,
         }
     }
@@ -392,9 +418,14 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     ///
     /// `Ok(())` if the session held the month (for a set: every month) up to this call. [`Error::LockLost`] if it did
     /// not any more ([`LostReason::NotHeld`]) or the connection is closed
-    /// ([`LostReason::ConnectionClosed`]): the lock had been lost at some point before. If this
-    /// future is dropped before it completes, the release still happens (it is sent on the
-    /// first poll; if it was never polled, the guard's `Drop` sends it).
+    /// ([`LostReason::ConnectionClosed`]): the lock had been lost at some point before; a set
+    /// guard's error names the earliest month it no longer held. If this future is dropped
+    /// before it completes, the release still happens: the guard keeps the connection until
+    /// the outcome is known, and a dropped future drops the guard, whose `Drop` queues the
+    /// release once more (only of months the session holds and no other request of the
+    /// connection claims; on a [`Pooled`] connection after a `ROLLBACK`) before the connection
+    /// is let go. The fallbacks below (retry, self-terminate) run only while the future is
+    /// polled.
     ///
     /// A release that fails on a live connection is tried once more: after a stray cancel or
     /// `statement_timeout` as it is; in a failed transaction block (SQLSTATE 25P02, which can
@@ -419,12 +450,21 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// # Ok(()) }
     /// ```
     pub async fn release(mut self) -> Result<()> {
-        let ym = self.year_month();
-        // Taking the client and sending happen in the same poll (no await in between): the
-        // request is queued on the connection when the query future is first polled.
-        let client = self.client.take().expect("present until consumed");
+        // The connection stays in the guard until the outcome is known: if this future is
+        // dropped before, the guard's `Drop` queues the release once more (and on a `Pooled`
+        // connection a `ROLLBACK` before it) ahead of whatever the connection runs next, and
+        // only then lets the connection go (back to its pool).
+        self.release_sent = true;
+        let outcome = self.release_or_fall_back().await;
+        // Done: nothing left for `Drop` to send.
+        self.client.take();
+        outcome
+    }
+
+    async fn release_or_fall_back(&self) -> Result<()> {
+        let client = self.client();
         let gone = |e: &tokio_postgres::Error| sql::connection_gone(e) || client.is_closed();
-        let mut all_held = self.release_on(&client).await;
+        let mut all_held = self.release_on(client).await;
         if let Err(Error::Database(e)) = &all_held {
             let aborted =
                 e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION);
@@ -437,29 +477,29 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
                 // (it can only be rolled back), then try once more. A release that failed
                 // may have released already: "not held" then is success.
                 if aborted {
-                    sql::send_without_waiting(&client, "ROLLBACK");
+                    sql::send_without_waiting(client, "ROLLBACK");
                 }
-                all_held = match self.release_on(&client).await {
-                    Ok(_) => Ok(true),
+                all_held = match self.release_on(client).await {
+                    Ok(_) => Ok(None),
                     Err(e) => Err(e),
                 };
             }
         }
         match all_held {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Error::LockLost {
+            Ok(None) => Ok(()),
+            Ok(Some(ym)) => Err(Error::LockLost {
                 ym,
                 reason: LostReason::NotHeld,
             }),
             Err(Error::Database(e)) if gone(&e) => Err(Error::LockLost {
-                ym,
+                ym: self.year_month(),
                 reason: LostReason::ConnectionClosed,
             }),
             Err(e) if owns_pooled::<C>() => {
                 // Last resort for a connection about to go back to a pool: end the session,
                 // which frees every lock it holds (a pool discards a closed connection). Never
                 // hand it back possibly holding the month.
-                sql::send_without_waiting(&client, "ROLLBACK");
+                sql::send_without_waiting(client, "ROLLBACK");
                 let _ = client.simple_query(sql::TERMINATE_SELF).await;
                 Err(e)
             }
@@ -473,28 +513,38 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             }
             Err(e) => {
                 // Last resort: a release queued ahead of whatever the connection runs next.
-                sql::send_without_waiting(&client, &self.release_text());
+                sql::send_without_waiting(client, &self.release_text());
                 Err(e)
             }
         }
     }
 
-    /// Send the release and read whether every month was held.
-    async fn release_on(&self, client: &Client) -> Result<bool> {
+    /// Send the release and read which month was not held any more (the earliest, `None` if
+    /// every month was held).
+    async fn release_on(&self, client: &Client) -> Result<Option<YearMonth>> {
         if let [one] = self.months[..] {
             let (y, m) = sql::month_args(one);
             let text = self.qualified(sql::release(self.mode).sql);
-            sql::value::<_, bool>(client, &text, &[y, m]).await
+            sql::value::<_, bool>(client, &text, &[y, m])
+                .await
+                .map(|held| (!held).then_some(one))
         } else {
-            let expected = self.months.len();
-            sql::set_row(
+            let row = sql::set_row(
                 client,
-                &self.qualified(sql::RELEASE_SET.sql),
+                &self.qualified(sql::RELEASE_SET_LOST.sql),
                 &self.months,
                 None,
             )
-            .await
-            .and_then(|row| Ok(row.try_get::<_, i32>(0)? as usize == expected))
+            .await?;
+            match row.try_get::<_, Option<chrono::NaiveDate>>(0)? {
+                None => Ok(None),
+                Some(d) => {
+                    use chrono::Datelike;
+                    Ok(Some(YearMonth::new(d.year(), d.month()).map_err(|e| {
+                        Error::UnexpectedAnswer(format!("a release named month {d}: {e}"))
+                    })?))
+                }
+            }
         }
     }
 
@@ -535,15 +585,32 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
 impl<C: Deref<Target = Client>> Drop for MonthLockGuard<C> {
     /// Queues the release on the guard's connection without waiting; see "Dropping" in the type's docs.
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            if owns_pooled::<C>() {
-                // The connection goes back to a pool: end whatever transaction block it is in
-                // first (a release in a failed block would be refused, and the next borrower
-                // would get the month and the block).
-                sql::send_without_waiting(&client, "ROLLBACK");
-            }
-            sql::send_without_waiting(&client, &self.release_text());
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if owns_pooled::<C>() {
+            // The connection goes back to a pool: end whatever transaction block it is in
+            // first (a release in a failed block would be refused, and the next borrower
+            // would get the month and the block).
+            sql::send_without_waiting(&client, "ROLLBACK");
         }
+        let claim = self.claim.take().expect("present until dropped");
+        if !self.release_sent {
+            sql::send_without_waiting(&client, &self.release_text());
+            drop(claim);
+            return;
+        }
+        // A `release` future dropped before its answer: its release may have freed the months
+        // already and another request of the connection may have taken one since. Release
+        // only what the session holds and no other claim names, decided and sent in one step.
+        let months = self.months.clone();
+        let mode = self.mode;
+        claim.give_up_and_send(&client, &months, |unclaimed| {
+            if !unclaimed.is_empty() {
+                let text = crate::request::release_if_taken(&months, unclaimed, mode, "-");
+                sql::send_without_waiting(&client, &text);
+            }
+        });
     }
 }
 

@@ -52,10 +52,14 @@ statement!(
 statement!(HELD, "SELECT month_lock_held($1, $2)", ["month_lock_held"]);
 
 // Sets of months (`DATE[]` parameters, each date the first day of its month).
+// A guard's release of its set: the earliest month the session no longer held (NULL if it
+// held them all), then the release.
 statement!(
-    RELEASE_SET,
-    "SELECT month_lock_release($1)",
-    ["month_lock_release"]
+    RELEASE_SET_LOST,
+    "WITH h AS MATERIALIZED (SELECT pg_catalog.min(d) AS lost FROM pg_catalog.unnest($1) AS d \
+     WHERE NOT month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4)) \
+     SELECT h.lost, month_lock_release($1) FROM h",
+    ["month_lock_held", "month_lock_release"]
 );
 statement!(
     TOKEN,
@@ -300,6 +304,33 @@ pub(crate) fn send_without_waiting(client: &tokio_postgres::Client, sql: &str) {
     let _: Poll<_> = request.poll(&mut cx);
 }
 
+/// Queue `sql` on the connection now (as [`send_without_waiting`]) and return a future of its
+/// outcome that does not borrow the connection; `None` if the connection is closed.
+pub(crate) fn send_for_answer(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Option<impl Future<Output = std::result::Result<(), tokio_postgres::Error>> + Send + 'static> {
+    let request = pin!(client.simple_query_raw(sql));
+    let mut cx = Context::from_waker(Waker::noop());
+    let Poll::Ready(Ok(stream)) = request.poll(&mut cx) else {
+        return None;
+    };
+    Some(async move {
+        let mut stream = Box::pin(stream);
+        let mut outcome = Ok(());
+        while let Some(item) =
+            std::future::poll_fn(|cx| futures_core::Stream::poll_next(stream.as_mut(), cx)).await
+        {
+            if let Err(e) = item {
+                if outcome.is_ok() {
+                    outcome = Err(e);
+                }
+            }
+        }
+        outcome
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,7 +403,7 @@ mod tests {
             HELD,
             IS_LOCKED,
             LOCKS,
-            RELEASE_SET,
+            RELEASE_SET_LOST,
             TOKEN,
             TOKENS,
         ] {

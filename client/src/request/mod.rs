@@ -14,6 +14,7 @@ use crate::{LockMode, MonthLockGuard, YearMonth};
 
 mod acquire_error;
 mod claims;
+mod conn_key;
 pub mod kind;
 mod pending;
 mod session;
@@ -24,6 +25,7 @@ mod xact;
 pub use acquire_error::AcquireError;
 pub(crate) use claims::Claim;
 use kind::{form, AllOf, AnyOf, Form, Kind, NoMonths, One};
+pub(crate) use session_sql::release_if_taken;
 
 /// The longest wait the SQL functions take (`i32::MAX` ms, 24.8 days): "without limit" for the
 /// forms that have no unbounded wait.

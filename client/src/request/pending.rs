@@ -12,15 +12,14 @@
 //! timing makes that impossible. So a dropped wait runs on until it is granted (the grant is
 //! then released by the queued clean-up) or reaches its timeout.
 
-use std::future::poll_fn;
-use std::pin::Pin;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
 use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryRow, SimpleQueryStream};
 
-use super::claims::{self, Claim};
-use super::session_sql;
-use crate::sql::send_without_waiting;
+use super::claims::{Claim, CleanUp};
 use crate::{LockMode, YearMonth};
 
 /// The acquisition's stream and what its drop must do.
@@ -36,21 +35,29 @@ pub(crate) struct Pending<'a> {
 
 impl<'a> Pending<'a> {
     /// Sends `sql` (the acquisition of request `id` for `months`) and returns its pending answer.
-    pub(crate) async fn send(
+    pub(crate) fn send(
         client: &'a Client,
         sql: &str,
         id: String,
         months: &[YearMonth],
         mode: LockMode,
     ) -> Result<Pending<'a>, tokio_postgres::Error> {
-        // Claimed before it is sent: a clean-up queued by another dropped request from now on
-        // leaves these months alone (unless its own marker says it took them).
-        let claim = Claim::new(client, months);
-        // Resolves on its first poll: the request is queued on the connection then.
-        let stream = client.simple_query_raw(sql).await?;
+        // Claimed in the same step as it is sent (see `claims`): a clean-up of another dropped
+        // request decided from now on leaves these months alone (unless its own marker says it
+        // took them), and one decided before is ahead of this request on the wire.
+        let (claim, stream) = Claim::claim_and_send(client, months, || {
+            // Resolves on its first poll: the request is queued on the connection then.
+            let sending = pin!(client.simple_query_raw(sql));
+            match sending.poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(sent) => sent,
+                Poll::Pending => {
+                    unreachable!("tokio-postgres queues a simple query on its first poll")
+                }
+            }
+        });
         Ok(Pending {
             client,
-            stream: Some(Box::pin(stream)),
+            stream: Some(Box::pin(stream?)),
             id,
             months: months.to_vec(),
             mode,
@@ -92,12 +99,16 @@ impl Drop for Pending<'_> {
             return;
         }
         // This request's claim goes first: what no other live claim of the connection names may
-        // be released even without this request's marker (a rollback may have undone it).
-        drop(self.claim.take());
-        let unclaimed = claims::unclaimed(self.client, &self.months);
+        // be released even without this request's marker (a rollback may have undone it). The
+        // decision and the send are one step (see `claims`).
+        let claim = self.claim.take().expect("present until the answer");
         // Queued behind the acquisition, before anything sent on the connection after the drop.
-        let release = session_sql::release_if_taken(&self.months, &unclaimed, self.mode, &self.id);
-        send_without_waiting(self.client, &release);
+        let clean_up = CleanUp {
+            months: std::mem::take(&mut self.months),
+            mode: self.mode,
+            id: std::mem::take(&mut self.id),
+        };
+        claim.give_up_and_queue(self.client, clean_up);
     }
 }
 

@@ -44,7 +44,7 @@ async fn ask<K: Kind>(client: &Client, request: &MonthLock<K>) -> Result<(Result
     let months = &request.months;
     let id = session_sql::new_request_id();
     let text = session_sql::acquire(form::<K>(), months, request.take(Scope::Session), &id);
-    let (answer, claim) = match Pending::send(client, &text, id, months, request.mode).await {
+    let (answer, claim) = match Pending::send(client, &text, id, months, request.mode) {
         Ok(pending) => pending.answer().await,
         Err(e) => return Err(sql::classify(client, e).await),
     };

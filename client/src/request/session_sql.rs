@@ -118,12 +118,32 @@ pub(crate) fn acquire(form: Form, months: &[YearMonth], take: Take, id: &str) ->
 /// A month counts as taken by it if its marker names the request, or if the session holds it
 /// and it is one of `unclaimed` (no live guard or other request of this connection claims it,
 /// see `claims`): a `ROLLBACK` may have undone the marker, never the lock.
+///
+/// The extension's functions are qualified with its schema, looked up from `pg_catalog` by the
+/// statement itself (a `DO` block that runs the release with `EXECUTE`): the clean-up runs
+/// whatever `search_path` the session has by then (another task may have changed it after the
+/// acquisition), and the dropped request never read the schema its acquisition reported.
 pub(crate) fn release_if_taken(
     months: &[YearMonth],
     unclaimed: &[YearMonth],
     mode: LockMode,
     id: &str,
 ) -> String {
+    let release = crate::sql::qualify(&release_text(months, unclaimed, mode, id), SCHEMA_SLOT);
+    format!(
+        "DO $month_lock_client$DECLARE s text; BEGIN \
+         SELECT pg_catalog.quote_ident(n.nspname) INTO s FROM pg_catalog.pg_extension e \
+         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'month_lock'; \
+         EXECUTE pg_catalog.replace('{}', '{SCHEMA_SLOT}', s); END$month_lock_client$",
+        release.replace('\'', "''")
+    )
+}
+
+/// Where `release_if_taken` puts the schema (not an identifier: it cannot occur otherwise).
+const SCHEMA_SLOT: &str = "@month_lock_schema@";
+
+/// The release of `release_if_taken`, unqualified.
+fn release_text(months: &[YearMonth], unclaimed: &[YearMonth], mode: LockMode, id: &str) -> String {
     match months {
         [ym] => {
             let f = match mode {
@@ -182,13 +202,13 @@ mod tests {
 
     #[test]
     fn clean_up_is_gated_by_the_request_id() {
-        let sql = release_if_taken(&[ym("2024-03")], &[], LockMode::Exclusive, "1-2");
+        let sql = release_text(&[ym("2024-03")], &[], LockMode::Exclusive, "1-2");
         assert_eq!(
             sql,
             "SELECT month_lock_release(2024, 3) WHERE \
              pg_catalog.current_setting('month_lock_client.m202403', true) = '1-2'"
         );
-        let sql = release_if_taken(
+        let sql = release_text(
             &[ym("2024-03")],
             &[ym("2024-03")],
             LockMode::Exclusive,
@@ -198,7 +218,7 @@ mod tests {
             sql.ends_with("= '1-2' OR month_lock_held(2024, 3)"),
             "{sql}"
         );
-        let sql = release_if_taken(
+        let sql = release_text(
             &[ym("2024-01"), ym("2024-02")],
             &[],
             LockMode::Exclusive,
@@ -206,6 +226,20 @@ mod tests {
         );
         assert!(sql.contains("'{2024-01-01,2024-02-01}'::pg_catalog.date[]"));
         assert!(sql.contains("= '1-2'"));
+    }
+
+    #[test]
+    fn clean_up_qualifies_the_extensions_functions() {
+        let sql = release_if_taken(&[ym("2024-03")], &[ym("2024-03")], LockMode::Shared, "1-2");
+        assert!(sql.starts_with("DO $month_lock_client$"), "{sql}");
+        assert!(
+            sql.contains(
+                "'SELECT @month_lock_schema@.month_lock_release_shared(2024, 3) WHERE \
+                 pg_catalog.current_setting(''month_lock_client.m202403'', true) = ''1-2'' \
+                 OR @month_lock_schema@.month_lock_held(2024, 3)'"
+            ),
+            "{sql}"
+        );
     }
 
     #[test]

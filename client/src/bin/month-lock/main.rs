@@ -43,8 +43,8 @@ Exit codes:
   run     CMD's exit code when CMD ends on its own (128+N if CMD was killed by signal N)
           75  the month (every month of a range) was not acquired within --timeout, or with
               --any no month was free (EX_TEMPFAIL); CMD did not run
-          70  the lock was lost while CMD ran: CMD's process group got SIGTERM, then SIGKILL
-              after --grace (also when the lock is found lost as CMD ends, or the release
+          70  the lock was lost while CMD ran: CMD's process group (and CMD) got SIGTERM, then
+              SIGKILL after --grace (also when the lock is found lost as CMD ends, or the release
               is not answered within 10 s)
           69  cannot connect, database error, or the extension is missing; CMD did not run
           126 CMD cannot be executed, 127 CMD not found
@@ -86,7 +86,8 @@ enum Command {
     /// with CMD's exit code.
     ///
     /// CMD runs in a process group of its own, with everything it starts (unless a process
-    /// moves itself out, e.g. with setsid): a lost lock stops the whole group, and Ctrl-C
+    /// moves itself out, e.g. with setsid; CMD itself is then still signalled by its process
+    /// id, other processes that left escape): a lost lock stops the whole group, and Ctrl-C
     /// reaches CMD once. A watchdog process kills the group if month-lock dies in any way
     /// (SIGKILL, OOM), and whatever CMD leaves running in its group is killed when CMD ends,
     /// before the lock is released. The release has 10 s to be answered; a signal then makes
@@ -256,6 +257,12 @@ async fn async_main(cli: Cli) -> i32 {
     }
 }
 
+/// Sets `client_connection_check_interval` to one second where the server has it and the
+/// session left it off.
+const CHECK_CLOSED_CLIENT: &str =
+    "SELECT pg_catalog.set_config('client_connection_check_interval', '1s', false) \
+     FROM pg_catalog.pg_settings WHERE name = 'client_connection_check_interval' AND setting = '0'";
+
 /// Connect as libpq would (see `conn`), with TLS by rustls; the message carries the server's
 /// or the TLS layer's own words.
 async fn connect(url: Option<&str>) -> Result<Client, String> {
@@ -267,6 +274,11 @@ async fn connect(url: Option<&str>) -> Result<Client, String> {
         match config.connect(tls.clone()).await {
             Ok((client, connection)) => {
                 tokio::spawn(connection);
+                // A month-lock killed while it waits must leave the lock queue: PostgreSQL
+                // notices a closed client socket during a wait only with this set (14+; not
+                // overridden if the user set it). Best effort: an older server has no such
+                // setting and keeps the wait until the lock is granted.
+                let _ = client.batch_execute(CHECK_CLOSED_CLIENT).await;
                 return Ok(client);
             }
             Err(e) => last = format!("cannot connect to the database: {}", error_chain(&e)),
@@ -485,6 +497,7 @@ async fn run_holding(
             };
         }
     };
+    let cmd_pid = child.id();
     let status = {
         let lost = guard.lost();
         tokio::pin!(lost);
@@ -493,14 +506,15 @@ async fn run_holding(
             tokio::select! {
                 biased;
                 status = child.wait() => break Ok(status),
-                kind = forwarded => watchdog.signal(to_signal(kind)),
+                kind = forwarded => watchdog.signal(to_signal(kind), cmd_pid),
                 reason = &mut lost => break Err(Some(reason)),
                 _ = watchdog.exited() => {
-                    // CMD may have ended at the same moment (a signal that reached both):
-                    // then CMD's own exit is what happened.
-                    match child.try_wait() {
-                        Ok(Some(status)) => break Ok(Ok(status)),
-                        _ => break Err(None),
+                    // CMD may have ended at the same moment (a signal that reached both, such
+                    // as CMD's own `kill -KILL 0`): then CMD's own exit is what happened. Its
+                    // status comes once it is reaped, so wait for it a moment.
+                    match tokio::time::timeout(REAP_TIMEOUT, child.wait()).await {
+                        Ok(status) => break Ok(status),
+                        Err(_) => break Err(None),
                     }
                 }
             }
@@ -540,7 +554,7 @@ async fn run_holding(
         }
         Ok(Err(e)) => {
             eprintln!("month-lock: waiting for {shown}: {e}");
-            watchdog.signal(Signal::KILL);
+            watchdog.signal(Signal::KILL, cmd_pid);
             watchdog.finish().await;
             EX_UNAVAILABLE
         }
@@ -553,10 +567,17 @@ async fn run_holding(
                 "month-lock: {why}; stopping {shown} and its process group (SIGTERM, SIGKILL after {})",
                 humantime::format_duration(grace)
             );
-            watchdog.signal(Signal::TERM);
+            // CMD by its process id too: it may have left the group (`setsid`, `timeout`).
+            watchdog.signal(Signal::TERM, cmd_pid);
             if tokio::time::timeout(grace, child.wait()).await.is_err() {
-                watchdog.signal(Signal::KILL);
-                let _ = child.wait().await;
+                watchdog.signal(Signal::KILL, cmd_pid);
+                // SIGKILL ends CMD unless the kernel holds it (uninterruptible sleep): bounded.
+                if tokio::time::timeout(grace.max(REAP_TIMEOUT), child.wait())
+                    .await
+                    .is_err()
+                {
+                    eprintln!("month-lock: {shown} did not end after SIGKILL; exiting");
+                }
             }
             watchdog.finish().await;
             if reason.is_none() {
@@ -573,6 +594,9 @@ async fn run_holding(
         }
     }
 }
+
+/// How long CMD's status may take to come once CMD was killed (reaped by the kernel's time).
+const REAP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Release within [`RELEASE_TIMEOUT`]; no answer by then counts as a lost lock (the server
 /// is unresponsive, exclusivity cannot be vouched for).

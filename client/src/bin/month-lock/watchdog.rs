@@ -12,9 +12,12 @@
 //! cover: `month-lock` and the watchdog killed at the same instant (e.g. `kill -9` of both):
 //! CMD dies with `month-lock`, but processes CMD started run on.
 //!
-//! The watchdog outlives signals sent to the group (it handles and ignores the ones
-//! `month-lock` forwards), so a forwarded SIGTERM reaches CMD and its children but leaves the
-//! watchdog in place. Being in its own group, CMD does not get the terminal's SIGINT (Ctrl-C)
+//! The watchdog outlives signals sent to the group (it ignores every signal but SIGKILL and
+//! SIGSTOP, which cannot be ignored), so a forwarded SIGTERM, or any signal a process of the
+//! group sends to it (`kill -ALRM 0` from a CMD that ignores SIGALRM), leaves the watchdog in
+//! place. A CMD that leaves the group (`setsid`, GNU `timeout`, which makes a group of its own)
+//! is signalled by its process id as well; what *it* starts in its new group is out of reach
+//! (see docs/cli.md). Being in its own group, CMD does not get the terminal's SIGINT (Ctrl-C)
 //! directly: `month-lock` forwards it once.
 
 use std::io::{Read, Write};
@@ -23,12 +26,12 @@ use std::process::Stdio;
 use rustix::process::{kill_process_group, Pid, Signal};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::SignalKind;
 
 /// The argument that makes this program a watchdog.
 pub const ARG: &str = "__month-lock-watchdog";
 
-/// The signals `month-lock` forwards to CMD's group (and the watchdog ignores).
+/// The signals `month-lock` forwards to CMD's group (the watchdog ignores them, as all others).
 pub const FORWARDED: [SignalKind; 6] = [
     SignalKind::interrupt(),
     SignalKind::terminate(),
@@ -37,6 +40,9 @@ pub const FORWARDED: [SignalKind; 6] = [
     SignalKind::user_defined1(),
     SignalKind::user_defined2(),
 ];
+
+/// How long the watchdog gets to give the terminal back and kill the group when CMD ended.
+const FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A running watchdog: its group is CMD's group.
 pub struct Watchdog {
@@ -47,8 +53,8 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// Start the watchdog as the leader of a new process group; returns once it handles the
-    /// forwarded signals (until then one of them would kill it, and month-lock would take CMD
+    /// Start the watchdog as the leader of a new process group; returns once it ignores
+    /// signals (until then a forwarded one would kill it, and month-lock would take CMD
     /// for unguarded).
     pub async fn start() -> std::io::Result<Watchdog> {
         // /proc/self/exe: this very program, also if its file was replaced since it started.
@@ -86,9 +92,16 @@ impl Watchdog {
         self.group.as_raw_nonzero().get()
     }
 
-    /// Send `sig` to every process of CMD's group (the watchdog ignores the forwarded ones).
-    pub fn signal(&self, sig: Signal) {
+    /// Send `sig` to every process of CMD's group (the watchdog ignores it), and to CMD itself
+    /// (process id `cmd`) if CMD has left the group: once, either way.
+    pub fn signal(&self, sig: Signal, cmd: Option<u32>) {
         let _ = kill_process_group(self.group, sig);
+        let cmd = cmd.and_then(|id| Pid::from_raw(id as i32));
+        if let Some(cmd) = cmd {
+            if rustix::process::getpgid(Some(cmd)).ok() != Some(self.group) {
+                let _ = rustix::process::kill_process(cmd, sig);
+            }
+        }
     }
 
     /// Resolves if the watchdog exits while it should be watching (someone killed it).
@@ -96,10 +109,19 @@ impl Watchdog {
         let _ = self.child.wait().await;
     }
 
-    /// Kill whatever is left of CMD's group and wait until the watchdog is gone.
+    /// Kill whatever is left of CMD's group and wait until the watchdog is gone (bounded: a
+    /// stopped group is continued first, and a watchdog that does not end in time is killed).
     pub async fn finish(mut self) {
         self.pipe = None; // EOF: the watchdog kills the group, itself included
-        let _ = self.child.wait().await;
+                          // A stopped group (`kill -STOP -PGID`, Ctrl-Z) holds a stopped watchdog: continue it.
+        let _ = kill_process_group(self.group, Signal::CONT);
+        if tokio::time::timeout(FINISH_TIMEOUT, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
         // Once more from here: a watchdog that was killed before it could do it leaves the
         // rest of the group running. (A group id is not reused while the group has members.)
         let _ = kill_process_group(self.group, Signal::KILL);
@@ -126,23 +148,31 @@ pub fn die_with_parent(cmd: &mut Command) {
     }
 }
 
-/// The watchdog's own main: ignore forwarded signals, wait for the pipe to close, kill the
-/// group. Never returns.
+/// Ignore every signal that can be ignored (SIGKILL and SIGSTOP cannot; the kernel still
+/// delivers a real fault's SIGSEGV and the like with its default action).
+#[allow(unsafe_code)]
+fn ignore_signals() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_IGN installs no handler; signals the C library reserves refuse (EINVAL),
+        // which is fine.
+        unsafe {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+    }
+}
+
+/// The watchdog's own main: ignore signals, wait for the pipe to close, kill the group. Never
+/// returns.
 pub fn watch() -> ! {
+    ignore_signals();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
-        let mut handlers = Vec::new();
-        for kind in FORWARDED {
-            if let Ok(s) = signal(kind) {
-                handlers.push(s);
-            }
-        }
-        for mut s in handlers {
-            tokio::spawn(async move { while s.recv().await.is_some() {} });
-        }
         // Tell month-lock the handlers are in place (stdout is its pipe).
         {
             let mut out = std::io::stdout().lock();

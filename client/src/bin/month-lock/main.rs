@@ -1,7 +1,8 @@
 //! `month-lock`: hold a calendar month while a command runs, show and check month locks.
 //! Built with the `cli` feature: `cargo install --path client --features cli`.
 
-#![deny(unsafe_code)] // exceptions, each with a SAFETY note: watchdog::die_with_parent and watchdog::ignore_signals
+// Exceptions, each with a SAFETY note: watchdog::die_with_parent and watchdog::ignore_signals.
+#![deny(unsafe_code)]
 
 mod conn;
 mod months;

@@ -43,11 +43,13 @@ INSIDE = re.compile(r'PL/pgSQL function (\w+\.)?month_lock')
 # a cancel inside a release (fresh: each acquisition is followed by month_lock_release_all())
 RELEASE = re.compile(r'PL/pgSQL function (\w+\.)?month_lock(__release|_release|__unlock_list)')
 RELEASE_MONTHS = "objid BETWEEN 203201 AND 203208"
-# a handler's check of what the call holds now (month_lock__mine), or the first statement of
-# month_lock_all's handler (its give-back LOOP; the call's own loop is a FOREACH), which a second
-# cancel can end before the give-back starts
+# a statement of a handler before its give-back has run: its check of what the call holds now
+# (month_lock__mine), the IF and LOOP opening month_lock_all's give-back (the call's own loop is
+# a FOREACH), which a second cancel can end. An error that escapes month_lock__all from an IF or
+# a LOOP is such a second cancel: a first one there is caught and re-raised after the give-back,
+# keeping nothing.
 HANDLER_CHECK = re.compile(r'PL/pgSQL function (\w+\.)?month_lock__mine\('
-                           r'|PL/pgSQL function (\w+\.)?month_lock__all\([^)]*\) line \d+ at LOOP$')
+                           r'|PL/pgSQL function (\w+\.)?month_lock__all\([^)]*\) line \d+ at (LOOP|IF)$')
 HELD = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted "
         "AND classid = 1835821824 AND objsubid = 2 AND objid = {ym} AND mode = '{mode}'")
 

@@ -19,7 +19,7 @@ interface PendingLike extends PromiseLike<any[]> {
 /**
  * `sql.unsafe(text, params)` with the rows as the server names and types them, whatever
  * `transform` (e.g. `postgres.camel`) the application's sql has (postgres.js 4.2; postgres.js 3, 4.0, 4.1
- * has no way to leave it out).
+ * have no way to leave it out).
  */
 export function plain(sql: PostgresSqlLike, text: string, params: unknown[] = []): PendingLike {
   const query = sql.unsafe(text, params as any[]);

@@ -1,13 +1,13 @@
 // `month-lock/compat`: the original application's advisory-locks.ts API, on month_lock.
 // Session scope on a postgres.js `sql` made with { max: 1 } (one connection, as that
-// application used): the lock stays with that connection until released. Behind a transaction
-// pooler use the main entry's withMonthLock instead (transaction scope).
+// application used): the lock stays with that connection until released. Behind a pooler it
+// refuses (UnsupportedDriverError): use the main entry's withMonthLock there (transaction scope).
 import { isPostgresSql, isTransactionSql, plain, qualified, type PostgresSqlLike } from "./driver/postgres.js";
-import { InTransactionError, MonthBusyError } from "./errors.js";
+import { InTransactionError, MonthBusyError, UnsupportedDriverError } from "./errors.js";
 import { checkMonthNumber, checkTimeout, checkYear } from "./month.js";
 import * as SQL from "./sql.js";
 
-export { InvalidArgumentError, MonthBusyError } from "./errors.js";
+export { InvalidArgumentError, MonthBusyError, UnsupportedDriverError } from "./errors.js";
 
 /** The default wait of withMonthLock when no timeout is given. */
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -104,6 +104,34 @@ async function backendFor(sql: PostgresSqlLike): Promise<Backend | undefined> {
   return backend;
 }
 
+/** Whether each `sql` reaches the server directly (asked once, before its first hold or release). */
+const direct = new WeakMap<object, boolean>();
+
+/**
+ * Refuses an `sql` behind a pooler before anything is held: a session hold there stays on a
+ * pooled server connection that other clients then use, and the next statement may run on
+ * another server session. Recognised when the server's `pg_backend_pid()` is not the pid the
+ * connection's BackendKeyData named (a pooler hands out keys of its own); a postgres.js that
+ * puts no BackendKeyData on its rows cannot be checked and is taken as direct.
+ */
+async function requireDirect(s: PostgresSqlLike): Promise<void> {
+  let ok = direct.get(s);
+  if (ok === undefined) {
+    const rows = (await plain(s, SQL.BACKEND_PID)) as unknown as Array<{ pid: number }> & { state?: { pid?: unknown } };
+    const keyPid = rows.state?.pid;
+    ok = typeof keyPid !== "number" || keyPid === rows[0].pid;
+    direct.set(s, ok);
+    const backend = backendOf(rows);
+    if (ok && backend !== undefined && !lastBackend.has(s)) lastBackend.set(s, backend);
+  }
+  if (!ok) {
+    throw new UnsupportedDriverError(
+      "month-lock/compat (session scope)",
+      "a direct connection to the server, and this sql goes through a pooler (the server's pg_backend_pid() is not the connection's BackendKeyData pid): use the main entry's withMonthLock (transaction scope) from \"month-lock\"",
+    );
+  }
+}
+
 /**
  * Takes the month for this connection, waiting up to `timeoutMs` (0: one attempt) in the
  * server's queue. Resolves false at the timeout, whatever the session's `statement_timeout`;
@@ -117,6 +145,7 @@ export async function acquireMonthLock(sql: Sql, year: number, month: number, ti
   const s = checkSql(sql);
   const key = year * 100 + month;
   return inTurn(s, async () => {
+    await requireDirect(s);
     const tryText = await q(s, SQL.COMPAT_TRY);
     const { ok, rows } = await acquireInOwnTransaction(s, tryText, year, month, timeout);
     const backend = backendOf(rows);
@@ -194,6 +223,7 @@ export async function releaseMonthLock(sql: Sql, year: number, month: number): P
   const s = checkSql(sql);
   const key = year * 100 + month;
   return inTurn(s, async () => {
+    await requireDirect(s);
     const backend = await backendFor(s);
     const count = backend === undefined ? 0 : (refsOf(backend).get(key) ?? 0);
     if (count > 1) {

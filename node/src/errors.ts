@@ -108,7 +108,9 @@ export class MonthLockLostError extends Error {
  * A feature this package does not offer with the driver given. `code` is 0A000
  * (feature_not_supported). Nothing was sent. Raised for AbortSignals and session scope with
  * postgres.js 3, whose cancel can hit a later statement or leave the connection unusable and
- * which crashes the process on a heartbeat after its backend was terminated (README: "Drivers").
+ * which crashes the process on a heartbeat after its backend was terminated (README: "Drivers"),
+ * and by `month-lock/compat` for an `sql` behind a pooler (its session holds would stay on a
+ * pooled server connection).
  */
 export class UnsupportedDriverError extends TypeError {
   readonly code = "0A000";

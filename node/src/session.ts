@@ -166,7 +166,7 @@ class SessionLock implements MonthSessionLock {
     this.#unwatch = dedicated.watch((cause) => this.#lose("session-gone", cause));
     if (heartbeatMs > 0 && dedicated.canBeat) {
       // The beat on its way, and since when the server runs it.
-      let inFlight: { running(): boolean; since?: number } | undefined;
+      let inFlight: { running(): boolean; since?: number; confirming?: boolean } | undefined;
       this.#timer = setInterval(() => {
         if (inFlight !== undefined) {
           // A beat the server runs but does not answer within heartbeatTimeoutMs: the link or
@@ -174,7 +174,18 @@ class SessionLock implements MonthSessionLock {
           // session and handed the month on). One unanswered beat must not silence the rest.
           if (inFlight.since === undefined && inFlight.running()) inFlight.since = Date.now();
           if (inFlight.since !== undefined && Date.now() - inFlight.since >= heartbeatTimeoutMs && !this.#released) {
-            this.#lose("unresponsive");
+            // Overdue by the clock, but the process itself may have stalled (a synchronous
+            // loop, a long GC) with the answer waiting unread in the socket, and timers run
+            // before the socket is read. Declared lost only if the beat is still unanswered
+            // after two I/O poll phases have run since (an immediate set from a check phase
+            // runs after the next poll phase).
+            const overdue = inFlight;
+            if (overdue.confirming) return;
+            overdue.confirming = true;
+            setImmediate(() => setImmediate(() => {
+              overdue.confirming = false;
+              if (inFlight === overdue && this.#timer !== undefined && !this.#released) this.#lose("unresponsive");
+            }));
           }
           return;
         }
@@ -182,7 +193,7 @@ class SessionLock implements MonthSessionLock {
         // when the driver can tell: the next beat asks again.
         if (dedicated.idle !== undefined && !dedicated.idle()) return;
         const beat = this.dedicated.beat<{ held: boolean }>(SQL.HELD_BY_ME, [month.year, month.month]);
-        const current: { running(): boolean; since?: number } = { running: beat.running };
+        const current: { running(): boolean; since?: number; confirming?: boolean } = { running: beat.running };
         if (beat.running()) current.since = Date.now();
         inFlight = current;
         beat.answer.then(

@@ -8,7 +8,7 @@ import type { Beat, Conn, Dedicated, Driver, Row } from "./types.js";
 /** The parts of a postgres.js query used here. */
 interface PendingLike extends PromiseLike<any[]> {
   cancel(): unknown;
-  /** postgres.js 4: `.transform(false)` leaves the instance's `transform` out of this query's rows. */
+  /** postgres.js 4.2: `.transform(false)` leaves the instance's `transform` out of this query's rows. */
   transform?(transform: false): PendingLike;
   /** postgres.js 4.2 (not documented): true once the query is the one its connection runs. */
   active?: boolean;
@@ -18,8 +18,8 @@ interface PendingLike extends PromiseLike<any[]> {
 
 /**
  * `sql.unsafe(text, params)` with the rows as the server names and types them, whatever
- * `transform` (e.g. `postgres.camel`) the application's sql has (postgres.js 4; postgres.js 3
- * has no way to leave it out).
+ * `transform` (e.g. `postgres.camel`) the application's sql has (postgres.js 4.2; postgres.js 3, 4.0, 4.1
+ * have no way to leave it out).
  */
 export function plain(sql: PostgresSqlLike, text: string, params: unknown[] = []): PendingLike {
   const query = sql.unsafe(text, params as any[]);
@@ -37,7 +37,7 @@ export interface PostgresSqlLike {
   unsafe(text: string, params?: any[]): PendingLike;
   begin?: (options: string, cb: (tx: PostgresSqlLike) => unknown) => PromiseLike<unknown>;
   release?: () => unknown;
-  /** postgres.js 4 and later (every sql, reserved and transaction ones too); not in 3. */
+  /** postgres.js 4.2 and later (every sql, reserved and transaction ones too); not in 3, 4.0, 4.1. */
   batch?: unknown;
   savepoint?: unknown;
   options?: { max?: number };
@@ -93,12 +93,21 @@ export function qualified(key: object, sql: PostgresSqlLike, text: string): stri
 }
 
 /**
+ * postgres.js 4.0 and later: its queries have `.signal()` (since 4.0.0; 3 has none). `sql.batch`
+ * came only with 4.2. The query is built, not sent: postgres.js runs a query when it is awaited.
+ */
+export function isPostgres4(sql: PostgresSqlLike): boolean {
+  if (typeof sql.batch === "function") return true;
+  return typeof (sql.unsafe("SELECT 1") as { signal?: unknown }).signal === "function";
+}
+
+/**
  * postgres.js 3 is kept for plain use (compat, holds without a signal). Its cancel races: an
  * abort can cancel the connection's next statement or leave a { max: 1 } connection unusable,
  * and a heartbeat on a reserved connection whose backend was terminated crashes the process.
  */
 function requirePostgres4(sql: PostgresSqlLike, feature: string): void {
-  if (typeof sql.batch !== "function") {
+  if (!isPostgres4(sql)) {
     throw new UnsupportedDriverError(feature, "postgres.js 4 or later (postgres.js 3 is supported without signals and session scope), or pg");
   }
 }

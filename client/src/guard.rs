@@ -122,9 +122,10 @@ use crate::{sql, LockMode, YearMonth};
 ///   this crate sends none. The same holds over TLS and plain connections alike.
 ///
 /// So: give waits a timeout you can afford to have the connection busy for, or wait on a
-/// connection of their own and drop that `Client`. Closing the connection frees everything
-/// the session held, but PostgreSQL notices a closed client socket during a lock wait only
-/// if `client_connection_check_interval` is set (PostgreSQL 14 and later, off by default, any
+/// connection of their own, drop that `Client` and abort the task that drives its
+/// `Connection` (tokio-postgres keeps the socket open while a request is unanswered). Closing
+/// the connection frees everything the session held, but PostgreSQL notices a closed client
+/// socket during a lock wait only if `client_connection_check_interval` is set (PostgreSQL 14 and later, off by default, any
 /// user may set it, e.g. `options=-c client_connection_check_interval=1s` in the connection
 /// string): without it the abandoned wait stays in the lock queue until it is granted (then the
 /// session ends) or times out. The `month-lock` command sets it to one second.

@@ -123,6 +123,8 @@ pub(crate) fn acquire(form: Form, months: &[YearMonth], take: Take, id: &str) ->
 /// statement itself (a `DO` block that runs the release with `EXECUTE`): the clean-up runs
 /// whatever `search_path` the session has by then (another task may have changed it after the
 /// acquisition), and the dropped request never read the schema its acquisition reported.
+/// The SQL-only edition has no `pg_extension` row: its functions are found through the
+/// `search_path`, as its guards' statements are.
 pub(crate) fn release_if_taken(
     months: &[YearMonth],
     unclaimed: &[YearMonth],
@@ -134,7 +136,8 @@ pub(crate) fn release_if_taken(
         "DO $month_lock_client$DECLARE s text; BEGIN \
          SELECT pg_catalog.quote_ident(n.nspname) INTO s FROM pg_catalog.pg_extension e \
          JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'month_lock'; \
-         EXECUTE pg_catalog.replace('{}', '{SCHEMA_SLOT}', s); END$month_lock_client$",
+         EXECUTE pg_catalog.replace('{}', '{SCHEMA_SLOT}.', COALESCE(s || '.', '')); \
+         END$month_lock_client$",
         release.replace('\'', "''")
     )
 }

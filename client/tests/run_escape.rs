@@ -66,67 +66,249 @@ fn stderr_file(dir: &Path) -> (std::fs::File, PathBuf) {
     (std::fs::File::create(&path).unwrap(), path)
 }
 
-/// A lost lock stops a CMD that made a process group of its own, and month-lock exits 70
-/// within the bound (it used to signal only CMD's former group and wait for CMD forever).
+/// Kills the listed processes when dropped during a panic: what a failed round leaves
+/// running. (A round that passed saw them gone: their pids may belong to others by then.)
+struct Leftovers(Vec<i32>);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for &p in &self.0 {
+                let _ = rustix::process::kill_process(pid(p), Signal::KILL);
+            }
+        }
+    }
+}
+
+/// Waits until process `n` is gone (panics after `BOUND`).
+async fn gone(n: i32, what: &str) {
+    let start = Instant::now();
+    while running(n) {
+        assert!(
+            start.elapsed() < BOUND,
+            "{what} (pid {n}) still running after {BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn pid_in(path: &Path) -> i32 {
+    wait_for_file(path).await.trim().parse().unwrap()
+}
+
+/// How a CMD gets processes out of its process group: a wrapper in front of `sh -c SCRIPT`
+/// (GNU `timeout` makes a group of its own, `setsid -w` a session), or a script whose child
+/// (which ignores SIGTERM) makes a session of its own (`setsid`, a grandchild of month-lock).
+#[derive(Clone, Copy, Debug)]
+enum Escape {
+    Timeout,
+    Setsid,
+    SetsidGrandchild,
+}
+
+const ESCAPES: [Escape; 3] = [Escape::Timeout, Escape::Setsid, Escape::SetsidGrandchild];
+
+impl Escape {
+    /// CMD: a shell writing its pid to `shell` and starting a child that ignores SIGTERM
+    /// (its pid in `child`), then waiting.
+    fn cmd(self, dir: &Path) -> Vec<String> {
+        let child = match self {
+            Escape::SetsidGrandchild => "(trap '' TERM; exec setsid sleep 1000) &",
+            _ => "(trap '' TERM; exec sleep 1000) &",
+        };
+        let script = format!(
+            "{child} echo $! > {c}; echo $$ > {s}; wait",
+            c = dir.join("child").display(),
+            s = dir.join("shell").display()
+        );
+        let wrapper: &[&str] = match self {
+            Escape::Timeout => &["timeout", "1000"],
+            Escape::Setsid => &["setsid", "-w"],
+            Escape::SetsidGrandchild => &[],
+        };
+        wrapper
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["sh".into(), "-c".into(), script])
+            .collect()
+    }
+}
+
+/// Starts `month-lock run M [ARGS] -- CMD` for `escape`; returns it, its stderr's file and the
+/// pids of CMD's shell and its child once both run (and are in other groups than month-lock's
+/// watchdog's, as `escape` says).
+async fn start_escaping(
+    db: &month_lock_tests::TestDb,
+    m: YearMonth,
+    args: &[&str],
+    escape: Escape,
+    dir: &Path,
+) -> (tokio::process::Child, PathBuf, i32, i32) {
+    let (err, err_path) = stderr_file(dir);
+    let run = cli(db)
+        .args(["run", &m.to_string()])
+        .args(args)
+        .arg("--")
+        .args(escape.cmd(dir))
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let shell = pid_in(&dir.join("shell")).await;
+    let child = pid_in(&dir.join("child")).await;
+    let group_of = |n: i32| rustix::process::getpgid(Some(pid(n))).unwrap();
+    let session_of = |n: i32| rustix::process::getsid(Some(pid(n))).unwrap();
+    // The group CMD runs in unless it leaves: the watchdog's (the parent's other child).
+    let start = Instant::now();
+    loop {
+        let escaped = match escape {
+            // CMD leads a group (timeout) or a session (setsid) with its shell and child.
+            Escape::Timeout | Escape::Setsid => {
+                group_of(shell) != group_of(run.id().unwrap() as i32)
+                    && group_of(child) == group_of(shell)
+            }
+            // The child made a session of its own (after `$!` was written).
+            Escape::SetsidGrandchild => session_of(child) != session_of(shell),
+        };
+        if escaped {
+            break;
+        }
+        assert!(
+            start.elapsed() < BOUND,
+            "{escape:?}: nothing left the group"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (run, err_path, shell, child)
+}
+
+/// A lost lock stops a CMD that made a process group or session of its own and everything it
+/// started (a child ignoring SIGTERM is killed after --grace), also a grandchild in a session
+/// of its own; month-lock exits 70 within the bound. (It used to signal CMD by its pid only:
+/// CMD's shell ended, its child ran on.)
 #[tokio::test]
-async fn a_lost_lock_stops_a_cmd_that_left_the_group() {
+async fn a_lost_lock_stops_everything_a_cmd_that_left_the_group_started() {
     let db = server().await.fresh_db("escape_lost").await;
     let observer = db.connect().await;
-    for (i, wrapper) in [&["setsid", "-w"][..], &["timeout", "1000"][..]]
-        .into_iter()
-        .enumerate()
-    {
-        let dir = scratch_dir(&format!("escape_lost_{i}"));
-        let m = ym(&format!("2036-0{}", i + 1));
-        let script = format!(
-            "echo $$ > {s}; sleep 1000 & echo $! > {c}; wait",
-            s = dir.join("shell").display(),
-            c = dir.join("child").display()
-        );
-        let (err, err_path) = stderr_file(&dir);
-        let run = cli(&db)
-            .args([
-                "run",
-                &m.to_string(),
-                "--heartbeat",
-                "200ms",
-                "--grace",
-                "1s",
-                "--",
-            ])
-            .args(wrapper)
-            .args(["sh", "-c", &script])
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .unwrap();
-        let shell: i32 = wait_for_file(&dir.join("shell"))
-            .await
-            .trim()
-            .parse()
-            .unwrap();
+    for round in 0..21 {
+        let escape = ESCAPES[round % 3];
+        let dir = scratch_dir(&format!("escape_lost_{round}"));
+        let m = ym(&format!("2036-{:02}", round % 12 + 1));
+        let (run, err_path, shell, child) = start_escaping(
+            &db,
+            m,
+            &["--heartbeat", "200ms", "--grace", "1s"],
+            escape,
+            &dir,
+        )
+        .await;
+        let _leftovers = Leftovers(vec![shell, child]);
         let backend = holder_pid(&observer, m).await;
         observer
             .execute("SELECT pg_terminate_backend($1)", &[&backend])
             .await
             .unwrap();
-        let (code, stderr) = ends(run, &err_path, wrapper[0]).await;
-        assert_eq!(code, Some(70), "{}: {stderr}", wrapper[0]);
-        if wrapper[0] == "timeout" {
-            // timeout passes the signal on to its own group: CMD's shell is stopped too.
-            let start = Instant::now();
-            while running(shell) && start.elapsed() < BOUND {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            assert!(!running(shell), "timeout's command still running");
-        }
-        // What CMD started in a group of its own is out of reach (documented): clean up.
-        let child: i32 = wait_for_file(&dir.join("child"))
-            .await
-            .trim()
-            .parse()
+        let (code, stderr) = ends(run, &err_path, &format!("{escape:?}")).await;
+        assert_eq!(code, Some(70), "round {round}, {escape:?}: {stderr}");
+        gone(shell, &format!("{escape:?}: CMD's shell")).await;
+        gone(child, &format!("{escape:?}: the child ignoring SIGTERM")).await;
+    }
+}
+
+/// SIGTERM to month-lock reaches a CMD that left the group (by its pid: `timeout` passes it on
+/// to its own group), and what that CMD started and left running is killed when CMD ends,
+/// before the release. (It used to run on: only the watchdog's group was killed.)
+#[tokio::test]
+async fn sigterm_to_month_lock_stops_everything_a_cmd_that_left_the_group_started() {
+    let db = server().await.fresh_db("escape_sigterm_tree").await;
+    let observer = db.connect().await;
+    for round in 0..21 {
+        let escape = ESCAPES[round % 3];
+        let dir = scratch_dir(&format!("escape_sigterm_tree_{round}"));
+        let m = ym(&format!("2037-{:02}", round % 12 + 1));
+        let (run, err_path, shell, child) = start_escaping(&db, m, &[], escape, &dir).await;
+        let _leftovers = Leftovers(vec![shell, child]);
+        holder_pid(&observer, m).await;
+        rustix::process::kill_process(pid(run.id().unwrap() as i32), Signal::TERM).unwrap();
+        let (code, stderr) = ends(run, &err_path, &format!("{escape:?}")).await;
+        // CMD (timeout re-raises what ended its command) died of SIGTERM.
+        assert_eq!(code, Some(128 + 15), "round {round}, {escape:?}: {stderr}");
+        gone(shell, &format!("{escape:?}: CMD's shell")).await;
+        gone(child, &format!("{escape:?}: the child ignoring SIGTERM")).await;
+        assert!(!observer.is_locked(m).await.unwrap());
+    }
+}
+
+/// `kill -9` of month-lock: the watchdog kills CMD's group and the group or session CMD made
+/// (`timeout`, `setsid`). (It used to kill its own group only: CMD died with month-lock,
+/// everything in CMD's own group ran on.)
+#[tokio::test]
+async fn a_killed_month_lock_takes_the_group_cmd_made_with_it() {
+    let db = server().await.fresh_db("escape_sigkill").await;
+    let observer = db.connect().await;
+    for round in 0..20 {
+        let escape = [Escape::Timeout, Escape::Setsid][round % 2];
+        let dir = scratch_dir(&format!("escape_sigkill_{round}"));
+        let m = ym(&format!("2038-{:02}", round % 12 + 1));
+        let (mut run, _, shell, child) = start_escaping(&db, m, &[], escape, &dir).await;
+        let _leftovers = Leftovers(vec![shell, child]);
+        holder_pid(&observer, m).await;
+        // The watchdog looks at CMD's group every 50 ms (watchdog::GROUP_POLL).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        rustix::process::kill_process(pid(run.id().unwrap() as i32), Signal::KILL).unwrap();
+        let _ = run.wait().await;
+        gone(shell, &format!("round {round}, {escape:?}: CMD's shell")).await;
+        gone(
+            child,
+            &format!("round {round}, {escape:?}: CMD's shell's child"),
+        )
+        .await;
+    }
+}
+
+/// What a CMD leaves running when it ends is killed before month-lock releases the month and
+/// exits with CMD's code: also in a group CMD made (`timeout`) and a session a grandchild made
+/// (`setsid`, re-parented to month-lock when CMD ended). (Both used to run on.)
+#[tokio::test]
+async fn what_cmd_leaves_running_in_other_groups_is_killed_when_it_ends() {
+    let db = server().await.fresh_db("escape_leftover").await;
+    let observer = db.connect().await;
+    for round in 0..20 {
+        let dir = scratch_dir(&format!("escape_leftover_{round}"));
+        let m = ym(&format!("2039-{:02}", round % 12 + 1));
+        let c = dir.join("child");
+        let cmd: Vec<String> = if round % 2 == 0 {
+            ["timeout", "1000", "sh", "-c"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([format!("sleep 1000 & echo $! > {}; exit 4", c.display())])
+                .collect()
+        } else {
+            // CMD ends once the child has its own session.
+            vec![
+                "sh".into(),
+                "-c".into(),
+                format!(
+                    "setsid sh -c 'echo $$ > {c}; exec sleep 1000' & \
+                     while [ ! -s {c} ]; do sleep 0.01; done; exit 4",
+                    c = c.display()
+                ),
+            ]
+        };
+        let (err, err_path) = stderr_file(&dir);
+        let run = cli(&db)
+            .args(["run", &m.to_string(), "--"])
+            .args(&cmd)
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
             .unwrap();
-        let _ = rustix::process::kill_process(pid(child), Signal::KILL);
+        let (code, stderr) = ends(run, &err_path, &cmd[0]).await;
+        let child = pid_in(&c).await;
+        let _leftovers = Leftovers(vec![child]);
+        assert_eq!(code, Some(4), "round {round}: {stderr}");
+        gone(child, &format!("round {round}, {}: the leftover", cmd[0])).await;
+        assert!(!observer.is_locked(m).await.unwrap());
     }
 }
 
@@ -254,6 +436,113 @@ async fn cmd_killed_in_a_stopped_group_still_ends_the_run() {
     let _ = rustix::process::kill_process_group(group, Signal::CONT);
     assert_eq!(code, Some(137), "{stderr}");
     assert!(!observer.is_locked(m).await.unwrap());
+}
+
+/// The state of process `n` (R, S, T, Z, ...).
+fn state(n: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{n}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(") ").unwrap();
+    rest.chars().next().unwrap()
+}
+
+/// A stopped process group, killed if the round fails (a stopped watchdog would stay).
+struct Stopped(Pid);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = rustix::process::kill_process_group(self.0, Signal::KILL);
+        }
+    }
+}
+
+/// Stops the process group of `member` and waits until `member` is stopped.
+async fn stop_group_of(member: i32) -> Stopped {
+    let group = rustix::process::getpgid(Some(pid(member))).unwrap();
+    rustix::process::kill_process_group(group, Signal::STOP).unwrap();
+    let stopped = Stopped(group);
+    let start = Instant::now();
+    while state(member) != 'T' {
+        assert!(start.elapsed() < BOUND, "pid {member} never stopped");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stopped
+}
+
+/// SIGTERM, SIGINT or SIGHUP to month-lock while CMD's group is stopped (Ctrl-Z, `kill -STOP`)
+/// is acted on at once: SIGCONT follows it. (It used to stay pending until someone sent
+/// SIGCONT: month-lock and CMD hung.)
+#[tokio::test]
+async fn a_stopped_cmd_acts_on_a_forwarded_signal() {
+    let db = server().await.fresh_db("escape_stopped_signal").await;
+    let observer = db.connect().await;
+    let signals = [Signal::TERM, Signal::INT, Signal::HUP];
+    for round in 0..21 {
+        let sig = signals[round % 3];
+        let dir = scratch_dir(&format!("escape_stopped_signal_{round}"));
+        let m = ym(&format!("2042-{:02}", round % 12 + 1));
+        let script = format!(
+            "trap 'exit 3' INT TERM HUP; echo $$ > {c}; while :; do sleep 0.05; done",
+            c = dir.join("cmd").display()
+        );
+        let (err, err_path) = stderr_file(&dir);
+        let run = cli(&db)
+            .args(["run", &m.to_string(), "--", "sh", "-c", &script])
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let cmd = pid_in(&dir.join("cmd")).await;
+        holder_pid(&observer, m).await;
+        let _stopped = stop_group_of(cmd).await;
+        rustix::process::kill_process(pid(run.id().unwrap() as i32), sig).unwrap();
+        let (code, stderr) = ends(run, &err_path, &format!("{sig:?} to a stopped CMD")).await;
+        assert_eq!(code, Some(3), "round {round}, {sig:?}: {stderr}");
+        assert!(!observer.is_locked(m).await.unwrap());
+    }
+}
+
+/// A lost lock while CMD's group is stopped: SIGTERM is acted on at once (SIGCONT follows it),
+/// not only by SIGKILL after --grace.
+#[tokio::test]
+async fn a_lost_lock_stops_a_stopped_cmd_gracefully() {
+    let db = server().await.fresh_db("escape_stopped_lost").await;
+    let observer = db.connect().await;
+    for round in 0..5 {
+        let dir = scratch_dir(&format!("escape_stopped_lost_{round}"));
+        let m = ym(&format!("2043-{:02}", round + 1));
+        let got = dir.join("got");
+        let script = format!(
+            "trap 'echo term > {g}; exit 3' TERM; echo $$ > {c}; while :; do sleep 0.05; done",
+            g = got.display(),
+            c = dir.join("cmd").display()
+        );
+        let (err, err_path) = stderr_file(&dir);
+        let run = cli(&db)
+            .args([
+                "run",
+                &m.to_string(),
+                "--heartbeat",
+                "200ms",
+                "--grace",
+                "60s",
+            ])
+            .args(["--", "sh", "-c", &script])
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let cmd = pid_in(&dir.join("cmd")).await;
+        let backend = holder_pid(&observer, m).await;
+        let _stopped = stop_group_of(cmd).await;
+        observer
+            .execute("SELECT pg_terminate_backend($1)", &[&backend])
+            .await
+            .unwrap();
+        let (code, stderr) = ends(run, &err_path, "lost lock, CMD stopped").await;
+        assert_eq!(code, Some(70), "round {round}: {stderr}");
+        assert_eq!(std::fs::read_to_string(&got).unwrap_or_default(), "term\n");
+    }
 }
 
 /// A month-lock killed while it waits in the lock queue leaves the queue promptly: it sets

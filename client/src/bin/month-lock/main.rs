@@ -1,7 +1,8 @@
 //! `month-lock`: hold a calendar month while a command runs, show and check month locks.
 //! Built with the `cli` feature: `cargo install --path client --features cli`.
 
-// Exceptions, each with a SAFETY note: watchdog::die_with_parent and watchdog::ignore_signals.
+// Exceptions, each with a SAFETY note: watchdog::die_with_parent, watchdog::ignore_signals and
+// watchdog::inherited_as_ignored.
 #![deny(unsafe_code)]
 
 mod conn;
@@ -11,6 +12,7 @@ mod status;
 #[path = "../../text.rs"]
 mod text;
 mod tls;
+mod tree;
 mod watchdog;
 
 use std::ffi::OsString;
@@ -44,9 +46,9 @@ Exit codes:
   run     CMD's exit code when CMD ends on its own (128+N if CMD was killed by signal N)
           75  the month (every month of a range) was not acquired within --timeout, or with
               --any no month was free (EX_TEMPFAIL); CMD did not run
-          70  the lock was lost while CMD ran: CMD's process group (and CMD) got SIGTERM, then
-              SIGKILL after --grace (also when the lock is found lost as CMD ends, or the release
-              is not answered within 10 s)
+          70  the lock was lost while CMD ran: CMD's process group (and everything CMD started)
+              got SIGTERM, then SIGKILL after --grace (also when the lock is found lost as CMD
+              ends, or the release is not answered within 10 s)
           69  cannot connect, database error, or the extension is missing; CMD did not run
           126 CMD cannot be executed, 127 CMD not found
   status  0 ok, 2 error
@@ -83,18 +85,22 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Hold MONTHS while CMD runs: stdin/stdout/stderr pass through, SIGINT, SIGTERM, SIGHUP,
-    /// SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to CMD's process group, and month-lock exits
-    /// with CMD's exit code.
+    /// SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to CMD's process group (and to CMD if it made
+    /// a group of its own; SIGCONT follows SIGINT, SIGTERM, SIGHUP and SIGQUIT, so a stopped
+    /// CMD acts on them), and month-lock exits with CMD's exit code. A signal month-lock
+    /// inherited as ignored (SIGINT in a `&` job of a script, SIGHUP under nohup) stays
+    /// ignored, in CMD too; before the month is held the others end month-lock.
     ///
-    /// CMD runs in a process group of its own, with everything it starts (unless a process
-    /// moves itself out, e.g. with setsid; CMD itself is then still signalled by its process
-    /// id, other processes that left escape): a lost lock stops the whole group, and Ctrl-C
-    /// reaches CMD once. A watchdog process kills the group if month-lock dies in any way
-    /// (SIGKILL, OOM), and whatever CMD leaves running in its group is killed when CMD ends,
-    /// before the lock is released. The release has 10 s to be answered; a signal then makes
-    /// month-lock exit at once (closing the connection ends the session, which releases the
-    /// lock). When month-lock runs in the foreground of the terminal that is its stdin, CMD's
-    /// group becomes the terminal's foreground group (CMD may read from it) until CMD ends.
+    /// CMD runs in a process group of its own, with everything it starts: a lost lock stops
+    /// everything CMD started (its group, a group CMD made, as GNU timeout or setsid do, and
+    /// any process below CMD, also one in a session of its own), and Ctrl-C reaches CMD once.
+    /// Whatever CMD leaves running is killed when CMD ends, before the lock is released. A
+    /// watchdog process kills CMD's group and the groups CMD made if month-lock dies in any
+    /// way (SIGKILL, OOM); a process below CMD in a group or session of its own then runs on.
+    /// The release has 10 s to be answered; a signal then makes month-lock exit at once
+    /// (closing the connection ends the session, which releases the lock). When month-lock
+    /// runs in the foreground of the terminal that is its stdin, CMD's group becomes the
+    /// terminal's foreground group (CMD may read from it) until CMD ends.
     ///
     /// MONTHS is one month (2024-03), a range (2024-01..2024-03) or a comma-separated list of
     /// both (2024-01,2024-04..2024-06). Several months are taken all or nothing (each waits in
@@ -457,9 +463,14 @@ async fn run_holding(
 ) -> i32 {
     let ym = text::describe_months(guard.months());
     let shown = display_command(&command);
-    // Registered before CMD starts, so that no signal is missed (or kills us instead).
+    // Registered before CMD starts, so that no signal is missed (or kills us instead). A
+    // signal this process inherited as ignored stays ignored, in CMD too (as CMD started the
+    // same way would have it): no handler, nothing forwarded.
     let mut signals = Vec::new();
     for kind in watchdog::FORWARDED {
+        if watchdog::inherited_as_ignored(kind) {
+            continue;
+        }
         match signal(kind) {
             Ok(s) => signals.push((kind, s)),
             Err(_) => {
@@ -476,20 +487,37 @@ async fn run_holding(
             return EX_UNAVAILABLE;
         }
     };
+    let pipe = watchdog
+        .pipe_fd()
+        .expect("the watchdog's pipe is open until finish()");
     let mut cmd = tokio::process::Command::new(&command[0]);
     cmd.args(&command[1..]).process_group(watchdog.group());
-    watchdog::die_with_parent(&mut cmd);
+    watchdog::die_with_parent(&mut cmd, pipe);
     for name in ENV_NAMES {
         cmd.env_remove(name);
     }
     cmd.envs(env);
+    // Processes CMD starts stay this process's descendants, wherever they move (see `tree`);
+    // the ones re-parented here are reaped on SIGCHLD.
+    let mut children = match signal(SignalKind::child()) {
+        Ok(s) => s,
+        Err(_) => {
+            eprintln!("month-lock: cannot install signal handlers");
+            watchdog.finish(None).await;
+            let _ = release_in_time(guard).await;
+            return EX_UNAVAILABLE;
+        }
+    };
+    if let Err(e) = tree::become_subreaper() {
+        eprintln!("month-lock: warning: processes {shown} starts and leaves are out of reach: {e}");
+    }
     // Before CMD starts: a CMD that touched the terminal from the background would be stopped.
     watchdog::hand_terminal_to(watchdog.group());
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
             eprintln!("month-lock: cannot run {shown}: {e}");
-            watchdog.finish().await;
+            watchdog.finish(None).await;
             let _ = release_in_time(guard).await;
             return if e.kind() == std::io::ErrorKind::NotFound {
                 EX_NOT_FOUND
@@ -499,33 +527,45 @@ async fn run_holding(
         }
     };
     let cmd_pid = child.id();
-    let status = {
+    // CMD's end, noticed without reaping it: CMD's groups are noted and killed first.
+    let mut exited = watchdog::exit_of(cmd_pid);
+    let ended = {
         let lost = guard.lost();
         tokio::pin!(lost);
         loop {
             let forwarded = next_signal(&mut signals);
             tokio::select! {
                 biased;
-                status = child.wait() => break Ok(status),
-                kind = forwarded => watchdog.signal(to_signal(kind), cmd_pid),
+                _ = &mut exited => break Ok(()),
+                kind = forwarded => watchdog.forward(to_signal(kind), cmd_pid),
+                _ = children.recv() => watchdog.reap_orphans(cmd_pid),
                 reason = &mut lost => break Err(Some(reason)),
                 _ = watchdog.exited() => {
                     // CMD may have ended at the same moment (a signal that reached both, such
                     // as CMD's own `kill -KILL 0`): then CMD's own exit is what happened. Its
-                    // status comes once it is reaped, so wait for it a moment.
-                    match tokio::time::timeout(REAP_TIMEOUT, child.wait()).await {
-                        Ok(status) => break Ok(status),
+                    // end comes once the kernel has it, so wait for it a moment.
+                    match tokio::time::timeout(REAP_TIMEOUT, &mut exited).await {
+                        Ok(_) => break Ok(()),
                         Err(_) => break Err(None),
                     }
                 }
             }
         }
     };
-    match status {
-        Ok(Ok(status)) => {
+    match ended {
+        Ok(()) => {
+            // What CMD left running in its group, and in a group it made, goes before the
+            // lock does (CMD's last group read while it is not yet reaped).
+            watchdog.note(cmd_pid);
+            watchdog.finish(cmd_pid).await;
+            let status = match child.wait().await {
+                Ok(status) => status,
+                Err(e) => {
+                    eprintln!("month-lock: waiting for {shown}: {e}");
+                    return EX_UNAVAILABLE;
+                }
+            };
             let code = exit_code(status);
-            // What CMD left running in its group goes before the lock does.
-            watchdog.finish().await;
             let release = release_in_time(guard);
             tokio::pin!(release);
             let outcome = tokio::select! {
@@ -553,12 +593,6 @@ async fn run_holding(
                 }
             }
         }
-        Ok(Err(e)) => {
-            eprintln!("month-lock: waiting for {shown}: {e}");
-            watchdog.signal(Signal::KILL, cmd_pid);
-            watchdog.finish().await;
-            EX_UNAVAILABLE
-        }
         Err(reason) => {
             let why = match &reason {
                 Some(reason) => format!("lost the lock on {ym} ({reason})"),
@@ -568,19 +602,22 @@ async fn run_holding(
                 "month-lock: {why}; stopping {shown} and its process group (SIGTERM, SIGKILL after {})",
                 humantime::format_duration(grace)
             );
-            // CMD by its process id too: it may have left the group (`setsid`, `timeout`).
-            watchdog.signal(Signal::TERM, cmd_pid);
-            if tokio::time::timeout(grace, child.wait()).await.is_err() {
-                watchdog.signal(Signal::KILL, cmd_pid);
+            // CMD's group, any group CMD made (`setsid`, `timeout`) and every process CMD
+            // started (see `tree`).
+            watchdog.stop(Signal::TERM, cmd_pid);
+            if tokio::time::timeout(grace, &mut exited).await.is_err() {
+                watchdog.stop(Signal::KILL, cmd_pid);
                 // SIGKILL ends CMD unless the kernel holds it (uninterruptible sleep): bounded.
-                if tokio::time::timeout(grace.max(REAP_TIMEOUT), child.wait())
+                if tokio::time::timeout(grace.max(REAP_TIMEOUT), &mut exited)
                     .await
                     .is_err()
                 {
                     eprintln!("month-lock: {shown} did not end after SIGKILL; exiting");
                 }
             }
-            watchdog.finish().await;
+            watchdog.note(cmd_pid);
+            watchdog.finish(cmd_pid).await;
+            let _ = tokio::time::timeout(REAP_TIMEOUT, child.wait()).await;
             if reason.is_none() {
                 // The lock is still held: release it now that the group is gone, and say
                 // what became of it only once the server has answered.

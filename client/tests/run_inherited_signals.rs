@@ -190,3 +190,67 @@ async fn sigint_or_sigterm_ends_a_waiting_month_lock() {
         assert!(!ran.exists());
     }
 }
+
+/// SIGHUP ignored as under `nohup`: month-lock does not forward it and CMD inherits it ignored,
+/// so a hangup ends neither. (month-lock used to forward it to a CMD it had given the default
+/// action, which ended CMD despite `nohup`.)
+#[tokio::test]
+async fn sighup_ignored_as_under_nohup_stays_ignored_in_cmd() {
+    let db = server().await.fresh_db("inherited_sighup").await;
+    for round in 0..5 {
+        let dir = scratch_dir(&format!("inherited_sighup_{round}"));
+        let cmd_file = dir.join("cmd");
+        let script = format!(
+            "trap 'exit 4' TERM; echo $$ > {c}; while :; do sleep 0.05; done",
+            c = cmd_file.display()
+        );
+        // As `nohup` does: SIGHUP ignored, then month-lock in the same process.
+        let run = tokio::process::Command::new("sh")
+            .args([
+                "-c",
+                "trap '' HUP; exec \"$@\"",
+                "sh",
+                BIN,
+                "--database-url",
+                &db.url(),
+            ])
+            .args([
+                "run",
+                &format!("2041-{:02}", round + 4),
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .env_remove("DATABASE_URL")
+            .env_remove("PGAPPNAME")
+            .env_remove("PGSSLMODE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let month_lock = run.id().unwrap() as i32;
+        let cmd = pid_in(&cmd_file).await;
+        assert!(
+            ignores(month_lock, Signal::HUP),
+            "round {round}: month-lock keeps SIGHUP ignored"
+        );
+        assert!(
+            ignores(cmd, Signal::HUP),
+            "round {round}: CMD has SIGHUP ignored"
+        );
+        rustix::process::kill_process(pid(month_lock), Signal::HUP).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            alive(cmd) && alive(month_lock),
+            "round {round}: SIGHUP ended the run"
+        );
+        rustix::process::kill_process(pid(month_lock), Signal::TERM).unwrap();
+        let out = tokio::time::timeout(BOUND, run.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "round {round}");
+    }
+}

@@ -456,7 +456,9 @@ impl Drop for Stopped {
     }
 }
 
-/// Stops the process group of `member` and waits until `member` is stopped.
+/// Stops the process group of `member` and waits until `member` is stopped. (CMD is bash
+/// there: dash starts commands with vfork, and a dash whose vfork child was stopped before
+/// its exec waits for it in state D, never T.)
 async fn stop_group_of(member: i32) -> Stopped {
     let group = rustix::process::getpgid(Some(pid(member))).unwrap();
     rustix::process::kill_process_group(group, Signal::STOP).unwrap();
@@ -487,7 +489,7 @@ async fn a_stopped_cmd_acts_on_a_forwarded_signal() {
         );
         let (err, err_path) = stderr_file(&dir);
         let run = cli(&db)
-            .args(["run", &m.to_string(), "--", "sh", "-c", &script])
+            .args(["run", &m.to_string(), "--", "bash", "-c", &script])
             .stdout(Stdio::null())
             .stderr(err)
             .spawn()
@@ -527,7 +529,7 @@ async fn a_lost_lock_stops_a_stopped_cmd_gracefully() {
                 "--grace",
                 "60s",
             ])
-            .args(["--", "sh", "-c", &script])
+            .args(["--", "bash", "-c", &script])
             .stdout(Stdio::null())
             .stderr(err)
             .spawn()

@@ -93,18 +93,20 @@ pub enum Error {
         ym: YearMonth,
     },
 
-    /// The `month_lock` extension is not installed in the connected database.
+    /// The `month_lock` extension is not installed in the connected database (neither edition:
+    /// no `month_lock` in `pg_extension`, and no SQL-only edition's functions in any schema).
     #[error("the month_lock extension is not installed in this database ({}); run CREATE EXTENSION month_lock (as a user allowed to), then retry", describe_db(.source))]
     ExtensionMissing {
-        /// The server's error (SQLSTATE 42883 or 42P01 from one of this crate's statements,
-        /// and no `month_lock` in `pg_extension`).
+        /// The server's error (SQLSTATE 42883, 42P01 or 3F000 from one of this crate's
+        /// statements, and no `month_lock` in `pg_extension`).
         #[source]
         source: tokio_postgres::Error,
     },
 
     /// The `month_lock` extension is installed, but a function or view this crate uses is not
-    /// there: an older version (run `ALTER EXTENSION month_lock UPDATE`). (A schema off the
-    /// `search_path` is [`Error::ExtensionNotOnSearchPath`].)
+    /// there: an older version (run `ALTER EXTENSION month_lock UPDATE`). The schema does not
+    /// matter: every statement names the extension's functions with the schema of its
+    /// `pg_extension` row, on the `search_path` or not.
     #[error("the month_lock extension in this database (version {installed}) lacks what this client uses ({}); run ALTER EXTENSION month_lock UPDATE (as a user allowed to)", describe_db(.source))]
     ExtensionOutdated {
         /// `extversion` of the installed extension.
@@ -114,11 +116,13 @@ pub enum Error {
         source: tokio_postgres::Error,
     },
 
-    /// The extension is installed (and has what this client uses), but in a schema that is
-    /// not on the session's `search_path`, and the statement could not be qualified (an
-    /// acquisition, or a [`MonthLockExt`](crate::MonthLockExt) query): put the schema on the
-    /// `search_path`. (A guard's own statements are qualified with the schema its acquisition
-    /// reported and do not depend on the `search_path`.)
+    /// **Deprecated: no longer returned.** Kept so that code matching it still compiles.
+    /// Every statement of this crate now names the extension's functions with the schema
+    /// found in `pg_catalog` (see "Where the extension's functions are" in
+    /// [`MonthLock`](crate::MonthLock)), so an extension installed in a schema off the
+    /// session's `search_path` works: acquisitions, `acquire_xact` and
+    /// [`MonthLockExt`](crate::MonthLockExt) included. It was: the extension is installed in a
+    /// schema off the `search_path`, and a statement that could not be qualified failed.
     #[error("the month_lock extension is installed in schema {schema}, which is not on this session's search_path ({})", describe_db(.source))]
     ExtensionNotOnSearchPath {
         /// The extension's schema.

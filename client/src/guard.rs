@@ -96,19 +96,26 @@ use crate::{sql, LockMode, YearMonth};
 ///   one step, and so are deciding what a clean-up releases and queueing it, so the order of
 ///   claims is the order on the wire. Consequence: on a connection where acquisitions are dropped, do not hold the
 ///   same months outside guards (by SQL, or after [`leak`](Self::leak)): such a month has no
-///   claim and would be released with the dropped request. (Left open: two acquisitions of the
-///   same month in flight at once on one connection, the first one dropped after taking it
-///   inside a block that another task rolls back: the second one's claim keeps the month.)
-/// * The clean-up finds the extension's schema itself (from `pg_catalog`), so another task's
-///   `SET search_path` queued behind the acquisition does not make it fail.
-/// * A clean-up that the server refuses because the connection sits in a *failed* transaction
-///   block (SQLSTATE 25P02: another task's statement failed inside the block the acquisition
-///   ran in) is queued again ahead of the next acquisition on that connection (a session
-///   unlock is not undone by a later `ROLLBACK`); it is never answered with a `ROLLBACK` of
-///   someone else's block. Until then the month stays held by the session: the crate has no
-///   handle to the connection of its own to send it earlier (watching the refusal needs a
-///   tokio runtime). End transaction blocks before dropping acquisitions on a shared
-///   connection, or release with `month_lock_release_all()` after the block.
+///   claim and would be released with the dropped request. When another acquisition in flight
+///   claims the month at the time of the clean-up (two acquisitions of one month at once on one
+///   connection, the first one dropped after taking it inside a block that another task rolls
+///   back), the clean-up leaves it to that one: when it ends without the month (answered
+///   "already held", busy, failed), a release of the month goes out in the same step if no
+///   other claim names it.
+/// * The clean-up is one plain SQL statement (no `DO` block: no procedural language needed)
+///   naming the extension's functions in the schema the acquisition named them with (see
+///   "Where the extension's functions are" in [`MonthLock`](crate::MonthLock)), so another
+///   task's `SET search_path` queued behind the acquisition does not make it fail.
+/// * A clean-up that the server refuses is queued again ahead of the next acquisition on that
+///   connection: because the connection sits in a *failed* transaction block (SQLSTATE 25P02:
+///   another task's statement failed inside the block the acquisition ran in; a session
+///   unlock is not undone by a later `ROLLBACK`), or for any other error but a closed session
+///   (which holds nothing) or the extension's functions gone (e.g. a stray cancel, 57014). It
+///   is never answered with a `ROLLBACK` of someone else's block. Until then the month stays
+///   held by the session: the crate has no handle to the connection of its own to send it
+///   earlier (watching the refusal needs a tokio runtime). End transaction blocks before
+///   dropping acquisitions on a shared connection, or release with `month_lock_release_all()`
+///   after the block.
 /// * An acquisition of a month that an earlier acquisition on the same connection, still in
 ///   flight, has taken is answered [`Error::AlreadyHeld`](crate::Error::AlreadyHeld), also if
 ///   that earlier one is dropped afterwards: its clean-up then frees the month, and a retry
@@ -149,8 +156,8 @@ pub struct MonthLockGuard<C: Deref<Target = Client>> {
     watch: Mutex<heartbeat::WatchState>,
     /// The fencing tokens of `months`, once asked for.
     tokens: OnceLock<Vec<i64>>,
-    /// The extension's schema (a quoted identifier), as the acquisition reported it.
-    schema: Option<String>,
+    /// The extension's schema (a quoted identifier), as the acquisition named it.
+    schema: String,
     /// Tells the clean-up of a dropped acquisition on this connection that these months are
     /// this guard's (see "Cancelling an acquisition"). Taken by `Drop` when it gives it up.
     claim: Option<Claim>,
@@ -178,7 +185,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
         months: Vec<YearMonth>,
         mode: LockMode,
         claim: Claim,
-        schema: Option<String>,
+        schema: String,
     ) -> Self {
         debug_assert!(!months.is_empty());
         MonthLockGuard {
@@ -406,7 +413,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     pub async fn lost(&self) -> LostReason {
         heartbeat::watch(
             self.client(),
-            self.schema.as_deref(),
+            &self.schema,
             &self.months,
             self.heartbeat,
             &self.lost,
@@ -557,13 +564,10 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
         })
     }
 
-    /// `sql` with the extension's objects qualified by the schema the acquisition reported:
+    /// `sql` with the extension's objects qualified by the schema the acquisition named:
     /// the guard's statements run whatever `search_path` the session has by then.
     fn qualified(&self, sql: &str) -> String {
-        match &self.schema {
-            Some(schema) => sql::qualify(sql, schema),
-            None => sql.to_string(),
-        }
+        sql::qualify(sql, &self.schema)
     }
 
     /// Give the connection handle back *without* releasing: the session keeps the month until
@@ -606,9 +610,10 @@ impl<C: Deref<Target = Client>> Drop for MonthLockGuard<C> {
         // only what the session holds and no other claim names, decided and sent in one step.
         let months = self.months.clone();
         let mode = self.mode;
+        let schema = std::mem::take(&mut self.schema);
         claim.give_up_and_send(&client, &months, |unclaimed| {
             if !unclaimed.is_empty() {
-                let text = crate::request::release_if_taken(&months, unclaimed, mode, "-");
+                let text = crate::request::release_if_taken(&months, unclaimed, mode, "-", &schema);
                 sql::send_without_waiting(&client, &text);
             }
         });

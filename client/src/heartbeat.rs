@@ -85,26 +85,24 @@ struct Progress {
 /// A response larger than the server's 8 KiB send buffer, twice: the server flushes the first
 /// row before it runs the next statement, so its arrival tells the client the request is
 /// executing (the heartbeat counts its timeout from then).
-const START_SIGNAL: &str = "SELECT repeat(' ', 8192) FROM generate_series(1, 2)";
+const START_SIGNAL: &str =
+    "SELECT pg_catalog.repeat(' ', 8192) FROM pg_catalog.generate_series(1, 2)";
 
 /// The check's text: the start signal, then whether every month is held.
-fn check_text(months: &[YearMonth], schema: Option<&str>) -> String {
+fn check_text(months: &[YearMonth], schema: &str) -> String {
     let held = match months {
         [ym] => format!("SELECT month_lock_held({}, {})", ym.year(), ym.month()),
         _ => {
             let dates: Vec<String> = months.iter().map(|m| m.first_day().to_string()).collect();
             format!(
-                "SELECT coalesce(bool_and(month_lock_held(extract(year FROM d)::int4, \
-                 extract(month FROM d)::int4)), false) \
+                "SELECT COALESCE(pg_catalog.bool_and(month_lock_held(extract(year FROM d)::pg_catalog.int4, \
+                 extract(month FROM d)::pg_catalog.int4)), false) \
                  FROM pg_catalog.unnest('{{{}}}'::pg_catalog.date[]) AS d",
                 dates.join(",")
             )
         }
     };
-    let held = match schema {
-        Some(schema) => sql::qualify(&held, schema),
-        None => held,
-    };
+    let held = sql::qualify(&held, schema);
     format!("{START_SIGNAL}; {held}")
 }
 
@@ -148,7 +146,7 @@ async fn read_check(mut stream: Pin<Box<SimpleQueryStream>>, progress: Arc<Mutex
 /// verdict is kept in `seen` so that later calls answer at once.
 pub(crate) async fn watch(
     client: &Client,
-    schema: Option<&str>,
+    schema: &str,
     months: &[YearMonth],
     heartbeat: Heartbeat,
     seen: &OnceLock<LostReason>,
@@ -184,7 +182,7 @@ fn step_watch(
     state: &mut WatchState,
     cx: &mut Context<'_>,
     client: &Client,
-    schema: Option<&str>,
+    schema: &str,
     months: &[YearMonth],
     heartbeat: Heartbeat,
 ) -> Option<LostReason> {

@@ -163,16 +163,16 @@ pub trait MonthLockExt: sealed::Sealed {
 impl MonthLockExt for Client {
     async fn is_locked(&self, ym: YearMonth) -> Result<bool> {
         let (y, m) = sql::month_args(ym);
-        sql::value(self, sql::IS_LOCKED.sql, &[y, m]).await
+        sql::value(self, &sql::in_schema(self, sql::IS_LOCKED).await?, &[y, m]).await
     }
 
     async fn held(&self, ym: YearMonth) -> Result<bool> {
         let (y, m) = sql::month_args(ym);
-        sql::value(self, sql::HELD.sql, &[y, m]).await
+        sql::value(self, &sql::in_schema(self, sql::HELD).await?, &[y, m]).await
     }
 
     async fn locks(&self) -> Result<Vec<MonthLockInfo>> {
-        sql::query(self, sql::LOCKS.sql, &[])
+        sql::query(self, &sql::in_schema(self, sql::LOCKS).await?, &[])
             .await?
             .iter()
             .map(MonthLockInfo::from_row)
@@ -180,7 +180,7 @@ impl MonthLockExt for Client {
     }
 
     async fn release_all(&self) -> Result<u32> {
-        let n: i32 = sql::value(self, sql::RELEASE_ALL.sql, &[]).await?;
+        let n: i32 = sql::value(self, &sql::in_schema(self, sql::RELEASE_ALL).await?, &[]).await?;
         u32::try_from(n)
             .map_err(|_| Error::UnexpectedAnswer(format!("month_lock_release_all() returned {n}")))
     }

@@ -31,9 +31,12 @@
 //!
 //! Every statement is sent typed (`INT4` and `DATE[]` parameters, typed answers), except
 //! session-scope acquisitions and the releases queued without waiting: those are simple
-//! queries whose text holds only integers, ISO dates and request ids this crate makes (an
-//! acquisition's answer can then be read after its future is dropped; see "Cancelling an
-//! acquisition" in [`MonthLockGuard`]).
+//! queries whose text holds only integers, ISO dates, request ids this crate makes and the
+//! extension's schema as the server quoted it (an acquisition's answer can then be read after
+//! its future is dropped; see "Cancelling an acquisition" in [`MonthLockGuard`]). Every
+//! statement names the extension's functions with their schema, found in `pg_catalog` once per
+//! session, never through the `search_path` (see "Where the extension's functions are" in
+//! [`MonthLock`]).
 //!
 //! ```no_run
 //! use month_lock_client::{with_month_lock, Error, MonthLock, MonthLockExt, YearMonth};

@@ -57,7 +57,8 @@ statement!(HELD, "SELECT month_lock_held($1, $2)", ["month_lock_held"]);
 statement!(
     RELEASE_SET_LOST,
     "WITH h AS MATERIALIZED (SELECT pg_catalog.min(d) AS lost FROM pg_catalog.unnest($1) AS d \
-     WHERE NOT month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4)) \
+     WHERE NOT month_lock_held(extract(year FROM d)::pg_catalog.int4, \
+     extract(month FROM d)::pg_catalog.int4)) \
      SELECT h.lost, month_lock_release($1) FROM h",
     ["month_lock_held", "month_lock_release"]
 );
@@ -68,8 +69,9 @@ statement!(
 );
 statement!(
     TOKENS,
-    "SELECT month_lock_token(extract(year FROM d)::int4, extract(month FROM d)::int4) \
-     FROM unnest($1) WITH ORDINALITY AS u(d, i) ORDER BY i",
+    "SELECT month_lock_token(extract(year FROM d)::pg_catalog.int4, \
+     extract(month FROM d)::pg_catalog.int4) \
+     FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(d, i) ORDER BY i",
     ["month_lock_token"]
 );
 statement!(
@@ -80,7 +82,7 @@ statement!(
 statement!(
     LOCKS,
     "SELECT year, month, month_start, mode, granted, pid, waiting_since, application_name, \
-                          usename::text, client_addr, backend_start FROM month_locks",
+                          usename::pg_catalog.text, client_addr, backend_start FROM month_locks",
     ["month_locks"]
 );
 
@@ -111,15 +113,10 @@ pub(crate) fn release_text(ym: YearMonth, mode: LockMode) -> String {
 pub(crate) fn release_set_text(months: &[YearMonth]) -> String {
     let dates: Vec<String> = months.iter().map(|m| m.first_day().to_string()).collect();
     format!(
-        "SELECT month_lock_release('{{{}}}'::date[])",
+        "SELECT month_lock_release('{{{}}}'::pg_catalog.date[])",
         dates.join(",")
     )
 }
-
-/// The extension's schema as the acquiring statement reports it (a quoted identifier), in SQL.
-pub(crate) const EXTENSION_SCHEMA: &str = "(SELECT pg_catalog.quote_ident(n.nspname) \
-     FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
-     WHERE e.extname = 'month_lock')";
 
 /// `sql` with every call of one of the extension's functions (`month_…(`) and its view
 /// `month_locks` qualified with `schema` (a quoted identifier), so that it runs whatever the
@@ -154,6 +151,16 @@ pub(crate) fn qualify(sql: &str, schema: &str) -> String {
     }
     out.push_str(&sql[copied..]);
     out
+}
+
+/// `stmt` with the extension's objects qualified with their schema on `client`'s session (found
+/// in `pg_catalog`, once per session: see `request::schema`).
+pub(crate) async fn in_schema<G: GenericClient + ?Sized>(
+    client: &G,
+    stmt: Statement,
+) -> Result<String> {
+    let schema = crate::request::schema::of(client).await?;
+    Ok(qualify(stmt.sql, &schema))
 }
 
 /// The months as one `DATE[]` argument (first days).
@@ -232,31 +239,35 @@ where
     Ok(row.try_get(0)?)
 }
 
-/// The error of one of this crate's own statements. They name only the extension's objects and
-/// `pg_catalog`, so SQLSTATE 42883 (undefined function) or 42P01 (undefined table) means the
-/// extension is not there as this crate needs it: the catalog then tells whether it is not
-/// installed ([`Error::ExtensionMissing`]) or installed in a version (or a schema off the
-/// `search_path`) without the object ([`Error::ExtensionOutdated`]). Decided by SQLSTATE and
-/// catalog, never by message text (which follows `lc_messages`); an extension whose schema is
-/// off the `search_path` is [`Error::ExtensionNotOnSearchPath`]. A user's own statements are
-/// never classified so.
+/// The error of one of this crate's own statements. They name only the extension's objects
+/// (qualified with its schema, see `request::schema`) and `pg_catalog`, so SQLSTATE 42883
+/// (undefined function), 42P01 (undefined table) or 3F000 (no such schema) means the extension
+/// is not there as this crate needs it: the catalog then tells whether it is not installed
+/// ([`Error::ExtensionMissing`]), installed in a version without the object
+/// ([`Error::ExtensionOutdated`]), or installed in another schema than the session was told
+/// (moved or recreated since: [`Error::Database`] with the server's error; the session looks
+/// the schema up again for its next statement). Decided by SQLSTATE and catalog, never by
+/// message text (which follows `lc_messages`). A user's own statements are never classified so.
 pub(crate) async fn classify<G: GenericClient + ?Sized>(
     client: &G,
     e: tokio_postgres::Error,
 ) -> Error {
     let undefined = matches!(
         e.code(),
-        Some(c) if *c == SqlState::UNDEFINED_FUNCTION || *c == SqlState::UNDEFINED_TABLE
+        Some(c) if *c == SqlState::UNDEFINED_FUNCTION
+            || *c == SqlState::UNDEFINED_TABLE
+            || *c == SqlState::INVALID_SCHEMA_NAME
     );
     if !undefined {
         return Error::Database(e);
     }
+    let was = crate::request::schema::forget(client.client());
     let installed = client
         .query_typed(
-            "SELECT e.extversion::text, n.nspname::text, \
-                    n.nspname = ANY (pg_catalog.current_schemas(false)) \
-             FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
-             WHERE e.extname = 'month_lock'",
+            "SELECT e.extversion::pg_catalog.text, pg_catalog.quote_ident(n.nspname) \
+             FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n \
+               ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+             WHERE e.extname OPERATOR(pg_catalog.=) 'month_lock'",
             &[],
         )
         .await;
@@ -264,15 +275,14 @@ pub(crate) async fn classify<G: GenericClient + ?Sized>(
         Ok(rows) => match rows.first() {
             Some(row) => {
                 let installed: String = row.try_get(0).unwrap_or_default();
-                let schema: String = row.try_get(1).unwrap_or_default();
-                let on_path: bool = row.try_get(2).unwrap_or(true);
-                if on_path {
+                let schema: Option<String> = row.try_get(1).ok();
+                if was.is_some() && was != schema {
+                    Error::Database(e)
+                } else {
                     Error::ExtensionOutdated {
                         installed,
                         source: e,
                     }
-                } else {
-                    Error::ExtensionNotOnSearchPath { schema, source: e }
                 }
             }
             None => Error::ExtensionMissing { source: e },
@@ -390,7 +400,7 @@ mod tests {
         ];
         assert_eq!(
             release_set_text(&months),
-            "SELECT month_lock_release('{2024-01-01,2024-12-01}'::date[])"
+            "SELECT month_lock_release('{2024-01-01,2024-12-01}'::pg_catalog.date[])"
         );
     }
 

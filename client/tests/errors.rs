@@ -68,23 +68,27 @@ async fn database_errors_carry_their_sqlstate() {
 }
 
 /// The second line of defence: the server grants the month and the statement then fails (a
-/// stand-in `month_lock_try` / `month_lock` earlier on the search_path takes the month and
-/// raises). Whether or not the server drops the grant itself, the client queues a release
-/// before returning the error, and nothing stays held.
+/// stand-in `month_lock_try` / `month_lock` in the extension's schema, the real ones renamed,
+/// takes the month and raises; the client names the functions in the extension's schema, so
+/// a stand-in elsewhere on the search_path would not be called). Whether or not the server
+/// drops the grant itself, the client queues a release before returning the error, and nothing
+/// stays held.
 #[tokio::test]
 async fn an_acquire_that_fails_after_a_grant_leaves_nothing_held() {
     let db = server().await.fresh_db("fail_after_grant").await;
     let (a, observer) = (db.connect().await, db.connect().await);
     a.batch_execute(
-        "CREATE SCHEMA shim;
+        "ALTER FUNCTION public.month_lock_try(int, int, int) RENAME TO month_lock_try_real;
+         ALTER FUNCTION public.month_lock(int, int) RENAME TO month_lock_real;
+         CREATE SCHEMA shim;
          CREATE FUNCTION shim.take_then_fail(y int, m int) RETURNS boolean LANGUAGE plpgsql AS $$
          BEGIN
-             PERFORM public.month_lock_try(y, m, 0);
+             PERFORM public.month_lock_try_real(y, m, 0);
              RAISE EXCEPTION 'granted, then failed' USING ERRCODE = '40P01';
          END $$;
-         CREATE FUNCTION shim.month_lock_try(y int, m int, t int) RETURNS boolean LANGUAGE sql
+         CREATE FUNCTION public.month_lock_try(y int, m int, t int) RETURNS boolean LANGUAGE sql
              AS 'SELECT shim.take_then_fail(y, m)';
-         CREATE FUNCTION shim.month_lock(y int, m int) RETURNS void LANGUAGE sql
+         CREATE FUNCTION public.month_lock(y int, m int) RETURNS void LANGUAGE sql
              AS 'SELECT shim.take_then_fail(y, m)';",
     )
     .await
@@ -104,9 +108,6 @@ async fn an_acquire_that_fails_after_a_grant_leaves_nothing_held() {
     );
     a.release_all().await.unwrap();
 
-    a.batch_execute("SET search_path = shim, public")
-        .await
-        .unwrap();
     for (i, request) in [
         MonthLock::new(m).timeout(Duration::from_secs(1)),
         MonthLock::new(m),

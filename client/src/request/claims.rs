@@ -65,16 +65,39 @@ impl Claim {
         (claim, sent)
     }
 
-    /// Keep only `months` (the ones the request got).
-    pub(crate) fn narrow(mut self, months: &[YearMonth]) -> Claim {
+    /// Keep only `kept` (the months the request got) and give up the rest. A month given up
+    /// that the clean-up of a dropped request left alone because this request claimed it
+    /// (`left_alone`), and that no claim names any more, is released in the same step if the
+    /// session holds it: the dropped request may have taken it inside a transaction block whose
+    /// `ROLLBACK` undid its marker, and this request was answered "already held".
+    pub(crate) fn settle(mut self, client: &Client, kept: &[YearMonth], schema: &str) -> Claim {
         let mut c = counts();
-        self.months.retain(|m| {
-            let keep = months.contains(m);
-            if !keep {
-                give_up(&mut c, self.conn, *m);
-            }
-            keep
-        });
+        let conn = self.conn;
+        let mut orphans = Vec::new();
+        {
+            let mut left = left_alone();
+            self.months.retain(|m| {
+                if kept.contains(m) {
+                    left.remove(&(conn, *m)); // taken now: it was not held
+                    return true;
+                }
+                if give_up(&mut c, conn, *m) {
+                    if let Some(mode) = left.remove(&(conn, *m)) {
+                        orphans.push((*m, mode));
+                    }
+                }
+                false
+            });
+        }
+        for (m, mode) in orphans {
+            let clean_up = CleanUp {
+                months: vec![m],
+                mode,
+                id: "-".to_string(), // no request's id: releases the month only if unclaimed
+                schema: schema.to_string(),
+            };
+            clean_up.queue(client, conn, &c);
+        }
         drop(c);
         self
     }
@@ -105,7 +128,10 @@ impl Claim {
     fn give_up_and(mut self, client: &Client, then: impl FnOnce(&Counts, ConnKey)) {
         let mut c = counts();
         for m in std::mem::take(&mut self.months) {
-            give_up(&mut c, self.conn, m);
+            if give_up(&mut c, self.conn, m) {
+                // `then` releases what is held and unclaimed: nothing is left alone any more.
+                left_alone().remove(&(self.conn, m));
+            }
         }
         let conn = conn_key::of(client);
         then(&c, conn);
@@ -113,26 +139,42 @@ impl Claim {
     }
 }
 
-fn give_up(c: &mut Counts, conn: ConnKey, m: YearMonth) {
+/// Gives up one claim on `m`; true if none is left.
+fn give_up(c: &mut Counts, conn: ConnKey, m: YearMonth) -> bool {
     if let Some(n) = c.get_mut(&(conn, m)) {
         *n -= 1;
         if *n == 0 {
             c.remove(&(conn, m));
+            return true;
         }
     }
+    false
 }
 
-/// The clean-up of a dropped acquisition (see `pending`): the months it asked for, its mode
-/// and request id.
+/// Months a clean-up did not release without its request's marker because another request in
+/// flight (or a guard) of the connection claimed them, with the dropped request's mode: if the
+/// last of those claims ends without the month being taken by it, the month may be the dropped
+/// request's, its marker undone by a `ROLLBACK` (see [`Claim::settle`]). Locked only while the
+/// claims are.
+fn left_alone() -> MutexGuard<'static, HashMap<(ConnKey, YearMonth), LockMode>> {
+    static LEFT: LazyLock<Mutex<HashMap<(ConnKey, YearMonth), LockMode>>> =
+        LazyLock::new(Mutex::default);
+    LEFT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The clean-up of a dropped acquisition (see `pending`): the months it asked for, its mode,
+/// request id and the extension's schema its acquisition named.
 #[derive(Clone, Debug)]
 pub(crate) struct CleanUp {
     pub months: Vec<YearMonth>,
     pub mode: LockMode,
     pub id: String,
+    pub schema: String,
 }
 
-/// Clean-ups refused because the connection sat in a failed transaction block (SQLSTATE
-/// 25P02), by connection: queued again (with what is unclaimed *then*) ahead of the next
+/// Clean-ups the server refused (a failed transaction block, SQLSTATE 25P02; a cancel meant for
+/// another statement, 57014; any other error but a connection gone or the extension's functions
+/// gone), by connection: queued again (with what is unclaimed *then*) ahead of the next
 /// acquisition on that connection, the earliest moment this crate has the connection in hand
 /// again. Locked only while the claims are.
 fn refused() -> MutexGuard<'static, HashMap<ConnKey, Vec<CleanUp>>> {
@@ -142,8 +184,8 @@ fn refused() -> MutexGuard<'static, HashMap<ConnKey, Vec<CleanUp>>> {
 
 impl CleanUp {
     /// Queue the release of what this request took (or what is held and unclaimed in `c`) on
-    /// `client`, and, on a tokio runtime, watch its answer: a refusal in a failed transaction
-    /// block is kept for the next acquisition on the connection.
+    /// `client`, and, on a tokio runtime, watch its answer: a refusal is kept for the next
+    /// acquisition on the connection (see `refused`).
     pub(crate) fn queue(self, client: &Client, conn: ConnKey, c: &Counts) {
         let unclaimed: Vec<YearMonth> = self
             .months
@@ -151,22 +193,48 @@ impl CleanUp {
             .copied()
             .filter(|m| !c.contains_key(&(conn, *m)))
             .collect();
-        let text = session_sql::release_if_taken(&self.months, &unclaimed, self.mode, &self.id);
+        {
+            let mut left = left_alone();
+            for m in &self.months {
+                if unclaimed.contains(m) {
+                    left.remove(&(conn, *m));
+                } else {
+                    left.insert((conn, *m), self.mode);
+                }
+            }
+        }
+        let text = session_sql::release_if_taken(
+            &self.months,
+            &unclaimed,
+            self.mode,
+            &self.id,
+            &self.schema,
+        );
         let Some(answer) = crate::sql::send_for_answer(client, &text) else {
             return; // the connection is closed: the session holds nothing any more
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 if let Err(e) = answer.await {
-                    let failed_block = e.code()
-                        == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION);
-                    if failed_block {
+                    if worth_retrying(&e) {
                         refused().entry(conn).or_default().push(self);
                     }
                 }
             });
         }
     }
+}
+
+/// A refused clean-up is sent again unless the session is gone (it holds nothing then) or the
+/// extension's functions are (no later statement could run it either).
+fn worth_retrying(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    let gone = [
+        SqlState::UNDEFINED_FUNCTION,
+        SqlState::UNDEFINED_TABLE,
+        SqlState::INVALID_SCHEMA_NAME,
+    ];
+    !crate::sql::connection_gone(e) && !e.code().is_some_and(|c| gone.contains(c))
 }
 
 impl Drop for Claim {
@@ -176,7 +244,9 @@ impl Drop for Claim {
         }
         let mut c = counts();
         for m in &self.months {
-            give_up(&mut c, self.conn, *m);
+            if give_up(&mut c, self.conn, *m) {
+                left_alone().remove(&(self.conn, *m)); // a guard's month: it was held by the guard
+            }
         }
     }
 }

@@ -32,6 +32,13 @@ pub(crate) struct ConnKey {
     secret: i32,
 }
 
+impl ConnKey {
+    /// False for the zeros of a connection that got no key data (shared by all such).
+    pub(crate) fn is_known(&self) -> bool {
+        self.pid != 0 || self.secret != 0
+    }
+}
+
 /// The key of `client`'s session.
 pub(crate) fn of(client: &Client) -> ConnKey {
     let written = Arc::new(Mutex::new(Vec::new()));

@@ -17,6 +17,7 @@ mod claims;
 mod conn_key;
 pub mod kind;
 mod pending;
+pub(crate) mod schema;
 mod session;
 mod session_sql;
 mod statement;
@@ -58,6 +59,24 @@ const LONGEST_WAIT: Duration = Duration::from_millis(i32::MAX as u64);
 /// gives SQLSTATE 40P01; dropping the future does not end the wait in the server, see
 /// "Cancelling an acquisition" in [`MonthLockGuard`]). Set requests wait at most 24.8 days
 /// (`i32::MAX` ms) "without limit". An `any_of` request never waits.
+///
+/// # Where the extension's functions are
+///
+/// Every statement this crate sends names the extension's functions with their schema, found in
+/// `pg_catalog`, never through the session's `search_path`: a role that may create objects in a
+/// schema earlier on the `search_path` cannot plant a look-alike `month_lock_try` that hands two
+/// clients one month. The native extension (also the SQL-only edition registered through
+/// pg_tle) is found by its `pg_extension` row, so it works in any schema, on the `search_path`
+/// or not. The SQL-only edition installed with `psql -f` has no such row: it is the schema
+/// holding `month_lock_try(integer, integer, integer)` whose owner is a superuser, else the
+/// database owner, else the first such schema on the `search_path` (a look-alike never wins
+/// over an edition a superuser or the database owner installed, as docs/editions.md has it; an
+/// edition installed by another role is only as safe as the `search_path`). The schema is looked
+/// up once per session (one extra round trip on its first acquisition, `acquire_xact` or
+/// [`MonthLockExt`](crate::MonthLockExt) call; none after; on every call through a proxy that
+/// sends no backend key data) and again after a statement failed with 42883, 42P01 or 3F000
+/// (the extension dropped, moved or recreated elsewhere: that one call fails, the next uses the
+/// new schema).
 ///
 /// ```no_run
 /// use month_lock_client::{Error, MonthLock, YearMonth};

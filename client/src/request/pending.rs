@@ -29,6 +29,8 @@ pub(crate) struct Pending<'a> {
     id: String,
     months: Vec<YearMonth>,
     mode: LockMode,
+    /// The extension's schema the acquisition named (quoted): the clean-up names it too.
+    schema: String,
     /// The request's claim on its months while it is in flight (see `claims`).
     claim: Option<Claim>,
 }
@@ -41,6 +43,7 @@ impl<'a> Pending<'a> {
         id: String,
         months: &[YearMonth],
         mode: LockMode,
+        schema: &str,
     ) -> Result<Pending<'a>, tokio_postgres::Error> {
         // Claimed in the same step as it is sent (see `claims`): a clean-up of another dropped
         // request decided from now on leaves these months alone (unless its own marker says it
@@ -61,6 +64,7 @@ impl<'a> Pending<'a> {
             id,
             months: months.to_vec(),
             mode,
+            schema: schema.to_string(),
             claim: Some(claim),
         })
     }
@@ -107,6 +111,7 @@ impl Drop for Pending<'_> {
             months: std::mem::take(&mut self.months),
             mode: self.mode,
             id: std::mem::take(&mut self.id),
+            schema: std::mem::take(&mut self.schema),
         };
         claim.give_up_and_queue(self.client, clean_up);
     }

@@ -2,7 +2,8 @@
 //!
 //! An acquisition goes out as one simple-protocol query string (its future resolves to a stream
 //! on the first poll, and that stream can outlive the future: see `pending`). Only integers,
-//! ISO dates and this crate's own request ids are spliced into the text, never user input.
+//! ISO dates, this crate's own request ids and the extension's schema as the server quoted it
+//! (`quote_ident`, see `schema`) are spliced into the text, never user input.
 //!
 //! Request-scoped markers: when the acquisition takes a month it records, in the same
 //! statement, its request id in the session setting `month_lock_client.mYYYYMM` of that month;
@@ -44,26 +45,39 @@ fn date_array(months: &[YearMonth]) -> String {
 
 /// The setting name of each month of a `date[]` element `d`, in SQL.
 fn marker_of_date(d: &str) -> String {
-    format!("'{PREFIX}.m' || pg_catalog.to_char({d}, 'YYYYMM')")
+    format!("'{PREFIX}.m' OPERATOR(pg_catalog.||) pg_catalog.to_char({d}, 'YYYYMM')")
 }
 
-/// The acquiring statement of `take` (see `statement`) for `months`: one row. One month:
-/// `took` (`t`, `f`, or NULL when the session holds the month already). A set: the earliest
-/// month already held (`YYYY-MM`, NULL if none) and `took`. `any_of`: the month already held,
-/// and the month claimed (`YYYY-MM` or NULL). The last column is the extension's schema.
-pub(crate) fn acquire(form: Form, months: &[YearMonth], take: Take, id: &str) -> String {
-    // The last column: the extension's schema, for the guard's later statements.
-    let done = format!(
-        "pg_catalog.set_config('{PREFIX}.done', '{id}', false), {}",
-        crate::sql::EXTENSION_SCHEMA
-    );
+/// `month_lock_held` of a `date[]` element `d`, in schema `s`.
+fn held_of_date(s: &str, d: &str) -> String {
+    format!(
+        "{s}.month_lock_held(extract(year FROM {d})::pg_catalog.int4, \
+         extract(month FROM {d})::pg_catalog.int4)"
+    )
+}
+
+/// The acquiring statement of `take` (see `statement`) for `months`, naming the extension's
+/// functions in `schema` (quoted; see `schema`): one row. One month: `took` (`t`, `f`, or NULL
+/// when the session holds the month already). A set: the earliest month already held
+/// (`YYYY-MM`, NULL if none) and `took`. `any_of`: the month already held, and the month claimed
+/// (`YYYY-MM` or NULL). Every other function, type and operator is `pg_catalog`'s.
+pub(crate) fn acquire(
+    form: Form,
+    months: &[YearMonth],
+    take: Take,
+    id: &str,
+    schema: &str,
+) -> String {
+    let s = schema;
+    let done = format!("pg_catalog.set_config('{PREFIX}.done', '{id}', false)");
     let held_of = |arr: &str| {
         format!(
-            "h AS MATERIALIZED (SELECT min(d) AS held FROM pg_catalog.unnest({arr}) AS d \
-             WHERE month_lock_held(extract(year FROM d)::int4, extract(month FROM d)::int4))"
+            "h AS MATERIALIZED (SELECT pg_catalog.min(d) AS held FROM pg_catalog.unnest({arr}) AS d \
+             WHERE {})",
+            held_of_date(s, "d")
         )
     };
-    let f = take.function;
+    let f = format!("{s}.{}", take.function);
     let ms = take
         .timeout_ms
         .map(|ms| format!(", {ms}"))
@@ -78,7 +92,7 @@ pub(crate) fn acquire(form: Form, months: &[YearMonth], take: Take, id: &str) ->
                 None => format!("(SELECT true FROM {f}({y}, {m}))"),
             };
             format!(
-                "WITH r AS MATERIALIZED (SELECT CASE WHEN month_lock_held({y}, {m}) THEN NULL \
+                "WITH r AS MATERIALIZED (SELECT CASE WHEN {s}.month_lock_held({y}, {m}) THEN NULL \
                  ELSE {take} END AS took) \
                  SELECT r.took, CASE WHEN r.took THEN pg_catalog.set_config('{}', '{id}', false) END, \
                  {done} FROM r",
@@ -91,7 +105,7 @@ pub(crate) fn acquire(form: Form, months: &[YearMonth], take: Take, id: &str) ->
                 "WITH {}, \
                  r AS MATERIALIZED (SELECT h.held, CASE WHEN h.held IS NULL THEN \
                    {f}({arr}{ms}) END AS took FROM h), \
-                 k AS MATERIALIZED (SELECT count(pg_catalog.set_config({}, '{id}', false)) \
+                 k AS MATERIALIZED (SELECT pg_catalog.count(pg_catalog.set_config({}, '{id}', false)) \
                    FROM r, pg_catalog.unnest({arr}) AS d WHERE r.took) \
                  SELECT pg_catalog.to_char(r.held, 'YYYY-MM'), r.took, {done} FROM r, k",
                 held_of(&arr),
@@ -119,34 +133,18 @@ pub(crate) fn acquire(form: Form, months: &[YearMonth], take: Take, id: &str) ->
 /// and it is one of `unclaimed` (no live guard or other request of this connection claims it,
 /// see `claims`): a `ROLLBACK` may have undone the marker, never the lock.
 ///
-/// The extension's functions are qualified with its schema, looked up from `pg_catalog` by the
-/// statement itself (a `DO` block that runs the release with `EXECUTE`): the clean-up runs
-/// whatever `search_path` the session has by then (another task may have changed it after the
-/// acquisition), and the dropped request never read the schema its acquisition reported.
-/// The SQL-only edition has no `pg_extension` row: its functions are found through the
-/// `search_path`, as its guards' statements are.
+/// One plain statement naming the extension's functions in `schema`, the schema the
+/// acquisition named them with (see `schema`): it runs whatever `search_path` the session has
+/// by then (another task may have changed it after the acquisition), and needs no procedural
+/// language.
 pub(crate) fn release_if_taken(
     months: &[YearMonth],
     unclaimed: &[YearMonth],
     mode: LockMode,
     id: &str,
+    schema: &str,
 ) -> String {
-    let release = crate::sql::qualify(&release_text(months, unclaimed, mode, id), SCHEMA_SLOT);
-    format!(
-        "DO $month_lock_client$DECLARE s text; BEGIN \
-         SELECT pg_catalog.quote_ident(n.nspname) INTO s FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'month_lock'; \
-         EXECUTE pg_catalog.replace('{}', '{SCHEMA_SLOT}.', COALESCE(s || '.', '')); \
-         END$month_lock_client$",
-        release.replace('\'', "''")
-    )
-}
-
-/// Where `release_if_taken` puts the schema (not an identifier: it cannot occur otherwise).
-const SCHEMA_SLOT: &str = "@month_lock_schema@";
-
-/// The release of `release_if_taken`, unqualified.
-fn release_text(months: &[YearMonth], unclaimed: &[YearMonth], mode: LockMode, id: &str) -> String {
+    let s = schema;
     match months {
         [ym] => {
             let f = match mode {
@@ -155,12 +153,13 @@ fn release_text(months: &[YearMonth], unclaimed: &[YearMonth], mode: LockMode, i
             };
             let (y, m) = (ym.year(), ym.month());
             let orphan = if unclaimed.contains(ym) {
-                format!(" OR month_lock_held({y}, {m})")
+                format!(" OR {s}.month_lock_held({y}, {m})")
             } else {
                 String::new()
             };
             format!(
-                "SELECT {f}({y}, {m}) WHERE pg_catalog.current_setting('{}', true) = '{id}'{orphan}",
+                "SELECT {s}.{f}({y}, {m}) WHERE pg_catalog.current_setting('{}', true) \
+                 OPERATOR(pg_catalog.=) '{id}'{orphan}",
                 marker(*ym)
             )
         }
@@ -169,14 +168,16 @@ fn release_text(months: &[YearMonth], unclaimed: &[YearMonth], mode: LockMode, i
                 String::new()
             } else {
                 format!(
-                    " OR (d = ANY({}) AND month_lock_held(extract(year FROM d)::int4, \
-                     extract(month FROM d)::int4))",
-                    date_array(unclaimed)
+                    " OR (d OPERATOR(pg_catalog.=) ANY({}) AND {})",
+                    date_array(unclaimed),
+                    held_of_date(s, "d")
                 )
             };
             format!(
-                "SELECT month_lock_release(pg_catalog.array_agg(d)) FROM pg_catalog.unnest({}) AS d \
-                 WHERE pg_catalog.current_setting({}, true) = '{id}'{orphan} HAVING count(*) > 0",
+                "SELECT {s}.month_lock_release(pg_catalog.array_agg(d)) \
+                 FROM pg_catalog.unnest({}) AS d \
+                 WHERE pg_catalog.current_setting({}, true) OPERATOR(pg_catalog.=) '{id}'{orphan} \
+                 HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0",
                 date_array(months),
                 marker_of_date("d")
             )
@@ -205,44 +206,76 @@ mod tests {
 
     #[test]
     fn clean_up_is_gated_by_the_request_id() {
-        let sql = release_text(&[ym("2024-03")], &[], LockMode::Exclusive, "1-2");
+        let sql = release_if_taken(&[ym("2024-03")], &[], LockMode::Exclusive, "1-2", "s");
         assert_eq!(
             sql,
-            "SELECT month_lock_release(2024, 3) WHERE \
-             pg_catalog.current_setting('month_lock_client.m202403', true) = '1-2'"
+            "SELECT s.month_lock_release(2024, 3) WHERE \
+             pg_catalog.current_setting('month_lock_client.m202403', true) \
+             OPERATOR(pg_catalog.=) '1-2'"
         );
-        let sql = release_text(
+        let sql = release_if_taken(
             &[ym("2024-03")],
             &[ym("2024-03")],
-            LockMode::Exclusive,
+            LockMode::Shared,
             "1-2",
+            "\"my s\"",
         );
         assert!(
-            sql.ends_with("= '1-2' OR month_lock_held(2024, 3)"),
+            sql.starts_with("SELECT \"my s\".month_lock_release_shared(2024, 3) WHERE")
+                && sql.ends_with(") '1-2' OR \"my s\".month_lock_held(2024, 3)"),
             "{sql}"
         );
-        let sql = release_text(
+        let sql = release_if_taken(
             &[ym("2024-01"), ym("2024-02")],
-            &[],
+            &[ym("2024-02")],
             LockMode::Exclusive,
             "1-2",
+            "s",
         );
         assert!(sql.contains("'{2024-01-01,2024-02-01}'::pg_catalog.date[]"));
-        assert!(sql.contains("= '1-2'"));
+        assert!(sql.contains("OPERATOR(pg_catalog.=) '1-2'"));
+        assert!(
+            sql.contains("s.month_lock_held(extract(year FROM d)"),
+            "{sql}"
+        );
     }
 
     #[test]
-    fn clean_up_qualifies_the_extensions_functions() {
-        let sql = release_if_taken(&[ym("2024-03")], &[ym("2024-03")], LockMode::Shared, "1-2");
-        assert!(sql.starts_with("DO $month_lock_client$"), "{sql}");
-        assert!(
-            sql.contains(
-                "'SELECT @month_lock_schema@.month_lock_release_shared(2024, 3) WHERE \
-                 pg_catalog.current_setting(''month_lock_client.m202403'', true) = ''1-2'' \
-                 OR @month_lock_schema@.month_lock_held(2024, 3)'"
-            ),
-            "{sql}"
-        );
+    fn no_statement_calls_an_unqualified_function() {
+        use super::super::statement::{take, Scope};
+        let months = [ym("2024-01"), ym("2024-02")];
+        let mut texts = vec![
+            release_if_taken(&months[..1], &months[..1], LockMode::Exclusive, "1-2", "s"),
+            release_if_taken(&months, &months, LockMode::Exclusive, "1-2", "s"),
+        ];
+        for (form, n) in [(Form::One, 1), (Form::All, 2), (Form::Any, 2)] {
+            for mode in [LockMode::Exclusive, LockMode::Shared] {
+                for timeout in [None, Some(std::time::Duration::ZERO)] {
+                    let t = take(form, mode, Scope::Session, timeout);
+                    texts.push(acquire(form, &months[..n], t, "1-2", "s"));
+                }
+            }
+        }
+        for text in texts {
+            // Every call `name(` is preceded by its schema (`extract(` is syntax the parser
+            // qualifies itself); every operator is spelled OPERATOR(pg_catalog.…).
+            for (i, _) in text.match_indices('(') {
+                let start = text[..i]
+                    .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                    .map_or(0, |p| p + 1);
+                let name = &text[start..i];
+                if ["", "extract", "ANY", "OPERATOR", "MATERIALIZED"].contains(&name) {
+                    continue;
+                }
+                assert!(
+                    name.starts_with("s.") || name.starts_with("pg_catalog."),
+                    "unqualified {name:?} in {text}"
+                );
+            }
+            for op in [" = ", " || ", " > ", " < "] {
+                assert!(!text.contains(op), "unqualified operator {op:?} in {text}");
+            }
+        }
     }
 
     #[test]
@@ -256,19 +289,20 @@ mod tests {
                 months,
                 take(form, mode, Scope::Session, timeout),
                 "1-2",
+                "s",
             )
         };
         let one = [ym("2024-03")];
         assert!(text(Form::One, &one, LockMode::Exclusive, five)
-            .contains("ELSE month_lock_try(2024, 3, 5000) END"));
+            .contains("ELSE s.month_lock_try(2024, 3, 5000) END"));
         assert!(text(Form::One, &one, LockMode::Shared, None)
-            .contains("ELSE (SELECT true FROM month_lock_shared(2024, 3)) END"));
+            .contains("ELSE (SELECT true FROM s.month_lock_shared(2024, 3)) END"));
         let two = [ym("2024-01"), ym("2024-02")];
         assert!(text(Form::All, &two, LockMode::Exclusive, None).contains(
-            "month_lock_all('{2024-01-01,2024-02-01}'::pg_catalog.date[], 2147483647) END"
+            "s.month_lock_all('{2024-01-01,2024-02-01}'::pg_catalog.date[], 2147483647) END"
         ));
         assert!(text(Form::Any, &two, LockMode::Exclusive, None)
-            .contains("month_lock_claim('{2024-01-01,2024-02-01}'::pg_catalog.date[]) END"));
+            .contains("s.month_lock_claim('{2024-01-01,2024-02-01}'::pg_catalog.date[]) END"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use tokio_postgres::GenericClient;
 
 use super::kind::{form, Form, Kind};
 use super::statement::Scope;
-use super::MonthLock;
+use super::{schema, MonthLock};
 use crate::error::{Error, Result};
 use crate::{sql, YearMonth};
 
@@ -15,6 +15,8 @@ pub(super) async fn acquire<G: GenericClient + ?Sized, K: Kind>(
     client: &G,
     request: &MonthLock<K>,
 ) -> Result<YearMonth> {
+    // Found in pg_catalog (once per session), never through the search_path: see `schema`.
+    let schema = schema::of(client).await?;
     let take = request.take(Scope::Xact);
     let first = request.months[0];
     let (y, m) = sql::month_args(first);
@@ -27,7 +29,11 @@ pub(super) async fn acquire<G: GenericClient + ?Sized, K: Kind>(
         params.push((ms, Type::INT4));
     }
     let placeholders: Vec<String> = (1..=params.len()).map(|i| format!("${i}")).collect();
-    let text = format!("SELECT {}({})", take.function, placeholders.join(", "));
+    let text = format!(
+        "SELECT {schema}.{}({})",
+        take.function,
+        placeholders.join(", ")
+    );
     let row = sql::query_params(client, &text, &params)
         .await?
         .into_iter()

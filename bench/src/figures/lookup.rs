@@ -13,24 +13,26 @@
 //!
 //! Two measures per state:
 //! - *in the server*: one statement of n calls, `SELECT count(*) FROM generate_series(1, n) i
-//!   WHERE <call on month 1 + i % 12>`, every answer checked; ns per call net of the bare loop
-//!   (the same statement with arithmetic in place of the call), median of interleaved rounds —
-//!   the functions' own cost, the figure the target judges;
+//!   WHERE <call on month 1 + i % 12>`, every answer checked; the backend's CPU ns per call
+//!   (`/proc/<pid>/schedstat`: time spent waiting for a core left out) net of the bare loop (the
+//!   same statement with arithmetic in place of the call), median of interleaved rounds — the
+//!   functions' own cost, the figure the target judges;
 //! - *one round trip per call*: `SELECT month_is_locked(2026, 7)` and the built-in probe,
 //!   interleaved. With the other session's locks, the same question asked of `pg_locks` too,
-//!   timed after them rather than between them: at 100k locks its copy of the lock table
-//!   evicts the caches, and the call after it would pay for that. A round trip ends its
+//!   timed after them rather than between them: a call right after that probe pays for part of
+//!   it (with 100k locks, many times the call's own time). A round trip ends its
 //!   transaction, and PostgreSQL's end of transaction walks the session's whole local lock
 //!   table, so with the asking session's own locks both probes' round trips grow alike.
 
 use super::pairs::statement;
 use super::Ctx;
+use crate::machine::cpu_ns;
 use crate::methods::{PerMethod, NS};
 use crate::report::Row;
 use crate::sql::{query_u64, timed, value};
 use crate::stats::{fus, median_range_us, plural, ratio, Dist};
 use crate::target::{Bound, Target};
-use std::time::Instant;
+use month_lock_tests::backend_pid;
 use tokio_postgres::Client;
 
 pub const FLAT: Target = Target {
@@ -131,7 +133,7 @@ impl Lookup {
         let [is, held, builtin] = self.in_server_ns;
         let in_server = Row {
             figure: format!(
-                "Is the month locked? in the server, {}: ns per call net of the bare loop ({:.0} ns), median of {} of {} calls; month_lock: month_is_locked / month_lock_held; built-in: NOT pg_try_advisory_lock_shared",
+                "Is the month locked? in the server, {}: backend CPU ns per call net of the bare loop ({:.0} ns), median of {} of {} calls; month_lock: month_is_locked / month_lock_held; built-in: NOT pg_try_advisory_lock_shared",
                 self.state.text(),
                 self.bare_ns,
                 plural(self.rounds as u64, "interleaved round"),
@@ -272,11 +274,12 @@ async fn measure_state(
 ) -> Lookup {
     // In the server: every statement once untimed, then interleaved rounds (the order rotates).
     let quals = quals();
+    let pid = backend_pid(asker).await;
     let run = |qual: String| async move {
         let sql = statement(&qual, calls);
-        let start = Instant::now();
+        let start = cpu_ns(pid);
         let count = query_u64(asker, &sql).await;
-        let ns = start.elapsed().as_secs_f64() * 1e9 / calls as f64;
+        let ns = cpu_ns(pid).saturating_sub(start) as f64 / calls as f64;
         assert_eq!(count, calls, "not every answer as expected: {sql}");
         ns
     };

@@ -55,7 +55,7 @@ measure() { # measure METHOD N -> one figure in µs
     SELECT current_setting('bench.us');"
 }
 stats() { # stdin: numbers -> "median (min..max)"
-  sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f (%.1f..%.1f)", m, a[1], a[NR]}'
+  sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f (%.2f..%.2f)", m, a[1], a[NR]}'
 }
 row() { # row LABEL METHOD N
   local vals=""

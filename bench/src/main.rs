@@ -128,6 +128,11 @@ async fn run(quick: bool, only: Option<Vec<String>>) -> (RunInfo, Figures) {
     if wanted("lookup") {
         f.lookup = figures::lookup::measure(&ctx).await;
     }
+    if wanted("lookup_instructions") {
+        f.lookup_instructions = Some(tokio::task::block_in_place(|| {
+            figures::lookup_instructions::measure(quick)
+        }));
+    }
     if wanted("release_all") {
         f.release_all = figures::release_all::measure(&ctx).await;
     }

@@ -9,10 +9,30 @@ use crate::errors::raise;
 use crate::keys::month_text;
 use crate::pg::{self, BackendLocal, Mode, MonthTag};
 use pgrx::prelude::*;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
-/// Tokens of this backend's exclusive holds, valid while [`pg::exclusive_hold`] reports the
-/// hold marked. One per backend process: PostgreSQL runs SQL on one thread per backend.
-static TOKENS: BackendLocal<Vec<(MonthTag, i64)>> = BackendLocal::new(Vec::new());
+/// Tokens of this backend's exclusive holds, by month, valid while [`pg::exclusive_hold`]
+/// reports the hold marked (a month's entry can outlive its hold: a new hold starts unmarked,
+/// draws a new token and replaces it). One per backend process: PostgreSQL runs SQL on one
+/// thread per backend.
+static TOKENS: BackendLocal<Remembered> = BackendLocal::new(Remembered {
+    by_month: HashMap::with_hasher(BuildHasherDefault::new()),
+    prune_above: PRUNE_AT_LEAST,
+});
+
+struct Remembered {
+    by_month: HashMap<MonthTag, i64, BuildHasherDefault<DefaultHasher>>,
+    /// [`transaction_ended`] drops the entries of holds that are gone once there are more
+    /// entries than this: twice as many as the last pruning kept. Pruning costs one lookup per
+    /// entry, so it is paid once per that many new tokens, and a session holding thousands of
+    /// tokens pays nothing for them at the end of every transaction.
+    prune_above: usize,
+}
+
+/// Below this many entries nothing is pruned.
+const PRUNE_AT_LEAST: usize = 16;
 
 /// The fencing token of this session's exclusive hold of `tag`: the same for the whole hold,
 /// larger than any token handed out before it (by any session, for any month). Raises 25006
@@ -45,14 +65,7 @@ pub fn token(tag: MonthTag) -> i64 {
         pg::ExclusiveHold::Held { marked } => marked,
     };
     let known = marked
-        .then(|| {
-            TOKENS.with(|tokens| {
-                tokens
-                    .iter()
-                    .find(|(t, _)| *t == tag)
-                    .map(|(_, token)| *token)
-            })
-        })
+        .then(|| TOKENS.with(|tokens| tokens.by_month.get(&tag).copied()))
         .flatten();
     let token = known.unwrap_or_else(|| {
         if pg::read_only().is_some() {
@@ -62,10 +75,7 @@ pub fn token(tag: MonthTag) -> i64 {
         }
         let token = next_token();
         pg::exclusive_hold(tag, true);
-        TOKENS.with(|tokens| {
-            tokens.retain(|(t, _)| *t != tag);
-            tokens.push((tag, token));
-        });
+        TOKENS.with(|tokens| tokens.by_month.insert(tag, token));
         token
     });
     pg::commit_covers_wal_so_far();
@@ -101,13 +111,17 @@ fn next_token() -> i64 {
     }
 }
 
-/// The top-level transaction ended: remembered tokens of holds that are gone are dropped (a
-/// hold that goes on keeps its token; see [`token`]). Registered as
+/// The top-level transaction ended: once enough have gathered (see
+/// [`Remembered::prune_above`]), remembered tokens of holds that are gone are dropped (a hold
+/// that goes on keeps its token; see [`token`]). Registered as
 /// [`pg::TransactionHooks::transaction_ended`].
 pub fn transaction_ended() {
     TOKENS.with(|tokens| {
-        if !tokens.is_empty() {
-            tokens.retain(|(tag, _)| pg::held_by_me(*tag, Mode::Exclusive));
+        if tokens.by_month.len() > tokens.prune_above {
+            tokens
+                .by_month
+                .retain(|tag, _| pg::held_by_me(*tag, Mode::Exclusive));
+            tokens.prune_above = (2 * tokens.by_month.len()).max(PRUNE_AT_LEAST);
         }
     });
 }

@@ -6,11 +6,13 @@ pub mod backfill;
 pub mod chain;
 pub mod handoff;
 pub mod lookup;
+pub mod lookup_instructions;
 pub mod pair_instructions;
 pub mod pair_time;
 pub mod pairs;
 pub mod pgbench;
 pub mod release_all;
+pub mod single_user;
 pub mod throughput;
 pub mod timeout;
 pub mod token;
@@ -30,7 +32,7 @@ pub struct Ctx {
 }
 
 /// The figures by name, in the order they run (`MONTH_LOCK_BENCH_ONLY` takes these names).
-pub const NAMES: [&str; 12] = [
+pub const NAMES: [&str; 13] = [
     "pair_instructions",
     "pair_time",
     "handoff",
@@ -40,6 +42,7 @@ pub const NAMES: [&str; 12] = [
     "throughput",
     "chain",
     "lookup",
+    "lookup_instructions",
     "release_all",
     "backfill",
     "token",
@@ -76,6 +79,7 @@ pub struct Figures {
     pub throughput: Option<throughput::Throughput>,
     pub chain: Vec<chain::Chain>,
     pub lookup: Vec<lookup::Lookup>,
+    pub lookup_instructions: Option<lookup_instructions::LookupInstructions>,
     pub release_all: Vec<release_all::ReleaseAll>,
     pub backfill: Option<backfill::Backfill>,
     pub token: Option<token::Token>,
@@ -90,7 +94,8 @@ impl Figures {
         rows.extend(self.waiting.iter().map(|f| f.row()));
         rows.extend(self.throughput.iter().map(|f| f.row()));
         rows.extend(self.chain.iter().map(|f| f.row()));
-        rows.extend(self.lookup.iter().map(|f| f.row()));
+        rows.extend(self.lookup_instructions.iter().flat_map(|f| f.rows()));
+        rows.extend(self.lookup.iter().flat_map(|f| f.rows()));
         rows.extend(self.release_all.iter().map(|f| f.row()));
         rows.extend(self.token.iter().map(|f| f.row()));
         rows

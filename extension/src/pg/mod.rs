@@ -87,7 +87,7 @@ pub enum Scope {
 
 /// The database-independent part of an advisory lock tag (fields 2, 3 and 4 of `LOCKTAG`).
 /// `pg_locks` shows them as `classid`, `objid` and `objsubid`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MonthTag {
     pub classid: u32,
     pub objid: u32,

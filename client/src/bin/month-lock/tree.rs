@@ -17,6 +17,17 @@ pub struct Proc {
     pub ended: bool,
 }
 
+/// A process or group id from a number read elsewhere (/proc, a pipe, an argument): `None` for
+/// zero or a negative number, where `Pid::from_raw` would panic (a month-lock that panics on its
+/// stop path leaves CMD's processes running).
+pub fn to_pid(raw: i32) -> Option<Pid> {
+    if raw > 0 {
+        Pid::from_raw(raw)
+    } else {
+        None
+    }
+}
+
 /// Make this process the subreaper of its descendants.
 pub fn become_subreaper() -> std::io::Result<()> {
     rustix::process::set_child_subreaper(Some(getpid()))?;
@@ -31,14 +42,14 @@ fn all() -> Vec<Proc> {
     };
     dir.filter_map(|e| {
         let e = e.ok()?;
-        let pid = Pid::from_raw(e.file_name().to_str()?.parse().ok()?)?;
+        let pid = to_pid(e.file_name().to_str()?.parse().ok()?)?;
         let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
         // "PID (COMM) STATE PPID PGRP ...": COMM may hold spaces and parentheses.
         let (_, rest) = stat.rsplit_once(") ")?;
         let mut fields = rest.split(' ');
         let state = fields.next()?;
-        let parent = Pid::from_raw(fields.next()?.parse().ok()?);
-        let group = Pid::from_raw(fields.next()?.parse().ok()?);
+        let parent = to_pid(fields.next()?.parse().ok()?);
+        let group = to_pid(fields.next()?.parse().ok()?);
         Some(Proc {
             pid,
             parent,
@@ -97,4 +108,26 @@ pub fn kill_all(skip: Option<Pid>, keep: &[Option<Pid>], rounds: usize) -> bool 
     }
     reap_orphans(keep);
     descendants(skip).iter().all(|p| p.ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A number read from /proc, a pipe or an argument never panics on the stop path: a
+    /// month-lock that panicked there while CMD ended left CMD's other groups running.
+    #[test]
+    fn to_pid_refuses_zero_and_negative_numbers() {
+        assert_eq!(to_pid(-1), None);
+        assert_eq!(to_pid(0), None);
+        assert_eq!(to_pid(i32::MIN), None);
+        assert_eq!(to_pid(7).map(Pid::as_raw_nonzero).map(|n| n.get()), Some(7));
+    }
+
+    /// Every process this one can see parses (none makes `all` panic), and this one is there.
+    #[test]
+    fn all_reads_this_process() {
+        let me = getpid();
+        assert!(all().iter().any(|p| p.pid == me && !p.ended));
+    }
 }

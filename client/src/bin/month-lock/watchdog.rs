@@ -97,7 +97,7 @@ impl Watchdog {
         let pipe = child.stdin.take();
         let group = child
             .id()
-            .and_then(|id| Pid::from_raw(id as i32))
+            .and_then(|id| tree::to_pid(id as i32))
             .ok_or_else(|| std::io::Error::other("the watchdog exited at once"))?;
         // The watchdog writes one byte once its signal handlers are in place. (If it fails,
         // dropping `pipe` makes it kill its group, which is itself alone.)
@@ -127,7 +127,7 @@ impl Watchdog {
     /// Remember CMD's current group if it is not the watchdog's. `cmd` must be this process's
     /// unreaped child (its process id, and so a group it leads, cannot have been reused).
     pub fn note(&mut self, cmd: Option<u32>) {
-        let Some(cmd) = cmd.and_then(|id| Pid::from_raw(id as i32)) else {
+        let Some(cmd) = cmd.and_then(|id| tree::to_pid(id as i32)) else {
             return;
         };
         if let Ok(g) = rustix::process::getpgid(Some(cmd)) {
@@ -150,7 +150,7 @@ impl Watchdog {
     /// acts on it (as `timeout` and shells do).
     pub fn forward(&mut self, sig: Signal, cmd: Option<u32>) {
         self.note(cmd);
-        let cmd = cmd.and_then(|id| Pid::from_raw(id as i32));
+        let cmd = cmd.and_then(|id| tree::to_pid(id as i32));
         let left = cmd.filter(|&c| rustix::process::getpgid(Some(c)).ok() != Some(self.group));
         let _ = kill_process_group(self.group, sig);
         if let Some(cmd) = left {
@@ -209,7 +209,7 @@ impl Watchdog {
     /// Reap processes re-parented to `month-lock` that ended (see `tree`); CMD (`cmd`) and the
     /// watchdog are tokio's to reap.
     pub fn reap_orphans(&self, cmd: Option<u32>) {
-        tree::reap_orphans(&[self.pid(), cmd.and_then(|id| Pid::from_raw(id as i32))]);
+        tree::reap_orphans(&[self.pid(), cmd.and_then(|id| tree::to_pid(id as i32))]);
     }
 
     /// Resolves if the watchdog exits while it should be watching (someone killed it).
@@ -239,7 +239,7 @@ impl Watchdog {
         // Once more from here: a watchdog that was killed before it could do it leaves the
         // rest of the group running. (A group id is not reused while the group has members.)
         let _ = kill_process_group(self.group, Signal::KILL);
-        let cmd = cmd.and_then(|id| Pid::from_raw(id as i32));
+        let cmd = cmd.and_then(|id| tree::to_pid(id as i32));
         if !tree::kill_all(self.pid(), &[self.pid(), cmd], KILL_ROUNDS) {
             eprintln!("month-lock: a process CMD started is still running after SIGKILL");
         }
@@ -257,7 +257,7 @@ fn continues(sig: Signal) -> bool {
 /// `getpgid` still answers for it. (tokio reaps the child only when its `wait` is polled.)
 pub fn exit_of(cmd: Option<u32>) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
-        let Some(cmd) = cmd.and_then(|id| Pid::from_raw(id as i32)) else {
+        let Some(cmd) = cmd.and_then(|id| tree::to_pid(id as i32)) else {
             return;
         };
         use rustix::process::{waitid, WaitId, WaitIdOptions};
@@ -345,7 +345,7 @@ pub fn watch() -> ! {
     let owner: Option<Pid> = std::env::args()
         .nth(2)
         .and_then(|a| a.parse().ok())
-        .and_then(Pid::from_raw);
+        .and_then(tree::to_pid);
     // Tell month-lock the handlers are in place (stdout is its pipe).
     {
         let mut out = std::io::stdout().lock();
@@ -377,7 +377,7 @@ pub fn watch() -> ! {
             Some(_) => from_pipe.recv_timeout(GROUP_POLL),
         };
         match next {
-            Ok(pid) => cmd = Pid::from_raw(pid),
+            Ok(pid) => cmd = tree::to_pid(pid),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -411,7 +411,7 @@ pub fn hand_terminal_to(group: i32) {
     if rustix::termios::tcgetpgrp(&stdin).ok() != Some(ours) {
         return; // run in the background (or by a shell without job control): leave it alone
     }
-    if let Some(group) = Pid::from_raw(group) {
+    if let Some(group) = tree::to_pid(group) {
         let _ = rustix::termios::tcsetpgrp(&stdin, group);
     }
 }

@@ -31,32 +31,7 @@ pub async fn start_cluster(settings: &[(&str, &str)]) -> Server {
         chown(&dir, uid, gid);
     }
     let data = dir.join("data");
-    let mut initdb = Command::new(bindir.join("initdb"));
-    initdb
-        .args([
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-            "-D",
-        ])
-        .arg(&data)
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    as_user(&mut initdb, os_user);
-    let out = initdb
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bindir.join("initdb").display()));
-    assert!(
-        out.status.success(),
-        "initdb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    initdb(&data);
 
     start_postgres(&bindir, &dir, &data, settings, os_user, &[]).await
 }
@@ -277,6 +252,42 @@ pub(crate) fn pg_bindir() -> PathBuf {
     });
     assert!(out.status.success(), "{pg_config} --bindir failed");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// `program` as a command that runs as the servers' OS user when this process is root
+/// (PostgreSQL refuses to run as root): the test clusters' and the benchmark's backends.
+pub fn server_command(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    as_user(&mut cmd, server_os_user());
+    cmd
+}
+
+/// A new data directory `data` (trust authentication, superuser `postgres`, UTF8, C locale, no
+/// sync), made by initdb as the servers' OS user, who must be able to create it.
+pub fn initdb(data: &Path) {
+    let initdb = pg_bindir().join("initdb");
+    let out = server_command(&initdb)
+        .args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "-D",
+        ])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", initdb.display()));
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// (uid, gid) to run the server as, when this process is root.

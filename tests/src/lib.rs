@@ -41,10 +41,10 @@ pub mod replica;
 pub mod sql;
 pub mod wire;
 
-pub use cluster::start_cluster;
 pub(crate) use cluster::{
     as_user, chown, free_port, pg_bindir, server_os_user, start_postgres, unprivileged_os_user,
 };
+pub use cluster::{initdb, server_command, start_cluster};
 
 /// Name prefix of the cluster directories this harness creates under the temp dir.
 const DIR_PREFIX: &str = "month_lock_cluster.";

@@ -4,7 +4,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 pub struct SingleUser {
     bindir: PathBuf,
@@ -23,27 +22,7 @@ impl SingleUser {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
             .expect("chmod the callgrind directory");
         let data = dir.join("data");
-        let out = as_server_user(&bindir.join("initdb"))
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-                "-D",
-            ])
-            .arg(&data)
-            .stdout(Stdio::null())
-            .output()
-            .expect("run initdb");
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        month_lock_tests::initdb(&data);
         let backend = SingleUser { bindir, dir, data };
         backend.run("CREATE EXTENSION month_lock;", None, &[]);
         backend
@@ -62,12 +41,12 @@ impl SingleUser {
         std::fs::write(&file, format!("{script}\n")).expect("write the script");
         let postgres = self.bindir.join("postgres");
         let mut cmd = if count.is_some() {
-            let mut c = as_server_user(Path::new("valgrind"));
+            let mut c = month_lock_tests::server_command(Path::new("valgrind"));
             c.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
                 .arg(&postgres);
             c
         } else {
-            as_server_user(&postgres)
+            month_lock_tests::server_command(&postgres)
         };
         cmd.arg("--single");
         for s in settings {
@@ -107,19 +86,5 @@ impl SingleUser {
 impl Drop for SingleUser {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// `program`, run as the OS user the test servers run as when we are root (PostgreSQL refuses
-/// to run as root).
-fn as_server_user(program: &Path) -> Command {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        let user = std::env::var("PG_OS_USER").unwrap_or_else(|_| "postgres".into());
-        let mut c = Command::new("runuser");
-        c.args(["-u", &user, "--"]).arg(program);
-        c
-    } else {
-        Command::new(program)
     }
 }

@@ -210,3 +210,47 @@ async fn a_heartbeat_follows_its_schema_renamed_while_it_lives() {
         .expect("the heartbeat names the renamed schema");
     assert_eq!(reason, month_lock_client::LostReason::NotHeld);
 }
+
+#[tokio::test]
+async fn a_clean_up_refused_for_a_renamed_schema_runs_again_with_the_new_one() {
+    if !native() {
+        return;
+    }
+    let (db, admin) = in_schema_old("trust_rename_cleanup").await;
+    let user = db.with_new_role("user").await;
+    let (a, holder) = (user.connect().await, user.connect().await);
+    let a_pid = month_lock_tests::backend_pid(&a).await;
+    let (m, other) = (ym("2035-12"), ym("2036-01"));
+    let held = MonthLock::new(m).acquire(&holder).await.unwrap();
+    let mut acquisition = Box::pin(
+        MonthLock::new(m)
+            .timeout(Duration::from_secs(30))
+            .acquire(&a),
+    );
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    // Polled until its statement waits in the lock queue (the schema lookup comes first).
+    while !month_lock_tests::is_waiting(&admin, a_pid).await {
+        assert!(std::future::Future::poll(acquisition.as_mut(), &mut cx).is_pending());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(acquisition); // its clean-up names schema `old`
+    admin
+        .batch_execute("ALTER SCHEMA old RENAME TO new")
+        .await
+        .unwrap();
+    // The dropped wait is granted; its clean-up fails (3F000).
+    let holder = held.leak();
+    holder
+        .batch_execute("SELECT new.month_lock_release(2035, 12)")
+        .await
+        .unwrap();
+    a.batch_execute("SELECT 1").await.unwrap();
+    tokio::task::yield_now().await;
+    // The next acquisitions on the connection send it again, naming `new`.
+    for _ in 0..2 {
+        if let Ok(g) = MonthLock::new(other).acquire(&a).await {
+            g.release().await.unwrap();
+        }
+    }
+    assert!(!is_locked_elsewhere(&admin, m).await);
+}

@@ -109,7 +109,8 @@ pub enum Error {
     /// `pg_extension` row, on the `search_path` or not.
     #[error("the month_lock extension in this database (version {installed}) lacks what this client uses ({}); run ALTER EXTENSION month_lock UPDATE (as a user allowed to)", describe_db(.source))]
     ExtensionOutdated {
-        /// `extversion` of the installed extension.
+        /// `extversion` of the installed extension; `"SQL-only edition"` for the SQL-only
+        /// edition installed with `psql -f` (no version in the catalog: run its script again).
         installed: String,
         /// The server's error (SQLSTATE 42883 or 42P01).
         #[source]

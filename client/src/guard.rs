@@ -157,7 +157,8 @@ pub struct MonthLockGuard<C: Deref<Target = Client>> {
     /// The fencing tokens of `months`, once asked for.
     tokens: OnceLock<Vec<i64>>,
     /// The extension's schema (a quoted identifier), as the acquisition named it.
-    schema: String,
+    /// Looked up again when a statement naming it fails with 3F000, 42883 or 42P01.
+    schema: Mutex<String>,
     /// Tells the clean-up of a dropped acquisition on this connection that these months are
     /// this guard's (see "Cancelling an acquisition"). Taken by `Drop` when it gives it up.
     claim: Option<Claim>,
@@ -198,7 +199,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             tokens: OnceLock::new(),
             claim: Some(claim),
             release_sent: false,
-            schema,
+            schema: Mutex::new(schema),
         }
     }
 
@@ -300,6 +301,13 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     }
 
     async fn fetch_tokens(&self) -> Result<Vec<i64>> {
+        match self.fetch_tokens_once().await {
+            Err(e) if self.schema_moved(self.client(), &e).await => self.fetch_tokens_once().await,
+            answer => answer,
+        }
+    }
+
+    async fn fetch_tokens_once(&self) -> Result<Vec<i64>> {
         let client = self.client();
         let answer = if let [ym] = self.months[..] {
             let (y, m) = sql::month_args(ym);
@@ -521,7 +529,7 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
             }
             Err(e) => {
                 // Last resort: a release queued ahead of whatever the connection runs next.
-                sql::send_without_waiting(client, &self.release_text());
+                crate::request::send_release(client, &self.release_text(), self.clean_up());
                 Err(e)
             }
         }
@@ -530,6 +538,13 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// Send the release and read which month was not held any more (the earliest, `None` if
     /// every month was held).
     async fn release_on(&self, client: &Client) -> Result<Option<YearMonth>> {
+        match self.release_once(client).await {
+            Err(e) if self.schema_moved(client, &e).await => self.release_once(client).await,
+            answer => answer,
+        }
+    }
+
+    async fn release_once(&self, client: &Client) -> Result<Option<YearMonth>> {
         if let [one] = self.months[..] {
             let (y, m) = sql::month_args(one);
             let text = self.qualified(sql::release(self.mode).sql);
@@ -567,7 +582,41 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// `sql` with the extension's objects qualified by the schema the acquisition named:
     /// the guard's statements run whatever `search_path` the session has by then.
     fn qualified(&self, sql: &str) -> String {
-        sql::qualify(sql, &self.schema)
+        sql::qualify(sql, &self.schema())
+    }
+
+    fn schema(&self) -> String {
+        self.schema
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// After `e` from one of the guard's statements: if it says the schema it named is gone
+    /// (3F000, 42883, 42P01; the extension's schema renamed, or the extension recreated
+    /// elsewhere while the guard lives), look the schema up again in `pg_catalog`; true if it
+    /// is another one now (the statement is worth one more try).
+    async fn schema_moved(&self, client: &Client, e: &Error) -> bool {
+        if !e.as_postgres().is_some_and(sql::undefined) {
+            return false;
+        }
+        match crate::request::schema::look_up(client).await {
+            Ok(Some(now)) if now != self.schema() => {
+                *self.schema.lock().unwrap_or_else(|e| e.into_inner()) = now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A release of this guard's months as a clean-up (for a retry, see `send_release`).
+    fn clean_up(&self) -> crate::request::CleanUp {
+        crate::request::CleanUp {
+            months: self.months.clone(),
+            mode: self.mode,
+            id: "-".to_string(),
+            schema: self.schema(),
+        }
     }
 
     /// Give the connection handle back *without* releasing: the session keeps the month until
@@ -601,7 +650,7 @@ impl<C: Deref<Target = Client>> Drop for MonthLockGuard<C> {
         }
         let claim = self.claim.take().expect("present until dropped");
         if !self.release_sent {
-            sql::send_without_waiting(&client, &self.release_text());
+            crate::request::send_release(&client, &self.release_text(), self.clean_up());
             drop(claim);
             return;
         }
@@ -610,11 +659,12 @@ impl<C: Deref<Target = Client>> Drop for MonthLockGuard<C> {
         // only what the session holds and no other claim names, decided and sent in one step.
         let months = self.months.clone();
         let mode = self.mode;
-        let schema = std::mem::take(&mut self.schema);
+        let clean_up = self.clean_up();
+        let schema = clean_up.schema.clone();
         claim.give_up_and_send(&client, &months, |unclaimed| {
             if !unclaimed.is_empty() {
                 let text = crate::request::release_if_taken(&months, unclaimed, mode, "-", &schema);
-                sql::send_without_waiting(&client, &text);
+                crate::request::send_release(&client, &text, clean_up);
             }
         });
     }

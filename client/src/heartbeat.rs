@@ -65,6 +65,8 @@ pub(crate) struct WatchState {
     /// No check before this.
     next_beat: Option<Instant>,
     check: Option<Check>,
+    /// The last check named a schema that is gone: look it up again before the next.
+    look_up_schema: bool,
 }
 
 /// A check in flight: what has been read of its answer so far. A task reads the answer as it
@@ -79,6 +81,8 @@ struct Progress {
     started: Option<Instant>,
     held: Option<bool>,
     failed: Option<LostReason>,
+    /// Failed with 3F000, 42883 or 42P01: the schema it named is gone.
+    undefined: bool,
     ended: bool,
 }
 
@@ -121,6 +125,7 @@ async fn read_check(mut stream: Pin<Box<SimpleQueryStream>>, progress: Arc<Mutex
                 if sql::connection_gone(&e) {
                     p.failed = Some(LostReason::ConnectionClosed);
                 }
+                p.undefined |= sql::undefined(&e);
                 // Any other error (e.g. 25P02 in a failed transaction block on the same
                 // connection): no verdict. The stream ends after it.
                 if e.is_closed() {
@@ -146,7 +151,7 @@ async fn read_check(mut stream: Pin<Box<SimpleQueryStream>>, progress: Arc<Mutex
 /// verdict is kept in `seen` so that later calls answer at once.
 pub(crate) async fn watch(
     client: &Client,
-    schema: &str,
+    schema: &Mutex<String>,
     months: &[YearMonth],
     heartbeat: Heartbeat,
     seen: &OnceLock<LostReason>,
@@ -163,15 +168,23 @@ pub(crate) async fn watch(
         if client.is_closed() {
             return lost(LostReason::ConnectionClosed);
         }
-        let verdict = poll_fn(|cx| {
+        let (verdict, look_up) = poll_fn(|cx| {
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-            Poll::Ready(step_watch(
-                &mut state, cx, client, schema, months, heartbeat,
-            ))
+            let schema = schema.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let verdict = step_watch(&mut state, cx, client, &schema, months, heartbeat);
+            Poll::Ready((verdict, std::mem::take(&mut state.look_up_schema)))
         })
         .await;
         if let Some(reason) = verdict {
             return lost(reason);
+        }
+        if look_up {
+            // The extension's schema was renamed, or the extension recreated elsewhere, while
+            // the guard lives: the next check names the schema found now.
+            if let Ok(Some(now)) = crate::request::schema::look_up(client).await {
+                *schema.lock().unwrap_or_else(|e| e.into_inner()) = now;
+            }
+            continue;
         }
         tokio::time::sleep(step).await;
     }
@@ -194,9 +207,11 @@ fn step_watch(
         }
         if p.ended {
             let held = p.held;
+            let undefined = p.undefined;
             drop(p);
             state.check = None;
             state.next_beat = Some(now + heartbeat.interval);
+            state.look_up_schema = undefined;
             return match held {
                 Some(false) => Some(LostReason::NotHeld),
                 _ => None,

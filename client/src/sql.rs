@@ -202,7 +202,7 @@ pub(crate) async fn query_params<G: GenericClient + ?Sized>(
 ) -> Result<Vec<Row>> {
     match client.query_typed(sql, params).await {
         Ok(rows) => Ok(rows),
-        Err(e) => Err(classify(client, e).await),
+        Err(e) => Err(classify(client, e, sql).await),
     }
 }
 
@@ -239,57 +239,60 @@ where
     Ok(row.try_get(0)?)
 }
 
-/// The error of one of this crate's own statements. They name only the extension's objects
-/// (qualified with its schema, see `request::schema`) and `pg_catalog`, so SQLSTATE 42883
-/// (undefined function), 42P01 (undefined table) or 3F000 (no such schema) means the extension
-/// is not there as this crate needs it: the catalog then tells whether it is not installed
-/// ([`Error::ExtensionMissing`]), installed in a version without the object
-/// ([`Error::ExtensionOutdated`]), or installed in another schema than the session was told
-/// (moved or recreated since: [`Error::Database`] with the server's error; the session looks
-/// the schema up again for its next statement). Decided by SQLSTATE and catalog, never by
-/// message text (which follows `lc_messages`). A user's own statements are never classified so.
+/// The error of one of this crate's own statements (`sql`, its text). They name only the
+/// extension's objects (qualified with its schema, see `request::schema`) and `pg_catalog`, so
+/// SQLSTATE 42883 (undefined function), 42P01 (undefined table) or 3F000 (no such schema) means
+/// the extension is not there as the statement named it. The catalog, read now, tells which:
+/// neither edition found ([`Error::ExtensionMissing`]); found in the schema the statement named
+/// but without the object ([`Error::ExtensionOutdated`]: an older native version, or a
+/// SQL-only edition missing a function); found in another schema (moved or recreated since:
+/// [`Error::Database`] with the server's error; the session's next statement names the new
+/// schema). Decided by SQLSTATE and catalog, never by message text (which follows
+/// `lc_messages`), nor by what the session was told before. A user's own statements are never
+/// classified so.
 pub(crate) async fn classify<G: GenericClient + ?Sized>(
     client: &G,
     e: tokio_postgres::Error,
+    sql: &str,
 ) -> Error {
-    let undefined = matches!(
-        e.code(),
-        Some(c) if *c == SqlState::UNDEFINED_FUNCTION
-            || *c == SqlState::UNDEFINED_TABLE
-            || *c == SqlState::INVALID_SCHEMA_NAME
-    );
-    if !undefined {
+    if !undefined(&e) {
         return Error::Database(e);
     }
-    let was = crate::request::schema::forget(client.client());
-    let installed = client
+    let schema = match crate::request::schema::look_up(client).await {
+        Ok(Some(schema)) => schema,
+        Ok(None) => return Error::ExtensionMissing { source: e },
+        // The catalog cannot be read now (e.g. a failed transaction block): the likelier case.
+        Err(_) => return Error::ExtensionMissing { source: e },
+    };
+    if !sql.contains(&format!("{schema}.")) {
+        return Error::Database(e); // moved: the next statement names the new schema
+    }
+    let version = client
         .query_typed(
-            "SELECT e.extversion::pg_catalog.text, pg_catalog.quote_ident(n.nspname) \
-             FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n \
-               ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+            "SELECT e.extversion::pg_catalog.text FROM pg_catalog.pg_extension e \
              WHERE e.extname OPERATOR(pg_catalog.=) 'month_lock'",
             &[],
         )
         .await;
-    match installed {
-        Ok(rows) => match rows.first() {
-            Some(row) => {
-                let installed: String = row.try_get(0).unwrap_or_default();
-                let schema: Option<String> = row.try_get(1).ok();
-                if was.is_some() && was != schema {
-                    Error::Database(e)
-                } else {
-                    Error::ExtensionOutdated {
-                        installed,
-                        source: e,
-                    }
-                }
-            }
-            None => Error::ExtensionMissing { source: e },
-        },
-        // The catalog cannot be read now (e.g. a failed transaction block): the likelier case.
-        Err(_) => Error::ExtensionMissing { source: e },
+    let installed = match version.as_deref().map(|rows| rows.first()) {
+        Ok(Some(row)) => row.try_get(0).unwrap_or_default(),
+        _ => "SQL-only edition".to_string(),
+    };
+    Error::ExtensionOutdated {
+        installed,
+        source: e,
     }
+}
+
+/// SQLSTATE 42883, 42P01 or 3F000: a statement of this crate named an object of the extension
+/// that is not there (not installed, outdated, or in another schema by now).
+pub(crate) fn undefined(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::UNDEFINED_FUNCTION
+            || *c == SqlState::UNDEFINED_TABLE
+            || *c == SqlState::INVALID_SCHEMA_NAME
+    )
 }
 
 /// The driver error means the connection is gone (closed, I/O failure, or the server ended

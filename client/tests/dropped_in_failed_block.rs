@@ -55,3 +55,66 @@ async fn a_clean_up_refused_in_a_failed_block_runs_before_the_next_acquisition()
         "the dropped request's month was still held after the next acquisition in {left} of {rounds} rounds"
     );
 }
+
+// Several worker threads: the task that reads the clean-up's answer may run after the next
+// acquisition is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_up_whose_refusal_is_not_seen_yet_runs_before_the_next_acquisition() {
+    // As above, but the next acquisition (of the same month, one attempt) follows the ROLLBACK
+    // at once: the refusal of the clean-up may not have been read yet.
+    let db = server().await.fresh_db("dropped_in_failed_block_now").await;
+    let db = db.with_new_role("dropped_in_failed_block_now").await;
+    let (client, observer) = (db.connect().await, db.connect().await);
+    let m = ym("2031-07");
+    let rounds = 400;
+    let (mut failed, mut answered) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        client.batch_execute("BEGIN").await.unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut acquisition = Box::pin(
+            MonthLock::new(m)
+                .timeout(Duration::from_secs(5))
+                .acquire(&client),
+        );
+        if let std::task::Poll::Ready(r) = acquisition.as_mut().poll(&mut cx) {
+            // Answered at once (another thread drove the connection): nothing to drop.
+            answered.push(r.map(|_| ()).map_err(|e| e.into_error().to_string()));
+            client.batch_execute("ROLLBACK").await.unwrap();
+            client.release_all().await.unwrap();
+            continue;
+        }
+        let mut failing = Box::pin(client.batch_execute("SELECT 1/0"));
+        let failed_now = match failing.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => Some(r),
+            std::task::Poll::Pending => None,
+        };
+        drop(acquisition);
+        match failed_now {
+            Some(r) => assert!(r.is_err()),
+            None => assert!(failing.await.is_err()),
+        }
+        client.batch_execute("ROLLBACK").await.unwrap();
+        match MonthLock::new(m)
+            .timeout(Duration::ZERO)
+            .acquire(&client)
+            .await
+        {
+            Ok(guard) => {
+                assert!(observer.is_locked(m).await.unwrap(), "round {round}");
+                guard.release().await.unwrap();
+            }
+            Err(e) => {
+                failed.push((round, e.into_error().to_string()));
+                client.release_all().await.unwrap();
+            }
+        }
+        assert!(!observer.is_locked(m).await.unwrap(), "round {round}");
+    }
+    assert!(answered.len() < rounds / 2, "{answered:?}");
+    assert!(
+        failed.is_empty(),
+        "{} of {rounds} rounds: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+}

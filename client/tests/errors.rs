@@ -182,3 +182,34 @@ async fn an_outdated_extension_is_told_apart_from_a_missing_one() {
     );
     assert_eq!(e.sqlstate(), Some(&SqlState::UNDEFINED_FUNCTION));
 }
+
+#[tokio::test]
+async fn an_edition_without_one_of_its_functions_is_outdated_not_missing() {
+    // Both editions: the native one has a pg_extension row, the SQL-only one (psql -f) none.
+    let db = server().await.fresh_db("onegone").await;
+    let a = db.connect().await;
+    let drop = if std::env::var("MONTH_LOCK_TEST_EDITION").as_deref() == Ok("portable") {
+        "DROP FUNCTION month_lock_claim(date[])"
+    } else {
+        "ALTER EXTENSION month_lock DROP FUNCTION month_lock_claim(date[]); \
+         DROP FUNCTION month_lock_claim(date[])"
+    };
+    a.batch_execute(drop).await.unwrap();
+    let e = MonthLock::any_of([ym("2024-03"), ym("2024-04")])
+        .unwrap()
+        .acquire(&a)
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .into_error();
+    assert!(matches!(e, Error::ExtensionOutdated { .. }), "{e:?}");
+    assert_eq!(e.sqlstate(), Some(&SqlState::UNDEFINED_FUNCTION));
+    // What is there still works.
+    MonthLock::new(ym("2024-03"))
+        .acquire(&a)
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+}

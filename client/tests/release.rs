@@ -227,12 +227,14 @@ async fn a_pooled_guard_dropped_in_a_failed_transaction_block_goes_back_without_
 async fn a_pooled_release_that_keeps_failing_ends_the_session() {
     let db = server().await.fresh_db("release_fails").await;
     let observer = db.connect().await;
-    let conn = Arc::new(db.connect().await);
+    let user = db.with_new_role("release_fails").await;
+    let conn = Arc::new(user.connect().await);
     let m = ym("2025-09");
-    // Every release fails while the extension's schema is renamed (a guard's statements name
-    // the schema its acquisition reported).
-    const MOVE: &str = "ALTER SCHEMA public RENAME TO moved";
-    const BACK: &str = "ALTER SCHEMA moved RENAME TO public";
+    // Every release fails while the role may not run it (a renamed schema no longer does: the
+    // guard looks the schema up again and retries).
+    const MOVE: &str =
+        "REVOKE EXECUTE ON FUNCTION month_lock_release(integer, integer) FROM PUBLIC";
+    const BACK: &str = "GRANT EXECUTE ON FUNCTION month_lock_release(integer, integer) TO PUBLIC";
     let g = MonthLock::new(m)
         .acquire(Pooled(Box::new(PoolObject(conn.clone()))))
         .await
@@ -253,7 +255,7 @@ async fn a_pooled_release_that_keeps_failing_ends_the_session() {
     }
 
     // With a shared handle the session is left alone (the release is queued instead).
-    let shared = Arc::new(db.connect().await);
+    let shared = Arc::new(user.connect().await);
     let g = MonthLock::new(m).acquire(shared.clone()).await.unwrap();
     observer.batch_execute(MOVE).await.unwrap();
     g.release().await.expect_err("the release cannot succeed");

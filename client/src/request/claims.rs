@@ -14,6 +14,7 @@
 //! that clean-up; one claimed after runs after it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use tokio_postgres::Client;
@@ -44,13 +45,26 @@ impl Claim {
     pub(crate) fn claim_and_send<R>(
         client: &Client,
         months: &[YearMonth],
+        schema: &str,
         send: impl FnOnce() -> R,
     ) -> (Claim, R) {
         let conn = conn_key::of(client);
         let mut c = counts();
-        // Clean-ups the server refused on this connection go first (see `CleanUp`).
-        let refused = refused().remove(&conn).unwrap_or_default();
-        for clean_up in refused {
+        // Clean-ups on this connection whose outcome is not known yet, or that the server
+        // refused, go first (see `unsettled`).
+        let unsettled = unsettled().remove(&conn).unwrap_or_default();
+        for (_, mut clean_up, refused) in unsettled {
+            if !refused {
+                // Its outcome is not known yet: it may have run already, and its request's
+                // marker may have come back since (a `ROLLBACK` of a block in which a later
+                // request took the month again). Only what the session holds and no live
+                // claim names is released.
+                clean_up.id = "-".to_string();
+            }
+            if clean_up.schema.is_empty() {
+                // Refused because the schema it named is gone: the one looked up now.
+                clean_up.schema = schema.to_string();
+            }
             clean_up.queue(client, conn, &c);
         }
         for m in months {
@@ -172,14 +186,20 @@ pub(crate) struct CleanUp {
     pub schema: String,
 }
 
-/// Clean-ups the server refused (a failed transaction block, SQLSTATE 25P02; a cancel meant for
-/// another statement, 57014; any other error but a connection gone or the extension's functions
-/// gone), by connection: queued again (with what is unclaimed *then*) ahead of the next
-/// acquisition on that connection, the earliest moment this crate has the connection in hand
-/// again. Locked only while the claims are.
-fn refused() -> MutexGuard<'static, HashMap<ConnKey, Vec<CleanUp>>> {
-    static REFUSED: LazyLock<Mutex<HashMap<ConnKey, Vec<CleanUp>>>> = LazyLock::new(Mutex::default);
-    REFUSED.lock().unwrap_or_else(|e| e.into_inner())
+/// Clean-ups queued on each connection whose outcome is not known yet, or that the server
+/// refused (a failed transaction block, SQLSTATE 25P02; a cancel meant for another statement,
+/// 57014; the schema they named gone, 3F000/42883/42P01: their schema is then cleared and the
+/// next acquisition's used; any other error but a connection gone), by connection and sending
+/// number, and whether it was refused. A clean-up's answer is read by a task of its own, so the next acquisition on the
+/// connection may be sent before that answer is seen: every entry still here then is queued
+/// again ahead of it (with what is unclaimed *then*). Sending one again is harmless: it
+/// releases only months its request's marker names or that the session holds and no live
+/// claim names, decided again when it is sent. Locked only while the claims are.
+type Unsettled = HashMap<ConnKey, Vec<(u64, CleanUp, bool)>>;
+
+fn unsettled() -> MutexGuard<'static, Unsettled> {
+    static UNSETTLED: LazyLock<Mutex<Unsettled>> = LazyLock::new(Mutex::default);
+    UNSETTLED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl CleanUp {
@@ -214,10 +234,39 @@ impl CleanUp {
             return; // the connection is closed: the session holds nothing any more
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let number = NEXT.fetch_add(1, Ordering::Relaxed);
+            // Unsettled from now until its answer says otherwise (see `unsettled`).
+            unsettled()
+                .entry(conn)
+                .or_default()
+                .push((number, self.clone(), false));
             runtime.spawn(async move {
-                if let Err(e) = answer.await {
-                    if worth_retrying(&e) {
-                        refused().entry(conn).or_default().push(self);
+                let outcome = answer.await;
+                let _c = counts(); // the claims' lock orders this with `claim_and_send`
+                let mut all = unsettled();
+                let Some(list) = all.get_mut(&conn) else {
+                    return; // queued again (or settled) meanwhile
+                };
+                let Some(at) = list.iter().position(|(n, ..)| *n == number) else {
+                    return;
+                };
+                match outcome {
+                    Err(e) if !crate::sql::connection_gone(&e) => {
+                        list[at].2 = true;
+                        if crate::sql::undefined(&e) {
+                            // The schema it named is gone: the next acquisition looks it up
+                            // afresh, and the clean-up names that one.
+                            list[at].1.schema.clear();
+                            super::schema::forget(conn);
+                        }
+                    }
+                    // Done, or the session is gone (it holds nothing then).
+                    _ => {
+                        list.remove(at);
+                        if list.is_empty() {
+                            all.remove(&conn);
+                        }
                     }
                 }
             });
@@ -225,16 +274,33 @@ impl CleanUp {
     }
 }
 
-/// A refused clean-up is sent again unless the session is gone (it holds nothing then) or the
-/// extension's functions are (no later statement could run it either).
-fn worth_retrying(e: &tokio_postgres::Error) -> bool {
-    use tokio_postgres::error::SqlState;
-    let gone = [
-        SqlState::UNDEFINED_FUNCTION,
-        SqlState::UNDEFINED_TABLE,
-        SqlState::INVALID_SCHEMA_NAME,
-    ];
-    !crate::sql::connection_gone(e) && !e.code().is_some_and(|c| gone.contains(c))
+/// Queue `text`, a guard's release of `clean_up.months` (whose claim is given up), on `client`
+/// without waiting; on a tokio runtime, watch its answer: if the schema it named is gone
+/// (3F000, 42883, 42P01: the extension's schema renamed, or the extension recreated elsewhere),
+/// `clean_up` is sent again, naming the schema looked up then, ahead of the next acquisition on
+/// the connection (see `unsettled`).
+pub(crate) fn send_release(client: &Client, text: &str, mut clean_up: CleanUp) {
+    let Some(answer) = crate::sql::send_for_answer(client, text) else {
+        return; // the connection is closed: the session holds nothing any more
+    };
+    let conn = conn_key::of(client);
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            if let Err(e) = answer.await {
+                if crate::sql::undefined(&e) {
+                    static NEXT: AtomicU64 = AtomicU64::new(0);
+                    let number = u64::MAX / 2 + NEXT.fetch_add(1, Ordering::Relaxed);
+                    clean_up.schema.clear();
+                    let _c = counts();
+                    super::schema::forget(conn);
+                    unsettled()
+                        .entry(conn)
+                        .or_default()
+                        .push((number, clean_up, true));
+                }
+            }
+        });
+    }
 }
 
 impl Drop for Claim {

@@ -24,7 +24,7 @@ mod statement;
 mod xact;
 
 pub use acquire_error::AcquireError;
-pub(crate) use claims::Claim;
+pub(crate) use claims::{send_release, Claim, CleanUp};
 use kind::{form, AllOf, AnyOf, Form, Kind, NoMonths, One};
 pub(crate) use session_sql::release_if_taken;
 
@@ -71,12 +71,16 @@ const LONGEST_WAIT: Duration = Duration::from_millis(i32::MAX as u64);
 /// holding `month_lock_try(integer, integer, integer)` whose owner is a superuser, else the
 /// database owner, else the first such schema on the `search_path` (a look-alike never wins
 /// over an edition a superuser or the database owner installed, as docs/editions.md has it; an
-/// edition installed by another role is only as safe as the `search_path`). The schema is looked
-/// up once per session (one extra round trip on its first acquisition, `acquire_xact` or
+/// edition installed by another role is only as safe as the `search_path`, and another role's
+/// functions off the `search_path` are never taken: [`Error::ExtensionMissing`]). The schema is
+/// looked up once per session (one extra round trip on its first acquisition, `acquire_xact` or
 /// [`MonthLockExt`](crate::MonthLockExt) call; none after; on every call through a proxy that
-/// sends no backend key data) and again after a statement failed with 42883, 42P01 or 3F000
-/// (the extension dropped, moved or recreated elsewhere: that one call fails, the next uses the
-/// new schema).
+/// sends no backend key data, or when the functions found are another role's) and again after a
+/// statement failed with 42883, 42P01 or 3F000 (the extension dropped, moved or recreated
+/// elsewhere: that one call fails, the next uses the new schema). A guard's release, tokens and
+/// heartbeat look again and retry at once; a dropped guard's release and a dropped
+/// acquisition's clean-up that fail so are sent again, naming the new schema, ahead of the next
+/// acquisition on the connection.
 ///
 /// ```no_run
 /// use month_lock_client::{Error, MonthLock, YearMonth};

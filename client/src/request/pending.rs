@@ -48,7 +48,7 @@ impl<'a> Pending<'a> {
         // Claimed in the same step as it is sent (see `claims`): a clean-up of another dropped
         // request decided from now on leaves these months alone (unless its own marker says it
         // took them), and one decided before is ahead of this request on the wire.
-        let (claim, stream) = Claim::claim_and_send(client, months, || {
+        let (claim, stream) = Claim::claim_and_send(client, months, schema, || {
             // Resolves on its first poll: the request is queued on the connection then.
             let sending = pin!(client.simple_query_raw(sql));
             match sending.poll(&mut Context::from_waker(Waker::noop())) {

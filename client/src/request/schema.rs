@@ -12,18 +12,22 @@
 //!   its `month_lock_try(integer, integer, integer)`, preferring one whose function a superuser
 //!   owns, then one the database owner owns (the roles docs/editions.md has install it), then
 //!   the first on the `search_path`. A look-alike planted by any other role is never chosen
-//!   over an installation by a superuser or the database owner.
+//!   over an installation by a superuser or the database owner, and never at all off the
+//!   `search_path` (nothing found: `ExtensionMissing`).
 //!
 //! The answer is kept per session, known by its backend key data (`conn_key`): one extra round
-//! trip on the first statement of a session that needs it, none after. Connections without key
-//! data (some proxies) cannot be told apart: they look it up for every statement. A statement
-//! that fails with 42883, 42P01 or 3F000 makes the session look again next time (the extension
-//! was moved, dropped or recreated elsewhere).
+//! trip on the first statement of a session that needs it, none after. Only a trustworthy
+//! answer is kept (the `pg_extension` row; functions a superuser or the database owner owns):
+//! functions of another role may be dropped and the extension installed while the session
+//! lives. Connections without key data (some proxies) cannot be told apart: they look it up for
+//! every statement. A statement that fails with 42883, 42P01 or 3F000 makes the session look
+//! again (the extension was moved, dropped or recreated elsewhere): `sql::classify` for the
+//! next statement, a guard for a retry at once (see `MonthLockGuard`'s `schema_moved`).
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::GenericClient;
 
 use super::conn_key::{self, ConnKey};
 use crate::error::{Error, Result};
@@ -31,7 +35,7 @@ use crate::error::{Error, Result};
 /// The schema of the extension's functions, quoted (`quote_ident`), or no row when neither
 /// edition is installed. Every name and operator is `pg_catalog`'s: the lookup runs under the
 /// session's `search_path` too.
-const LOOKUP: &str = "SELECT pg_catalog.quote_ident(s.nspname) FROM (\
+const LOOKUP: &str = "SELECT pg_catalog.quote_ident(s.nspname), s.trust FROM (\
      SELECT n.nspname, 0 AS trust, 0 AS place \
        FROM pg_catalog.pg_extension e \
        JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
@@ -40,8 +44,7 @@ const LOOKUP: &str = "SELECT pg_catalog.quote_ident(s.nspname) FROM (\
      SELECT n.nspname, \
             CASE WHEN r.rolsuper THEN 1 \
                  WHEN p.proowner OPERATOR(pg_catalog.=) d.datdba THEN 2 ELSE 3 END, \
-            COALESCE(pg_catalog.array_position(pg_catalog.current_schemas(false), n.nspname), \
-                     2147483647) \
+            pg_catalog.array_position(pg_catalog.current_schemas(false), n.nspname) \
        FROM pg_catalog.pg_proc p \
        JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace \
        JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) p.proowner \
@@ -49,6 +52,8 @@ const LOOKUP: &str = "SELECT pg_catalog.quote_ident(s.nspname) FROM (\
       WHERE p.proname OPERATOR(pg_catalog.=) 'month_lock_try' \
         AND p.proargtypes OPERATOR(pg_catalog.=) '23 23 23'::pg_catalog.oidvector \
         AND n.nspname OPERATOR(pg_catalog.!~) '^pg_(toast_)?temp_' \
+        AND (r.rolsuper OR p.proowner OPERATOR(pg_catalog.=) d.datdba \
+             OR n.nspname OPERATOR(pg_catalog.=) ANY(pg_catalog.current_schemas(false))) \
         AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension x \
                          WHERE x.extname OPERATOR(pg_catalog.=) 'month_lock')) s \
      ORDER BY s.trust, s.place, s.nspname LIMIT 1";
@@ -72,27 +77,50 @@ pub(crate) async fn of<G: GenericClient + ?Sized>(client: &G) -> Result<String> 
     if let Some(schema) = known().get(&key) {
         return Ok(schema.clone());
     }
-    let rows = client.query_typed(LOOKUP, &[]).await?;
-    let Some(row) = rows.first() else {
-        return Ok(NOWHERE.to_string()); // not installed: looked up again next time
-    };
-    let schema: String = row
-        .try_get(0)
-        .map_err(|e| Error::UnexpectedAnswer(format!("the extension's schema: {e}")))?;
-    if key.is_known() {
-        let mut known = known();
-        if known.len() >= REMEMBERED {
-            known.clear();
-        }
-        known.insert(key, schema.clone());
-    }
-    Ok(schema)
+    Ok(look_up(client)
+        .await?
+        .unwrap_or_else(|| NOWHERE.to_string()))
 }
 
-/// Forget what `client`'s session was told (a statement named a function that is not there);
-/// returns what it was.
-pub(crate) fn forget(client: &Client) -> Option<String> {
-    known().remove(&conn_key::of(client))
+/// The schema (quoted) found in `pg_catalog` now, whatever `client`'s session was told before
+/// (`None` if neither edition is found): remembered for the session if trustworthy (see
+/// [`LOOKUP`]), forgotten otherwise.
+pub(crate) async fn look_up<G: GenericClient + ?Sized>(client: &G) -> Result<Option<String>> {
+    let key = conn_key::of(client.client());
+    let rows = client.query_typed(LOOKUP, &[]).await?;
+    let found = match rows.first() {
+        None => None,
+        Some(row) => {
+            let read = |e: tokio_postgres::Error| {
+                Error::UnexpectedAnswer(format!("the extension's schema: {e}"))
+            };
+            let schema: String = row.try_get(0).map_err(read)?;
+            let trust: i32 = row.try_get(1).map_err(read)?;
+            Some((schema, trust))
+        }
+    };
+    let mut known = known();
+    match &found {
+        // Only the extension's own row or functions a superuser or the database owner owns are
+        // remembered: another role's functions (found on the search_path only) may be dropped
+        // and the real extension installed elsewhere while the session lives.
+        Some((schema, trust)) if *trust <= 2 && key.is_known() => {
+            if known.len() >= REMEMBERED {
+                known.clear();
+            }
+            known.insert(key, schema.clone());
+        }
+        _ => {
+            known.remove(&key);
+        }
+    }
+    Ok(found.map(|(schema, _)| schema))
+}
+
+/// Forget what session `key` was told (a statement naming its schema failed with 42883, 42P01
+/// or 3F000): its next statement looks the schema up again.
+pub(crate) fn forget(key: ConnKey) {
+    known().remove(&key);
 }
 
 #[cfg(test)]

@@ -56,9 +56,9 @@ async fn ask<K: Kind>(
     let text = session_sql::acquire(form::<K>(), months, take, &id, schema);
     let (answer, claim) = match Pending::send(client, &text, id, months, request.mode, schema) {
         Ok(pending) => pending.answer().await,
-        Err(e) => return Err(sql::classify(client, e).await),
+        Err(e) => return Err(sql::classify(client, e, &text).await),
     };
-    Ok((read(client, request, answer).await, claim))
+    Ok((read(client, request, answer, &text).await, claim))
 }
 
 /// What the acquiring statement's answer says.
@@ -66,11 +66,12 @@ async fn read<K: Kind>(
     client: &Client,
     request: &MonthLock<K>,
     answer: std::result::Result<Option<tokio_postgres::SimpleQueryRow>, tokio_postgres::Error>,
+    text: &str,
 ) -> Result<Answer> {
     let months = &request.months;
     let row = match answer {
         Ok(row) => row,
-        Err(e) => return Err(sql::classify(client, e).await),
+        Err(e) => return Err(sql::classify(client, e, text).await),
     }
     .ok_or_else(|| Error::UnexpectedAnswer("no row from the acquisition".into()))?;
     let text = |i: usize| row.try_get(i).map_err(Error::from);

@@ -36,7 +36,8 @@ portable-test: portable tree-install
 PORTABLE_ITESTS := --test contention --test claim --test month_sets --test pooler --test roles
 PORTABLE_CLIENT_TESTS := --test modes_and_waits --test release --test lost --test errors --test sets \
   --test with_lock --test cli --test cli_months --test planted_lookalike \
-  --test dropped_cleanup_without_plpgsql --test two_in_flight_rollback --test search_path
+  --test dropped_cleanup_without_plpgsql --test two_in_flight_rollback --test search_path \
+  --test schema_trust
 # A session lock never outlives a failed request (no hook without the library; cancels racing
 # the last grant of a set land after the function returned):
 PORTABLE_SKIP := --skip a_failed_request_keeps_no_claimed_month \

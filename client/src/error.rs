@@ -104,10 +104,10 @@ pub enum Error {
     },
 
     /// The `month_lock` extension is installed, but a function or view this crate uses is not
-    /// there: an older version (run `ALTER EXTENSION month_lock UPDATE`). The schema does not
-    /// matter: every statement names the extension's functions with the schema of its
-    /// `pg_extension` row, on the `search_path` or not.
-    #[error("the month_lock extension in this database (version {installed}) lacks what this client uses ({}); run ALTER EXTENSION month_lock UPDATE (as a user allowed to)", describe_db(.source))]
+    /// there: an older version (run `ALTER EXTENSION month_lock UPDATE`, or the SQL-only
+    /// edition's install script again). The schema does not matter: every statement names the
+    /// extension's functions with the schema found in `pg_catalog`, on the `search_path` or not.
+    #[error("the month_lock extension in this database (version {installed}) lacks what this client uses ({}); update it (as a user allowed to): ALTER EXTENSION month_lock UPDATE, or for the SQL-only edition its install script again", describe_db(.source))]
     ExtensionOutdated {
         /// `extversion` of the installed extension; `"SQL-only edition"` for the SQL-only
         /// edition installed with `psql -f` (no version in the catalog: run its script again).

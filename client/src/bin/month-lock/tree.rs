@@ -4,6 +4,13 @@
 //! of its own (`setsid`) or double-forked, stays a descendant of `month-lock` while both live.
 //! Descendants are found through /proc (each process's parent, group and state); re-parented
 //! ones that end are reaped here (tokio reaps only CMD and the watchdog, its own children).
+//!
+//! `month-lock` may have children it did not start (it was exec'd by a shell that had started
+//! them, as container entrypoints do): those, and whatever descends from them, are not CMD's and
+//! are never signalled. They are remembered, with their start times, before CMD starts
+//! ([`remember_others`]).
+
+use std::sync::OnceLock;
 
 use rustix::process::{getpid, kill_process, waitpid, Pid, Signal, WaitOptions};
 
@@ -15,6 +22,26 @@ pub struct Proc {
     pub group: Option<Pid>,
     /// Ended, waiting to be reaped (a zombie): nothing left to signal.
     pub ended: bool,
+    /// When it started (clock ticks after boot): a process id with another start time is
+    /// another process.
+    start: u64,
+}
+
+/// The descendants `month-lock` had before CMD started (process id and start time).
+static OTHERS: OnceLock<Vec<(Pid, u64)>> = OnceLock::new();
+
+/// Remember the descendants of this process but `skip` (the watchdog) as not CMD's: called
+/// once, after [`become_subreaper`] and before CMD starts.
+pub fn remember_others(skip: Option<Pid>) {
+    let others = walk(&all(), skip, &[])
+        .into_iter()
+        .map(|p| (p.pid, p.start))
+        .collect();
+    let _ = OTHERS.set(others);
+}
+
+fn is_other(p: &Proc, others: &[(Pid, u64)]) -> bool {
+    others.contains(&(p.pid, p.start))
 }
 
 /// A process or group id from a number read elsewhere (/proc, a pipe, an argument): `None` for
@@ -26,6 +53,16 @@ pub fn to_pid(raw: i32) -> Option<Pid> {
     } else {
         None
     }
+}
+
+/// The process group of process `pid` (`None`: this process), if it has one this process can
+/// name: `None` also for a group outside this process's pid namespace (`getpgid` answers 0
+/// there, e.g. under `unshare --pid --fork`), where rustix's `getpgid`/`getpgrp` assert.
+#[allow(unsafe_code)]
+pub fn group_of(pid: Option<Pid>) -> Option<Pid> {
+    let raw = pid.map_or(0, |p| p.as_raw_nonzero().get());
+    // SAFETY: getpgid takes a number and only returns one (or -1 with errno).
+    to_pid(unsafe { libc::getpgid(raw) })
 }
 
 /// Make this process the subreaper of its descendants.
@@ -50,25 +87,33 @@ fn all() -> Vec<Proc> {
         let state = fields.next()?;
         let parent = to_pid(fields.next()?.parse().ok()?);
         let group = to_pid(fields.next()?.parse().ok()?);
+        // Field 22, "starttime"; `fields` is at field 6 now.
+        let start = fields.nth(16)?.parse().ok()?;
         Some(Proc {
             pid,
             parent,
             group,
             ended: state == "Z" || state == "X",
+            start,
         })
     })
     .collect()
 }
 
-/// The descendants of this process, except `skip` (the watchdog) and what descends from it.
+/// The descendants of this process, except `skip` (the watchdog), the processes it had before
+/// CMD started (see [`remember_others`]), and what descends from those.
 pub fn descendants(skip: Option<Pid>) -> Vec<Proc> {
-    let all = all();
+    walk(&all(), skip, OTHERS.get().map_or(&[], |o| o.as_slice()))
+}
+
+fn walk(all: &[Proc], skip: Option<Pid>, others: &[(Pid, u64)]) -> Vec<Proc> {
     let mut found: Vec<Proc> = Vec::new();
     let mut parents = vec![getpid()];
     while let Some(parent) = parents.pop() {
-        for p in &all {
+        for p in all {
             if p.parent == Some(parent)
                 && Some(p.pid) != skip
+                && !is_other(p, others)
                 && !found.iter().any(|f| f.pid == p.pid)
             {
                 found.push(*p);
@@ -125,6 +170,13 @@ mod tests {
     }
 
     /// Every process this one can see parses (none makes `all` panic), and this one is there.
+    #[test]
+    fn group_of_this_process_is_its_group() {
+        let raw = |p: Option<Pid>| p.map(|p| p.as_raw_nonzero().get());
+        assert_eq!(raw(group_of(None)), raw(group_of(Some(getpid()))));
+        assert!(group_of(None).is_some());
+    }
+
     #[test]
     fn all_reads_this_process() {
         let me = getpid();

@@ -81,23 +81,28 @@ fn all() -> Vec<Proc> {
         let e = e.ok()?;
         let pid = to_pid(e.file_name().to_str()?.parse().ok()?)?;
         let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-        // "PID (COMM) STATE PPID PGRP ...": COMM may hold spaces and parentheses.
-        let (_, rest) = stat.rsplit_once(") ")?;
-        let mut fields = rest.split(' ');
-        let state = fields.next()?;
-        let parent = to_pid(fields.next()?.parse().ok()?);
-        let group = to_pid(fields.next()?.parse().ok()?);
-        // Field 22, "starttime"; `fields` is at field 6 now.
-        let start = fields.nth(16)?.parse().ok()?;
-        Some(Proc {
-            pid,
-            parent,
-            group,
-            ended: state == "Z" || state == "X",
-            start,
-        })
+        parse(pid, &stat)
     })
     .collect()
+}
+
+/// A process from its /proc/PID/stat line.
+fn parse(pid: Pid, stat: &str) -> Option<Proc> {
+    // "PID (COMM) STATE PPID PGRP ...": COMM may hold spaces and parentheses.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let mut fields = rest.split(' ');
+    let state = fields.next()?;
+    let parent = to_pid(fields.next()?.parse().ok()?);
+    let group = to_pid(fields.next()?.parse().ok()?);
+    // Field 22, "starttime"; `fields` is at field 6 now.
+    let start = fields.nth(16)?.parse().ok()?;
+    Some(Proc {
+        pid,
+        parent,
+        group,
+        ended: state == "Z" || state == "X",
+        start,
+    })
 }
 
 /// The descendants of this process, except `skip` (the watchdog), the processes it had before
@@ -135,20 +140,89 @@ pub fn reap_orphans(keep: &[Option<Pid>]) {
     }
 }
 
-/// SIGKILL every living descendant (but `skip`) until none is left, for at most `rounds`
-/// scans (a process may fork while the last scan is read); reaps the re-parented ones.
-/// Returns whether none is left.
+/// The children of process `pid`: what its threads' /proc/PID/task/TID/children files list
+/// (one small read per thread, where a /proc scan reads every process of the system).
+fn children_of(pid: Pid) -> Vec<Pid> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", pid.as_raw_nonzero())) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            found.extend(
+                list.split_whitespace()
+                    .filter_map(|n| to_pid(n.parse().ok()?)),
+            );
+        }
+    }
+    found
+}
+
+/// Whether `pid` is one of the processes this one had before CMD started.
+fn is_other_pid(pid: Pid) -> bool {
+    let Some(others) = OTHERS.get() else {
+        return false;
+    };
+    if !others.iter().any(|&(p, _)| p == pid) {
+        return false;
+    }
+    all_of(pid).is_none_or(|p| is_other(&p, others))
+}
+
+/// Process `pid` as /proc/PID/stat tells it.
+fn all_of(pid: Pid) -> Option<Proc> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())).ok()?;
+    parse(pid, &stat)
+}
+
+/// Kill every descendant (but `skip`), freezing them first: SIGSTOP each one a walk finds (a
+/// stopped process cannot fork; a zombie does not mind) and walk again, until two walks in a
+/// row find no process not seen before, then SIGKILL them all; at most `rounds` walks. The
+/// walk follows the children files of /proc, read while the processes stand still, so a
+/// fork-and-exit chain is caught: one scan of /proc missed a generation born while it was
+/// read, and the chain ran on. Then kills what a scan of /proc still finds, reaps the
+/// re-parented ones and returns whether none is left.
 pub fn kill_all(skip: Option<Pid>, keep: &[Option<Pid>], rounds: usize) -> bool {
+    let mut frozen: Vec<Pid> = Vec::new();
+    let mut quiet = 0;
     for _ in 0..rounds {
+        let mut new = false;
+        let mut parents = vec![getpid()];
+        while let Some(parent) = parents.pop() {
+            for child in children_of(parent) {
+                if Some(child) == skip || is_other_pid(child) {
+                    continue;
+                }
+                if !frozen.contains(&child) {
+                    let _ = kill_process(child, Signal::STOP);
+                    frozen.push(child);
+                    new = true;
+                }
+                parents.push(child);
+            }
+        }
+        if new {
+            quiet = 0;
+        } else {
+            quiet += 1;
+            if quiet == 2 {
+                break;
+            }
+        }
+    }
+    // Not reaped while freezing: each id is still its process's (a zombie's at worst).
+    for &p in &frozen {
+        let _ = kill_process(p, Signal::KILL);
+    }
+    for _ in 0..rounds {
+        reap_orphans(keep);
         let living: Vec<Proc> = descendants(skip).into_iter().filter(|p| !p.ended).collect();
         if living.is_empty() {
-            reap_orphans(keep);
             return true;
         }
         for p in living {
             let _ = kill_process(p.pid, Signal::KILL);
         }
-        reap_orphans(keep);
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     reap_orphans(keep);

@@ -59,7 +59,7 @@ pub const FORWARDED: [SignalKind; 6] = [
 const FINISH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How many times `finish` looks for CMD's descendants (one may fork while it kills).
-const KILL_ROUNDS: usize = 50;
+const KILL_ROUNDS: usize = 200;
 
 /// How often the watchdog looks up CMD's process group (a getpgid call).
 pub const GROUP_POLL: Duration = Duration::from_millis(50);

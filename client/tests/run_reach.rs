@@ -93,31 +93,52 @@ fn with_marker(marker: &str) -> Vec<i32> {
     .collect()
 }
 
-/// Stops and kills every process with `marker` (a chain forks on: stop first), until two scans
-/// in a row find none; returns whether any was found.
+/// The children of process `p` (its threads' /proc children files).
+fn children_of(p: i32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|l| {
+            l.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
+/// Stops every process with `marker` and, through the children files, what they forked (a
+/// chain forks on faster than a scan of /proc sees it), until two rounds in a row stop none
+/// new; then kills them all. Returns whether any was found.
 fn kill_marked(marker: &str) -> bool {
-    let mut any = false;
-    let mut empty = 0;
+    let mut stopped: Vec<i32> = Vec::new();
+    let mut quiet = 0;
     let start = Instant::now();
-    while empty < 2 && start.elapsed() < Duration::from_secs(10) {
-        let found = with_marker(marker);
-        if found.is_empty() {
-            empty += 1;
-            continue;
+    while quiet < 2 && start.elapsed() < Duration::from_secs(10) {
+        let mut todo: Vec<i32> = with_marker(marker);
+        todo.extend(&stopped);
+        let mut new = false;
+        let mut walked: Vec<i32> = Vec::new();
+        while let Some(p) = todo.pop() {
+            if walked.contains(&p) {
+                continue;
+            }
+            walked.push(p);
+            if !stopped.contains(&p) {
+                let _ = kill_process(Pid::from_raw(p).unwrap(), Signal::STOP);
+                stopped.push(p);
+                new = true;
+            }
+            todo.extend(children_of(p));
         }
-        empty = 0;
-        any = true;
-        for &p in &found {
-            let _ = kill_process(Pid::from_raw(p).unwrap(), Signal::STOP);
-        }
-        for p in with_marker(marker) {
-            let _ = kill_process(Pid::from_raw(p).unwrap(), Signal::STOP);
-        }
-        for p in with_marker(marker) {
-            let _ = kill_process(Pid::from_raw(p).unwrap(), Signal::KILL);
-        }
+        quiet = if new { 0 } else { quiet + 1 };
     }
-    any
+    for &p in &stopped {
+        let _ = kill_process(Pid::from_raw(p).unwrap(), Signal::KILL);
+    }
+    !stopped.is_empty()
 }
 
 /// CMD starts a chain in a session of its own, each generation forking its successor and

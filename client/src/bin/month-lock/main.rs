@@ -1,8 +1,8 @@
 //! `month-lock`: hold a calendar month while a command runs, show and check month locks.
 //! Built with the `cli` feature: `cargo install --path client --features cli`.
 
-// Exceptions, each with a SAFETY note: watchdog::die_with_parent, watchdog::ignore_signals and
-// watchdog::inherited_as_ignored.
+// Exceptions, each with a SAFETY note: watchdog::die_with_parent, watchdog::ignore_signals,
+// watchdog::inherited_as_ignored and tree::group_of.
 #![deny(unsafe_code)]
 
 mod conn;
@@ -511,6 +511,8 @@ async fn run_holding(
     if let Err(e) = tree::become_subreaper() {
         eprintln!("month-lock: warning: processes {shown} starts and leaves are out of reach: {e}");
     }
+    // Children this process had before CMD (from the shell that exec'd it) are not CMD's.
+    tree::remember_others(tree::to_pid(watchdog.group()));
     // Before CMD starts: a CMD that touched the terminal from the background would be stopped.
     watchdog::hand_terminal_to(watchdog.group());
     let mut child = match cmd.spawn() {

@@ -4,6 +4,13 @@
 //! of its own (`setsid`) or double-forked, stays a descendant of `month-lock` while both live.
 //! Descendants are found through /proc (each process's parent, group and state); re-parented
 //! ones that end are reaped here (tokio reaps only CMD and the watchdog, its own children).
+//!
+//! `month-lock` may have children it did not start (it was exec'd by a shell that had started
+//! them, as container entrypoints do): those, and whatever descends from them, are not CMD's and
+//! are never signalled. They are remembered, with their start times, before CMD starts
+//! ([`remember_others`]).
+
+use std::sync::OnceLock;
 
 use rustix::process::{getpid, kill_process, waitpid, Pid, Signal, WaitOptions};
 
@@ -15,6 +22,26 @@ pub struct Proc {
     pub group: Option<Pid>,
     /// Ended, waiting to be reaped (a zombie): nothing left to signal.
     pub ended: bool,
+    /// When it started (clock ticks after boot): a process id with another start time is
+    /// another process.
+    start: u64,
+}
+
+/// The descendants `month-lock` had before CMD started (process id and start time).
+static OTHERS: OnceLock<Vec<(Pid, u64)>> = OnceLock::new();
+
+/// Remember the descendants of this process but `skip` (the watchdog) as not CMD's: called
+/// once, after [`become_subreaper`] and before CMD starts.
+pub fn remember_others(skip: Option<Pid>) {
+    let others = walk(&all(), skip, &[])
+        .into_iter()
+        .map(|p| (p.pid, p.start))
+        .collect();
+    let _ = OTHERS.set(others);
+}
+
+fn is_other(p: &Proc, others: &[(Pid, u64)]) -> bool {
+    others.contains(&(p.pid, p.start))
 }
 
 /// A process or group id from a number read elsewhere (/proc, a pipe, an argument): `None` for
@@ -26,6 +53,16 @@ pub fn to_pid(raw: i32) -> Option<Pid> {
     } else {
         None
     }
+}
+
+/// The process group of process `pid` (`None`: this process), if it has one this process can
+/// name: `None` also for a group outside this process's pid namespace (`getpgid` answers 0
+/// there, e.g. under `unshare --pid --fork`), where rustix's `getpgid`/`getpgrp` assert.
+#[allow(unsafe_code)]
+pub fn group_of(pid: Option<Pid>) -> Option<Pid> {
+    let raw = pid.map_or(0, |p| p.as_raw_nonzero().get());
+    // SAFETY: getpgid takes a number and only returns one (or -1 with errno).
+    to_pid(unsafe { libc::getpgid(raw) })
 }
 
 /// Make this process the subreaper of its descendants.
@@ -44,31 +81,44 @@ fn all() -> Vec<Proc> {
         let e = e.ok()?;
         let pid = to_pid(e.file_name().to_str()?.parse().ok()?)?;
         let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-        // "PID (COMM) STATE PPID PGRP ...": COMM may hold spaces and parentheses.
-        let (_, rest) = stat.rsplit_once(") ")?;
-        let mut fields = rest.split(' ');
-        let state = fields.next()?;
-        let parent = to_pid(fields.next()?.parse().ok()?);
-        let group = to_pid(fields.next()?.parse().ok()?);
-        Some(Proc {
-            pid,
-            parent,
-            group,
-            ended: state == "Z" || state == "X",
-        })
+        parse(pid, &stat)
     })
     .collect()
 }
 
-/// The descendants of this process, except `skip` (the watchdog) and what descends from it.
+/// A process from its /proc/PID/stat line.
+fn parse(pid: Pid, stat: &str) -> Option<Proc> {
+    // "PID (COMM) STATE PPID PGRP ...": COMM may hold spaces and parentheses.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let mut fields = rest.split(' ');
+    let state = fields.next()?;
+    let parent = to_pid(fields.next()?.parse().ok()?);
+    let group = to_pid(fields.next()?.parse().ok()?);
+    // Field 22, "starttime"; `fields` is at field 6 now.
+    let start = fields.nth(16)?.parse().ok()?;
+    Some(Proc {
+        pid,
+        parent,
+        group,
+        ended: state == "Z" || state == "X",
+        start,
+    })
+}
+
+/// The descendants of this process, except `skip` (the watchdog), the processes it had before
+/// CMD started (see [`remember_others`]), and what descends from those.
 pub fn descendants(skip: Option<Pid>) -> Vec<Proc> {
-    let all = all();
+    walk(&all(), skip, OTHERS.get().map_or(&[], |o| o.as_slice()))
+}
+
+fn walk(all: &[Proc], skip: Option<Pid>, others: &[(Pid, u64)]) -> Vec<Proc> {
     let mut found: Vec<Proc> = Vec::new();
     let mut parents = vec![getpid()];
     while let Some(parent) = parents.pop() {
-        for p in &all {
+        for p in all {
             if p.parent == Some(parent)
                 && Some(p.pid) != skip
+                && !is_other(p, others)
                 && !found.iter().any(|f| f.pid == p.pid)
             {
                 found.push(*p);
@@ -90,20 +140,89 @@ pub fn reap_orphans(keep: &[Option<Pid>]) {
     }
 }
 
-/// SIGKILL every living descendant (but `skip`) until none is left, for at most `rounds`
-/// scans (a process may fork while the last scan is read); reaps the re-parented ones.
-/// Returns whether none is left.
+/// The children of process `pid`: what its threads' /proc/PID/task/TID/children files list
+/// (one small read per thread, where a /proc scan reads every process of the system).
+fn children_of(pid: Pid) -> Vec<Pid> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", pid.as_raw_nonzero())) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            found.extend(
+                list.split_whitespace()
+                    .filter_map(|n| to_pid(n.parse().ok()?)),
+            );
+        }
+    }
+    found
+}
+
+/// Whether `pid` is one of the processes this one had before CMD started.
+fn is_other_pid(pid: Pid) -> bool {
+    let Some(others) = OTHERS.get() else {
+        return false;
+    };
+    if !others.iter().any(|&(p, _)| p == pid) {
+        return false;
+    }
+    all_of(pid).is_none_or(|p| is_other(&p, others))
+}
+
+/// Process `pid` as /proc/PID/stat tells it.
+fn all_of(pid: Pid) -> Option<Proc> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())).ok()?;
+    parse(pid, &stat)
+}
+
+/// Kill every descendant (but `skip`), freezing them first: SIGSTOP each one a walk finds (a
+/// stopped process cannot fork; a zombie does not mind) and walk again, until two walks in a
+/// row find no process not seen before, then SIGKILL them all; at most `rounds` walks. The
+/// walk follows the children files of /proc, read while the processes stand still, so a
+/// fork-and-exit chain is caught: one scan of /proc missed a generation born while it was
+/// read, and the chain ran on. Then kills what a scan of /proc still finds, reaps the
+/// re-parented ones and returns whether none is left.
 pub fn kill_all(skip: Option<Pid>, keep: &[Option<Pid>], rounds: usize) -> bool {
+    let mut frozen: Vec<Pid> = Vec::new();
+    let mut quiet = 0;
     for _ in 0..rounds {
+        let mut new = false;
+        let mut parents = vec![getpid()];
+        while let Some(parent) = parents.pop() {
+            for child in children_of(parent) {
+                if Some(child) == skip || is_other_pid(child) {
+                    continue;
+                }
+                if !frozen.contains(&child) {
+                    let _ = kill_process(child, Signal::STOP);
+                    frozen.push(child);
+                    new = true;
+                }
+                parents.push(child);
+            }
+        }
+        if new {
+            quiet = 0;
+        } else {
+            quiet += 1;
+            if quiet == 2 {
+                break;
+            }
+        }
+    }
+    // Not reaped while freezing: each id is still its process's (a zombie's at worst).
+    for &p in &frozen {
+        let _ = kill_process(p, Signal::KILL);
+    }
+    for _ in 0..rounds {
+        reap_orphans(keep);
         let living: Vec<Proc> = descendants(skip).into_iter().filter(|p| !p.ended).collect();
         if living.is_empty() {
-            reap_orphans(keep);
             return true;
         }
         for p in living {
             let _ = kill_process(p.pid, Signal::KILL);
         }
-        reap_orphans(keep);
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     reap_orphans(keep);
@@ -125,6 +244,13 @@ mod tests {
     }
 
     /// Every process this one can see parses (none makes `all` panic), and this one is there.
+    #[test]
+    fn group_of_this_process_is_its_group() {
+        let raw = |p: Option<Pid>| p.map(|p| p.as_raw_nonzero().get());
+        assert_eq!(raw(group_of(None)), raw(group_of(Some(getpid()))));
+        assert!(group_of(None).is_some());
+    }
+
     #[test]
     fn all_reads_this_process() {
         let me = getpid();

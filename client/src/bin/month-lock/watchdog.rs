@@ -59,7 +59,7 @@ pub const FORWARDED: [SignalKind; 6] = [
 const FINISH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How many times `finish` looks for CMD's descendants (one may fork while it kills).
-const KILL_ROUNDS: usize = 50;
+const KILL_ROUNDS: usize = 200;
 
 /// How often the watchdog looks up CMD's process group (a getpgid call).
 pub const GROUP_POLL: Duration = Duration::from_millis(50);
@@ -83,10 +83,10 @@ impl Watchdog {
         let mut child = Command::new("/proc/self/exe")
             .arg(ARG)
             // Whom to give the terminal back to (see `Foreground`).
+            // (0: a group outside this pid namespace, none to give it back to.)
             .arg(
-                rustix::process::getpgrp()
-                    .as_raw_nonzero()
-                    .get()
+                tree::group_of(None)
+                    .map_or(0, |g| g.as_raw_nonzero().get())
                     .to_string(),
             )
             .process_group(0)
@@ -130,9 +130,9 @@ impl Watchdog {
         let Some(cmd) = cmd.and_then(|id| tree::to_pid(id as i32)) else {
             return;
         };
-        if let Ok(g) = rustix::process::getpgid(Some(cmd)) {
+        if let Some(g) = tree::group_of(Some(cmd)) {
             // Never month-lock's own group (a CMD may join it: same session).
-            if g != self.group && g != rustix::process::getpgrp() && !self.cmd_groups.contains(&g) {
+            if g != self.group && Some(g) != tree::group_of(None) && !self.cmd_groups.contains(&g) {
                 self.cmd_groups.push(g);
             }
         }
@@ -151,7 +151,7 @@ impl Watchdog {
     pub fn forward(&mut self, sig: Signal, cmd: Option<u32>) {
         self.note(cmd);
         let cmd = cmd.and_then(|id| tree::to_pid(id as i32));
-        let left = cmd.filter(|&c| rustix::process::getpgid(Some(c)).ok() != Some(self.group));
+        let left = cmd.filter(|&c| tree::group_of(Some(c)) != Some(self.group));
         let _ = kill_process_group(self.group, sig);
         if let Some(cmd) = left {
             let _ = kill_process(cmd, sig);
@@ -340,7 +340,8 @@ fn ignore_signals() {
 /// Never returns.
 pub fn watch() -> ! {
     ignore_signals();
-    let own = rustix::process::getpgrp();
+    // Its own group: it leads it (see `Watchdog::start`).
+    let own = tree::group_of(None);
     // The group to give the terminal back to: month-lock's, never to be killed.
     let owner: Option<Pid> = std::env::args()
         .nth(2)
@@ -365,8 +366,8 @@ pub fn watch() -> ! {
     let mut cmd: Option<Pid> = None;
     let mut groups: Vec<Pid> = Vec::new();
     let note = |cmd: Option<Pid>, groups: &mut Vec<Pid>| {
-        if let Some(g) = cmd.and_then(|c| rustix::process::getpgid(Some(c)).ok()) {
-            if g != own && Some(g) != owner && !groups.contains(&g) {
+        if let Some(g) = cmd.and_then(|c| tree::group_of(Some(c))) {
+            if Some(g) != own && Some(g) != owner && !groups.contains(&g) {
                 groups.push(g);
             }
         }
@@ -407,7 +408,9 @@ pub fn hand_terminal_to(group: i32) {
     if !rustix::termios::isatty(&stdin) {
         return;
     }
-    let ours = rustix::process::getpgrp();
+    let Some(ours) = tree::group_of(None) else {
+        return; // a group outside this pid namespace: not the terminal's to hand over
+    };
     if rustix::termios::tcgetpgrp(&stdin).ok() != Some(ours) {
         return; // run in the background (or by a shell without job control): leave it alone
     }
@@ -425,7 +428,7 @@ fn give_terminal_back(owner: Pid) {
     else {
         return;
     };
-    if rustix::termios::tcgetpgrp(&tty).ok() == Some(rustix::process::getpgrp()) {
+    if tree::group_of(None).is_some_and(|g| rustix::termios::tcgetpgrp(&tty).ok() == Some(g)) {
         let _ = rustix::termios::tcsetpgrp(&tty, owner);
     }
 }

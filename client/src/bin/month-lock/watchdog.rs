@@ -72,6 +72,8 @@ pub struct Watchdog {
     group: Pid,
     /// The groups other than `group` CMD was seen in (it made a group or session of its own).
     cmd_groups: Vec<Pid>,
+    /// The watchdog was reaped: its process id, `group`, may be free for reuse.
+    reaped: bool,
 }
 
 impl Watchdog {
@@ -111,6 +113,7 @@ impl Watchdog {
             pipe,
             group,
             cmd_groups: Vec::new(),
+            reaped: false,
         })
     }
 
@@ -152,12 +155,17 @@ impl Watchdog {
         self.note(cmd);
         let cmd = cmd.and_then(|id| tree::to_pid(id as i32));
         let left = cmd.filter(|&c| tree::group_of(Some(c)) != Some(self.group));
-        let _ = kill_process_group(self.group, sig);
+        let group = self.held_groups().contains(&self.group);
+        if group {
+            let _ = kill_process_group(self.group, sig);
+        }
         if let Some(cmd) = left {
             let _ = kill_process(cmd, sig);
         }
         if continues(sig) {
-            let _ = kill_process_group(self.group, Signal::CONT);
+            if group {
+                let _ = kill_process_group(self.group, Signal::CONT);
+            }
             if let Some(cmd) = left {
                 let _ = kill_process(cmd, Signal::CONT);
             }
@@ -175,7 +183,7 @@ impl Watchdog {
             .into_iter()
             .filter(|p| !p.ended)
             .collect();
-        let mut groups = self.groups();
+        let mut groups = self.held_groups();
         for p in &tree {
             if p.group == Some(p.pid) && !groups.contains(&p.pid) {
                 groups.push(p.pid);
@@ -200,9 +208,17 @@ impl Watchdog {
         }
     }
 
-    fn groups(&self) -> Vec<Pid> {
+    /// The watchdog's group and CMD's groups that are still held: a group id is signalled only
+    /// while a process this one has not reaped is in it (the unreaped watchdog, or a descendant
+    /// of `month-lock`, zombies included). An id whose last member was reaped may belong to
+    /// an unrelated group by now.
+    fn held_groups(&self) -> Vec<Pid> {
+        let scan = tree::descendants(self.pid());
+        let held =
+            |g: Pid| (g == self.group && !self.reaped) || scan.iter().any(|p| p.group == Some(g));
         let mut all = vec![self.group];
         all.extend(&self.cmd_groups);
+        all.retain(|&g| held(g));
         all
     }
 
@@ -215,6 +231,7 @@ impl Watchdog {
     /// Resolves if the watchdog exits while it should be watching (someone killed it).
     pub async fn exited(&mut self) {
         let _ = self.child.wait().await;
+        self.reaped = true;
     }
 
     /// Kill whatever is left of CMD's group, of every group CMD was seen in, and of everything
@@ -226,8 +243,10 @@ impl Watchdog {
         self.pipe = None;
         // A stopped group (`kill -STOP -PGID`, Ctrl-Z) holds a stopped watchdog: continue it.
         let _ = kill_process_group(self.group, Signal::CONT);
-        for &g in &self.cmd_groups {
-            let _ = kill_process_group(g, Signal::KILL);
+        for g in self.held_groups() {
+            if g != self.group {
+                let _ = kill_process_group(g, Signal::KILL);
+            }
         }
         if tokio::time::timeout(FINISH_TIMEOUT, self.child.wait())
             .await
@@ -236,9 +255,13 @@ impl Watchdog {
             let _ = self.child.start_kill();
             let _ = self.child.wait().await;
         }
+        self.reaped = true;
         // Once more from here: a watchdog that was killed before it could do it leaves the
-        // rest of the group running. (A group id is not reused while the group has members.)
-        let _ = kill_process_group(self.group, Signal::KILL);
+        // rest of the group running — only while a descendant is still in it (the watchdog
+        // is reaped: an empty group's id may be an unrelated group's by now).
+        if self.held_groups().contains(&self.group) {
+            let _ = kill_process_group(self.group, Signal::KILL);
+        }
         let cmd = cmd.and_then(|id| tree::to_pid(id as i32));
         if !tree::kill_all(self.pid(), &[self.pid(), cmd], KILL_ROUNDS) {
             eprintln!("month-lock: a process CMD started is still running after SIGKILL");

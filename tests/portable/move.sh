@@ -75,8 +75,17 @@ BEGIN
 END \$\$" >/dev/null 2>&1 &
   drawers+=($!)
 done
-drawn() { "${psql[@]}" -d $db -At -c "SELECT count(*) FROM public.ml_move_tokens WHERE native = $1"; }
-for _ in $(seq 100); do [ "$(drawn false)" -gt 20 ] && break; sleep 0.1; done
+# Until each drawer has drawn 10 more tokens of edition $1 (native true/false) than it had when
+# `mark` ran: a drawer slower than the other still draws in every phase (up to 30 s).
+mark() { "${psql[@]}" -d $db -At -c "SELECT coalesce(max(n) FILTER (WHERE drawer = 21), 0) || ' ' || coalesce(max(n) FILTER (WHERE drawer = 22), 0) FROM public.ml_move_tokens"; }
+each_drew() {
+  local b21 b22; read -r b21 b22 <<<"$2"
+  for _ in $(seq 300); do
+    [ "$("${psql[@]}" -d $db -At -c "SELECT count(DISTINCT drawer) FROM public.ml_move_tokens WHERE native = $1 AND ((drawer = 21 AND n > $b21 + 10) OR (drawer = 22 AND n > $b22 + 10))")" = 2 ] && return
+    sleep 0.1
+  done
+}
+each_drew false "0 0"
 
 # SQL-only -> native (superuser): read the sequence, drop the edition, create the extension,
 # carry the sequence over; one transaction, so other sessions see one edition or the other.
@@ -92,6 +101,7 @@ CREATE EXTENSION month_lock SCHEMA public;
 SELECT pg_catalog.setval('public.month_lock_token_seq', :seq_last, :'seq_called');
 COMMIT;
 SQL
+after_first=$(mark)
 
 check "native installed" "SELECT count(*) = 1 FROM pg_extension WHERE extname = 'month_lock'"
 check "no SQL-only function left" "SELECT count(*) = 0 FROM pg_proc WHERE proname LIKE 'month\\_lock%' AND prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')"
@@ -101,7 +111,7 @@ t3=$(token)
 echo "move: ok: the native edition's token continues ($t2 -> $t3)"
 
 # native -> SQL-only: the same in reverse; the edition belongs to the database owner again.
-for _ in $(seq 100); do [ "$(drawn true)" -gt 20 ] && break; sleep 0.1; done
+each_drew true "$after_first"
 "${psql[@]}" -d $db >/dev/null <<SQL
 BEGIN;
 ALTER SEQUENCE public.month_lock_token_seq NO CYCLE;
@@ -120,8 +130,7 @@ t4=$(PGUSER=$owner token)
 [ "$t4" -gt "$t3" ] || { echo "move: FAILED: SQL-only token $t4 <= $t3"; exit 1; }
 echo "move: ok: the SQL-only edition's token continues ($t3 -> $t4)"
 # The drawers: tokens of the SQL-only edition again, then stop.
-n_before=$("${psql[@]}" -d $db -At -c "SELECT count(*) FROM public.ml_move_tokens")
-for _ in $(seq 100); do [ "$("${psql[@]}" -d $db -At -c "SELECT count(*) FROM public.ml_move_tokens")" -gt $((n_before + 20)) ] && break; sleep 0.1; done
+each_drew false "$(mark)"
 "${psql[@]}" -d $db -c "INSERT INTO public.ml_move_stop DEFAULT VALUES"
 for p in "${drawers[@]}"; do wait "$p" || { echo "move: FAILED: a drawer ended with an error"; exit 1; }; done
 "${psql[@]}" -d $db -At -c "SELECT 'move: drawers: ' || count(*) || ' tokens (' || count(*) FILTER (WHERE native) || ' native), '

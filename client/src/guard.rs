@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use crate::error::{Error, LostReason, Result};
 use crate::heartbeat::{self, Heartbeat};
+use crate::pooled::owns_pooled;
 use crate::request::Claim;
 use crate::{sql, LockMode, YearMonth};
 
@@ -22,7 +23,7 @@ use crate::{sql, LockMode, YearMonth};
 /// together. Exclusive guards have fencing [`token`](Self::token)s.
 ///
 /// `C` is anything that derefs to a [`Client`]: `&Client` (the guard borrows the connection),
-/// `Arc<Client>`, or a pooled connection wrapped in [`Pooled`] (the guard owns it).
+/// `Arc<Client>`, or a pooled connection wrapped in [`Pooled`](crate::Pooled) (the guard owns it).
 ///
 /// ```no_run
 /// use month_lock_client::{MonthLock, YearMonth};
@@ -69,7 +70,7 @@ use crate::{sql, LockMode, YearMonth};
 /// Limits: `std::mem::forget` on a guard leaks the lock until the session ends (leaking is safe
 /// Rust; prefer [`leak`](Self::leak), which says so). A release queued while the connection
 /// sits in a *failed* transaction block (after an error between `BEGIN` and `ROLLBACK`) is
-/// refused by the server (SQLSTATE 25P02). A guard that owns a [`Pooled`] connection therefore
+/// refused by the server (SQLSTATE 25P02). A guard that owns a [`Pooled`](crate::Pooled) connection therefore
 /// queues a `ROLLBACK` before its release (the connection goes back to the pool with no
 /// transaction block and no month). A guard that borrows or shares the connection does not
 /// (it would roll back another task's work): end transactions before dropping such guards, or
@@ -439,20 +440,20 @@ impl<C: Deref<Target = Client>> MonthLockGuard<C> {
     /// before it completes, the release still happens: the guard keeps the connection until
     /// the outcome is known, and a dropped future drops the guard, whose `Drop` queues the
     /// release once more (only of months the session holds and no other request of the
-    /// connection claims; on a [`Pooled`] connection after a `ROLLBACK`) before the connection
+    /// connection claims; on a [`Pooled`](crate::Pooled) connection after a `ROLLBACK`) before the connection
     /// is let go. The fallbacks below (retry, self-terminate) run only while the future is
     /// polled.
     ///
     /// A release that fails on a live connection is tried once more: after a stray cancel or
     /// `statement_timeout` as it is; in a failed transaction block (SQLSTATE 25P02, which can
-    /// only end in a rollback) after a `ROLLBACK` on a [`Pooled`] connection only (the guard
+    /// only end in a rollback) after a `ROLLBACK` on a [`Pooled`](crate::Pooled) connection only (the guard
     /// owns it). On a borrowed or shared connection the block is another task's, and its
     /// `ROLLBACK TO SAVEPOINT` may still save its work: nothing is rolled back, the 25P02 error
     /// is returned, and the month stays held by the session until you release it yourself
     /// after the block ended (`month_lock_release`, `month_lock_release_all()`) or the session
     /// ends: end transaction blocks before releasing on a shared connection. If the retry
     /// fails too, the error is returned and,
-    /// on a [`Pooled`] connection, the session is ended (`pg_terminate_backend` of its own
+    /// on a [`Pooled`](crate::Pooled) connection, the session is ended (`pg_terminate_backend` of its own
     /// backend, after a `ROLLBACK`): a closed session holds no locks, and a pool discards a
     /// closed connection. On a connection the guard borrows or shares, a release is queued
     /// ahead of whatever the connection runs next instead.
@@ -667,64 +668,5 @@ impl<C: Deref<Target = Client>> Drop for MonthLockGuard<C> {
                 crate::request::send_release(&client, &text, clean_up);
             }
         });
-    }
-}
-
-/// True when `C` is [`Pooled`]: the guard owns a connection that goes back to a pool when it
-/// is done, so it must leave no transaction block and no month behind.
-fn owns_pooled<C>() -> bool {
-    let name = std::any::type_name::<C>();
-    let pooled = std::any::type_name::<Pooled<()>>();
-    let prefix = pooled.strip_suffix("<()>").unwrap_or(pooled);
-    name.strip_prefix(prefix)
-        .is_some_and(|rest| rest.starts_with('<'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pooled_handles_are_recognised() {
-        assert!(owns_pooled::<Pooled<Box<std::sync::Arc<Client>>>>());
-        assert!(!owns_pooled::<std::sync::Arc<Client>>());
-        assert!(!owns_pooled::<&Client>());
-        assert!(!owns_pooled::<Box<Pooled<Box<std::sync::Arc<Client>>>>>());
-    }
-}
-
-/// Adapter for connection handles that reach a [`Client`] through two derefs, such as
-/// `deadpool_postgres::Object` (which derefs to `ClientWrapper`, which derefs to `Client`):
-/// `Pooled(object)` derefs to the `Client` directly, so a guard can own the pooled connection
-/// and releases the lock before the object goes back to the pool.
-///
-/// ```no_run
-/// use month_lock_client::{MonthLock, Pooled};
-/// use std::ops::Deref;
-///
-/// // Stands in for a pool's object type: Object -> Wrapper -> Client.
-/// struct Wrapper(tokio_postgres::Client);
-/// impl Deref for Wrapper {
-///     type Target = tokio_postgres::Client;
-///     fn deref(&self) -> &tokio_postgres::Client { &self.0 }
-/// }
-///
-/// # async fn demo(object: Box<Wrapper>) -> month_lock_client::Result<()> {
-/// let guard = MonthLock::new("2024-03".parse()?).acquire(Pooled(object)).await?;
-/// drop(guard); // queues the release, then drops the object
-/// # Ok(()) }
-/// ```
-#[derive(Debug)]
-pub struct Pooled<C>(pub C);
-
-impl<C> Deref for Pooled<C>
-where
-    C: Deref,
-    C::Target: Deref<Target = Client>,
-{
-    type Target = Client;
-
-    fn deref(&self) -> &Client {
-        &self.0
     }
 }

@@ -13,7 +13,7 @@ use month_lock_tests::server;
 use rustix::process::{Pid, Signal};
 use tokio_postgres::Client;
 
-use common::cli::{cli, scratch_dir, wait_for_file};
+use common::cli::{cli, running, scratch_dir, wait_for_file};
 use common::months::ym;
 
 /// How soon the processes must be gone.
@@ -21,16 +21,6 @@ const BOUND: Duration = Duration::from_secs(5);
 
 fn pid(n: i32) -> Pid {
     Pid::from_raw(n).unwrap()
-}
-
-/// Alive and not a zombie.
-fn running(n: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{n}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-        Err(_) => false,
-    }
 }
 
 /// Waits until `n` is gone; returns how long that took (panics after `BOUND`).

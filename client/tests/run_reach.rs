@@ -13,17 +13,7 @@ use month_lock_tests::server;
 use rustix::process::{kill_process, Pid, Signal};
 use tokio::process::Command;
 
-use common::cli::{scratch_dir, wait_for_file, BIN};
-
-/// Alive and not a zombie.
-fn running(n: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{n}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-        Err(_) => false,
-    }
-}
+use common::cli::{running, scratch_dir, wait_for_file, BIN};
 
 /// `month-lock ARGS` exec'd by a shell that first started `sleep 300` in the background (its
 /// pid in `dir/sleep`): month-lock inherits it as a child.

@@ -91,3 +91,13 @@ pub async fn cli_holder_pid(observer: &Client, m: YearMonth) -> i32 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Process `n` is alive and not a zombie (/proc/N/stat's state).
+pub fn running(n: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{n}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}

@@ -2,15 +2,13 @@
 //! another task's `SET search_path`: it finds the extension's functions all the same.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Waker};
-use std::time::Duration;
 
-use month_lock_client::{MonthLock, MonthLockExt};
+use month_lock_client::MonthLockExt;
 use month_lock_tests::server;
 
 mod common;
-use common::months::ym;
+use common::months::{acquisition, ym};
 
 #[tokio::test]
 async fn a_clean_up_behind_a_search_path_change_releases_what_the_request_took() {
@@ -24,22 +22,7 @@ async fn a_clean_up_behind_a_search_path_change_releases_what_the_request_took()
         for _ in 0..rounds {
             {
                 let c = &client;
-                let mut acquisition: Pin<Box<dyn Future<Output = bool> + '_>> =
-                    match shape {
-                        "one" => Box::pin(async move {
-                            MonthLock::new(m)
-                                .timeout(Duration::from_secs(1))
-                                .acquire(c)
-                                .await
-                                .is_ok()
-                        }),
-                        "any_of" => Box::pin(async move {
-                            MonthLock::any_of([m, n]).unwrap().acquire(c).await.is_ok()
-                        }),
-                        _ => Box::pin(async move {
-                            MonthLock::set([m, n]).unwrap().acquire(c).await.is_ok()
-                        }),
-                    };
+                let mut acquisition = acquisition(shape, c, m, n);
                 let mut cx = Context::from_waker(Waker::noop());
                 assert!(acquisition.as_mut().poll(&mut cx).is_pending());
                 // Another task's statement, queued behind the acquisition.

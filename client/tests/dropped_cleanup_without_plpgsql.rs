@@ -3,16 +3,13 @@
 //! dropped request's month released, for one month, `any_of` and sets. Also against the
 //! SQL-only edition (its functions are PL/pgSQL, which calling does not need `USAGE` for).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Waker};
-use std::time::Duration;
 
-use month_lock_client::{MonthLock, MonthLockExt};
+use month_lock_client::MonthLockExt;
 use month_lock_tests::server;
 
 mod common;
-use common::months::ym;
+use common::months::{acquisition, ym};
 
 #[tokio::test]
 async fn a_dropped_acquisition_is_cleaned_up_without_plpgsql() {
@@ -41,22 +38,7 @@ async fn a_dropped_acquisition_is_cleaned_up_without_plpgsql() {
         for _ in 0..rounds {
             {
                 let c = &client;
-                let mut acquisition: Pin<Box<dyn Future<Output = bool> + '_>> =
-                    match shape {
-                        "one" => Box::pin(async move {
-                            MonthLock::new(m)
-                                .timeout(Duration::from_secs(1))
-                                .acquire(c)
-                                .await
-                                .is_ok()
-                        }),
-                        "any_of" => Box::pin(async move {
-                            MonthLock::any_of([m, n]).unwrap().acquire(c).await.is_ok()
-                        }),
-                        _ => Box::pin(async move {
-                            MonthLock::set([m, n]).unwrap().acquire(c).await.is_ok()
-                        }),
-                    };
+                let mut acquisition = acquisition(shape, c, m, n);
                 let mut cx = Context::from_waker(Waker::noop());
                 assert!(acquisition.as_mut().poll(&mut cx).is_pending());
                 drop(acquisition);

@@ -14,7 +14,7 @@ use month_lock_tests::server;
 use rustix::process::{Pid, Signal};
 use tokio_postgres::Client;
 
-use common::cli::{cli, running, scratch_dir, wait_for_file};
+use common::cli::{cli, group_of, running, scratch_dir, session_of, wait_for_file};
 use common::months::ym;
 
 /// How soon things must be over.
@@ -146,8 +146,6 @@ async fn start_escaping(
         .unwrap();
     let shell = pid_in(&dir.join("shell")).await;
     let child = pid_in(&dir.join("child")).await;
-    let group_of = |n: i32| rustix::process::getpgid(Some(pid(n))).unwrap();
-    let session_of = |n: i32| rustix::process::getsid(Some(pid(n))).unwrap();
     // The group CMD runs in unless it leaves: the watchdog's (the parent's other child).
     let start = Instant::now();
     loop {
@@ -158,7 +156,7 @@ async fn start_escaping(
                     && group_of(child) == group_of(shell)
             }
             // The child made a session of its own (after `$!` was written).
-            Escape::SetsidGrandchild => session_of(child) != session_of(shell),
+            Escape::SetsidGrandchild => session_of(child) == Some(child),
         };
         if escaped {
             break;

@@ -13,7 +13,7 @@ use month_lock_tests::server;
 use rustix::process::{Pid, Signal};
 use tokio_postgres::Client;
 
-use common::cli::{cli, running, scratch_dir, wait_for_file};
+use common::cli::{cli, group_of, running, scratch_dir, wait_for_file};
 use common::months::ym;
 
 /// How soon the processes must be gone.
@@ -105,13 +105,13 @@ async fn a_lost_lock_stops_cmd_and_the_children_it_started() {
         .unwrap();
     let (shell, child) = tree_pids(&dir).await;
     assert_eq!(
-        rustix::process::getpgid(Some(pid(child))).unwrap(),
-        rustix::process::getpgid(Some(pid(shell))).unwrap(),
+        group_of(child),
+        group_of(shell),
         "CMD's child is in CMD's group"
     );
     assert_ne!(
-        rustix::process::getpgid(Some(pid(shell))).unwrap(),
-        rustix::process::getpgid(Some(pid(run.id().unwrap() as i32))).unwrap(),
+        group_of(shell),
+        group_of(run.id().unwrap() as i32),
         "CMD has a group of its own"
     );
     let backend = holder_pid(&observer, m).await;

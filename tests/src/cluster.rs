@@ -26,6 +26,10 @@ pub async fn start_cluster(settings: &[(&str, &str)]) -> Server {
         std::process::id(),
         DB_COUNTER.fetch_add(1, Ordering::SeqCst)
     ));
+    // Not this process's (the counter is): one an earlier process with this pid left, in a
+    // pid namespace (a container) where every run gets the same pid and that process's id
+    // now names this one, so `remove_stale_clusters` takes it for alive.
+    let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("create cluster directory");
     if let Some((uid, gid)) = os_user {
         chown(&dir, uid, gid);

@@ -101,3 +101,22 @@ pub fn running(n: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Field `k` (1-based, `k` ≥ 3) of /proc/N/stat as a number.
+fn stat_field(n: i32, k: usize) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{n}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split(' ').nth(k - 3)?.parse().ok()
+}
+
+/// The process group of process `n`: `None` for a group outside this pid namespace (the kernel
+/// answers 0, where rustix's `getpgid` asserts: CI runs in a container whose process group or
+/// session was made outside it) or a process that is gone.
+pub fn group_of(n: i32) -> Option<i32> {
+    stat_field(n, 5).filter(|&g| g > 0)
+}
+
+/// The session of process `n`, `None` as for [`group_of`].
+pub fn session_of(n: i32) -> Option<i32> {
+    stat_field(n, 6).filter(|&s| s > 0)
+}

@@ -13,7 +13,7 @@ use month_lock_tests::server;
 use rustix::process::{kill_process, Pid, Signal};
 use tokio::process::Command;
 
-use common::cli::{running, scratch_dir, wait_for_file, BIN};
+use common::cli::{running, scratch_dir, unique, wait_for_file, BIN};
 
 /// `month-lock ARGS` exec'd by a shell that first started `sleep 300` in the background (its
 /// pid in `dir/sleep`): month-lock inherits it as a child.
@@ -150,7 +150,7 @@ async fn a_fork_and_exit_chain_cmd_leaves_is_gone_when_month_lock_exits() {
                  \x20       last = t\n";
     for round in 0..12 {
         let dir = scratch_dir(&format!("reach_chain_{round}"));
-        let marker = format!("month_lock_chain_{}_{round}", std::process::id());
+        let marker = format!("month_lock_chain_{}_{round}", unique());
         let m = format!("2031-{:02}", round % 12 + 1);
         let script = format!(
             "python3 -c '{chain}' {marker} {} & sleep 1; echo started > {}",

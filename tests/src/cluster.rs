@@ -4,7 +4,6 @@
 
 use crate::{Server, DB_COUNTER, DIR_PREFIX};
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -20,17 +19,7 @@ pub async fn start_cluster(settings: &[(&str, &str)]) -> Server {
     let bindir = pg_bindir();
     let os_user = server_os_user();
     remove_stale_clusters();
-
-    let dir = std::env::temp_dir().join(format!(
-        "{DIR_PREFIX}{}.{}",
-        std::process::id(),
-        DB_COUNTER.fetch_add(1, Ordering::SeqCst)
-    ));
-    // Not this process's (the counter is): one an earlier process with this pid left, in a
-    // pid namespace (a container) where every run gets the same pid and that process's id
-    // now names this one, so `remove_stale_clusters` takes it for alive.
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create cluster directory");
+    let dir = new_cluster_dir();
     if let Some((uid, gid)) = os_user {
         chown(&dir, uid, gid);
     }
@@ -363,30 +352,72 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// Removes cluster directories left by earlier processes whose postmaster is gone.
+/// The file in each cluster directory whose lock says its process is alive. A lock goes with
+/// its process whatever pid namespace that runs in; a process id does not (the sweep used
+/// to test the id in the directory's name, and took the live cluster of a run in a container,
+/// whose ids are another namespace's, for a stale one).
+const OWNER_LOCK: &str = "owner.lock";
+
+/// `flock(2)` on `file` (`File::lock` needs a newer Rust than the workspace's oldest).
+fn flock(file: &fs::File, operation: libc::c_int) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock takes a descriptor `file` keeps open for the call and a flag word.
+    unsafe { libc::flock(file.as_raw_fd(), operation) == 0 }
+}
+
+/// A new cluster directory under the temp dir, locked by this process until it exits.
+fn new_cluster_dir() -> PathBuf {
+    loop {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "{DIR_PREFIX}{}.{}.{stamp}",
+            std::process::id(),
+            DB_COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            // Another namespace's process with this pid and counter, in the same nanosecond.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("create cluster directory {}: {e}", dir.display()),
+        }
+        let lock = fs::File::create(dir.join(OWNER_LOCK)).expect("create the owner lock");
+        assert!(flock(&lock, libc::LOCK_EX), "lock the owner lock");
+        // Held until this process exits (the file is close-on-exec: postgres does not hold it).
+        std::mem::forget(lock);
+        return dir;
+    }
+}
+
+/// Removes cluster directories whose process is gone: their owner lock is free (and older than
+/// the moment between its creation and its locking), or they have none and are an hour old
+/// (left by an older harness, or by a process killed before it locked).
 fn remove_stale_clusters() {
     let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
         return;
     };
+    let older_than = |path: &Path, age: Duration| {
+        fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|a| a > age)
+    };
     for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with(DIR_PREFIX) {
+        if !entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
             continue;
         }
-        let pid_file = entry.path().join("data").join("postmaster.pid");
-        let alive = fs::File::open(&pid_file)
-            .ok()
-            .and_then(|f| BufReader::new(f).lines().next()?.ok())
-            .and_then(|line| line.trim().parse::<i32>().ok())
-            // SAFETY: kill with signal 0 only checks for existence.
-            .is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
-        let owner_pid: Option<i32> = name[DIR_PREFIX.len()..]
-            .split('.')
-            .next()
-            .and_then(|p| p.parse().ok());
-        // SAFETY: as above.
-        let owner_alive = owner_pid.is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
-        if !alive && !owner_alive {
+        let lock_path = entry.path().join(OWNER_LOCK);
+        let stale = match fs::File::open(&lock_path) {
+            Ok(lock) => {
+                flock(&lock, libc::LOCK_EX | libc::LOCK_NB)
+                    && older_than(&lock_path, Duration::from_secs(5))
+            }
+            Err(_) => older_than(&entry.path(), Duration::from_secs(3600)),
+        };
+        if stale {
             let _ = fs::remove_dir_all(entry.path());
         }
     }

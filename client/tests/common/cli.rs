@@ -36,12 +36,48 @@ pub fn cli_url(url: &str) -> Command {
     cmd
 }
 
-/// A new, empty directory for one test of this process.
+/// A new, empty directory for one test of this process (named also by the time: a run in a
+/// container of its own may have the same process id as one outside).
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("month_lock_cli_{name}_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(remove_old_scratch_dirs);
+    let dir = std::env::temp_dir().join(format!(
+        "month_lock_cli_{name}_{}_{}",
+        std::process::id(),
+        unique()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Removes the scratch directories of earlier runs (a day old: nothing runs that long).
+fn remove_old_scratch_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(24 * 3600));
+        if old
+            && e.file_name()
+                .to_string_lossy()
+                .starts_with("month_lock_cli_")
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Nanoseconds since the epoch: a suffix no other process picks.
+pub fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// The contents of `path` once a complete line is in it (up to 20 s).

@@ -132,10 +132,9 @@ fn walk(all: &[Proc], skip: Option<Pid>, others: &[(Pid, u64)]) -> Vec<Proc> {
 /// Reap the ended children of this process other than `keep` (CMD and the watchdog, which
 /// tokio reaps): processes re-parented here whose parent ended before them.
 pub fn reap_orphans(keep: &[Option<Pid>]) {
-    let me = Some(getpid());
-    for p in all() {
-        if p.parent == me && p.ended && !keep.contains(&Some(p.pid)) {
-            let _ = waitpid(Some(p.pid), WaitOptions::NOHANG);
+    for child in children_of(getpid()) {
+        if !keep.contains(&Some(child)) && all_of(child).is_some_and(|p| p.ended) {
+            let _ = waitpid(Some(child), WaitOptions::NOHANG);
         }
     }
 }
@@ -175,58 +174,49 @@ fn all_of(pid: Pid) -> Option<Proc> {
     parse(pid, &stat)
 }
 
-/// Kill every descendant (but `skip`), freezing them first: SIGSTOP each one a walk finds (a
-/// stopped process cannot fork; a zombie does not mind) and walk again, until two walks in a
-/// row find no process not seen before, then SIGKILL them all; at most `rounds` walks. The
-/// walk follows the children files of /proc, read while the processes stand still, so a
-/// fork-and-exit chain is caught: one scan of /proc missed a generation born while it was
-/// read, and the chain ran on. Then kills what a scan of /proc still finds, reaps the
-/// re-parented ones and returns whether none is left.
+/// Kill every descendant but `skip` (the watchdog) and the processes this one had before CMD
+/// started: walk the children files of /proc from this process, SIGKILL each living process
+/// the moment it is found, reap the ended ones re-parented here (but `keep`), and walk again
+/// until two walks in a row find no living process; at most `rounds` walks. Returns whether
+/// none is left.
+///
+/// Why that ends a fork-and-exit chain: a process with SIGKILL pending cannot finish a fork
+/// (the kernel gives up a fork when a fatal signal arrives before the child is attached), and
+/// a process whose parent ends is re-parented to this one, the subreaper; so while any
+/// descendant lives, one lives among the children of this process or of a living descendant,
+/// and a walk that finds none living means none is left. (Counting walks that found no *new*
+/// process, as a freeze-then-kill version did, let a chain that outran the walk — every
+/// zombie it left still listed and walked — survive month-lock.)
 pub fn kill_all(skip: Option<Pid>, keep: &[Option<Pid>], rounds: usize) -> bool {
-    let mut frozen: Vec<Pid> = Vec::new();
-    let mut quiet = 0;
+    let mut clean = 0;
     for _ in 0..rounds {
-        let mut new = false;
+        let mut living = false;
         let mut parents = vec![getpid()];
         while let Some(parent) = parents.pop() {
             for child in children_of(parent) {
                 if Some(child) == skip || is_other_pid(child) {
                     continue;
                 }
-                if !frozen.contains(&child) {
-                    let _ = kill_process(child, Signal::STOP);
-                    frozen.push(child);
-                    new = true;
+                if all_of(child).is_some_and(|p| !p.ended) {
+                    living = true;
+                    let _ = kill_process(child, Signal::KILL);
                 }
                 parents.push(child);
             }
         }
-        if new {
-            quiet = 0;
+        reap_orphans(keep);
+        if living {
+            clean = 0;
         } else {
-            quiet += 1;
-            if quiet == 2 {
-                break;
+            clean += 1;
+            if clean == 2 {
+                return true;
             }
         }
-    }
-    // Not reaped while freezing: each id is still its process's (a zombie's at worst).
-    for &p in &frozen {
-        let _ = kill_process(p, Signal::KILL);
-    }
-    for _ in 0..rounds {
-        reap_orphans(keep);
-        let living: Vec<Proc> = descendants(skip).into_iter().filter(|p| !p.ended).collect();
-        if living.is_empty() {
-            return true;
-        }
-        for p in living {
-            let _ = kill_process(p.pid, Signal::KILL);
-        }
+        // A killed process takes a moment to end; a re-parenting may race a read.
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    reap_orphans(keep);
-    descendants(skip).iter().all(|p| p.ended)
+    false
 }
 
 #[cfg(test)]

@@ -58,8 +58,9 @@ pub const FORWARDED: [SignalKind; 6] = [
 /// How long the watchdog gets to give the terminal back and kill the group when CMD ended.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How many times `finish` looks for CMD's descendants (one may fork while it kills).
-const KILL_ROUNDS: usize = 200;
+/// How many times `finish` walks CMD's descendants (one may fork while it kills, a killed one
+/// takes a moment to end), 2 ms apart: about a second at most.
+const KILL_ROUNDS: usize = 500;
 
 /// How often the watchdog looks up CMD's process group (a getpgid call).
 pub const GROUP_POLL: Duration = Duration::from_millis(50);

@@ -130,10 +130,12 @@ fn walk(all: &[Proc], skip: Option<Pid>, others: &[(Pid, u64)]) -> Vec<Proc> {
 }
 
 /// Reap the ended children of this process other than `keep` (CMD and the watchdog, which
-/// tokio reaps): processes re-parented here whose parent ended before them.
+/// tokio reaps): processes re-parented here whose parent ended before them. One `waitpid`
+/// without waiting per child, no /proc read: a fork-and-exit chain re-parents a process here
+/// per generation, and each one not yet reaped holds a process id of the machine's.
 pub fn reap_orphans(keep: &[Option<Pid>]) {
     for child in children_of(getpid()) {
-        if !keep.contains(&Some(child)) && all_of(child).is_some_and(|p| p.ended) {
+        if !keep.contains(&Some(child)) {
             let _ = waitpid(Some(child), WaitOptions::NOHANG);
         }
     }

@@ -7,13 +7,13 @@ mod common;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use month_lock_tests::server;
 use rustix::process::{kill_process, Pid, Signal};
 use tokio::process::Command;
 
-use common::cli::{running, scratch_dir, unique, wait_for_file, BIN};
+use common::cli::{kill_marked, running, scratch_dir, unique, wait_for_file, with_marker, BIN};
 
 /// `month-lock ARGS` exec'd by a shell that first started `sleep 300` in the background (its
 /// pid in `dir/sleep`): month-lock inherits it as a child.
@@ -67,68 +67,6 @@ async fn a_process_month_lock_inherited_is_never_killed() {
             "round {round}: the inherited sleep {sleep} was killed"
         );
     }
-}
-
-/// The processes whose command line holds `marker`.
-fn with_marker(marker: &str) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| {
-        let e = e.ok()?;
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-        (String::from_utf8_lossy(&cmdline).contains(marker) && running(pid)).then_some(pid)
-    })
-    .collect()
-}
-
-/// The children of process `p` (its threads' /proc children files).
-fn children_of(p: i32) -> Vec<i32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|l| {
-            l.split_whitespace()
-                .filter_map(|n| n.parse().ok())
-                .collect::<Vec<i32>>()
-        })
-        .collect()
-}
-
-/// Stops every process with `marker` and, through the children files, what they forked (a
-/// chain forks on faster than a scan of /proc sees it), until two rounds in a row stop none
-/// new; then kills them all. Returns whether any was found.
-fn kill_marked(marker: &str) -> bool {
-    let mut stopped: Vec<i32> = Vec::new();
-    let mut quiet = 0;
-    let start = Instant::now();
-    while quiet < 2 && start.elapsed() < Duration::from_secs(10) {
-        let mut todo: Vec<i32> = with_marker(marker);
-        todo.extend(&stopped);
-        let mut new = false;
-        let mut walked: Vec<i32> = Vec::new();
-        while let Some(p) = todo.pop() {
-            if walked.contains(&p) {
-                continue;
-            }
-            walked.push(p);
-            if !stopped.contains(&p) {
-                let _ = kill_process(Pid::from_raw(p).unwrap(), Signal::STOP);
-                stopped.push(p);
-                new = true;
-            }
-            todo.extend(children_of(p));
-        }
-        quiet = if new { 0 } else { quiet + 1 };
-    }
-    for &p in &stopped {
-        let _ = kill_process(Pid::from_raw(p).unwrap(), Signal::KILL);
-    }
-    !stopped.is_empty()
 }
 
 /// CMD starts a chain in a session of its own, each generation forking its successor and

@@ -2,6 +2,7 @@
 
 use month_lock_client::{MonthLockExt, YearMonth};
 use month_lock_tests::TestDb;
+use rustix::process::{kill_process, Pid, Signal};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -155,4 +156,66 @@ pub fn group_of(n: i32) -> Option<i32> {
 /// The session of process `n`, `None` as for [`group_of`].
 pub fn session_of(n: i32) -> Option<i32> {
     stat_field(n, 6).filter(|&s| s > 0)
+}
+
+/// The processes whose command line holds `marker`.
+pub fn with_marker(marker: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        (String::from_utf8_lossy(&cmdline).contains(marker) && running(pid)).then_some(pid)
+    })
+    .collect()
+}
+
+/// The children of process `p` (its threads' /proc children files).
+fn children_of(p: i32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|l| {
+            l.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
+/// Stops every process with `marker` and, through the children files, what they forked (a
+/// chain forks on faster than a scan of /proc sees it), until two rounds in a row stop none
+/// new; then kills them all. Returns whether any was found.
+pub fn kill_marked(marker: &str) -> bool {
+    let mut stopped: Vec<i32> = Vec::new();
+    let mut quiet = 0;
+    let start = Instant::now();
+    while quiet < 2 && start.elapsed() < Duration::from_secs(10) {
+        let mut todo: Vec<i32> = with_marker(marker);
+        todo.extend(&stopped);
+        let mut new = false;
+        let mut walked: Vec<i32> = Vec::new();
+        while let Some(p) = todo.pop() {
+            if walked.contains(&p) {
+                continue;
+            }
+            walked.push(p);
+            if !stopped.contains(&p) {
+                let _ = kill_process(Pid::from_raw(p).unwrap(), Signal::STOP);
+                stopped.push(p);
+                new = true;
+            }
+            todo.extend(children_of(p));
+        }
+        quiet = if new { 0 } else { quiet + 1 };
+    }
+    for &p in &stopped {
+        let _ = kill_process(Pid::from_raw(p).unwrap(), Signal::KILL);
+    }
+    !stopped.is_empty()
 }

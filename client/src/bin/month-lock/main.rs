@@ -479,6 +479,14 @@ async fn run_holding(
             }
         }
     }
+    if !tree::proc_is_ours() {
+        eprintln!(
+            "month-lock: /proc is another pid namespace's (mount this one's: `unshare --pid \
+             --fork --mount-proc`): what {shown} starts could not be found; not running it"
+        );
+        let _ = release_in_time(guard).await;
+        return EX_UNAVAILABLE;
+    }
     let mut watchdog = match watchdog::Watchdog::start().await {
         Ok(w) => w,
         Err(e) => {

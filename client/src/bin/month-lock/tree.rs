@@ -100,9 +100,34 @@ fn parse(pid: Pid, stat: &str) -> Option<Proc> {
         pid,
         parent,
         group,
-        ended: state == "Z" || state == "X",
+        ended: (state == "Z" || state == "X") && no_thread_runs(pid),
         start,
     })
+}
+
+/// Whether no thread of process `pid` runs. /proc/PID/stat tells the state of the first thread
+/// only: a process whose first thread called `pthread_exit` shows as a zombie while its other
+/// threads run on (such a process was left running as ended).
+fn no_thread_runs(pid: Pid) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", pid.as_raw_nonzero())) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_none_or(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
+        })
+    })
+}
+
+/// Whether /proc shows this process's pid namespace. Under `unshare --pid --fork` without
+/// `--mount-proc` it shows the parent namespace's: its numbers name other processes, and
+/// nothing CMD starts could be found there (a process CMD left in a session of its own ran on).
+pub fn proc_is_ours() -> bool {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse::<i32>().ok())
+        == Some(getpid().as_raw_nonzero().get())
 }
 
 /// The descendants of this process, except `skip` (the watchdog), the processes it had before
@@ -177,37 +202,40 @@ fn all_of(pid: Pid) -> Option<Proc> {
 }
 
 /// Kill every descendant but `skip` (the watchdog) and the processes this one had before CMD
-/// started: walk the children files of /proc from this process, SIGKILL each living process
-/// the moment it is found, reap the ended ones re-parented here (but `keep`), and walk again
-/// until two walks in a row find no living process; at most `rounds` walks. Returns whether
-/// none is left.
+/// started: walk the children files of /proc from this process, SIGKILL each process listed
+/// the moment it is read (a zombie does not mind), reap the ended ones re-parented here (but
+/// `keep`), and walk again, until two walks in a row list no process at all but `keep`'s
+/// ended ones; at most `rounds` walks. Returns whether none is left.
 ///
 /// Why that ends a fork-and-exit chain: a process with SIGKILL pending cannot finish a fork
 /// (the kernel gives up a fork when a fatal signal arrives before the child is attached), and
-/// a process whose parent ends is re-parented to this one, the subreaper; so while any
-/// descendant lives, one lives among the children of this process or of a living descendant,
-/// and a walk that finds none living means none is left. (Counting walks that found no *new*
-/// process, as a freeze-then-kill version did, let a chain that outran the walk — every
-/// zombie it left still listed and walked — survive month-lock.)
+/// a process whose parent ends is re-parented to this one, the subreaper, before that parent
+/// shows as ended; so while any descendant lives, some process is listed below this one, and a
+/// walk that lists none means none is left. A walk is not a snapshot: a listed process may end
+/// before its own list is read, its child moving up here after this one's list was read. So a
+/// walk that listed any process at all, living or not, does not count as clean. (Counting walks
+/// that found no living process let a compiled chain whose generations live for microseconds
+/// survive most runs; counting walks that found nothing new, as a freeze-then-kill version
+/// did, let a chain that outran the walk survive.)
 pub fn kill_all(skip: Option<Pid>, keep: &[Option<Pid>], rounds: usize) -> bool {
     let mut clean = 0;
     for _ in 0..rounds {
-        let mut living = false;
+        let mut listed = false;
         let mut parents = vec![getpid()];
         while let Some(parent) = parents.pop() {
             for child in children_of(parent) {
                 if Some(child) == skip || is_other_pid(child) {
                     continue;
                 }
-                if all_of(child).is_some_and(|p| !p.ended) {
-                    living = true;
-                    let _ = kill_process(child, Signal::KILL);
+                let _ = kill_process(child, Signal::KILL);
+                if !(keep.contains(&Some(child)) && all_of(child).is_some_and(|p| p.ended)) {
+                    listed = true;
                 }
                 parents.push(child);
             }
         }
         reap_orphans(keep);
-        if living {
+        if listed {
             clean = 0;
         } else {
             clean += 1;

@@ -13,8 +13,10 @@ git clone -q "$top" "$dir/src"
 git -C "$dir/src" checkout -q "$(git -C "$top" rev-parse "$rev")"
 echo "ci-container: $(git -C "$dir/src" log --oneline -1) in $dir (log: $dir/log)"
 cd "$dir/src"
-# `set -m` gives the job a process group of its own inside the namespace.
-CI=true unshare --pid --fork --mount-proc bash -c 'set -m; bash .ci/run </dev/null & wait $!' \
+# `set -m` gives the job a process group of its own inside the namespace; `env
+# --default-signal` undoes what a launching script ignored (its background jobs get SIGINT and
+# SIGQUIT ignored, and month-lock keeps an ignored signal ignored).
+CI=true env --default-signal unshare --pid --fork --mount-proc bash -c 'set -m; bash .ci/run </dev/null & wait $!' \
   </dev/null >"$dir/log" 2>&1 && status=0 || status=$?
 tail -3 "$dir/log"
 echo "ci-container: exit $status after $SECONDS s"

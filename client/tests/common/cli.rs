@@ -34,6 +34,19 @@ pub fn cli_url(url: &str) -> Command {
         cmd.env_remove(var);
     }
     cmd.arg("--database-url").arg(url).kill_on_drop(true);
+    // A suite started in the background of a script (`make test &`, `nohup`) hands its
+    // processes SIGINT and SIGQUIT (or SIGHUP) ignored, and month-lock keeps a signal that came
+    // ignored ignored, as documented: the tests that send signals need the defaults.
+    // SAFETY: the closure runs between fork and exec and only calls signal(2), which is
+    // async-signal-safe, on constant arguments.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGTERM] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     cmd
 }
 

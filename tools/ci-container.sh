@@ -9,6 +9,7 @@ set -euo pipefail
 rev=${1:-HEAD}
 top=$(git rev-parse --show-toplevel)
 dir=$(mktemp -d /tmp/month_lock_ci.XXXXXX)
+chmod 755 "$dir" # as a checkout usually is: some suites run steps as other users
 git clone -q "$top" "$dir/src"
 git -C "$dir/src" checkout -q "$(git -C "$top" rev-parse "$rev")"
 echo "ci-container: $(git -C "$dir/src" log --oneline -1) in $dir (log: $dir/log)"

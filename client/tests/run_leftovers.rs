@@ -269,7 +269,7 @@ async fn a_proc_of_another_pid_namespace_is_refused() {
     .expect("unshare (util-linux) runs");
     assert_eq!(out.status.code(), Some(69), "{out:?}");
     assert!(
-        text(&out.stderr).contains("/proc is another pid namespace's"),
+        text(&out.stderr).contains("/proc is missing or another pid namespace's"),
         "{out:?}"
     );
     assert!(!ran.exists(), "CMD ran");

@@ -481,8 +481,9 @@ async fn run_holding(
     }
     if !tree::proc_is_ours() {
         eprintln!(
-            "month-lock: /proc is another pid namespace's (mount this one's: `unshare --pid \
-             --fork --mount-proc`): what {shown} starts could not be found; not running it"
+            "month-lock: /proc is missing or another pid namespace's (mount this namespace's \
+             /proc; `unshare --pid --fork --mount-proc` does): what {shown} starts could not be \
+             found; not running it"
         );
         let _ = release_in_time(guard).await;
         return EX_UNAVAILABLE;
@@ -567,7 +568,7 @@ async fn run_holding(
             // What CMD left running in its group, and in a group it made, goes before the
             // lock does (CMD's last group read while it is not yet reaped).
             watchdog.note(cmd_pid);
-            watchdog.finish(cmd_pid).await;
+            let all_gone = watchdog.finish(cmd_pid).await;
             let status = match child.wait().await {
                 Ok(status) => status,
                 Err(e) => {
@@ -588,7 +589,8 @@ async fn run_holding(
                 }
             };
             match outcome {
-                Ok(()) => code,
+                Ok(()) if all_gone => code,
+                Ok(()) => EX_SOFTWARE_LOCK_LOST,
                 Err(Error::LockLost { reason, .. }) => {
                     eprintln!(
                         "month-lock: the lock on {ym} was found lost when {shown} ended ({reason})"

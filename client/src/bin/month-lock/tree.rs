@@ -120,8 +120,8 @@ fn no_thread_runs(pid: Pid) -> bool {
     })
 }
 
-/// Whether /proc shows this process's pid namespace. Under `unshare --pid --fork` without
-/// `--mount-proc` it shows the parent namespace's: its numbers name other processes, and
+/// Whether /proc shows this process's pid namespace (false also without a /proc, as in a bare
+/// chroot). Under `unshare --pid --fork` without `--mount-proc` it shows the parent namespace's: its numbers name other processes, and
 /// nothing CMD starts could be found there (a process CMD left in a session of its own ran on).
 pub fn proc_is_ours() -> bool {
     std::fs::read_link("/proc/self")
@@ -220,6 +220,11 @@ fn all_of(pid: Pid) -> Option<Proc> {
 pub fn kill_all(skip: Option<Pid>, keep: &[Option<Pid>], rounds: usize) -> bool {
     let mut clean = 0;
     for _ in 0..rounds {
+        // CMD may have covered /proc (a mount in the namespace both share): a walk that reads
+        // nothing there proves nothing.
+        if !proc_is_ours() {
+            return false;
+        }
         let mut listed = false;
         let mut parents = vec![getpid()];
         while let Some(parent) = parents.pop() {

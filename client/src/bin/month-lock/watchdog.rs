@@ -238,8 +238,9 @@ impl Watchdog {
     /// Kill whatever is left of CMD's group, of every group CMD was seen in, and of everything
     /// CMD started (the descendants of `month-lock`), and wait until the watchdog is gone
     /// (bounded: a stopped group is continued first, and a watchdog that does not end in time
-    /// is killed). Called before CMD (`cmd`) is reaped.
-    pub async fn finish(mut self, cmd: Option<u32>) {
+    /// is killed). Called before CMD (`cmd`) is reaped. Returns whether nothing CMD started is
+    /// left (false: one outlived SIGKILL, or /proc no longer shows them).
+    pub async fn finish(mut self, cmd: Option<u32>) -> bool {
         // EOF: the watchdog kills the group, itself included.
         self.pipe = None;
         // A stopped group (`kill -STOP -PGID`, Ctrl-Z) holds a stopped watchdog: continue it.
@@ -264,9 +265,16 @@ impl Watchdog {
             let _ = kill_process_group(self.group, Signal::KILL);
         }
         let cmd = cmd.and_then(|id| tree::to_pid(id as i32));
-        if !tree::kill_all(self.pid(), &[self.pid(), cmd], KILL_ROUNDS) {
-            eprintln!("month-lock: a process CMD started is still running after SIGKILL");
+        // Nothing to skip: the watchdog is reaped, and its process id may be one of CMD's
+        // processes' by now (skipping the number let such a process run on).
+        let gone = tree::kill_all(None, &[cmd], KILL_ROUNDS);
+        if !gone {
+            eprintln!(
+                "month-lock: a process CMD started is still running after SIGKILL (uninterruptible, \
+                 traced, another user's), or /proc no longer shows them; exit status 70"
+            );
         }
+        gone
     }
 }
 

@@ -15,7 +15,9 @@ use month_lock_tests::server;
 use rustix::process::{kill_process, Pid, Signal};
 use tokio::process::Command;
 
-use common::cli::{cli, kill_marked, scratch_dir, text, unique, wait_for_file, BIN};
+use common::cli::{
+    cli, cli_holder_pid, kill_marked, scratch_dir, text, unique, wait_for_file, BIN,
+};
 use common::months::ym;
 
 /// Compiles `source` (C) in `dir` into `name`; a missing compiler fails the test (the suite
@@ -201,18 +203,7 @@ async fn a_process_whose_first_thread_ended_is_killed() {
             .unwrap();
         let n: i32 = wait_for_file(&pid_file).await.trim().parse().unwrap();
         if lose {
-            let start = Instant::now();
-            let backend = loop {
-                let rows = observer.locks().await.unwrap();
-                if let Some(r) = rows.iter().find(|r| r.granted && r.year_month() == Some(m)) {
-                    break r.pid.unwrap();
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(10),
-                    "nobody holds {m}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            };
+            let backend = cli_holder_pid(&observer, m).await;
             observer
                 .execute("SELECT pg_terminate_backend($1)", &[&backend])
                 .await
